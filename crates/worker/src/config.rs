@@ -1,0 +1,313 @@
+//! finflow's configuration: built-in defaults < `finflow.toml` < `FINFLOW_*` environment.
+//!
+//! Environment keys nest with `__`: `FINFLOW_FINFRA__CLIENT_ID` sets `finfra.client_id`.
+//! Every problem (a missing credential, a malformed URL, an unknown key) is reported as one
+//! line that names the key and where it came from; secrets never appear in it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The file read when `--config` is not given (if it exists).
+pub const DEFAULT_CONFIG_FILE: &str = "finflow.toml";
+
+/// The prefix of every environment variable finflow reads.
+const ENV_PREFIX: &str = "FINFLOW_";
+
+/// Keys whose values are kept as the exact string from the environment. Figment would
+/// otherwise parse `0123` as the number 123, silently changing a client id or secret.
+const STRING_KEYS: &[&str] = &[
+    "finfra.base_url",
+    "finfra.client_id",
+    "finfra.client_secret",
+];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How finflow reaches Finfra.
+    pub finfra: FinfraConfig,
+}
+
+/// How finflow reaches Finfra's partner API.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinfraConfig {
+    /// `sandbox`, `production`, or any `http(s)://` URL (a local `finflow sandbox`).
+    pub base_url: String,
+    /// The partner's client id, from Finfra's dashboard.
+    pub client_id: Option<String>,
+    /// The partner's client secret, from Finfra's dashboard.
+    pub client_secret: Option<SecretString>,
+    /// Timeout of one request to Finfra, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl std::fmt::Debug for FinfraConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FinfraConfig")
+            .field("base_url", &self.base_url)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+/// The built-in defaults, the lowest layer.
+#[derive(Serialize)]
+struct Defaults {
+    finfra: FinfraDefaults,
+}
+
+#[derive(Serialize)]
+struct FinfraDefaults {
+    base_url: &'static str,
+    timeout_secs: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            finfra: FinfraDefaults {
+                base_url: "sandbox",
+                timeout_secs: 30,
+            },
+        }
+    }
+}
+
+/// A configuration that could not be loaded; its message is one line fit for a user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads the layers: defaults, then the TOML file, then `FINFLOW_*` variables.
+    ///
+    /// `file` is the `--config` argument: when given it must exist; when absent,
+    /// `finflow.toml` in the working directory is read if it is there.
+    ///
+    /// # Errors
+    /// A missing explicit file, unparsable TOML, an unknown key or a value of the wrong type.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let path: PathBuf = match file {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => path.to_path_buf(),
+            None => PathBuf::from(DEFAULT_CONFIG_FILE),
+        };
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Defaults::default()))
+                .merge(Toml::file(path))
+                .merge(RawEnv),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        figment.extract().map_err(|error| {
+            // Figment's own message names the key and the provider it came from; keep only
+            // the first error so the report stays one line.
+            let first = error.into_iter().next().map(|e| e.to_string());
+            ConfigError(format!(
+                "invalid configuration: {}",
+                first.unwrap_or_else(|| "unknown error".to_owned())
+            ))
+        })
+    }
+}
+
+impl FinfraConfig {
+    /// The base URL, resolving the names `sandbox` and `production`.
+    ///
+    /// # Errors
+    /// A value that is neither of the names nor an absolute `http`/`https` URL.
+    pub fn base_url(&self) -> Result<Url, ConfigError> {
+        let raw = match self.base_url.trim() {
+            "sandbox" => finfra_api::client::SANDBOX_BASE_URL,
+            "production" => finfra_api::client::PRODUCTION_BASE_URL,
+            other => other,
+        };
+        let url = Url::parse(raw).map_err(|e| {
+            ConfigError(format!(
+                "finfra.base_url {raw:?} is not a valid URL ({e}); use `sandbox`, `production` or http(s)://host[:port]"
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ConfigError(format!(
+                "finfra.base_url {raw:?} must be an http:// or https:// URL with a host"
+            )));
+        }
+        Ok(url)
+    }
+
+    /// The credentials, or a message naming what is missing and how to set it.
+    ///
+    /// # Errors
+    /// `client_id` or `client_secret` unset or empty.
+    pub fn credentials(&self) -> Result<finfra_api::auth::Credentials, ConfigError> {
+        use secrecy::ExposeSecret;
+        let id = self.client_id.as_deref().unwrap_or("").trim();
+        if id.is_empty() {
+            return Err(ConfigError(
+                "finfra.client_id is not set: set FINFLOW_FINFRA__CLIENT_ID or [finfra] client_id in finflow.toml".into(),
+            ));
+        }
+        let secret = match &self.client_secret {
+            Some(secret) if !secret.expose_secret().is_empty() => secret.clone(),
+            _ => {
+                return Err(ConfigError(
+                    "finfra.client_secret is not set: set FINFLOW_FINFRA__CLIENT_SECRET or [finfra] client_secret in finflow.toml".into(),
+                ));
+            }
+        };
+        Ok(finfra_api::auth::Credentials::new(id.to_owned(), secret))
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+/// `FINFLOW_*` variables, nested on `__`, with [`STRING_KEYS`] kept verbatim.
+struct RawEnv;
+
+impl RawEnv {
+    fn env() -> Env {
+        Env::prefixed(ENV_PREFIX).split("__")
+    }
+}
+
+impl Provider for RawEnv {
+    fn metadata(&self) -> Metadata {
+        Self::env().metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, raw) in Self::env().iter() {
+            let value = if STRING_KEYS.contains(&key.as_str()) {
+                Value::from(raw)
+            } else {
+                raw.parse::<Value>().unwrap_or_else(|never| match never {})
+            };
+            let nested = figment::util::nest(key.as_str(), value)
+                .into_dict()
+                .ok_or_else(|| figment::Error::from(format!("empty key in {ENV_PREFIX}*")))?;
+            dict = merge(dict, nested);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Deep-merges `b` into `a` (later wins), as figment does between providers.
+fn merge(mut a: Dict, b: Dict) -> Dict {
+    for (key, value) in b {
+        let merged = match (a.remove(&key), value) {
+            (Some(Value::Dict(_, left)), Value::Dict(tag, right)) => {
+                Value::Dict(tag, merge(left, right))
+            }
+            (_, value) => value,
+        };
+        a.insert(key, merged);
+    }
+    a
+}
+
+#[cfg(test)]
+// figment's `Jail` closures return its large error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn load_with(jail: &mut figment::Jail, toml: Option<&str>) -> Result<Config, ConfigError> {
+        if let Some(toml) = toml {
+            jail.create_file(DEFAULT_CONFIG_FILE, toml)
+                .expect("write toml");
+        }
+        Config::load(None)
+    }
+
+    #[test]
+    fn defaults_point_at_finfra_sandbox() {
+        figment::Jail::expect_with(|jail| {
+            let config = load_with(jail, None).expect("defaults load");
+            assert_eq!(
+                config.finfra.base_url().expect("url").as_str(),
+                "https://sandbox-partner-service.elp.finfra.io/"
+            );
+            assert_eq!(config.finfra.timeout(), Duration::from_secs(30));
+            assert!(config.finfra.credentials().is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file_and_keeps_strings_verbatim() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FINFLOW_FINFRA__CLIENT_ID", "000123");
+            jail.set_env("FINFLOW_FINFRA__CLIENT_SECRET", "0042");
+            jail.set_env("FINFLOW_FINFRA__TIMEOUT_SECS", "7");
+            let config = load_with(
+                jail,
+                Some("[finfra]\nbase_url = \"http://127.0.0.1:9\"\nclient_id = \"file-id\"\n"),
+            )
+            .expect("load");
+            let credentials = config.finfra.credentials().expect("credentials");
+            assert_eq!(credentials.client_id, "000123");
+            assert_eq!(credentials.client_secret.expose_secret(), "0042");
+            assert_eq!(config.finfra.timeout(), Duration::from_secs(7));
+            assert_eq!(
+                config.finfra.base_url().expect("url").as_str(),
+                "http://127.0.0.1:9/"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn problems_are_one_line_and_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FINFLOW_FINFRA__CLIENT_SECRET", "s3cret-value");
+            let config =
+                load_with(jail, Some("[finfra]\nbase_url = \"not a url\"\n")).expect("load");
+            let error = config.finfra.base_url().expect_err("bad url").to_string();
+            assert!(error.contains("finfra.base_url"), "{error}");
+            assert!(!error.contains('\n'));
+            let missing = config.finfra.credentials().expect_err("no id").to_string();
+            assert!(missing.contains("FINFLOW_FINFRA__CLIENT_ID"), "{missing}");
+            assert!(!format!("{config:?}").contains("s3cret-value"));
+
+            let unknown = load_with(jail, Some("[finfra]\nbase_ulr = \"x\"\n"))
+                .expect_err("typo is refused")
+                .to_string();
+            assert!(unknown.contains("base_ulr"), "{unknown}");
+            assert!(!unknown.contains('\n'));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error() {
+        let error = Config::load(Some(Path::new("/nonexistent/finflow.toml")))
+            .expect_err("missing file")
+            .to_string();
+        assert!(error.contains("/nonexistent/finflow.toml"), "{error}");
+    }
+}

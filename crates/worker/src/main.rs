@@ -1,0 +1,86 @@
+//! `finflow`: the loan orchestration engine's one binary.
+//!
+//! Subcommands so far: `sandbox` runs a local, strict fake of Finfra; `doctor` checks the
+//! configuration and the way to Finfra. Every failure ends in one line on stderr and a
+//! non-zero exit code, never a stack trace.
+
+mod commands;
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "finflow",
+    version,
+    about = "Loan orchestration engine for Finfra's partner API",
+    long_about = "finflow drives borrower onboarding and loans through Finfra's partner API as \
+                  durable state machines.\n\nConfiguration: built-in defaults < finflow.toml < \
+                  FINFLOW_* environment variables (nested with __, e.g. FINFLOW_FINFRA__CLIENT_ID)."
+)]
+struct Cli {
+    /// Configuration file (default: ./finflow.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local, strict fake of Finfra and print the credentials and URLs to use.
+    #[command(after_help = "Examples:\n  \
+        finflow sandbox --port 8090\n  \
+        finflow sandbox --port 8090 --callback-url http://127.0.0.1:8080 --callback-auth-key dev-key\n  \
+        finflow sandbox --zero-delay --error-500-rate 0.05 --error-429-rate 0.05 --ambiguous-rate 0.02 --seed 7")]
+    Sandbox(Box<commands::sandbox::Args>),
+    /// Check the configuration, obtain a token and call both of Finfra's healthchecks.
+    #[command(after_help = "Examples:\n  \
+        finflow doctor\n  \
+        FINFLOW_FINFRA__BASE_URL=http://127.0.0.1:8090 FINFLOW_FINFRA__CLIENT_ID=id \\\n    \
+        FINFLOW_FINFRA__CLIENT_SECRET=secret finflow doctor\n\n\
+        Exit status 0 only when every check passes.")]
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sandbox(args) => commands::sandbox::run(*args).await,
+            Command::Doctor => commands::doctor::run(cli.config.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `FINFLOW_LOG` (e.g. `info`, `finfra_api=debug`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FINFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

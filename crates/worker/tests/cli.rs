@@ -1,0 +1,230 @@
+//! The `finflow` binary as a user runs it: `finflow sandbox` in one process, `finflow doctor`
+//! pointed at it in another.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const FINFLOW: &str = env!("CARGO_BIN_EXE_finflow");
+
+/// A `finflow sandbox` child process, killed on drop.
+struct SandboxProcess {
+    child: Child,
+    base_url: String,
+    client_id: String,
+    client_secret: String,
+}
+
+impl SandboxProcess {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(FINFLOW)
+            .args(["sandbox", "--port", "0", "--zero-delay"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn finflow sandbox");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut base_url, mut client_id, mut client_secret) = (None, None, None);
+        for line in lines.by_ref() {
+            let line = line.expect("read sandbox banner");
+            let line = line.trim();
+            let value = |prefix: &str| line.strip_prefix(prefix).map(str::to_owned);
+            if let Some(v) = value("export FINFLOW_FINFRA__BASE_URL=") {
+                base_url = Some(v);
+            } else if let Some(v) = value("export FINFLOW_FINFRA__CLIENT_ID=") {
+                client_id = Some(v);
+            } else if let Some(v) = value("export FINFLOW_FINFRA__CLIENT_SECRET=") {
+                client_secret = Some(v);
+            }
+            if line.starts_with("Ctrl-C") {
+                break;
+            }
+        }
+        // Keep draining stdout so the sandbox never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            base_url: base_url.expect("banner prints the base URL"),
+            client_id: client_id.expect("banner prints the client id"),
+            client_secret: client_secret.expect("banner prints the client secret"),
+        }
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `finflow doctor` with exactly these `FINFLOW_*` variables, from an empty directory
+/// so that no `finflow.toml` is picked up.
+fn doctor(env: &[(&str, &str)]) -> Output {
+    let dir = std::env::temp_dir().join(format!("finflow-doctor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    doctor_in(&dir, env)
+}
+
+fn doctor_in(dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(FINFLOW);
+    command.arg("doctor").current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("FINFLOW_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run finflow doctor")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn doctor_passes_against_the_sandbox() {
+    let sandbox = SandboxProcess::start(&[]);
+    let output = doctor(&[
+        ("FINFLOW_FINFRA__BASE_URL", &sandbox.base_url),
+        ("FINFLOW_FINFRA__CLIENT_ID", &sandbox.client_id),
+        ("FINFLOW_FINFRA__CLIENT_SECRET", &sandbox.client_secret),
+    ]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    for check in ["config", "token", "liveness", "readiness"] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(check) && l.contains(" ok ")),
+            "{check} not ok in:\n{report}"
+        );
+    }
+    assert!(
+        !report.contains(&sandbox.client_secret),
+        "the secret leaked:\n{report}"
+    );
+}
+
+#[test]
+fn doctor_explains_wrong_credentials_in_one_line() {
+    let sandbox = SandboxProcess::start(&[]);
+    let output = doctor(&[
+        ("FINFLOW_FINFRA__BASE_URL", &sandbox.base_url),
+        ("FINFLOW_FINFRA__CLIENT_ID", &sandbox.client_id),
+        ("FINFLOW_FINFRA__CLIENT_SECRET", "not-the-secret"),
+    ]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let token = report
+        .lines()
+        .find(|l| l.starts_with("token"))
+        .unwrap_or_else(|| panic!("no token line in:\n{report}"));
+    assert!(token.contains("FAIL") && token.contains("401"), "{token}");
+    assert!(token.contains("FINFLOW_FINFRA__CLIENT_SECRET"), "{token}");
+    // The healthchecks need no credentials, so they still pass.
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("liveness") && l.contains(" ok ")),
+        "{report}"
+    );
+    assert!(!report.contains("not-the-secret"), "{report}");
+    assert!(!report.contains("panicked"), "{report}");
+}
+
+#[test]
+fn doctor_explains_an_unreachable_host() {
+    // Port 9 (discard) on loopback: nothing listens there on a test machine.
+    let output = doctor(&[
+        ("FINFLOW_FINFRA__BASE_URL", "http://127.0.0.1:9"),
+        ("FINFLOW_FINFRA__CLIENT_ID", "id"),
+        ("FINFLOW_FINFRA__CLIENT_SECRET", "secret"),
+    ]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    for check in ["token", "liveness", "readiness"] {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(check))
+            .unwrap_or_else(|| panic!("no {check} line in:\n{report}"));
+        assert!(
+            line.contains("FAIL") && line.contains("cannot reach 127.0.0.1"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn doctor_explains_a_bad_url_and_missing_credentials() {
+    let output = doctor(&[("FINFLOW_FINFRA__BASE_URL", "ftp//nowhere")]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let config = report
+        .lines()
+        .find(|l| l.starts_with("config"))
+        .unwrap_or_else(|| panic!("no config line in:\n{report}"));
+    assert!(
+        config.contains("FAIL") && config.contains("finfra.base_url"),
+        "{config}"
+    );
+    assert!(report.contains("token      skip"), "{report}");
+
+    let output = doctor(&[("FINFLOW_FINFRA__BASE_URL", "http://127.0.0.1:9")]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FINFLOW_FINFRA__CLIENT_ID"),
+        "names the missing setting:\n{report}"
+    );
+}
+
+#[test]
+fn doctor_reads_finflow_toml() {
+    let sandbox = SandboxProcess::start(&["--client-id", "toml-client", "--client-secret", "0123"]);
+    let dir = std::env::temp_dir().join(format!("finflow-doctor-toml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(
+        dir.join("finflow.toml"),
+        format!(
+            "[finfra]\nbase_url = \"{}\"\nclient_id = \"toml-client\"\nclient_secret = \"wrong\"\n",
+            sandbox.base_url
+        ),
+    )
+    .expect("write finflow.toml");
+    // The environment overrides the file, and a numeric-looking secret stays a string.
+    let output = doctor_in(&dir, &[("FINFLOW_FINFRA__CLIENT_SECRET", "0123")]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+}
+
+#[test]
+fn unknown_subcommand_and_help() {
+    let output = Command::new(FINFLOW)
+        .arg("frobnicate")
+        .output()
+        .expect("run finflow");
+    assert!(!output.status.success());
+    let output = Command::new(FINFLOW)
+        .args(["sandbox", "--help"])
+        .output()
+        .expect("run finflow");
+    assert!(output.status.success());
+    assert!(text(&output).contains("Examples:"));
+    let output = Command::new(FINFLOW)
+        .args(["sandbox", "--error-500-rate", "2"])
+        .output()
+        .expect("run finflow");
+    assert!(!output.status.success());
+    assert!(
+        text(&output).contains("not between 0 and 1"),
+        "{}",
+        text(&output)
+    );
+}
