@@ -27,7 +27,24 @@ pub async fn sandbox() -> RunningSandbox {
 }
 
 pub async fn sandbox_with(config: SandboxConfig) -> RunningSandbox {
+    init_tracing();
     Sandbox::start(config).await.expect("the sandbox starts")
+}
+
+/// Tests are silent unless `TEST_LOG` is set (then `RUST_LOG`, default `debug`, filters).
+pub fn init_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "debug".into()),
+                )
+                .with_test_writer()
+                .init();
+        }
+    });
 }
 
 /// The default client configuration for `sandbox`.
