@@ -176,7 +176,10 @@ pub struct StatusCallback {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loan_unique_id: Option<String>,
     /// The borrower's status on user events, the loan's on loan events; see
-    /// [`Self::borrower_status`] and [`Self::loan_status`].
+    /// [`Self::borrower_status`] and [`Self::loan_status`]. Its meaning on `credit_score` is
+    /// undefined, so absent or `null` reads as `""` rather than refusing (and so losing) the
+    /// event.
+    #[serde(default, deserialize_with = "lenient::null_as_default")]
     pub status: String,
     #[serde(default, deserialize_with = "lenient::null_as_default")]
     pub data: CallbackData,

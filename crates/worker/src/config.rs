@@ -23,17 +23,98 @@ const ENV_PREFIX: &str = "FINFLOW_";
 /// Keys whose values are kept as the exact string from the environment. Figment would
 /// otherwise parse `0123` as the number 123, silently changing a client id or secret.
 const STRING_KEYS: &[&str] = &[
+    "database_url",
     "finfra.base_url",
     "finfra.client_id",
     "finfra.client_secret",
+    "callbacks.auth_key",
+    "callbacks.previous_auth_key",
 ];
+
+/// Where finflow keeps its state when nothing else is configured: a SQLite file in the
+/// working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://finflow.db";
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The store: `sqlite://FILE` (one machine) or `postgres://...` (a fleet).
+    pub database_url: SecretUrl,
     /// How finflow reaches Finfra.
     pub finfra: FinfraConfig,
+    /// The receiver of Finfra's callbacks.
+    pub callbacks: CallbacksConfig,
+    /// The worker's own limits.
+    pub worker: WorkerConfig,
+}
+
+/// A database URL, which may carry a password: shown with the password replaced.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// The URL as configured, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`, for messages.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                // Setting a password only fails on URLs that cannot have one, and this one has.
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The callback receiver served by `finflow run`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// Address to listen on, e.g. `0.0.0.0:8080`.
+    pub listen: std::net::SocketAddr,
+    /// The `finfra-auth-key` Finfra sends with every callback (from Finfra's dashboard).
+    pub auth_key: Option<SecretString>,
+    /// The previous key, accepted too while a rotation is under way.
+    pub previous_auth_key: Option<SecretString>,
+}
+
+impl std::fmt::Debug for CallbacksConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbacksConfig")
+            .field("listen", &self.listen)
+            .field("auth_key", &self.auth_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "previous_auth_key",
+                &self.previous_auth_key.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// How much one worker process takes on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Workflows advanced at once by this process.
+    pub concurrency: usize,
+    /// How long a claimed workflow stays this worker's before another may take it over
+    /// (a killed worker's work resumes after at most this long), in seconds.
+    pub lease_secs: u64,
+    /// The folder of workflow definitions (`*.toml`).
+    pub workflows_dir: PathBuf,
 }
 
 /// How finflow reaches Finfra's partner API.
@@ -67,7 +148,22 @@ impl std::fmt::Debug for FinfraConfig {
 /// The built-in defaults, the lowest layer.
 #[derive(Serialize)]
 struct Defaults {
+    database_url: &'static str,
     finfra: FinfraDefaults,
+    callbacks: CallbacksDefaults,
+    worker: WorkerDefaults,
+}
+
+#[derive(Serialize)]
+struct CallbacksDefaults {
+    listen: &'static str,
+}
+
+#[derive(Serialize)]
+struct WorkerDefaults {
+    concurrency: usize,
+    lease_secs: u64,
+    workflows_dir: &'static str,
 }
 
 #[derive(Serialize)]
@@ -79,9 +175,18 @@ struct FinfraDefaults {
 impl Default for Defaults {
     fn default() -> Self {
         Self {
+            database_url: DEFAULT_DATABASE_URL,
             finfra: FinfraDefaults {
                 base_url: "sandbox",
                 timeout_secs: 30,
+            },
+            callbacks: CallbacksDefaults {
+                listen: "127.0.0.1:8080",
+            },
+            worker: WorkerDefaults {
+                concurrency: 16,
+                lease_secs: 30,
+                workflows_dir: "workflows",
             },
         }
     }
@@ -201,6 +306,10 @@ impl Provider for RawEnv {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut dict = Dict::new();
         for (key, raw) in Self::env().iter() {
+            // `FINFLOW_LOG` is the log filter, read before the configuration.
+            if key.as_str() == "log" {
+                continue;
+            }
             let value = if STRING_KEYS.contains(&key.as_str()) {
                 Value::from(raw)
             } else {
@@ -264,6 +373,7 @@ mod tests {
             jail.set_env("FINFLOW_FINFRA__CLIENT_ID", "000123");
             jail.set_env("FINFLOW_FINFRA__CLIENT_SECRET", "0042");
             jail.set_env("FINFLOW_FINFRA__TIMEOUT_SECS", "7");
+            jail.set_env("FINFLOW_LOG", "debug");
             let config = load_with(
                 jail,
                 Some("[finfra]\nbase_url = \"http://127.0.0.1:9\"\nclient_id = \"file-id\"\n"),
@@ -299,6 +409,25 @@ mod tests {
                 .to_string();
             assert!(unknown.contains("base_ulr"), "{unknown}");
             assert!(!unknown.contains('\n'));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn database_url_defaults_to_sqlite_and_hides_its_password() {
+        figment::Jail::expect_with(|jail| {
+            let config = load_with(jail, None).expect("defaults load");
+            assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+            jail.set_env(
+                "FINFLOW_DATABASE_URL",
+                "postgres://finflow:hunter2@db:5432/finflow",
+            );
+            let config = load_with(jail, None).expect("load");
+            assert_eq!(
+                config.database_url.redacted(),
+                "postgres://finflow:***@db:5432/finflow"
+            );
+            assert!(!format!("{config:?}").contains("hunter2"));
             Ok(())
         });
     }

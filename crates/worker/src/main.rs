@@ -5,7 +5,6 @@
 //! non-zero exit code, never a stack trace.
 
 mod commands;
-mod config;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +44,42 @@ enum Command {
         FINFLOW_FINFRA__CLIENT_SECRET=secret finflow doctor\n\n\
         Exit status 0 only when every check passes.")]
     Doctor,
+    /// Create or upgrade the database schema (safe to repeat, and to run concurrently).
+    #[command(after_help = "Examples:\n  \
+        finflow migrate                                   # ./finflow.db (SQLite)\n  \
+        FINFLOW_DATABASE_URL=postgres://postgres@127.0.0.1:5432/finflow finflow migrate")]
+    Migrate,
+    /// Run a worker: advance due workflows and receive Finfra's callbacks, until SIGTERM.
+    #[command(after_help = "Examples:\n  \
+        FINFLOW_CALLBACKS__AUTH_KEY=... finflow run\n  \
+        FINFLOW_DATABASE_URL=postgres://postgres@127.0.0.1/finflow finflow run   # one of a fleet\n\n\
+        Needs finfra.client_id/client_secret and callbacks.auth_key; migrates the database first.")]
+    Run,
+    /// Enqueue a workflow; prints its id. The same kind and business key twice returns the
+    /// existing workflow; with a different input it is refused.
+    #[command(after_help = "Examples:\n  \
+        finflow submit onboard-borrower --business-key borrower-42 --input borrower-42.json\n\n\
+        Invalid input is refused with every problem listed, and nothing is stored.")]
+    Submit {
+        /// The workflow kind, e.g. onboard-borrower.
+        kind: String,
+        /// Your key for this piece of work (unique per kind), e.g. your borrower's id.
+        #[arg(long)]
+        business_key: String,
+        /// The input, a JSON file.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+    },
+    /// Count workflows by kind, state and status.
+    #[command(after_help = "Examples:\n  \
+        finflow status\n  \
+        finflow status --json\n\n\
+        The same counts in SQL: select * from workflow_status_counts;")]
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +99,14 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Sandbox(args) => commands::sandbox::run(*args).await,
             Command::Doctor => commands::doctor::run(cli.config.as_deref()).await,
+            Command::Migrate => commands::migrate::run(cli.config.as_deref()).await,
+            Command::Run => commands::run::run(cli.config.as_deref()).await,
+            Command::Submit {
+                kind,
+                business_key,
+                input,
+            } => commands::submit::run(cli.config.as_deref(), &kind, &business_key, &input).await,
+            Command::Status { json } => commands::status::run(cli.config.as_deref(), json).await,
         }
     });
     match result {

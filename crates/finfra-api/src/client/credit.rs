@@ -33,6 +33,12 @@ impl FinfraClient {
             AuthScheme::Bearer,
         )
         .json(request)?;
+        if let Some(unknown) = sources.iter().find(|s| s.is_unknown()) {
+            return Err(path::invalid(
+                "credit-source",
+                format!("must be afpi or clik (got {:?})", unknown.as_str()),
+            ));
+        }
         if !sources.is_empty() {
             let value = CreditSource::header_value(sources);
             call = call.header("credit-source", path::header("credit-source", &value)?);
@@ -91,5 +97,30 @@ impl FinfraClient {
             AuthScheme::None,
         );
         self.inner.json(&call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use url::Url;
+
+    use super::*;
+    use crate::ClientConfig;
+    use crate::auth::Credentials;
+
+    #[tokio::test]
+    async fn an_undocumented_credit_source_is_refused_before_sending() {
+        // Port 9 (discard): nothing must be sent, so nothing needs to listen.
+        let base = Url::parse("http://127.0.0.1:9/").unwrap();
+        let client =
+            FinfraClient::new(ClientConfig::new(base, Credentials::new("p", "s"))).unwrap();
+        let request = ScoreReportRequest {
+            user_id: "6a41ff87dda4eefd0b7b0300".into(),
+        };
+        let sources = [CreditSource::Afpi, CreditSource::Unknown("pefindo".into())];
+        let Err(Error::Invalid(errors)) = client.score_report(&request, &sources).await else {
+            panic!("expected a validation error");
+        };
+        assert!(errors.has("credit-source"), "{errors}");
     }
 }

@@ -34,6 +34,16 @@ impl FinfraClient {
         )
         .json(request)?;
         if let Some(source) = data_source {
+            if source.is_unknown() {
+                return Err(path::invalid(
+                    "data-source",
+                    format!(
+                        "must be one of {} (got {:?})",
+                        DataSource::KNOWN.join(", "),
+                        source.as_str()
+                    ),
+                ));
+            }
             call = call.header("data-source", path::header("data-source", source.as_str())?);
         }
         if let Some(kyc_id) = kyc_id {
@@ -100,5 +110,32 @@ impl FinfraClient {
             AuthScheme::Bearer,
         );
         self.inner.json(&call).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use url::Url;
+
+    use super::*;
+    use crate::ClientConfig;
+    use crate::auth::Credentials;
+    use crate::model::document::DocumentType;
+
+    #[tokio::test]
+    async fn an_undocumented_data_source_is_refused_before_sending() {
+        // Port 9 (discard): nothing must be sent, so nothing needs to listen.
+        let base = Url::parse("http://127.0.0.1:9/").unwrap();
+        let client =
+            FinfraClient::new(ClientConfig::new(base, Credentials::new("p", "s"))).unwrap();
+        let request = OcrRequest {
+            document_type: DocumentType::Ktp,
+            file: "https://x/ktp.jpg".into(),
+        };
+        let source = DataSource::Unknown("DUKCAPIL".into());
+        let Err(Error::Invalid(errors)) = client.ocr(&request, Some(&source), None).await else {
+            panic!("expected a validation error");
+        };
+        assert!(errors.has("data-source"), "{errors}");
     }
 }

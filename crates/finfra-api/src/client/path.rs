@@ -28,6 +28,18 @@ pub(crate) fn join(base: &Url, segments: &[&str]) -> Result<Url, Error> {
         path.pop_if_empty();
         path.extend(segments);
     }
+    // The URL standard leaves `[`, `]`, `^` and `|` raw in a path; RFC 3986 does not allow
+    // them there, and strict servers answer `400`. Any `%` of a segment is already `%25`, so
+    // encoding the raw ones here cannot double-encode.
+    if url.path().contains(['[', ']', '^', '|']) {
+        let path = url
+            .path()
+            .replace('[', "%5B")
+            .replace(']', "%5D")
+            .replace('^', "%5E")
+            .replace('|', "%7C");
+        url.set_path(&path);
+    }
     Ok(url)
 }
 
@@ -152,6 +164,24 @@ mod tests {
         assert_eq!(
             url("http://h", &["api", "x/y?z#%"]),
             "http://h/api/x%2Fy%3Fz%23%25"
+        );
+    }
+
+    #[test]
+    fn percent_encodes_what_rfc_3986_forbids_in_a_path() {
+        // The URL standard leaves these raw; a strict server refuses them.
+        assert_eq!(
+            url("http://h/p/", &["api", "REF[1]^a|b", "%5B"]),
+            "http://h/p/api/REF%5B1%5D%5Ea%7Cb/%255B"
+        );
+        // Every printable ASCII character is either a pchar (RFC 3986) or encoded.
+        let all: String = (0x20_u8..0x7f).map(char::from).collect();
+        let joined = url("http://h", &[all.as_str()]);
+        let path = joined.strip_prefix("http://h/").unwrap();
+        assert!(
+            path.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%".contains(&b)),
+            "{path}"
         );
     }
 

@@ -16,14 +16,22 @@ string_enum! {
 }
 
 impl CreditSource {
-    /// The `credit-source` header value for a set of sources (`"afpi,clik"`). An empty
-    /// slice gives `""`; send no header at all instead to get Finfra's default (both).
+    /// The `credit-source` header value for a set of sources, spelled as the reference
+    /// does (`afpi`, `clik` or `afpi,clik`): each source once, known ones in that order
+    /// whatever the order given (unknown ones, which the client refuses to send, after).
+    /// An empty slice gives `""`; send no header at all instead to get Finfra's default (both).
     pub fn header_value(sources: &[CreditSource]) -> String {
-        sources
+        let mut names: Vec<&str> = Self::KNOWN
             .iter()
-            .map(CreditSource::as_str)
-            .collect::<Vec<_>>()
-            .join(",")
+            .copied()
+            .filter(|known| sources.iter().any(|s| s.as_str() == *known))
+            .collect();
+        for source in sources {
+            if !names.contains(&source.as_str()) {
+                names.push(source.as_str());
+            }
+        }
+        names.join(",")
     }
 }
 
@@ -143,6 +151,14 @@ mod tests {
             "afpi,clik"
         );
         assert_eq!(CreditSource::header_value(&[CreditSource::Clik]), "clik");
+    }
+
+    #[test]
+    fn header_value_is_one_of_the_documented_spellings() {
+        use CreditSource::{Afpi, Clik};
+        assert_eq!(CreditSource::header_value(&[Clik, Afpi]), "afpi,clik");
+        assert_eq!(CreditSource::header_value(&[Afpi, Afpi]), "afpi");
+        assert_eq!(CreditSource::header_value(&[Clik, Afpi, Clik]), "afpi,clik");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use finfra_api::error::AuthError;
 use finfra_api::{ClientConfig, Error as ApiError, FinfraClient};
 
-use crate::config::Config;
+use worker::config::Config;
 
 /// Runs every check and reports each.
 ///

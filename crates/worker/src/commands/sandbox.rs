@@ -87,7 +87,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     print_banner(&sandbox);
-    shutdown_signal().await;
+    super::shutdown_signal().await;
     eprintln!("finfra sandbox: shutting down");
     sandbox.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -158,29 +158,4 @@ fn print_banner(sandbox: &finfra_sandbox::RunningSandbox) {
     println!("  finflow doctor");
     println!();
     println!("Ctrl-C stops it.");
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        // If the handler cannot be installed, only SIGTERM stops the sandbox.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -1,0 +1,161 @@
+//! Cancelling a workflow (operators, `finflow cancel`): at any non-terminal state, even while
+//! a worker runs a step. The row becomes `cancelled` and its `version` moves on, so the
+//! worker's commit of that step fails with `LeaseLost` and writes nothing; the worker
+//! records what its in-flight call did with [`Store::append_journal`].
+
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::journal::{JournalEntry, append_pg, append_sqlite, outcome};
+use crate::time::to_sqlite;
+use crate::tx::SQLITE_BEGIN;
+use crate::workflow::{Status, Workflow, workflow_columns};
+use crate::{Backend, Store};
+
+impl Store {
+    /// Cancels a workflow: status `cancelled`, `last_error` = `why`, nothing scheduled, lease
+    /// and waits cleared, and a journal row (`action` `cancel`, outcome `cancelled`,
+    /// `worker_id` = `who`), in one transaction. Returns the cancelled row.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Refused`] when it already
+    /// finished (completed, failed or cancelled); [`StoreError::Database`] otherwise.
+    #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %id, cancelled.by = who))]
+    pub async fn cancel(&self, id: Uuid, who: &str, why: &str) -> Result<Workflow, StoreError> {
+        let mut entry = JournalEntry::new("", "cancel", outcome::CANCELLED);
+        entry.error = Some(why.to_owned());
+        entry.request_summary = Some(json!({ "by": who, "reason": why }));
+        let workflow = match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let row = sqlx::query(
+                    "UPDATE workflows SET status = 'cancelled', finished_at = now(), \
+                     next_run_at = NULL, lease_owner = NULL, lease_until = NULL, \
+                     waiting_for = NULL, last_error = $2, version = version + 1, \
+                     updated_at = now() \
+                     WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') \
+                     RETURNING *",
+                )
+                .bind(id)
+                .bind(why)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    let status: Option<String> =
+                        sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    return Err(not_cancellable(id, status)?);
+                };
+                let workflow = Workflow::from_pg(&row)?;
+                sqlx::query("DELETE FROM workflow_waits WHERE workflow_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                entry.step.clone_from(&workflow.state);
+                entry.attempt = workflow.attempt;
+                append_pg(&mut tx, id, who, &entry).await?;
+                tx.commit().await?;
+                workflow
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = to_sqlite(Utc::now());
+                let row = sqlx::query(concat!(
+                    "UPDATE workflows SET status = 'cancelled', finished_at = $3, ",
+                    "next_run_at = NULL, lease_owner = NULL, lease_until = NULL, ",
+                    "waiting_for = NULL, last_error = $2, version = version + 1, updated_at = $3 ",
+                    "WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') ",
+                    "RETURNING ",
+                    workflow_columns!()
+                ))
+                .bind(id.to_string())
+                .bind(why)
+                .bind(&now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    let status: Option<String> =
+                        sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+                            .bind(id.to_string())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    return Err(not_cancellable(id, status)?);
+                };
+                let workflow = Workflow::from_sqlite(&row)?;
+                sqlx::query("DELETE FROM workflow_waits WHERE workflow_id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                entry.step.clone_from(&workflow.state);
+                entry.attempt = workflow.attempt;
+                append_sqlite(&mut tx, id, who, &entry).await?;
+                tx.commit().await?;
+                workflow
+            }
+        };
+        tracing::info!(workflow.id = %id, cancelled.by = who, "workflow cancelled");
+        Ok(workflow)
+    }
+
+    /// Appends a journal row without changing the workflow: for what a worker learned after
+    /// it lost the workflow (e.g. the result of a call in flight when an operator cancelled
+    /// it), or an operator's note. Allowed on finished workflows. Returns the row's `seq`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Database`] otherwise.
+    pub async fn append_journal(
+        &self,
+        workflow_id: Uuid,
+        worker_id: &str,
+        entry: &JournalEntry,
+    ) -> Result<i32, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // Lock the row so concurrent appends (and a commit) number their rows in turn.
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM workflows WHERE id = $1 FOR UPDATE")
+                        .bind(workflow_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if found.is_none() {
+                    return Err(StoreError::NotFound(workflow_id));
+                }
+                let seq = append_pg(&mut tx, workflow_id, worker_id, entry).await?;
+                tx.commit().await?;
+                Ok(seq)
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM workflows WHERE id = $1")
+                        .bind(workflow_id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if found.is_none() {
+                    return Err(StoreError::NotFound(workflow_id));
+                }
+                let seq = append_sqlite(&mut tx, workflow_id, worker_id, entry).await?;
+                tx.commit().await?;
+                Ok(seq)
+            }
+        }
+    }
+}
+
+/// The error for a cancel that matched no row, given the row's status (if it exists).
+fn not_cancellable(id: Uuid, status: Option<String>) -> Result<StoreError, StoreError> {
+    Ok(match status {
+        None => StoreError::NotFound(id),
+        Some(status) => {
+            let status: Status = status.parse()?;
+            StoreError::Refused(format!(
+                "workflow {id} is already {status}; a finished workflow cannot be cancelled"
+            ))
+        }
+    })
+}

@@ -1,0 +1,340 @@
+//! Claiming: the one worker allowed to advance a workflow right now.
+//!
+//! A claim takes a workflow that is due (`next_run_at <= now`), not finished, and not held by
+//! a live lease (an expired one is fine: its worker is presumed dead). It marks the row
+//! `running`, records the lease, bumps `version` (so a late commit by a previous holder fails
+//! with `LeaseLost`), reads the workflow's pending callbacks, and schedules a wake-up at the
+//! lease's expiry: if this worker dies, the workflow resumes when the lease ends, without
+//! waiting for apalis's orphan recovery. A live lease blocks everyone, its holder included,
+//! so a duplicate wake-up never re-enters a step in flight.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, SqliteConnection};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::inbox::{InboxRow, pending_events_pg, pending_events_sqlite};
+use crate::time::{delta, from_sqlite, to_sqlite};
+use crate::tx::SQLITE_BEGIN;
+use crate::wakeup::{push_pg, push_sqlite};
+use crate::workflow::{Status, Workflow, workflow_columns};
+use crate::{Backend, Store};
+
+/// A workflow this worker now holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The row after the claim: status `running`, the lease, the new `version` (pass it as
+    /// `StepCommit::expected_version`).
+    pub workflow: Workflow,
+    /// The status before the claim (e.g. `waiting` when a callback woke it); give it back to
+    /// [`Store::release`] to hand the workflow back untouched.
+    pub previous_status: Status,
+    /// Callbacks matched to it and not yet processed, oldest first.
+    pub events: Vec<InboxRow>,
+}
+
+impl Claimed {
+    /// When the lease ends.
+    pub fn lease_until(&self) -> Option<DateTime<Utc>> {
+        self.workflow.lease_until
+    }
+}
+
+const PG_CLAIM_ONE: &str = concat!(
+    "WITH old AS (SELECT id, status FROM workflows WHERE id = $1 AND next_run_at <= now() ",
+    "AND status NOT IN ('completed', 'failed', 'cancelled') ",
+    "AND (lease_until IS NULL OR lease_until <= now()) FOR UPDATE) ",
+    "UPDATE workflows w SET status = 'running', lease_owner = $2, ",
+    "lease_until = now() + make_interval(secs => $3), version = w.version + 1, updated_at = now() ",
+    "FROM old WHERE w.id = old.id RETURNING w.*, old.status AS previous_status"
+);
+
+const PG_CLAIM_DUE: &str = concat!(
+    "WITH old AS (SELECT id, status FROM workflows WHERE next_run_at <= now() ",
+    "AND status NOT IN ('completed', 'failed', 'cancelled') ",
+    "AND (lease_until IS NULL OR lease_until <= now()) ",
+    "ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) ",
+    "UPDATE workflows w SET status = 'running', lease_owner = $2, ",
+    "lease_until = now() + make_interval(secs => $3), version = w.version + 1, updated_at = now() ",
+    "FROM old WHERE w.id = old.id RETURNING w.*, old.status AS previous_status"
+);
+
+impl Store {
+    /// Claims one workflow for `worker_id` for `lease`, if it is due and free; `None`
+    /// otherwise (not due, finished, held by a live lease, or unknown): then a wake-up that
+    /// led here was stale and can be dropped.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure (then nothing was claimed).
+    #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %workflow_id, worker.id = worker_id))]
+    pub async fn claim(
+        &self,
+        workflow_id: Uuid,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Option<Claimed>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let row = sqlx::query(PG_CLAIM_ONE)
+                    .bind(workflow_id)
+                    .bind(worker_id)
+                    .bind(lease.as_secs_f64())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let claimed = claimed_pg(&mut tx, &row).await?;
+                tx.commit().await?;
+                Ok(Some(claimed))
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = Utc::now();
+                let previous: Option<String> = sqlx::query_scalar(concat!(
+                    "SELECT status FROM workflows WHERE next_run_at <= $1 ",
+                    "AND status NOT IN ('completed', 'failed', 'cancelled') ",
+                    "AND (lease_until IS NULL OR lease_until <= $1) AND id = $2"
+                ))
+                .bind(to_sqlite(now))
+                .bind(workflow_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(previous) = previous else {
+                    return Ok(None);
+                };
+                let claimed =
+                    claim_sqlite(&mut tx, workflow_id, &previous, worker_id, lease, now).await?;
+                tx.commit().await?;
+                Ok(Some(claimed))
+            }
+        }
+    }
+
+    /// Claims up to `limit` due, free workflows, oldest `next_run_at` first: the polling
+    /// fallback beside wake-ups. On PostgreSQL concurrent callers skip each other's rows
+    /// (`FOR UPDATE SKIP LOCKED`); SQLite serializes them.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure (then nothing was claimed).
+    #[tracing::instrument(level = "debug", skip_all, fields(worker.id = worker_id, limit))]
+    pub async fn claim_due(
+        &self,
+        worker_id: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut claimed = Vec::new();
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let rows = sqlx::query(PG_CLAIM_DUE)
+                    .bind(i64::from(limit))
+                    .bind(worker_id)
+                    .bind(lease.as_secs_f64())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for row in &rows {
+                    claimed.push(claimed_pg(&mut tx, row).await?);
+                }
+                tx.commit().await?;
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = Utc::now();
+                let due: Vec<(String, String)> = sqlx::query_as(concat!(
+                    "SELECT id, status FROM workflows WHERE next_run_at <= $1 ",
+                    "AND status NOT IN ('completed', 'failed', 'cancelled') ",
+                    "AND (lease_until IS NULL OR lease_until <= $1) ",
+                    "ORDER BY next_run_at LIMIT $2"
+                ))
+                .bind(to_sqlite(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                for (id, previous) in due {
+                    let id = crate::workflow::uuid_from_sqlite(&id)?;
+                    claimed
+                        .push(claim_sqlite(&mut tx, id, &previous, worker_id, lease, now).await?);
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Extends a held lease to `lease` from now (for a long step or inline continuation) and
+    /// schedules a wake-up at the new expiry. Returns the new expiry.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when this worker no longer holds the workflow at
+    /// `expected_version`; [`StoreError::Database`] on a database failure.
+    pub async fn renew_lease(
+        &self,
+        workflow_id: Uuid,
+        worker_id: &str,
+        expected_version: i64,
+        lease: Duration,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+                    "UPDATE workflows SET lease_until = now() + make_interval(secs => $4), \
+                     updated_at = now() WHERE id = $1 AND lease_owner = $2 AND version = $3 \
+                     RETURNING lease_until",
+                )
+                .bind(workflow_id)
+                .bind(worker_id)
+                .bind(expected_version)
+                .bind(lease.as_secs_f64())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let until = until.ok_or(StoreError::LeaseLost(workflow_id))?;
+                push_pg(&mut tx, &[(workflow_id, until)]).await?;
+                tx.commit().await?;
+                Ok(until)
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = Utc::now();
+                let until = now + delta(lease);
+                let done = sqlx::query(
+                    "UPDATE workflows SET lease_until = $4, updated_at = $5 \
+                     WHERE id = $1 AND lease_owner = $2 AND version = $3",
+                )
+                .bind(workflow_id.to_string())
+                .bind(worker_id)
+                .bind(expected_version)
+                .bind(to_sqlite(until))
+                .bind(to_sqlite(now))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::LeaseLost(workflow_id));
+                }
+                push_sqlite(&mut tx, &[(workflow_id, until)]).await?;
+                tx.commit().await?;
+                Ok(until)
+            }
+        }
+    }
+
+    /// Gives a held workflow back without committing a step (graceful shutdown): the lease is
+    /// cleared and the status set back to `status` (normally `Claimed::previous_status`);
+    /// `next_run_at` is untouched, and a wake-up is scheduled for it so another worker
+    /// continues at once if it is due.
+    ///
+    /// # Errors
+    /// [`StoreError::Refused`] for a terminal `status`; [`StoreError::LeaseLost`] when this
+    /// worker no longer holds it at `expected_version`; [`StoreError::Database`] otherwise.
+    pub async fn release(
+        &self,
+        workflow_id: Uuid,
+        worker_id: &str,
+        expected_version: i64,
+        status: Status,
+    ) -> Result<(), StoreError> {
+        if status.is_terminal() {
+            return Err(StoreError::Refused(format!(
+                "release cannot set the terminal status {status}; commit a step instead"
+            )));
+        }
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let next: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+                    "UPDATE workflows SET lease_owner = NULL, lease_until = NULL, status = $4, \
+                     updated_at = now() WHERE id = $1 AND lease_owner = $2 AND version = $3 \
+                     RETURNING next_run_at",
+                )
+                .bind(workflow_id)
+                .bind(worker_id)
+                .bind(expected_version)
+                .bind(status.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let next = next.ok_or(StoreError::LeaseLost(workflow_id))?;
+                if let Some(at) = next {
+                    push_pg(&mut tx, &[(workflow_id, at)]).await?;
+                }
+                tx.commit().await?;
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let next: Option<Option<String>> = sqlx::query_scalar(
+                    "UPDATE workflows SET lease_owner = NULL, lease_until = NULL, status = $4, \
+                     updated_at = $5 WHERE id = $1 AND lease_owner = $2 AND version = $3 \
+                     RETURNING next_run_at",
+                )
+                .bind(workflow_id.to_string())
+                .bind(worker_id)
+                .bind(expected_version)
+                .bind(status.as_str())
+                .bind(to_sqlite(Utc::now()))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let next = next.ok_or(StoreError::LeaseLost(workflow_id))?;
+                if let Some(at) = next {
+                    push_sqlite(&mut tx, &[(workflow_id, from_sqlite(&at)?)]).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finishes a PostgreSQL claim of one returned row: pending events and the lease-expiry
+/// wake-up, in the claim's transaction.
+async fn claimed_pg(
+    conn: &mut PgConnection,
+    row: &sqlx::postgres::PgRow,
+) -> Result<Claimed, StoreError> {
+    use sqlx::Row;
+    let workflow = Workflow::from_pg(row)?;
+    let previous_status = row.try_get::<String, _>("previous_status")?.parse()?;
+    let events = pending_events_pg(conn, workflow.id).await?;
+    if let Some(until) = workflow.lease_until {
+        push_pg(conn, &[(workflow.id, until)]).await?;
+    }
+    Ok(Claimed {
+        workflow,
+        previous_status,
+        events,
+    })
+}
+
+/// Claims one SQLite row known to be claimable (the caller holds the write lock).
+async fn claim_sqlite(
+    conn: &mut SqliteConnection,
+    workflow_id: Uuid,
+    previous: &str,
+    worker_id: &str,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> Result<Claimed, StoreError> {
+    let until = now + delta(lease);
+    let row = sqlx::query(concat!(
+        "UPDATE workflows SET status = 'running', lease_owner = $2, lease_until = $3, ",
+        "version = version + 1, updated_at = $4 WHERE id = $1 RETURNING ",
+        workflow_columns!()
+    ))
+    .bind(workflow_id.to_string())
+    .bind(worker_id)
+    .bind(to_sqlite(until))
+    .bind(to_sqlite(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    let workflow = Workflow::from_sqlite(&row)?;
+    let events = pending_events_sqlite(conn, workflow_id).await?;
+    push_sqlite(conn, &[(workflow_id, until)]).await?;
+    Ok(Claimed {
+        workflow,
+        previous_status: previous.parse()?,
+        events,
+    })
+}

@@ -1,0 +1,362 @@
+//! Committing a step: the outcome of one step, in ONE transaction, or nothing.
+//!
+//! In order: (PostgreSQL) lock the correlation keys of the new waits; update the workflow row
+//! if this worker still holds it at the version it claimed (else `LeaseLost`, nothing
+//! written); append the journal row; replace the wait registrations; mark the callbacks the
+//! step consumed as processed; match already-received callbacks to the new waits; schedule
+//! the next wake-up — now, if an unprocessed callback is waiting for the workflow, else at
+//! `next_run_at`. A commit that keeps the lease (inline continuation) schedules no wake-up:
+//! its holder carries on, and the wake-up its claim (or last renewal) scheduled at the
+//! lease's expiry covers the holder's death.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, SqliteConnection};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::inbox::{
+    KeyName, lock_keys_pg, mark_processed_pg, mark_processed_sqlite, match_waits_pg,
+    match_waits_sqlite,
+};
+use crate::journal::{JournalEntry, append_pg, append_sqlite};
+use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
+use crate::tx::SQLITE_BEGIN;
+use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::workflow::Status;
+use crate::{Backend, Store};
+
+/// One thing a waiting workflow waits for: a callback with title `event` whose `key` column
+/// equals `value`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Wait {
+    pub event: String,
+    pub key: KeyName,
+    pub value: String,
+}
+
+impl Wait {
+    pub fn new(event: impl Into<String>, key: KeyName, value: impl Into<String>) -> Self {
+        Self {
+            event: event.into(),
+            key,
+            value: value.into(),
+        }
+    }
+}
+
+/// The outcome of one step, as the engine decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepCommit {
+    pub workflow_id: Uuid,
+    /// Must be the lease holder.
+    pub worker_id: String,
+    /// `Claimed::workflow.version`, or the `version` of the previous [`Committed`].
+    pub expected_version: i64,
+    pub status: Status,
+    pub state: String,
+    pub context: Value,
+    pub attempt: i32,
+    /// When to run next; ignored (cleared) for a terminal status. `None` with a non-terminal
+    /// status means "only a callback or a person wakes it".
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Summary for operators, e.g. `user_verified`.
+    pub waiting_for: Option<String>,
+    /// Replaces the workflow's wait registrations (cleared for a terminal status).
+    pub waits: Vec<Wait>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub journal: JournalEntry,
+    /// Inbox ids the step consumed: every id read from `Claimed::events` /
+    /// `pending_events`, used or ignored. An unprocessed matched event keeps the workflow due.
+    pub processed_events: Vec<i64>,
+    /// Pins `definition_version` if it is still unpinned.
+    pub pin_definition_version: Option<i32>,
+    /// `true` to give up the lease (the usual end of a step); `false` to keep it and continue
+    /// inline with the returned version. A terminal status always releases.
+    pub release_lease: bool,
+}
+
+/// What [`Store::commit_step`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The row's new version (for the next inline commit).
+    pub version: i64,
+    /// The journal row's `seq`.
+    pub seq: i32,
+    /// When the workflow is due now (`None`: not scheduled). Earlier than the requested
+    /// `next_run_at` when callbacks are waiting for it.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Unprocessed callbacks matched to the workflow after this commit (including ones that
+    /// arrived before its new wait began). Non-empty means it was made due now.
+    pub pending_events: Vec<i64>,
+}
+
+impl Store {
+    /// Commits a step's outcome atomically; see the module docs for what it writes.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when the workflow is not held by `worker_id` at
+    /// `expected_version` (taken over after the lease expired, or cancelled): nothing was
+    /// written. [`StoreError::NotFound`] for an unknown id. [`StoreError::Database`] on a
+    /// database failure (nothing was written).
+    #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %commit.workflow_id, worker.id = %commit.worker_id, step = %commit.journal.step))]
+    pub async fn commit_step(&self, commit: &StepCommit) -> Result<Committed, StoreError> {
+        let committed = match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let committed = commit_pg(&mut tx, commit).await?;
+                tx.commit().await?;
+                committed
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let committed = commit_sqlite(&mut tx, commit).await?;
+                tx.commit().await?;
+                committed
+            }
+        };
+        tracing::debug!(
+            workflow.id = %commit.workflow_id,
+            workflow.state = %commit.state,
+            workflow.status = %commit.status,
+            journal.seq = committed.seq,
+            "step committed"
+        );
+        Ok(committed)
+    }
+}
+
+/// What the row update needs, normalized for a terminal status.
+struct Effective<'a> {
+    terminal: bool,
+    release: bool,
+    next_run_at: Option<DateTime<Utc>>,
+    waits: &'a [Wait],
+}
+
+fn effective(commit: &StepCommit) -> Effective<'_> {
+    let terminal = commit.status.is_terminal();
+    Effective {
+        terminal,
+        release: terminal || commit.release_lease,
+        next_run_at: if terminal { None } else { commit.next_run_at },
+        waits: if terminal { &[] } else { &commit.waits },
+    }
+}
+
+async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Committed, StoreError> {
+    let eff = effective(commit);
+    let keys: Vec<(KeyName, &str)> = eff
+        .waits
+        .iter()
+        .map(|w| (w.key, w.value.as_str()))
+        .collect();
+    lock_keys_pg(conn, &keys).await?;
+
+    let version: Option<(i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "UPDATE workflows SET status = $4, state = $5, context = $6, attempt = $7, \
+         next_run_at = CASE WHEN $8 <= $15 THEN least($8, now()) ELSE $8 END, \
+         waiting_for = $9, deadline = $10, last_error = $11, \
+         definition_version = coalesce(definition_version, $12), \
+         lease_owner = CASE WHEN $13 THEN NULL ELSE lease_owner END, \
+         lease_until = CASE WHEN $13 THEN NULL ELSE lease_until END, \
+         finished_at = CASE WHEN $14 THEN now() ELSE NULL END, \
+         version = version + 1, updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 AND version = $3 RETURNING version, next_run_at",
+    )
+    .bind(commit.workflow_id)
+    .bind(&commit.worker_id)
+    .bind(commit.expected_version)
+    .bind(commit.status.as_str())
+    .bind(&commit.state)
+    .bind(&commit.context)
+    .bind(commit.attempt)
+    .bind(eff.next_run_at)
+    .bind(&commit.waiting_for)
+    .bind(commit.deadline)
+    .bind(&commit.last_error)
+    .bind(commit.pin_definition_version)
+    .bind(eff.release)
+    .bind(eff.terminal)
+    // "Due by the caller's clock" must be due by the database's, which judges claims: a
+    // next run at or before the caller's now is stored as at most the database's now.
+    .bind(Utc::now())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((version, stored_next_run_at)) = version else {
+        return Err(lost_or_missing_pg(conn, commit.workflow_id).await?);
+    };
+
+    let seq = append_pg(conn, commit.workflow_id, &commit.worker_id, &commit.journal).await?;
+
+    sqlx::query("DELETE FROM workflow_waits WHERE workflow_id = $1")
+        .bind(commit.workflow_id)
+        .execute(&mut *conn)
+        .await?;
+    if !eff.waits.is_empty() {
+        let events: Vec<&str> = eff.waits.iter().map(|w| w.event.as_str()).collect();
+        let names: Vec<&str> = eff.waits.iter().map(|w| w.key.as_str()).collect();
+        let values: Vec<&str> = eff.waits.iter().map(|w| w.value.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO workflow_waits (workflow_id, event, key_name, key_value) \
+             SELECT $1, e, k, v FROM unnest($2::text[], $3::text[], $4::text[]) AS t(e, k, v) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(commit.workflow_id)
+        .bind(&events)
+        .bind(&names)
+        .bind(&values)
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    mark_processed_pg(conn, commit.workflow_id, &commit.processed_events).await?;
+
+    let mut next_run_at = stored_next_run_at;
+    let pending_events = if eff.terminal {
+        Vec::new()
+    } else {
+        match_waits_pg(conn, commit.workflow_id, !eff.waits.is_empty()).await?
+    };
+    if !pending_events.is_empty() {
+        next_run_at = sqlx::query_scalar(
+            "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), now()) \
+             WHERE id = $1 RETURNING next_run_at",
+        )
+        .bind(commit.workflow_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    }
+    let wake_at = if pending_events.is_empty() {
+        next_run_at
+    } else {
+        Some(AT_ONCE)
+    };
+    if let Some(at) = wake_at.filter(|_| eff.release) {
+        push_pg(conn, &[(commit.workflow_id, at)]).await?;
+    }
+    Ok(Committed {
+        version,
+        seq,
+        next_run_at,
+        pending_events,
+    })
+}
+
+/// Why a guarded update matched nothing: the row exists (so the lease or version moved on),
+/// or it does not.
+async fn lost_or_missing_pg(conn: &mut PgConnection, id: Uuid) -> Result<StoreError, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workflows WHERE id = $1)")
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+    Ok(if exists {
+        StoreError::LeaseLost(id)
+    } else {
+        StoreError::NotFound(id)
+    })
+}
+
+async fn commit_sqlite(
+    conn: &mut SqliteConnection,
+    commit: &StepCommit,
+) -> Result<Committed, StoreError> {
+    let eff = effective(commit);
+    let now = Utc::now();
+    let id = commit.workflow_id.to_string();
+
+    let version: Option<i64> = sqlx::query_scalar(
+        "UPDATE workflows SET status = $4, state = $5, context = $6, attempt = $7, \
+         next_run_at = $8, waiting_for = $9, deadline = $10, last_error = $11, \
+         definition_version = coalesce(definition_version, $12), \
+         lease_owner = CASE WHEN $13 THEN NULL ELSE lease_owner END, \
+         lease_until = CASE WHEN $13 THEN NULL ELSE lease_until END, \
+         finished_at = CASE WHEN $14 THEN $15 ELSE NULL END, \
+         version = version + 1, updated_at = $15 \
+         WHERE id = $1 AND lease_owner = $2 AND version = $3 RETURNING version",
+    )
+    .bind(&id)
+    .bind(&commit.worker_id)
+    .bind(commit.expected_version)
+    .bind(commit.status.as_str())
+    .bind(&commit.state)
+    .bind(commit.context.to_string())
+    .bind(commit.attempt)
+    .bind(to_sqlite_opt(eff.next_run_at))
+    .bind(&commit.waiting_for)
+    .bind(to_sqlite_opt(commit.deadline))
+    .bind(&commit.last_error)
+    .bind(commit.pin_definition_version)
+    .bind(eff.release)
+    .bind(eff.terminal)
+    .bind(to_sqlite(now))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(version) = version else {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workflows WHERE id = $1)")
+                .bind(&id)
+                .fetch_one(&mut *conn)
+                .await?;
+        return Err(if exists {
+            StoreError::LeaseLost(commit.workflow_id)
+        } else {
+            StoreError::NotFound(commit.workflow_id)
+        });
+    };
+
+    let seq = append_sqlite(conn, commit.workflow_id, &commit.worker_id, &commit.journal).await?;
+
+    sqlx::query("DELETE FROM workflow_waits WHERE workflow_id = $1")
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
+    for wait in eff.waits {
+        sqlx::query(
+            "INSERT INTO workflow_waits (workflow_id, event, key_name, key_value, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&wait.event)
+        .bind(wait.key.as_str())
+        .bind(&wait.value)
+        .bind(to_sqlite(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    mark_processed_sqlite(conn, commit.workflow_id, &commit.processed_events, now).await?;
+
+    let mut next_run_at = eff.next_run_at;
+    let pending_events = if eff.terminal {
+        Vec::new()
+    } else {
+        match_waits_sqlite(conn, commit.workflow_id, !eff.waits.is_empty(), now).await?
+    };
+    if !pending_events.is_empty() {
+        let due: String = sqlx::query_scalar(
+            "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2) \
+             WHERE id = $1 RETURNING next_run_at",
+        )
+        .bind(&id)
+        .bind(to_sqlite(now))
+        .fetch_one(&mut *conn)
+        .await?;
+        next_run_at = Some(from_sqlite(&due)?);
+    }
+    let wake_at = if pending_events.is_empty() {
+        next_run_at
+    } else {
+        Some(AT_ONCE)
+    };
+    if let Some(at) = wake_at.filter(|_| eff.release) {
+        push_sqlite(conn, &[(commit.workflow_id, at)]).await?;
+    }
+    Ok(Committed {
+        version,
+        seq,
+        next_run_at,
+        pending_events,
+    })
+}

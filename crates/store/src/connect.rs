@@ -1,0 +1,197 @@
+//! Opening a store from a URL: `postgres://…` for a fleet, `sqlite:path`, `sqlite://path` or a
+//! bare file path for one machine. Pools are bounded; SQLite connections are configured for a
+//! money engine (WAL, `synchronous=FULL`, busy timeout, foreign keys) on every connection.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, PgPool, SqlitePool};
+
+use crate::Store;
+use crate::error::StoreError;
+
+/// The backend a store runs on, with its pool.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Pool settings. `None` picks the backend's default.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Most connections the pool opens (default: 10 on PostgreSQL, 4 on SQLite, where writes
+    /// are serialized anyway).
+    pub max_connections: Option<u32>,
+    /// Connections kept open when idle (default 0).
+    pub min_connections: u32,
+    /// How long a caller waits for a free connection before `PoolTimedOut` (default 10 s).
+    pub acquire_timeout: Duration,
+    /// SQLite only: how long a writer waits for the write lock (default 5 s).
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A parsed URL: which backend and how to connect to it.
+pub(crate) enum Target {
+    Postgres(PgConnectOptions),
+    Sqlite(SqliteConnectOptions),
+}
+
+impl Target {
+    /// # Errors
+    /// [`StoreError::InvalidUrl`] for an unknown scheme, an unparsable URL or in-memory SQLite.
+    pub(crate) fn parse(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pg = PgConnectOptions::from_str(url)
+                .map_err(|e| {
+                    StoreError::InvalidUrl(format!("cannot parse the PostgreSQL URL: {e}"))
+                })?
+                .application_name("finflow");
+            return Ok(Self::Postgres(pg));
+        }
+        let sqlite = if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Err(StoreError::InvalidUrl(
+                    "in-memory SQLite is not durable; give a file path (sqlite:finflow.db)".into(),
+                ));
+            }
+            SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::InvalidUrl(format!("cannot parse the SQLite URL: {e}")))?
+        } else if let Some((scheme, _)) = url.split_once("://") {
+            return Err(StoreError::InvalidUrl(format!(
+                "unsupported scheme {scheme:?}: use postgres://, sqlite: or a file path"
+            )));
+        } else if url.is_empty() {
+            return Err(StoreError::InvalidUrl("empty database URL".into()));
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        Ok(Self::Sqlite(sqlite_durable(sqlite, options.busy_timeout)))
+    }
+}
+
+/// What every SQLite connection of finflow runs with. `synchronous=FULL`: a commit the engine
+/// reported is on disk even after a power loss, which WAL + `NORMAL` does not promise.
+pub(crate) fn sqlite_durable(
+    options: SqliteConnectOptions,
+    busy_timeout: Duration,
+) -> SqliteConnectOptions {
+    options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(busy_timeout)
+        .foreign_keys(true)
+}
+
+impl Store {
+    /// Opens a store with default pool settings; see [`Store::connect_with`].
+    ///
+    /// # Errors
+    /// As [`Store::connect_with`].
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Opens a store: `postgres://user@host/db` or `postgresql://…`; `sqlite:path`,
+    /// `sqlite://path` or a bare path for SQLite (the file is created if missing). Opens one
+    /// connection at once, so a wrong URL or an unreachable server fails here. Does not
+    /// migrate: call [`Store::migrate`].
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidUrl`] for a URL the store does not understand (including
+    /// in-memory SQLite, which would not be durable); [`StoreError::Database`] when the first
+    /// connection fails.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let backend = match Target::parse(url, options)? {
+            Target::Postgres(pg) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections.unwrap_or(10))
+                    .min_connections(options.min_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(pg)
+                    .await?;
+                Backend::Postgres(pool)
+            }
+            Target::Sqlite(sqlite) => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections.unwrap_or(4))
+                    .min_connections(options.min_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    // `synchronous` is per connection and anyone holding a pooled connection
+                    // can change it (apalis-sqlite's `setup` sets it OFF): restore it before
+                    // the connection goes back to the pool, so no commit of ours runs without.
+                    .after_release(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            Ok(true)
+                        })
+                    })
+                    .connect_with(sqlite)
+                    .await?;
+                Backend::Sqlite(pool)
+            }
+        };
+        Ok(Store { backend })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<Target, StoreError> {
+        Target::parse(url, &StoreOptions::default())
+    }
+
+    #[test]
+    fn urls_pick_the_backend() {
+        assert!(matches!(
+            parse("postgres://u@h/db"),
+            Ok(Target::Postgres(_))
+        ));
+        assert!(matches!(
+            parse("postgresql://u@h:5433/db"),
+            Ok(Target::Postgres(_))
+        ));
+        assert!(matches!(parse("sqlite:finflow.db"), Ok(Target::Sqlite(_))));
+        assert!(matches!(
+            parse("sqlite:///tmp/finflow.db"),
+            Ok(Target::Sqlite(_))
+        ));
+        assert!(matches!(
+            parse("/var/lib/finflow.db"),
+            Ok(Target::Sqlite(_))
+        ));
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_echoing_them() {
+        for url in [
+            "mysql://root:hunter2@h/db",
+            "postgres://root:hunter2@h:notaport/db",
+            "",
+            "sqlite::memory:",
+            "sqlite://?mode=memory",
+        ] {
+            match parse(url) {
+                Err(StoreError::InvalidUrl(msg)) => assert!(!msg.contains("hunter2"), "{msg}"),
+                _ => panic!("{url:?} should be refused"),
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The store's one error type. Callers branch on the variant: `Conflict` and `Refused` are
+//! answers for a person, `LeaseLost` tells a worker to drop its step, the rest are faults.
+
+use uuid::Uuid;
+
+/// SQLSTATE raised by `finflow_submit` (PostgreSQL) when a key is reused with another input.
+pub const CONFLICT_SQLSTATE: &str = "FF409";
+
+/// Everything a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The same `(kind, business_key)` was submitted before with a different input.
+    #[error(
+        "a {kind} workflow with business key {business_key:?} already exists with a different input"
+    )]
+    Conflict { kind: String, business_key: String },
+
+    /// No workflow has this id.
+    #[error("workflow {0} not found")]
+    NotFound(Uuid),
+
+    /// The workflow changed since it was claimed (another worker took over an expired lease,
+    /// or an operator cancelled it): nothing was written, the step's result must be dropped.
+    #[error("lost the lease on workflow {0}: it changed since it was claimed; nothing was written")]
+    LeaseLost(Uuid),
+
+    /// The operation does not apply to the workflow as it is (e.g. cancelling a finished one).
+    #[error("refused: {0}")]
+    Refused(String),
+
+    /// The database failed or refused a statement.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+
+    /// Applying finflow's or apalis's migrations failed.
+    #[error("migrating the database failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+
+    /// Scheduling a wake-up task failed for a reason other than the database.
+    #[error("scheduling a wake-up failed")]
+    Dispatch(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// The database URL is not one the store understands. The message never repeats the URL
+    /// (it may hold a password).
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+}
+
+impl StoreError {
+    /// `true` when a retry of the same operation may succeed (a serialization failure, a
+    /// deadlock, a busy SQLite file, a dropped connection).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            // Answers about the data: the same call gives the same answer.
+            Self::Conflict { .. } | Self::NotFound(_) | Self::LeaseLost(_) | Self::Refused(_) => {
+                false
+            }
+            // Configuration or schema problems: need a person.
+            Self::Migrate(_) | Self::InvalidUrl(_) => false,
+            Self::Database(e) => is_transient_sqlx(e),
+            Self::Dispatch(_) => false,
+        }
+    }
+}
+
+fn is_transient_sqlx(e: &sqlx::Error) -> bool {
+    use sqlx::error::DatabaseError as _;
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // Primary result code (low byte of the extended one): SQLITE_BUSY, SQLITE_LOCKED.
+                return sqlite
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| matches!(c & 0xff, 5 | 6));
+            }
+            // serialization_failure, deadlock_detected
+            matches!(db.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(e)
+    }
+}
+
+impl From<apalis_postgres::Error> for StoreError {
+    fn from(e: apalis_postgres::Error) -> Self {
+        match e {
+            apalis_postgres::Error::Database(e) => Self::Database(e),
+            other => Self::Dispatch(Box::new(other)),
+        }
+    }
+}
+
+impl From<apalis_sqlite::Error> for StoreError {
+    fn from(e: apalis_sqlite::Error) -> Self {
+        match e {
+            apalis_sqlite::Error::Database(e) => Self::Database(e),
+            other => Self::Dispatch(Box::new(other)),
+        }
+    }
+}
+
+/// A value read from the database that the store cannot interpret (a status it does not know,
+/// malformed JSON or timestamp): reported as a decode error of the database layer.
+pub(crate) fn decode_error(what: impl Into<String>) -> StoreError {
+    let what: String = what.into();
+    StoreError::Database(sqlx::Error::Decode(what.into()))
+}

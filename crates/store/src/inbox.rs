@@ -1,0 +1,687 @@
+//! The callback inbox: every callback Finfra delivers is stored once per `(source, event_id)`,
+//! matched to the workflow waiting for it (event title + any correlation key), and that
+//! workflow is woken, all in the transaction that stores it, before the receiver answers
+//! `2xx`. An event nobody waits for yet is kept; [`Store::commit_step`] matches it when a
+//! workflow starts waiting for it.
+//!
+//! The race between "a callback arrives" and "a workflow starts waiting" is closed on
+//! PostgreSQL by a transaction-scoped advisory lock per correlation key, taken by both sides
+//! before they look at each other's table, so whichever commits second sees the other's row.
+//! SQLite has one writer at a time, which closes it already.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{PgConnection, Row, SqliteConnection};
+use uuid::Uuid;
+
+use crate::error::{StoreError, decode_error};
+use crate::time::{from_sqlite, from_sqlite_opt, to_sqlite};
+use crate::tx::SQLITE_BEGIN;
+use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
+use crate::{Backend, Store};
+
+macro_rules! inbox_columns {
+    () => {
+        "id, source, event_id, title, user_id, identity_number, kyc_id, loan_unique_id, \
+         external_id, payload, received_at, matched_workflow_id, matched_at, processed_at"
+    };
+}
+
+macro_rules! match_waits_branch {
+    ($key:literal) => {
+        concat!(
+            "SELECT i.id FROM workflow_waits w JOIN callback_inbox i ON i.",
+            $key,
+            " = w.key_value AND i.title = w.event WHERE w.workflow_id = $1 AND w.key_name = '",
+            $key,
+            "' AND i.matched_workflow_id IS NULL AND i.processed_at IS NULL"
+        )
+    };
+}
+
+/// Unmatched, unprocessed inbox events matching workflow `$1`'s waits, one indexed branch
+/// per key column (an OR across columns would defeat the per-column indexes).
+macro_rules! match_waits_candidates {
+    () => {
+        concat!(
+            match_waits_branch!("identity_number"),
+            " UNION ALL ",
+            match_waits_branch!("user_id"),
+            " UNION ALL ",
+            match_waits_branch!("kyc_id"),
+            " UNION ALL ",
+            match_waits_branch!("loan_unique_id"),
+            " UNION ALL ",
+            match_waits_branch!("external_id")
+        )
+    };
+}
+
+/// The workflow (still running) that waits for this event under any of its keys; the oldest
+/// wait wins when several do.
+macro_rules! waiting_workflow_sql {
+    () => {
+        "SELECT w.workflow_id FROM workflow_waits w JOIN workflows f ON f.id = w.workflow_id \
+         WHERE w.event = $1 AND f.status NOT IN ('completed', 'failed', 'cancelled') AND ( \
+            (w.key_name = 'identity_number' AND w.key_value = $2) \
+         OR (w.key_name = 'user_id' AND w.key_value = $3) \
+         OR (w.key_name = 'kyc_id' AND w.key_value = $4) \
+         OR (w.key_name = 'loan_unique_id' AND w.key_value = $5) \
+         OR (w.key_name = 'external_id' AND w.key_value = $6)) \
+         ORDER BY w.created_at, w.workflow_id LIMIT 1"
+    };
+}
+
+/// Which of Finfra's four callback paths delivered an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `POST /api/core/ftm/users/{callbackTitle}/status`
+    Status,
+    /// `POST /api/core/payment-gateway/virtual-account/status`
+    VirtualAccount,
+    /// `POST /api/core/payment-gateway/invoices/status`
+    Invoice,
+    /// `POST /api/core/users/didit/session/callback`
+    Didit,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::VirtualAccount => "virtual_account",
+            Self::Invoice => "invoice",
+            Self::Didit => "didit",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Source {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Self::Status,
+            Self::VirtualAccount,
+            Self::Invoice,
+            Self::Didit,
+        ]
+        .into_iter()
+        .find(|source| source.as_str() == s)
+        .ok_or_else(|| decode_error(format!("unknown callback source {s:?}")))
+    }
+}
+
+/// A correlation key: the `callback_inbox` column a wait matches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyName {
+    IdentityNumber,
+    UserId,
+    KycId,
+    LoanUniqueId,
+    ExternalId,
+}
+
+impl KeyName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IdentityNumber => "identity_number",
+            Self::UserId => "user_id",
+            Self::KycId => "kyc_id",
+            Self::LoanUniqueId => "loan_unique_id",
+            Self::ExternalId => "external_id",
+        }
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The correlation keys a callback carries (each may be absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CorrelationKeys {
+    pub user_id: Option<String>,
+    /// NIK: PII. Stored as a column because `user_created` carries nothing else to match on.
+    pub identity_number: Option<String>,
+    pub kyc_id: Option<String>,
+    pub loan_unique_id: Option<String>,
+    pub external_id: Option<String>,
+}
+
+impl CorrelationKeys {
+    /// The keys present, as (name, value).
+    pub fn pairs(&self) -> Vec<(KeyName, &str)> {
+        [
+            (KeyName::IdentityNumber, &self.identity_number),
+            (KeyName::UserId, &self.user_id),
+            (KeyName::KycId, &self.kyc_id),
+            (KeyName::LoanUniqueId, &self.loan_unique_id),
+            (KeyName::ExternalId, &self.external_id),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        .collect()
+    }
+}
+
+/// A callback as the receiver parsed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxEvent {
+    pub source: Source,
+    /// Finfra's event id (status callbacks) or payment id: unique per source.
+    pub event_id: String,
+    /// `callback_title` (`user_created`, `loan_signed`, ...) or the receiver's name for a
+    /// payment event; waits match on it.
+    pub title: String,
+    pub keys: CorrelationKeys,
+    /// The body as received.
+    pub payload: Value,
+}
+
+/// What [`Store::record_callback`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The inbox row (the earlier one for a duplicate).
+    pub inbox_id: i64,
+    /// The event was already stored; nothing was done.
+    pub duplicate: bool,
+    /// The waiting workflow it was matched to and woke.
+    pub woke: Option<Uuid>,
+}
+
+/// A `callback_inbox` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxRow {
+    pub id: i64,
+    pub source: Source,
+    pub event_id: String,
+    pub title: String,
+    pub keys: CorrelationKeys,
+    pub payload: Value,
+    pub received_at: DateTime<Utc>,
+    pub matched_workflow_id: Option<Uuid>,
+    pub matched_at: Option<DateTime<Utc>>,
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+impl InboxRow {
+    fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            source: row.try_get::<String, _>("source")?.parse()?,
+            event_id: row.try_get("event_id")?,
+            title: row.try_get("title")?,
+            keys: CorrelationKeys {
+                user_id: row.try_get("user_id")?,
+                identity_number: row.try_get("identity_number")?,
+                kyc_id: row.try_get("kyc_id")?,
+                loan_unique_id: row.try_get("loan_unique_id")?,
+                external_id: row.try_get("external_id")?,
+            },
+            payload: row.try_get("payload")?,
+            received_at: row.try_get("received_at")?,
+            matched_workflow_id: row.try_get("matched_workflow_id")?,
+            matched_at: row.try_get("matched_at")?,
+            processed_at: row.try_get("processed_at")?,
+        })
+    }
+
+    fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
+        let matched: Option<String> = row.try_get("matched_workflow_id")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            source: row.try_get::<String, _>("source")?.parse()?,
+            event_id: row.try_get("event_id")?,
+            title: row.try_get("title")?,
+            keys: CorrelationKeys {
+                user_id: row.try_get("user_id")?,
+                identity_number: row.try_get("identity_number")?,
+                kyc_id: row.try_get("kyc_id")?,
+                loan_unique_id: row.try_get("loan_unique_id")?,
+                external_id: row.try_get("external_id")?,
+            },
+            payload: json_from_sqlite(&row.try_get::<String, _>("payload")?)?,
+            received_at: from_sqlite(&row.try_get::<String, _>("received_at")?)?,
+            matched_workflow_id: matched.as_deref().map(uuid_from_sqlite).transpose()?,
+            matched_at: from_sqlite_opt(row.try_get("matched_at")?)?,
+            processed_at: from_sqlite_opt(row.try_get("processed_at")?)?,
+        })
+    }
+}
+
+/// Takes, in a stable order, one transaction-scoped advisory lock per correlation key
+/// (PostgreSQL). Both `record_callback` and `commit_step` (for its new waits) take them
+/// before touching the other's table, and before locking a workflow row, so they never
+/// deadlock and never miss each other.
+///
+/// # Errors
+/// [`StoreError::Database`] when the lock statement fails.
+pub(crate) async fn lock_keys_pg(
+    conn: &mut PgConnection,
+    keys: &[(KeyName, &str)],
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<i64> = keys
+        .iter()
+        .map(|(name, value)| {
+            let digest = Sha256::new()
+                .chain_update(b"finflow-correlation:")
+                .chain_update(name.as_str())
+                .chain_update(b"=")
+                .chain_update(value)
+                .finalize();
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&digest[..8]);
+            i64::from_be_bytes(first)
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // A function scan emits the array in order, so the locks are taken in sorted order.
+    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS t(k)")
+        .bind(&ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Matches a workflow's waits (if it `has_waits`) against unmatched, unprocessed inbox events
+/// (events that arrived before the wait began) and returns the ids of every unprocessed event now matched
+/// to the workflow: if any, it has something to consume and is due now.
+///
+/// # Errors
+/// [`StoreError::Database`] on a database failure.
+pub(crate) async fn match_waits_pg(
+    conn: &mut PgConnection,
+    workflow_id: Uuid,
+    has_waits: bool,
+) -> Result<Vec<i64>, StoreError> {
+    if has_waits {
+        sqlx::query(concat!(
+            "UPDATE callback_inbox SET matched_workflow_id = $1, matched_at = now() WHERE id IN (",
+            match_waits_candidates!(),
+            ")"
+        ))
+        .bind(workflow_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let ids = sqlx::query_scalar(
+        "SELECT id FROM callback_inbox WHERE matched_workflow_id = $1 AND processed_at IS NULL \
+         ORDER BY id",
+    )
+    .bind(workflow_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids)
+}
+
+/// SQLite version of [`match_waits_pg`].
+///
+/// # Errors
+/// [`StoreError::Database`] on a database failure.
+pub(crate) async fn match_waits_sqlite(
+    conn: &mut SqliteConnection,
+    workflow_id: Uuid,
+    has_waits: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, StoreError> {
+    let id = workflow_id.to_string();
+    if has_waits {
+        sqlx::query(concat!(
+            "UPDATE callback_inbox SET matched_workflow_id = $1, matched_at = $2 WHERE id IN (",
+            match_waits_candidates!(),
+            ")"
+        ))
+        .bind(&id)
+        .bind(to_sqlite(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    let ids = sqlx::query_scalar(
+        "SELECT id FROM callback_inbox WHERE matched_workflow_id = $1 AND processed_at IS NULL \
+         ORDER BY id",
+    )
+    .bind(&id)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids)
+}
+
+/// Marks events consumed by `workflow_id` (only events matched to it and not yet processed).
+///
+/// # Errors
+/// [`StoreError::Database`] on a database failure.
+pub(crate) async fn mark_processed_pg(
+    conn: &mut PgConnection,
+    workflow_id: Uuid,
+    ids: &[i64],
+) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "UPDATE callback_inbox SET processed_at = now() WHERE id = ANY($2) \
+         AND matched_workflow_id = $1 AND processed_at IS NULL",
+    )
+    .bind(workflow_id)
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// SQLite version of [`mark_processed_pg`]; the ids travel as a JSON array.
+///
+/// # Errors
+/// [`StoreError::Database`] on a database failure.
+pub(crate) async fn mark_processed_sqlite(
+    conn: &mut SqliteConnection,
+    workflow_id: Uuid,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "UPDATE callback_inbox SET processed_at = $3 \
+         WHERE id IN (SELECT value FROM json_each($2)) \
+         AND matched_workflow_id = $1 AND processed_at IS NULL",
+    )
+    .bind(workflow_id.to_string())
+    .bind(serde_json::Value::from(ids.to_vec()).to_string())
+    .bind(to_sqlite(now))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+impl Store {
+    /// Stores a callback and wakes the workflow waiting for it, in one transaction: after
+    /// `Ok` the receiver may answer `2xx`. A second delivery of the same `(source, event_id)`
+    /// changes nothing and returns `duplicate: true`. The event matches a wait with the same
+    /// title and any one of its correlation keys; the matched workflow becomes due now (its
+    /// `next_run_at` moves to now, never later) and gets a wake-up.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure; then nothing was stored.
+    #[tracing::instrument(level = "debug", skip_all, fields(callback.source = %event.source, callback.title = %event.title))]
+    pub async fn record_callback(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
+        let keys = event.keys.pairs();
+        let k = &event.keys;
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                lock_keys_pg(&mut tx, &keys).await?;
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO callback_inbox (source, event_id, title, user_id, \
+                     identity_number, kyc_id, loan_unique_id, external_id, payload) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+                )
+                .bind(event.source.as_str())
+                .bind(&event.event_id)
+                .bind(&event.title)
+                .bind(&k.user_id)
+                .bind(&k.identity_number)
+                .bind(&k.kyc_id)
+                .bind(&k.loan_unique_id)
+                .bind(&k.external_id)
+                .bind(&event.payload)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(inbox_id) = inserted else {
+                    let inbox_id = sqlx::query_scalar(
+                        "SELECT id FROM callback_inbox WHERE source = $1 AND event_id = $2",
+                    )
+                    .bind(event.source.as_str())
+                    .bind(&event.event_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(Recorded {
+                        inbox_id,
+                        duplicate: true,
+                        woke: None,
+                    });
+                };
+                let waiting: Option<Uuid> = sqlx::query_scalar(waiting_workflow_sql!())
+                    .bind(&event.title)
+                    .bind(&k.identity_number)
+                    .bind(&k.user_id)
+                    .bind(&k.kyc_id)
+                    .bind(&k.loan_unique_id)
+                    .bind(&k.external_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(workflow_id) = waiting {
+                    sqlx::query(
+                        "UPDATE callback_inbox SET matched_workflow_id = $2, matched_at = now() \
+                         WHERE id = $1",
+                    )
+                    .bind(inbox_id)
+                    .bind(workflow_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
+                         now()), updated_at = now() WHERE id = $1",
+                    )
+                    .bind(workflow_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    push_pg(&mut tx, &[(workflow_id, AT_ONCE)]).await?;
+                }
+                tx.commit().await?;
+                Ok(Recorded {
+                    inbox_id,
+                    duplicate: false,
+                    woke: waiting,
+                })
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = Utc::now();
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO callback_inbox (source, event_id, title, user_id, \
+                     identity_number, kyc_id, loan_unique_id, external_id, payload, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+                )
+                .bind(event.source.as_str())
+                .bind(&event.event_id)
+                .bind(&event.title)
+                .bind(&k.user_id)
+                .bind(&k.identity_number)
+                .bind(&k.kyc_id)
+                .bind(&k.loan_unique_id)
+                .bind(&k.external_id)
+                .bind(event.payload.to_string())
+                .bind(to_sqlite(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(inbox_id) = inserted else {
+                    let inbox_id = sqlx::query_scalar(
+                        "SELECT id FROM callback_inbox WHERE source = $1 AND event_id = $2",
+                    )
+                    .bind(event.source.as_str())
+                    .bind(&event.event_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(Recorded {
+                        inbox_id,
+                        duplicate: true,
+                        woke: None,
+                    });
+                };
+                let waiting: Option<String> = sqlx::query_scalar(waiting_workflow_sql!())
+                    .bind(&event.title)
+                    .bind(&k.identity_number)
+                    .bind(&k.user_id)
+                    .bind(&k.kyc_id)
+                    .bind(&k.loan_unique_id)
+                    .bind(&k.external_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let waiting = waiting.as_deref().map(uuid_from_sqlite).transpose()?;
+                if let Some(workflow_id) = waiting {
+                    sqlx::query(
+                        "UPDATE callback_inbox SET matched_workflow_id = $2, matched_at = $3 \
+                         WHERE id = $1",
+                    )
+                    .bind(inbox_id)
+                    .bind(workflow_id.to_string())
+                    .bind(to_sqlite(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
+                         updated_at = $2 WHERE id = $1",
+                    )
+                    .bind(workflow_id.to_string())
+                    .bind(to_sqlite(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    push_sqlite(&mut tx, &[(workflow_id, AT_ONCE)]).await?;
+                }
+                tx.commit().await?;
+                Ok(Recorded {
+                    inbox_id,
+                    duplicate: false,
+                    woke: waiting,
+                })
+            }
+        }
+    }
+
+    /// Events matched to the workflow and not yet processed, oldest first. The engine reads
+    /// them after a claim (they also come with [`crate::Claimed`]) and passes every id it
+    /// read, used or ignored, back in `StepCommit::processed_events`: an unprocessed event
+    /// keeps the workflow due.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure or an undecodable row.
+    pub async fn pending_events(&self, workflow_id: Uuid) -> Result<Vec<InboxRow>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                pending_events_pg(&mut conn, workflow_id).await
+            }
+            Backend::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                pending_events_sqlite(&mut conn, workflow_id).await
+            }
+        }
+    }
+
+    /// Marks events processed outside a step commit (operator tools); returns how many
+    /// changed. Only events matched to `workflow_id` and not yet processed are touched.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn mark_processed(&self, workflow_id: Uuid, ids: &[i64]) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                mark_processed_pg(&mut conn, workflow_id, ids).await
+            }
+            Backend::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                mark_processed_sqlite(&mut conn, workflow_id, ids, Utc::now()).await
+            }
+        }
+    }
+
+    /// Every inbox row for an event (source, event id), for operators and tests.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure or an undecodable row.
+    pub async fn inbox_event(
+        &self,
+        source: Source,
+        event_id: &str,
+    ) -> Result<Option<InboxRow>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    inbox_columns!(),
+                    " FROM callback_inbox WHERE source = $1 AND event_id = $2"
+                ))
+                .bind(source.as_str())
+                .bind(event_id)
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(InboxRow::from_pg).transpose()
+            }
+            Backend::Sqlite(pool) => {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    inbox_columns!(),
+                    " FROM callback_inbox WHERE source = $1 AND event_id = $2"
+                ))
+                .bind(source.as_str())
+                .bind(event_id)
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(InboxRow::from_sqlite).transpose()
+            }
+        }
+    }
+}
+
+/// # Errors
+/// [`StoreError::Database`] on a database failure or an undecodable row.
+pub(crate) async fn pending_events_pg(
+    conn: &mut PgConnection,
+    workflow_id: Uuid,
+) -> Result<Vec<InboxRow>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        inbox_columns!(),
+        " FROM callback_inbox WHERE matched_workflow_id = $1 AND processed_at IS NULL \
+         ORDER BY received_at, id"
+    ))
+    .bind(workflow_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(InboxRow::from_pg).collect()
+}
+
+/// # Errors
+/// [`StoreError::Database`] on a database failure or an undecodable row.
+pub(crate) async fn pending_events_sqlite(
+    conn: &mut SqliteConnection,
+    workflow_id: Uuid,
+) -> Result<Vec<InboxRow>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        inbox_columns!(),
+        " FROM callback_inbox WHERE matched_workflow_id = $1 AND processed_at IS NULL \
+         ORDER BY received_at, id"
+    ))
+    .bind(workflow_id.to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(InboxRow::from_sqlite).collect()
+}

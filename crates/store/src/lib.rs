@@ -1,0 +1,94 @@
+//! finflow's durable store: the engine's only state, on SQLite (one machine, a file) or
+//! PostgreSQL (a fleet), behind one [`Store`].
+//!
+//! The engine's loop, and the store call for each part of it:
+//!
+//! 1. other systems [`Store::submit`] work (or call `finflow_submit(...)` in SQL on
+//!    PostgreSQL): a `workflows` row and its first wake-up, in one transaction;
+//! 2. a worker receives a wake-up (an apalis task in queue [`WAKEUP_QUEUE`] carrying a
+//!    [`Wakeup`]) and [`Store::claim`]s the workflow: only one worker holds it at a time;
+//! 3. it runs one step outside any transaction (a Finfra call), then
+//!    [`Store::commit_step`]s the outcome: new state, journal row, wait registrations,
+//!    consumed callbacks and the next wake-up, in one transaction, or nothing if it lost the
+//!    workflow meanwhile ([`StoreError::LeaseLost`]);
+//! 4. Finfra's callbacks go to [`Store::record_callback`]: stored once, matched to the
+//!    workflow waiting for them, which is woken in the same transaction; a callback that
+//!    arrives before its workflow waits is matched when the wait begins.
+//!
+//! `workflows.next_run_at` is the truth about when a workflow is due; wake-up tasks are only
+//! hints (a stale or duplicate one finds nothing due and is dropped), and [`Store::claim_due`]
+//! is the polling fallback. See `wakeup` for the dispatch design and `time` for timestamps.
+//!
+//! Every fallible function documents its errors in [`StoreError`] terms.
+
+mod cancel;
+mod claim;
+mod commit;
+mod connect;
+mod error;
+mod inbox;
+mod journal;
+mod migrate;
+mod rate_limit;
+mod submit;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
+mod tx;
+mod wakeup;
+mod workflow;
+
+pub use claim::Claimed;
+pub use commit::{Committed, StepCommit, Wait};
+pub use connect::{Backend, StoreOptions};
+pub use error::{CONFLICT_SQLSTATE, StoreError};
+pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
+pub use journal::{JournalEntry, JournalRow, outcome};
+pub use migrate::MIGRATIONS_TABLE;
+pub use rate_limit::Permit;
+pub use submit::{INITIAL_STATE, NewWorkflow, Submitted};
+pub use tx::StoreTx;
+pub use wakeup::{WAKEUP_MAX_ATTEMPTS, WAKEUP_QUEUE, Wakeup};
+pub use workflow::{Status, StatusCount, Workflow};
+
+/// The store: a pool on one of the two backends. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+impl Store {
+    /// Which backend, with its pool: for the worker to build apalis storages on the same
+    /// pool (`PostgresStorage::<Wakeup>::new(pool)` with queue [`WAKEUP_QUEUE`]).
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The PostgreSQL pool, when this store is on PostgreSQL.
+    pub fn pg_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.backend {
+            Backend::Postgres(pool) => Some(pool),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite pool, when this store is on SQLite. Every connection of it runs with WAL,
+    /// `synchronous=FULL`, a busy timeout and foreign keys on; do not call
+    /// `SqliteStorage::setup` on it (it turns `synchronous` off on the connection it uses;
+    /// the pool turns it back on when the connection is released, but [`Store::migrate`]
+    /// already does what `setup` does).
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.backend {
+            Backend::Sqlite(pool) => Some(pool),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(pool) => pool.close().await,
+            Backend::Sqlite(pool) => pool.close().await,
+        }
+    }
+}

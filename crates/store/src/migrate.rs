@@ -1,0 +1,99 @@
+//! `finflow migrate`: apalis's schema, then ours, on a dedicated connection; safe to run
+//! repeatedly and from several processes at once.
+//!
+//! * Histories: apalis keeps its own (`apalis._sqlx_migrations` on PostgreSQL,
+//!   `_sqlx_migrations` on SQLite); ours is `finflow_migrations` on both, so neither migrator
+//!   sees the other's versions as unknown.
+//! * A dedicated connection, closed afterwards: a failed `Migrator::run` keeps sqlx's advisory
+//!   lock on its connection, and a pooled one would hand that lock to the next migrator.
+//! * Concurrency: on PostgreSQL sqlx's advisory lock serializes migrators (apalis's and ours
+//!   use the same lock, one after the other). On SQLite sqlx takes no lock, so the whole run
+//!   happens in one `BEGIN IMMEDIATE` transaction: a second process waits for the write lock,
+//!   then finds everything applied. sqlx nests each migration in a savepoint.
+//! * apalis-sqlite's `setup()` is not called: besides its migrations it sets
+//!   `synchronous=OFF` (and cache pragmas) on a pooled connection. Our pool's connections
+//!   already run WAL and `synchronous=FULL`.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection, SqliteConnection};
+
+use crate::connect::sqlite_durable;
+use crate::error::StoreError;
+use crate::tx::SQLITE_BEGIN;
+use crate::{Backend, Store};
+
+/// Name of finflow's migration history table, on both backends.
+pub const MIGRATIONS_TABLE: &str = "finflow_migrations";
+
+/// How long a second migrating process waits for the first (SQLite write lock).
+const SQLITE_MIGRATE_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn ours_postgres() -> Migrator {
+    let mut m = sqlx::migrate!("../../migrations/postgres");
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
+}
+
+fn ours_sqlite() -> Migrator {
+    let mut m = sqlx::migrate!("../../migrations/sqlite");
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
+}
+
+impl Store {
+    /// Applies apalis's migrations and then finflow's. Idempotent; concurrent runs (several
+    /// processes) wait for each other.
+    ///
+    /// # Errors
+    /// [`StoreError::Migrate`] when a migration fails or the database holds a migration this
+    /// build does not know (a newer finflow migrated it); [`StoreError::Database`] when the
+    /// dedicated connection cannot be opened.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+                let result = migrate_postgres(&mut conn).await;
+                // Closing releases the advisory lock a failed run may still hold.
+                let closed = conn.close().await;
+                result?;
+                closed?;
+            }
+            Backend::Sqlite(pool) => {
+                let options = sqlite_durable(
+                    (*pool.connect_options()).clone(),
+                    SQLITE_MIGRATE_BUSY_TIMEOUT,
+                );
+                let mut conn = SqliteConnection::connect_with(&options).await?;
+                let result = migrate_sqlite(&mut conn).await;
+                let closed = conn.close().await;
+                result?;
+                closed?;
+            }
+        }
+        tracing::debug!("database migrated");
+        Ok(())
+    }
+}
+
+// `run_direct` is `Migrator::run` on a connection we already hold. `run(&mut conn)` would do
+// the same, but its `Acquire<'a>` bound makes the future not `Send` (sqlx's own comment on
+// `run_direct`), and the worker must be able to spawn `migrate()`.
+async fn migrate_postgres(conn: &mut PgConnection) -> Result<(), StoreError> {
+    apalis_postgres::PostgresStorage::migrations()
+        .run_direct(None, conn, false)
+        .await?;
+    ours_postgres().run_direct(None, conn, false).await?;
+    Ok(())
+}
+
+async fn migrate_sqlite(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let mut tx = conn.begin_with(SQLITE_BEGIN).await?;
+    apalis_sqlite::SqliteStorage::migrations()
+        .run_direct(None, &mut *tx, false)
+        .await?;
+    ours_sqlite().run_direct(None, &mut *tx, false).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! A transaction on either backend, for callers that combine their own writes with a submit
+//! or a wake-up ([`Store::submit_in`], [`Store::schedule_wakeup_in`]): all commit together or
+//! none does.
+
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use crate::error::StoreError;
+use crate::{Backend, Store};
+
+/// An open transaction. Dropping it without [`StoreTx::commit`] rolls it back. The variants
+/// are public so a caller can run its own SQL in it (`&mut **tx` is the connection).
+#[derive(Debug)]
+pub enum StoreTx<'c> {
+    Postgres(Transaction<'c, Postgres>),
+    Sqlite(Transaction<'c, Sqlite>),
+}
+
+impl StoreTx<'_> {
+    /// Commits.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the commit fails (then nothing was written).
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(tx) => tx.commit().await?,
+            Self::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Rolls back.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the connection fails (the server rolls back anyway).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(tx) => tx.rollback().await?,
+            Self::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+impl<'c> From<Transaction<'c, Postgres>> for StoreTx<'c> {
+    /// Wraps a transaction the caller opened on its own pool of the same database.
+    fn from(tx: Transaction<'c, Postgres>) -> Self {
+        Self::Postgres(tx)
+    }
+}
+
+impl<'c> From<Transaction<'c, Sqlite>> for StoreTx<'c> {
+    /// Wraps a transaction the caller opened on the same SQLite file. Open it with
+    /// `BEGIN IMMEDIATE` (as [`Store::begin`] does): a deferred transaction that reads and
+    /// then writes can fail with `SQLITE_BUSY` without waiting.
+    fn from(tx: Transaction<'c, Sqlite>) -> Self {
+        Self::Sqlite(tx)
+    }
+}
+
+/// How every SQLite write transaction of the store starts: take the write lock up front, so
+/// concurrent writers queue on `busy_timeout` instead of failing on upgrade.
+pub(crate) const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
+
+impl Store {
+    /// Opens a write transaction (`BEGIN IMMEDIATE` on SQLite).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when no connection is available or `BEGIN` fails.
+    pub async fn begin(&self) -> Result<StoreTx<'static>, StoreError> {
+        Ok(match &self.backend {
+            Backend::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
+            Backend::Sqlite(pool) => StoreTx::Sqlite(pool.begin_with(SQLITE_BEGIN).await?),
+        })
+    }
+}

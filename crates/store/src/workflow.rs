@@ -1,0 +1,297 @@
+//! The `workflows` row: its Rust shape, decoding from either backend, and the reads operators
+//! and the engine use (`get`, `find_by_business_key`, `status_counts`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use uuid::Uuid;
+
+use crate::error::{StoreError, decode_error};
+use crate::time::{from_sqlite, from_sqlite_opt};
+use crate::{Backend, Store};
+
+/// Where a workflow is in its life. Stored as the lower-case name (a contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Submitted, not yet started.
+    Pending,
+    /// A worker holds it and runs a step.
+    Running,
+    /// Waits for a callback (with a deadline after which it polls).
+    Waiting,
+    /// Waits for a time (backoff, `Retry-After`, a scheduled poll).
+    Sleeping,
+    /// Stopped until a person resolves it; `last_error` says why.
+    NeedsAttention,
+    /// Terminal: reached its goal.
+    Completed,
+    /// Terminal: cannot reach its goal (e.g. invalid input, borrower rejected).
+    Failed,
+    /// Terminal: an operator cancelled it.
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Pending,
+        Status::Running,
+        Status::Waiting,
+        Status::Sleeping,
+        Status::NeedsAttention,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Sleeping => "sleeping",
+            Self::NeedsAttention => "needs_attention",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// `true` for completed, failed and cancelled: nothing runs any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| decode_error(format!("unknown workflow status {s:?}")))
+    }
+}
+
+/// One `workflows` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workflow {
+    pub id: Uuid,
+    pub kind: String,
+    pub business_key: String,
+    pub definition_name: String,
+    /// `None` until the first step pins it (SQL submissions may omit it).
+    pub definition_version: Option<i32>,
+    pub status: Status,
+    pub state: String,
+    pub context: Value,
+    pub input: Value,
+    pub input_hash: String,
+    pub attempt: i32,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub waiting_for: Option<String>,
+    pub deadline: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Pass it back as `StepCommit::expected_version`.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of a [`Workflow`], as a literal for `concat!` (SQL stays `&'static str`).
+macro_rules! workflow_columns {
+    () => {
+        "id, kind, business_key, definition_name, definition_version, status, state, context, \
+         input, input_hash, attempt, next_run_at, waiting_for, deadline, last_error, \
+         lease_owner, lease_until, version, created_at, updated_at, finished_at"
+    };
+}
+pub(crate) use workflow_columns;
+
+impl Workflow {
+    /// # Errors
+    /// A decode error for an unknown status or a column of the wrong type.
+    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            kind: row.try_get("kind")?,
+            business_key: row.try_get("business_key")?,
+            definition_name: row.try_get("definition_name")?,
+            definition_version: row.try_get("definition_version")?,
+            status: row.try_get::<String, _>("status")?.parse()?,
+            state: row.try_get("state")?,
+            context: row.try_get("context")?,
+            input: row.try_get("input")?,
+            input_hash: row.try_get("input_hash")?,
+            attempt: row.try_get("attempt")?,
+            next_run_at: row.try_get("next_run_at")?,
+            waiting_for: row.try_get("waiting_for")?,
+            deadline: row.try_get("deadline")?,
+            last_error: row.try_get("last_error")?,
+            lease_owner: row.try_get("lease_owner")?,
+            lease_until: row.try_get("lease_until")?,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+
+    /// # Errors
+    /// A decode error for an unknown status, malformed JSON, a malformed timestamp or id.
+    pub(crate) fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: uuid_from_sqlite(&row.try_get::<String, _>("id")?)?,
+            kind: row.try_get("kind")?,
+            business_key: row.try_get("business_key")?,
+            definition_name: row.try_get("definition_name")?,
+            definition_version: row.try_get("definition_version")?,
+            status: row.try_get::<String, _>("status")?.parse()?,
+            state: row.try_get("state")?,
+            context: json_from_sqlite(&row.try_get::<String, _>("context")?)?,
+            input: json_from_sqlite(&row.try_get::<String, _>("input")?)?,
+            input_hash: row.try_get("input_hash")?,
+            attempt: row.try_get("attempt")?,
+            next_run_at: from_sqlite_opt(row.try_get("next_run_at")?)?,
+            waiting_for: row.try_get("waiting_for")?,
+            deadline: from_sqlite_opt(row.try_get("deadline")?)?,
+            last_error: row.try_get("last_error")?,
+            lease_owner: row.try_get("lease_owner")?,
+            lease_until: from_sqlite_opt(row.try_get("lease_until")?)?,
+            version: row.try_get("version")?,
+            created_at: from_sqlite(&row.try_get::<String, _>("created_at")?)?,
+            updated_at: from_sqlite(&row.try_get::<String, _>("updated_at")?)?,
+            finished_at: from_sqlite_opt(row.try_get("finished_at")?)?,
+        })
+    }
+}
+
+/// # Errors
+/// A decode error when the text is not a UUID.
+pub(crate) fn uuid_from_sqlite(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| decode_error(format!("uuid {s:?}: {e}")))
+}
+
+/// # Errors
+/// A decode error when the text is not JSON.
+pub(crate) fn json_from_sqlite(s: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| decode_error(format!("JSON column: {e}")))
+}
+
+/// One row of the `workflow_status_counts` view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub kind: String,
+    pub state: String,
+    pub status: Status,
+    pub count: i64,
+}
+
+impl Store {
+    /// The workflow with this id, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure or an undecodable row.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Workflow>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    workflow_columns!(),
+                    " FROM workflows WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(Workflow::from_pg).transpose()
+            }
+            Backend::Sqlite(pool) => {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    workflow_columns!(),
+                    " FROM workflows WHERE id = ?1"
+                ))
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(Workflow::from_sqlite).transpose()
+            }
+        }
+    }
+
+    /// The workflow of this kind with this business key, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure or an undecodable row.
+    pub async fn find_by_business_key(
+        &self,
+        kind: &str,
+        business_key: &str,
+    ) -> Result<Option<Workflow>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    workflow_columns!(),
+                    " FROM workflows WHERE kind = $1 AND business_key = $2"
+                ))
+                .bind(kind)
+                .bind(business_key)
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(Workflow::from_pg).transpose()
+            }
+            Backend::Sqlite(pool) => {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    workflow_columns!(),
+                    " FROM workflows WHERE kind = ?1 AND business_key = ?2"
+                ))
+                .bind(kind)
+                .bind(business_key)
+                .fetch_optional(pool)
+                .await?;
+                row.as_ref().map(Workflow::from_sqlite).transpose()
+            }
+        }
+    }
+
+    /// Counts per kind, state and status, from the `workflow_status_counts` view, ordered by
+    /// kind, state, status.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        const SQL: &str = "SELECT kind, state, status, count FROM workflow_status_counts \
+                           ORDER BY kind, state, status";
+        let rows: Vec<(String, String, String, i64)> = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
+            Backend::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
+        };
+        rows.into_iter()
+            .map(|(kind, state, status, count)| {
+                Ok(StatusCount {
+                    kind,
+                    state,
+                    status: status.parse()?,
+                    count,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,255 @@
+//! Claiming: one worker at a time, due work only, and hand-over when a lease expires.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use store::testing::TestDb;
+use store::{Status, StoreError};
+
+use crate::{LEASE, new_workflow, step, submit_and_claim, wakeups};
+
+store::test_both_backends!(
+    many_claimers_exactly_one_wins,
+    only_due_unfinished_workflows_are_claimed,
+    an_expired_lease_is_handed_over,
+    claim_due_takes_each_due_workflow_once,
+    release_hands_the_workflow_back,
+);
+
+async fn many_claimers_exactly_one_wins(db: TestDb) {
+    let submitted = db
+        .store
+        .submit(&new_workflow("excl-1"))
+        .await
+        .expect("submit");
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let store = db.store.clone();
+        let id = submitted.id;
+        tasks.push(tokio::spawn(async move {
+            store.claim(id, &format!("worker-{i}"), LEASE).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(claimed) = task.await.expect("task").expect("claim answers") {
+            winners.push(claimed);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claimer wins");
+    let row = db
+        .store
+        .get(submitted.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(row.lease_owner, winners[0].workflow.lease_owner);
+    assert_eq!(row.status, Status::Running);
+    assert_eq!(row.version, 1, "one claim, one version bump");
+    assert_eq!(winners[0].previous_status, Status::Pending);
+    assert!(winners[0].lease_until().is_some_and(|t| t > Utc::now()));
+}
+
+async fn only_due_unfinished_workflows_are_claimed(db: TestDb) {
+    let store = &db.store;
+    // Scheduled in the future: not due.
+    let claimed = submit_and_claim(store, "due-1", "w1").await;
+    let later = Utc::now() + TimeDelta::seconds(60);
+    store
+        .commit_step(&step(&claimed, "sleeping", Status::Sleeping, Some(later)))
+        .await
+        .expect("commit");
+    assert!(
+        store
+            .claim(claimed.workflow.id, "w2", LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    // Finished: never claimed again, whatever wake-up arrives.
+    let done = submit_and_claim(store, "due-2", "w1").await;
+    store
+        .commit_step(&step(&done, "done", Status::Completed, Some(Utc::now())))
+        .await
+        .expect("commit");
+    let row = store
+        .get(done.workflow.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(row.next_run_at, None, "a finished workflow is never due");
+    assert!(row.finished_at.is_some());
+    assert!(
+        store
+            .claim(done.workflow.id, "w2", LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    // Unknown: none.
+    assert!(
+        store
+            .claim(uuid::Uuid::new_v4(), "w2", LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
+/// A worker that dies holding a lease is replaced once the lease ends: another worker claims
+/// it, and the dead worker's late commit is refused (nothing written). The claim scheduled a
+/// wake-up at the lease's expiry, so the hand-over does not depend on polling.
+async fn an_expired_lease_is_handed_over(db: TestDb) {
+    let store = &db.store;
+    let submitted = store
+        .submit(&new_workflow("lease-1"))
+        .await
+        .expect("submit");
+    let short = Duration::from_millis(400);
+    let a = store
+        .claim(submitted.id, "worker-a", short)
+        .await
+        .expect("claim")
+        .expect("due");
+    assert_eq!(
+        wakeups(store, submitted.id).await,
+        2,
+        "submit + lease-expiry wake-up"
+    );
+
+    // While the lease lives, nobody else (not even worker-a again) gets it.
+    assert!(
+        store
+            .claim(submitted.id, "worker-b", LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    assert!(
+        store
+            .claim(submitted.id, "worker-a", LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let b = store
+        .claim(submitted.id, "worker-b", LEASE)
+        .await
+        .expect("claim")
+        .expect("lease expired");
+    assert_eq!(b.workflow.lease_owner.as_deref(), Some("worker-b"));
+    assert_eq!(b.previous_status, Status::Running, "worker-a died mid-step");
+    assert!(b.workflow.version > a.workflow.version);
+
+    // worker-a wakes up from its stupor and tries to commit: refused, nothing written.
+    let late = step(&a, "from-a", Status::Sleeping, Some(Utc::now()));
+    assert!(
+        matches!(store.commit_step(&late).await, Err(StoreError::LeaseLost(id)) if id == submitted.id)
+    );
+    assert!(
+        store
+            .journal(submitted.id)
+            .await
+            .expect("journal")
+            .is_empty()
+    );
+    // worker-b's commit goes through.
+    store
+        .commit_step(&step(
+            &b,
+            "from-b",
+            Status::Sleeping,
+            Some(Utc::now() + TimeDelta::seconds(60)),
+        ))
+        .await
+        .expect("b commits");
+    let row = store.get(submitted.id).await.expect("get").expect("exists");
+    assert_eq!(row.state, "from-b");
+}
+
+async fn claim_due_takes_each_due_workflow_once(db: TestDb) {
+    let store = &db.store;
+    let mut ids = HashSet::new();
+    for i in 0..6 {
+        ids.insert(
+            store
+                .submit(&new_workflow(&format!("poll-{i}")))
+                .await
+                .expect("submit")
+                .id,
+        );
+    }
+    // Two pollers at once, then a third: each due workflow goes to exactly one of them.
+    let (a, b) = tokio::join!(
+        store.claim_due("poller-a", 4, LEASE),
+        store.claim_due("poller-b", 4, LEASE)
+    );
+    let (a, b) = (a.expect("claim_due"), b.expect("claim_due"));
+    let rest = store
+        .claim_due("poller-c", 10, LEASE)
+        .await
+        .expect("claim_due");
+    let mut seen = HashSet::new();
+    for claimed in a.iter().chain(&b).chain(&rest) {
+        assert!(
+            seen.insert(claimed.workflow.id),
+            "claimed twice: {}",
+            claimed.workflow.id
+        );
+        assert_eq!(claimed.previous_status, Status::Pending);
+    }
+    assert_eq!(seen, ids, "every due workflow was claimed");
+    assert!(a.len() <= 4 && b.len() <= 4);
+    assert!(
+        store
+            .claim_due("poller-d", 10, LEASE)
+            .await
+            .expect("claim_due")
+            .is_empty()
+    );
+}
+
+async fn release_hands_the_workflow_back(db: TestDb) {
+    let store = &db.store;
+    let claimed = submit_and_claim(store, "release-1", "w1").await;
+    let id = claimed.workflow.id;
+    store
+        .release(id, "w1", claimed.workflow.version, claimed.previous_status)
+        .await
+        .expect("release");
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!((row.status, row.lease_owner), (Status::Pending, None));
+    let again = store
+        .claim(id, "w2", LEASE)
+        .await
+        .expect("claim")
+        .expect("free and due again");
+    assert!(matches!(
+        store
+            .release(id, "w1", again.workflow.version, Status::Pending)
+            .await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    assert!(matches!(
+        store
+            .release(id, "w2", again.workflow.version, Status::Completed)
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    let until = store
+        .renew_lease(id, "w2", again.workflow.version, LEASE * 2)
+        .await
+        .expect("renew");
+    assert!(until > again.lease_until().expect("leased"));
+    assert!(matches!(
+        store
+            .renew_lease(id, "w1", again.workflow.version, LEASE)
+            .await,
+        Err(StoreError::LeaseLost(_))
+    ));
+}

@@ -1,0 +1,220 @@
+//! Step commits: all of a step's outcome or nothing.
+
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+use store::testing::TestDb;
+use store::{KeyName, Status, StoreError, Wait, outcome};
+
+use crate::{count, step, submit_and_claim, wakeups};
+
+store::test_both_backends!(
+    a_commit_writes_state_journal_and_schedule,
+    a_version_conflict_writes_nothing,
+    inline_continuation_then_completion,
+    cancel_works_at_any_state_and_beats_a_running_step,
+);
+
+async fn a_commit_writes_state_journal_and_schedule(db: TestDb) {
+    let store = &db.store;
+    let claimed = submit_and_claim(store, "commit-1", "w1").await;
+    let id = claimed.workflow.id;
+    let next = Utc::now() + TimeDelta::seconds(45);
+    let mut commit = step(&claimed, "create_borrower", Status::Sleeping, Some(next));
+    commit.journal.finfra_status = Some(500);
+    commit.journal.error = Some("Finfra answered 500".into());
+    commit.journal.outcome = outcome::RETRY.into();
+    commit.journal.operation_key = Some("op-123".into());
+    commit.journal.request_summary = Some(json!({ "nik": "32******01" }));
+    commit.journal.finished_at = commit.journal.started_at + TimeDelta::milliseconds(1250);
+    commit.last_error = Some("Finfra answered 500".into());
+    commit.deadline = Some(next + TimeDelta::hours(1));
+    let committed = store.commit_step(&commit).await.expect("commit");
+    assert_eq!(committed.version, claimed.workflow.version + 1);
+    assert_eq!(committed.seq, 1);
+    assert!(committed.pending_events.is_empty());
+
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(row.state, "create_borrower");
+    assert_eq!(row.status, Status::Sleeping);
+    assert_eq!(row.context, json!({ "step": "create_borrower" }));
+    assert_eq!(row.attempt, 1);
+    assert_eq!(row.version, committed.version);
+    assert_eq!(row.definition_version, Some(1), "pinned by the first step");
+    assert_eq!(row.lease_owner, None);
+    assert_eq!(row.last_error.as_deref(), Some("Finfra answered 500"));
+    let ms = |t: chrono::DateTime<Utc>| t.timestamp_millis();
+    assert_eq!(row.next_run_at.map(ms), Some(ms(next)));
+    assert_eq!(row.deadline.map(ms), commit.deadline.map(ms));
+
+    let journal = store.journal(id).await.expect("journal");
+    assert_eq!(journal.len(), 1);
+    let j = &journal[0];
+    assert_eq!((j.seq, j.worker_id.as_str()), (1, "w1"));
+    assert_eq!(j.entry.outcome, "retry");
+    assert_eq!(j.entry.finfra_status, Some(500));
+    assert_eq!(j.entry.operation_key.as_deref(), Some("op-123"));
+    assert_eq!(
+        j.entry.request_summary,
+        Some(json!({ "nik": "32******01" }))
+    );
+    assert_eq!(j.duration_ms, 1250);
+    assert_eq!(
+        wakeups(store, id).await,
+        3,
+        "submit, lease expiry, next run"
+    );
+
+    // The next step numbers its journal row 2.
+    let again = store.claim(id, "w1", crate::LEASE).await.expect("claim");
+    assert!(again.is_none(), "not due for 45 s");
+}
+
+/// A commit with a stale version (or by a worker that does not hold the lease) changes
+/// nothing: not the row, not the journal, not the waits, not the inbox, no wake-up.
+async fn a_version_conflict_writes_nothing(db: TestDb) {
+    let store = &db.store;
+    let claimed = submit_and_claim(store, "conflict-1", "w1").await;
+    let id = claimed.workflow.id;
+    let before = store.get(id).await.expect("get").expect("exists");
+    let jobs = wakeups(store, id).await;
+
+    let mut stale = step(&claimed, "never", Status::Waiting, Some(Utc::now()));
+    stale.expected_version -= 1;
+    stale.waits = vec![Wait::new(
+        "user_created",
+        KeyName::IdentityNumber,
+        "3201000000000001",
+    )];
+    assert!(matches!(
+        store.commit_step(&stale).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+
+    let mut other = step(&claimed, "never", Status::Waiting, Some(Utc::now()));
+    other.worker_id = "intruder".into();
+    assert!(matches!(
+        store.commit_step(&other).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+
+    let mut missing = step(&claimed, "never", Status::Waiting, None);
+    missing.workflow_id = uuid::Uuid::new_v4();
+    assert!(matches!(
+        store.commit_step(&missing).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    assert_eq!(store.get(id).await.expect("get").expect("exists"), before);
+    assert!(store.journal(id).await.expect("journal").is_empty());
+    assert_eq!(count(store, "SELECT count(*) FROM workflow_waits").await, 0);
+    assert_eq!(wakeups(store, id).await, jobs);
+}
+
+/// Keeping the lease lets a worker chain steps (each committed), then finish: a terminal
+/// status clears the schedule, the lease and the waits, and stamps `finished_at`.
+async fn inline_continuation_then_completion(db: TestDb) {
+    let store = &db.store;
+    let claimed = submit_and_claim(store, "inline-1", "w1").await;
+    let id = claimed.workflow.id;
+
+    let mut first = step(&claimed, "validated", Status::Running, Some(Utc::now()));
+    first.release_lease = false;
+    first.waits = vec![Wait::new(
+        "user_created",
+        KeyName::IdentityNumber,
+        "3201000000000002",
+    )];
+    let c1 = store.commit_step(&first).await.expect("first");
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(row.lease_owner.as_deref(), Some("w1"), "lease kept");
+
+    let mut done = step(&claimed, "approved", Status::Completed, Some(Utc::now()));
+    done.expected_version = c1.version;
+    done.waits = vec![Wait::new("ignored", KeyName::UserId, "u")];
+    let c2 = store.commit_step(&done).await.expect("second");
+    assert_eq!((c1.seq, c2.seq), (1, 2));
+    assert_eq!(c2.next_run_at, None);
+
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(row.status, Status::Completed);
+    assert!(row.finished_at.is_some());
+    assert_eq!(
+        (row.next_run_at, row.lease_owner, row.lease_until),
+        (None, None, None)
+    );
+    assert_eq!(
+        count(store, "SELECT count(*) FROM workflow_waits").await,
+        0,
+        "waits cleared"
+    );
+    let seqs: Vec<i32> = store
+        .journal(id)
+        .await
+        .expect("journal")
+        .iter()
+        .map(|j| j.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2]);
+}
+
+async fn cancel_works_at_any_state_and_beats_a_running_step(db: TestDb) {
+    let store = &db.store;
+    // A workflow in the middle of a step.
+    let claimed = submit_and_claim(store, "cancel-1", "w1").await;
+    let id = claimed.workflow.id;
+    let cancelled = store
+        .cancel(id, "ops@lender", "customer withdrew")
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status, Status::Cancelled);
+    assert_eq!(cancelled.last_error.as_deref(), Some("customer withdrew"));
+    assert!(cancelled.finished_at.is_some());
+    assert_eq!((cancelled.next_run_at, cancelled.lease_owner), (None, None));
+
+    // The worker's commit of the step it was running is refused...
+    let late = step(&claimed, "created", Status::Waiting, Some(Utc::now()));
+    assert!(matches!(
+        store.commit_step(&late).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    // ...and it records what its call did without changing the workflow.
+    let mut note = store::JournalEntry::new("new", "create_borrower", outcome::OK);
+    note.finfra_status = Some(200);
+    assert_eq!(
+        store.append_journal(id, "w1", &note).await.expect("append"),
+        2
+    );
+
+    let journal = store.journal(id).await.expect("journal");
+    assert_eq!(journal[0].entry.action, "cancel");
+    assert_eq!(journal[0].entry.outcome, outcome::CANCELLED);
+    assert_eq!(journal[0].worker_id, "ops@lender");
+    assert_eq!(journal[0].entry.error.as_deref(), Some("customer withdrew"));
+
+    // Refused once finished; unknown ids are NotFound.
+    match store.cancel(id, "ops", "again").await {
+        Err(StoreError::Refused(msg)) => assert!(msg.contains("already cancelled"), "{msg}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert!(matches!(
+        store.cancel(uuid::Uuid::new_v4(), "ops", "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store
+            .claim(id, "w2", crate::LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+
+    // A pending workflow (never started) can be cancelled too.
+    let pending = store
+        .submit(&crate::new_workflow("cancel-2"))
+        .await
+        .expect("submit");
+    store
+        .cancel(pending.id, "ops", "duplicate order")
+        .await
+        .expect("cancel pending");
+}

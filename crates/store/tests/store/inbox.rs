@@ -1,0 +1,253 @@
+//! The callback inbox: dedupe, matching to waits (before and after the wait begins), and the
+//! race between the two.
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use serde_json::json;
+use store::testing::TestDb;
+use store::{CorrelationKeys, InboxEvent, KeyName, Source, Status, Wait, outcome};
+
+use crate::{LEASE, count, is_about_now, step, submit_and_claim, wakeups};
+
+store::test_both_backends!(
+    a_duplicate_callback_is_a_no_op,
+    a_callback_wakes_the_workflow_waiting_for_it,
+    an_early_callback_is_matched_when_the_wait_begins,
+    callback_and_wait_racing_never_lose_the_event,
+);
+
+fn user_event(event_id: &str, title: &str, nik: &str) -> InboxEvent {
+    InboxEvent {
+        source: Source::Status,
+        event_id: event_id.into(),
+        title: title.into(),
+        keys: CorrelationKeys {
+            identity_number: Some(nik.into()),
+            ..CorrelationKeys::default()
+        },
+        payload: json!({ "event_id": event_id, "callback_title": title, "status": "VERIFIED" }),
+    }
+}
+
+async fn a_duplicate_callback_is_a_no_op(db: TestDb) {
+    let store = &db.store;
+    let event = user_event("evt-1", "user_verified", "3201000000000011");
+    let first = store.record_callback(&event).await.expect("record");
+    assert!(!first.duplicate);
+    assert_eq!(first.woke, None, "nobody waits");
+    let mut again = event.clone();
+    again.payload = json!({ "redelivered": true });
+    let second = store.record_callback(&again).await.expect("record again");
+    assert!(second.duplicate);
+    assert_eq!(second.inbox_id, first.inbox_id);
+    assert_eq!(count(store, "SELECT count(*) FROM callback_inbox").await, 1);
+    let row = store
+        .inbox_event(Source::Status, "evt-1")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(row.payload, event.payload, "the first delivery is kept");
+    // Same event id from another source is another event.
+    let mut va = event.clone();
+    va.source = Source::VirtualAccount;
+    assert!(!store.record_callback(&va).await.expect("record").duplicate);
+}
+
+/// A waiting workflow is woken by its callback in the transaction that stores it: after
+/// `record_callback` returns, the event is matched, the workflow due now, its wake-up
+/// scheduled. The worker then claims it, gets the event, and consumes it with its step.
+async fn a_callback_wakes_the_workflow_waiting_for_it(db: TestDb) {
+    let store = &db.store;
+    let nik = "3201000000000012";
+    let claimed = submit_and_claim(store, "wake-1", "w1").await;
+    let id = claimed.workflow.id;
+    let deadline = Utc::now() + TimeDelta::hours(1);
+    let mut wait = step(
+        &claimed,
+        "wait_user_verified",
+        Status::Waiting,
+        Some(deadline),
+    );
+    wait.waiting_for = Some("user_verified".into());
+    wait.deadline = Some(deadline);
+    wait.waits = vec![
+        Wait::new("user_verified", KeyName::IdentityNumber, nik),
+        Wait::new("user_rejected", KeyName::IdentityNumber, nik),
+    ];
+    store.commit_step(&wait).await.expect("start waiting");
+    assert!(
+        store.claim(id, "w2", LEASE).await.expect("claim").is_none(),
+        "waiting, not due"
+    );
+    let jobs = wakeups(store, id).await;
+
+    // Other titles or keys do not match.
+    let other = store
+        .record_callback(&user_event("evt-a", "user_approved", nik))
+        .await
+        .expect("record");
+    assert_eq!(other.woke, None);
+    let other = store
+        .record_callback(&user_event("evt-b", "user_verified", "3201000000000099"))
+        .await
+        .expect("record");
+    assert_eq!(other.woke, None);
+
+    let recorded = store
+        .record_callback(&user_event("evt-c", "user_verified", nik))
+        .await
+        .expect("record");
+    assert_eq!(recorded.woke, Some(id));
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert!(
+        row.next_run_at
+            .is_some_and(|at| is_about_now(at, Duration::from_secs(5))),
+        "due now"
+    );
+    assert_eq!(row.status, Status::Waiting);
+    assert_eq!(
+        wakeups(store, id).await,
+        jobs + 1,
+        "woken in the same transaction"
+    );
+    let inbox = store
+        .inbox_event(Source::Status, "evt-c")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(inbox.matched_workflow_id, Some(id));
+
+    let woke = store
+        .claim(id, "w2", LEASE)
+        .await
+        .expect("claim")
+        .expect("due now");
+    assert_eq!(woke.previous_status, Status::Waiting);
+    assert_eq!(woke.events.len(), 1);
+    assert_eq!(woke.events[0].id, recorded.inbox_id);
+    assert_eq!(woke.events[0].title, "user_verified");
+
+    let mut consume = step(
+        &woke,
+        "verified",
+        Status::Sleeping,
+        Some(Utc::now() + TimeDelta::hours(2)),
+    );
+    consume.journal.outcome = outcome::CALLBACK.into();
+    consume.processed_events = vec![recorded.inbox_id];
+    let committed = store.commit_step(&consume).await.expect("consume");
+    assert!(committed.pending_events.is_empty());
+    assert!(store.pending_events(id).await.expect("pending").is_empty());
+    let inbox = store
+        .inbox_event(Source::Status, "evt-c")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert!(inbox.processed_at.is_some());
+    assert_eq!(
+        count(store, "SELECT count(*) FROM workflow_waits").await,
+        0,
+        "waits replaced"
+    );
+}
+
+/// `user_created` arrives before the workflow waits for it (the create call's response is
+/// slower than the callback). It is kept; when the workflow commits its wait, the same
+/// transaction matches it and makes the workflow due now.
+async fn an_early_callback_is_matched_when_the_wait_begins(db: TestDb) {
+    let store = &db.store;
+    let nik = "3201000000000013";
+    let early = store
+        .record_callback(&user_event("evt-early", "user_created", nik))
+        .await
+        .expect("record");
+    assert_eq!(early.woke, None);
+
+    let claimed = submit_and_claim(store, "early-1", "w1").await;
+    let id = claimed.workflow.id;
+    let deadline = Utc::now() + TimeDelta::hours(1);
+    let mut wait = step(
+        &claimed,
+        "wait_user_created",
+        Status::Waiting,
+        Some(deadline),
+    );
+    wait.waits = vec![Wait::new("user_created", KeyName::IdentityNumber, nik)];
+    let committed = store.commit_step(&wait).await.expect("start waiting");
+    assert_eq!(committed.pending_events, vec![early.inbox_id]);
+    assert!(
+        committed.next_run_at.is_some_and(|at| at < deadline),
+        "due now, not at the deadline"
+    );
+
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert!(
+        row.next_run_at
+            .is_some_and(|at| is_about_now(at, Duration::from_secs(5)))
+    );
+    let inbox = store
+        .inbox_event(Source::Status, "evt-early")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(inbox.matched_workflow_id, Some(id));
+    let woke = store
+        .claim(id, "w2", LEASE)
+        .await
+        .expect("claim")
+        .expect("due now");
+    assert_eq!(woke.events.len(), 1);
+}
+
+/// A callback and the commit that starts the wait for it, at the same moment, many times:
+/// whichever commits first, the event ends up matched and the workflow due now.
+async fn callback_and_wait_racing_never_lose_the_event(db: TestDb) {
+    let store = &db.store;
+    for i in 0..15 {
+        let nik = format!("32010000000{i:05}");
+        let claimed = submit_and_claim(store, &format!("race-{i}"), "w1").await;
+        let id = claimed.workflow.id;
+        let deadline = Utc::now() + TimeDelta::hours(1);
+        let mut wait = step(
+            &claimed,
+            "wait_user_created",
+            Status::Waiting,
+            Some(deadline),
+        );
+        wait.waits = vec![Wait::new(
+            "user_created",
+            KeyName::IdentityNumber,
+            nik.clone(),
+        )];
+        let event = user_event(&format!("evt-race-{i}"), "user_created", &nik);
+        let (committed, recorded) = tokio::join!(
+            {
+                let store = store.clone();
+                async move { store.commit_step(&wait).await }
+            },
+            {
+                let store = store.clone();
+                async move { store.record_callback(&event).await }
+            }
+        );
+        committed.expect("commit");
+        let recorded = recorded.expect("record");
+        let inbox = store
+            .inbox_event(Source::Status, &format!("evt-race-{i}"))
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(
+            inbox.matched_workflow_id,
+            Some(id),
+            "round {i}: event matched"
+        );
+        let row = store.get(id).await.expect("get").expect("exists");
+        assert!(
+            row.next_run_at.is_some_and(|at| at < deadline),
+            "round {i}: due now, not at the deadline (woke: {:?})",
+            recorded.woke
+        );
+    }
+}

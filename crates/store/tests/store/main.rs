@@ -1,0 +1,156 @@
+//! The store's test suite: every test runs on SQLite and on PostgreSQL, each on a fresh
+//! database (see `store::testing`). Tests are silent unless `TEST_LOG` is set.
+
+mod claim;
+mod commit;
+mod dispatch;
+mod inbox;
+mod migrate;
+mod rate_limit;
+mod submit;
+mod views;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use store::testing::TestBackend;
+use store::{
+    Claimed, JournalEntry, NewWorkflow, Status, StepCommit, Store, StoreTx, Submitted, outcome,
+};
+use uuid::Uuid;
+
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// A workflow of kind `onboard-borrower` with a small input naming `key`.
+pub fn new_workflow(key: &str) -> NewWorkflow {
+    NewWorkflow::new(
+        "onboard-borrower",
+        key,
+        json!({ "borrower": { "name": "A. Borrower", "type": "PERSONAL" }, "key": key }),
+    )
+}
+
+/// Submits and claims a fresh workflow for `worker`.
+pub async fn submit_and_claim(store: &Store, key: &str, worker: &str) -> Claimed {
+    let Submitted { id, .. } = store.submit(&new_workflow(key)).await.expect("submit");
+    store
+        .claim(id, worker, LEASE)
+        .await
+        .expect("claim")
+        .expect("a freshly submitted workflow is due")
+}
+
+/// A commit of `claimed` to `state`/`status`, scheduled at `next`, releasing the lease.
+pub fn step(
+    claimed: &Claimed,
+    state: &str,
+    status: Status,
+    next: Option<DateTime<Utc>>,
+) -> StepCommit {
+    let mut journal = JournalEntry::new(&claimed.workflow.state, "test_step", outcome::OK);
+    journal.attempt = 1;
+    StepCommit {
+        workflow_id: claimed.workflow.id,
+        worker_id: claimed
+            .workflow
+            .lease_owner
+            .clone()
+            .expect("claimed rows have an owner"),
+        expected_version: claimed.workflow.version,
+        status,
+        state: state.to_owned(),
+        context: json!({ "step": state }),
+        attempt: 1,
+        next_run_at: next,
+        waiting_for: None,
+        waits: Vec::new(),
+        deadline: None,
+        last_error: None,
+        journal,
+        processed_events: Vec::new(),
+        pin_definition_version: Some(1),
+        release_lease: true,
+    }
+}
+
+/// Wake-up tasks in apalis's table for `workflow_id`.
+pub async fn wakeups(store: &Store, workflow_id: Uuid) -> i64 {
+    match store.backend() {
+        store::Backend::Postgres(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'finflow-wakeups' \
+             AND convert_from(job, 'UTF8')::jsonb ->> 'workflow_id' = $1",
+        )
+        .bind(workflow_id.to_string())
+        .fetch_one(pool)
+        .await
+        .expect("counting wake-ups"),
+        store::Backend::Sqlite(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM Jobs WHERE job_type = 'finflow-wakeups' \
+             AND json_extract(CAST(job AS TEXT), '$.workflow_id') = $1",
+        )
+        .bind(workflow_id.to_string())
+        .fetch_one(pool)
+        .await
+        .expect("counting wake-ups"),
+    }
+}
+
+/// All wake-up tasks, of any workflow.
+pub async fn all_wakeups(store: &Store) -> i64 {
+    match store.backend() {
+        store::Backend::Postgres(pool) => sqlx::query_scalar(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'finflow-wakeups'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("counting wake-ups"),
+        store::Backend::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE job_type = 'finflow-wakeups'")
+                .fetch_one(pool)
+                .await
+                .expect("counting wake-ups")
+        }
+    }
+}
+
+/// A scalar from a SQL query without parameters (row counts in assertions).
+pub async fn count(store: &Store, sql: &'static str) -> i64 {
+    match store.backend() {
+        store::Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        store::Backend::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Runs `sql` with one text parameter inside the transaction (a caller's own write).
+pub async fn execute_in(tx: &mut StoreTx<'_>, sql: &'static str, param: String) {
+    let done = match tx {
+        StoreTx::Postgres(tx) => sqlx::query(sql)
+            .bind(param)
+            .execute(&mut **tx)
+            .await
+            .map(|r| r.rows_affected()),
+        StoreTx::Sqlite(tx) => sqlx::query(sql)
+            .bind(param)
+            .execute(&mut **tx)
+            .await
+            .map(|r| r.rows_affected()),
+    };
+    done.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// `true` when `at` is at most `slack` away from now.
+pub fn is_about_now(at: DateTime<Utc>, slack: Duration) -> bool {
+    let delta = (Utc::now() - at).abs();
+    delta.to_std().is_ok_and(|d| d <= slack)
+}
+
+/// The input of `new_workflow(key)` with its keys in another order (same value).
+pub fn same_input_reordered(key: &str) -> Value {
+    json!({ "key": key, "borrower": { "type": "PERSONAL", "name": "A. Borrower" } })
+}
+
+pub fn is_postgres(backend: TestBackend) -> bool {
+    backend == TestBackend::Postgres
+}

@@ -1,0 +1,94 @@
+//! `finflow run`: a worker process. It serves Finfra's callbacks, and advances due
+//! workflows until SIGTERM or Ctrl-C. Several processes on one PostgreSQL form a fleet.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use finfra_api::callback::AuthKeyVerifier;
+use finfra_api::{ClientConfig, FinfraClient};
+use worker::config::Config;
+use worker::engine::Executor;
+use worker::runtime::{self, RuntimeOptions};
+
+/// Runs the worker and the callback receiver until a shutdown signal.
+///
+/// # Errors
+/// The configuration, the database, the definitions or the listen address fail.
+pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let url = config.database_url.redacted();
+    let definitions = workflow::Registry::load_dir(&config.worker.workflows_dir)
+        .map_err(|e| anyhow::anyhow!("workflow definitions: {e}"))?;
+    let Some(auth_key) = config.callbacks.auth_key.clone() else {
+        bail!(
+            "callbacks.auth_key is not set: set FINFLOW_CALLBACKS__AUTH_KEY to the key Finfra sends in finfra-auth-key"
+        );
+    };
+    let verifier = match &config.callbacks.previous_auth_key {
+        Some(previous) => AuthKeyVerifier::rotating(&auth_key, previous),
+        None => AuthKeyVerifier::new(&auth_key),
+    }
+    .map_err(|e| anyhow::anyhow!("callbacks.auth_key: {e}"))?;
+    let credentials = config.finfra.credentials()?;
+    let scope = format!("finfra:{}", credentials.client_id);
+    let mut client_config = ClientConfig::new(config.finfra.base_url()?, credentials);
+    client_config.timeout = config.finfra.timeout();
+    let client = FinfraClient::new(client_config).context("cannot build the Finfra client")?;
+
+    let store = store::Store::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("cannot open the database {url}"))?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("migrating {url} failed"))?;
+
+    let listener = tokio::net::TcpListener::bind(config.callbacks.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.callbacks.listen))?;
+    let receiver = worker::receiver::router(store.clone(), verifier);
+
+    let worker_id = runtime::worker_identity();
+    let executor = Executor::new(
+        store.clone(),
+        client,
+        workflow::Engine::new(definitions),
+        worker_id.clone(),
+        Duration::from_secs(config.worker.lease_secs.max(1)),
+        scope,
+    );
+    println!(
+        "finflow worker {worker_id}: database {url}, callbacks on http://{}",
+        config.callbacks.listen
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut receiver_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, receiver)
+            .with_graceful_shutdown(async move {
+                let _ = receiver_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    let mut runtime_stop = stop_rx.clone();
+    let options = RuntimeOptions {
+        concurrency: config.worker.concurrency.max(1),
+        ..RuntimeOptions::default()
+    };
+    let worker = tokio::spawn(runtime::run(executor, options, async move {
+        let _ = runtime_stop.wait_for(|stop| *stop).await;
+    }));
+
+    crate::commands::shutdown_signal().await;
+    eprintln!("finflow: shutting down (in-flight steps finish)");
+    let _ = stop_tx.send(true);
+    let worker_result = worker.await.context("the worker task panicked")?;
+    let server_result = server.await.context("the receiver task panicked")?;
+    store.close().await;
+    worker_result?;
+    server_result.context("the callback receiver failed")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,571 @@
+//! The executor: advances one workflow as far as it can go without waiting.
+//!
+//! It is the only code that does I/O for a workflow. One `advance`:
+//!
+//! 1. claims the workflow in the store (only one worker holds it; a stale wake-up finds
+//!    nothing due and ends here);
+//! 2. turns what woke it into an [`Event`]: the first start, each matched callback, a timer,
+//!    or, for a workflow whose stored action is a call, `CallInterrupted` (a worker died
+//!    between recording the decision to call and recording the answer);
+//! 3. asks the pure workflow to decide, and commits the decision (state, journal row, waits,
+//!    next wake-up) in one transaction **before** acting on it;
+//! 4. for a call: checks the fleet-wide pause first (a `429` seen by any worker pauses all),
+//!    sends it while renewing its lease, turns the answer into the next event and goes back
+//!    to 3 inline; for a wait or a sleep, it releases the workflow and returns.
+//!
+//! A decision to call is committed before the request leaves, so a crash at any instant
+//! leaves either "not decided" (the event is delivered again) or "decided, maybe sent",
+//! which the workflow reconciles by reading Finfra before sending a non-idempotent request
+//! again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use finfra_api::FinfraClient;
+use serde_json::{Value, json};
+use store::{
+    Claimed, InboxRow, JournalEntry, KeyName, Source, StepCommit, Store, StoreError, Wait,
+};
+use uuid::Uuid;
+use workflow::{
+    Action, CallFailure, CallbackEvent, CorrelationKey, Decision, Engine, EngineError, Event,
+    FailureKind, FinfraRequest, FinfraResponse, WorkflowId,
+};
+
+use super::call;
+
+/// What one `advance` ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advanced {
+    /// The workflow was not due, or another worker holds it.
+    NotDue,
+    /// It waits (for a callback, a time or a person).
+    Parked,
+    /// It reached a terminal status.
+    Finished,
+    /// Another worker took it over (our lease expired) or an operator changed it; our
+    /// last step was not recorded and will be reconciled by its new holder.
+    LeaseLost,
+}
+
+/// Why an `advance` stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// The store failed; the workflow stays as its last commit left it.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored workflow cannot be read by this build (unknown kind, unreadable state).
+    #[error("workflow {id}: {source}")]
+    Engine {
+        /// Which workflow.
+        id: Uuid,
+        /// What the engine said.
+        #[source]
+        source: EngineError,
+    },
+}
+
+/// Everything one worker process needs to advance workflows.
+#[derive(Clone)]
+pub struct Executor {
+    store: Store,
+    client: FinfraClient,
+    engine: Engine,
+    worker_id: String,
+    lease: Duration,
+    /// The shared rate-limiter scope of this Finfra client, e.g. `finfra:<client id>`.
+    scope: String,
+}
+
+/// The workflow being advanced, and where its row stands.
+struct Held {
+    id: Uuid,
+    kind: String,
+    version: i64,
+    state: Value,
+}
+
+impl Executor {
+    /// An executor for `worker_id` (unique per process: host and pid).
+    pub fn new(
+        store: Store,
+        client: FinfraClient,
+        engine: Engine,
+        worker_id: impl Into<String>,
+        lease: Duration,
+        scope: impl Into<String>,
+    ) -> Self {
+        Self {
+            store,
+            client,
+            engine,
+            worker_id: worker_id.into(),
+            lease,
+            scope: scope.into(),
+        }
+    }
+
+    /// This worker's identity, as stored in leases and the journal.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// How long a claim lasts.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Advances workflow `id` until it waits, finishes or needs a person.
+    ///
+    /// # Errors
+    /// The store failed, or the stored workflow cannot be read by this build.
+    #[tracing::instrument(skip_all, fields(workflow.id = %id, worker.id = %self.worker_id))]
+    pub async fn advance(&self, id: Uuid) -> Result<Advanced, ExecutorError> {
+        let Some(claimed) = self.store.claim(id, &self.worker_id, self.lease).await? else {
+            return Ok(Advanced::NotDue);
+        };
+        self.advance_claimed(claimed).await
+    }
+
+    /// Advances a workflow this worker has just claimed.
+    ///
+    /// # Errors
+    /// As [`Self::advance`].
+    pub async fn advance_claimed(&self, claimed: Claimed) -> Result<Advanced, ExecutorError> {
+        let Claimed {
+            workflow, events, ..
+        } = claimed;
+        let engine_error = |source| ExecutorError::Engine {
+            id: workflow.id,
+            source,
+        };
+        let mut held = Held {
+            id: workflow.id,
+            kind: workflow.kind.clone(),
+            version: workflow.version,
+            state: workflow.context.clone(),
+        };
+        let now = Utc::now();
+
+        // A workflow not yet started: validate its input again and pin its definition.
+        if workflow.state == store::INITIAL_STATE {
+            let wf_id = WorkflowId::new(held.id.to_string()).map_err(|e| {
+                engine_error(EngineError::State {
+                    kind: workflow::Kind::OnboardBorrower,
+                    source: serde::de::Error::custom(e.to_string()),
+                })
+            })?;
+            let decision = match self.engine.start(&held.kind, &wf_id, &workflow.input, now) {
+                Ok(decision) => decision,
+                Err(EngineError::Input(errors)) => {
+                    // Input submitted through SQL is only validated here: fail it, listing
+                    // every problem, rather than leave it pending forever.
+                    return self.fail_invalid(&mut held, &errors.to_string(), now).await;
+                }
+                Err(other) => return Err(engine_error(other)),
+            };
+            let entry = journal("start", "start", "started", now);
+            return self.run(&mut held, decision, entry, Vec::new()).await;
+        }
+
+        // A stored call this worker did not make: its holder died (or lost the lease)
+        // between deciding to call and recording the answer. The workflow hears that first,
+        // and reconciles a request that may have been applied; the call is never re-run
+        // as it was stored.
+        let mut last = None;
+        let current = self
+            .engine
+            .action(&held.kind, &held.state)
+            .map_err(engine_error)?;
+        if matches!(current, Action::Call { .. }) {
+            let decision = self.decide(&held, &Event::CallInterrupted, now).await?;
+            let entry = journal(&workflow.state, "call_interrupted", "interrupted", now);
+            if !self
+                .commit_or_lost(&mut held, &decision, entry, Vec::new())
+                .await?
+            {
+                return Ok(Advanced::LeaseLost);
+            }
+            last = Some(decision);
+        }
+
+        // Each matched callback is its own event, oldest first. Every row read is marked
+        // processed, used or not, so that it stops waking the workflow.
+        for row in events {
+            let now = Utc::now();
+            let (event, mut entry) = match callback_event(&row) {
+                Some(event) => (
+                    Event::Callback(event),
+                    journal(&row.title, "callback", "callback", now),
+                ),
+                None => {
+                    let mut entry = journal(&row.title, "callback", "ignored", now);
+                    entry.error = Some("callback not usable by this workflow".to_owned());
+                    (Event::Wake, entry)
+                }
+            };
+            entry.response_summary =
+                Some(json!({ "event_id": row.event_id, "source": row.source.as_str() }));
+            let decision = self.decide(&held, &event, now).await?;
+            if !self
+                .commit_or_lost(&mut held, &decision, entry, vec![row.id])
+                .await?
+            {
+                return Ok(Advanced::LeaseLost);
+            }
+            last = Some(decision);
+        }
+
+        match last {
+            // Act on the last committed decision.
+            Some(decision) => self.act(&mut held, decision).await,
+            // Woken by a timer (a backoff is over, a poll or a deadline is due).
+            None => {
+                let decision = self.decide(&held, &Event::Wake, now).await?;
+                let entry = journal(&workflow.state, "wake", "woken", now);
+                self.run(&mut held, decision, entry, Vec::new()).await
+            }
+        }
+    }
+
+    /// Commits a decision (keeping the lease when it is a call to make inline); `false`
+    /// when the workflow was taken over meanwhile.
+    async fn commit_or_lost(
+        &self,
+        held: &mut Held,
+        decision: &Decision,
+        entry: JournalEntry,
+        processed: Vec<i64>,
+    ) -> Result<bool, ExecutorError> {
+        let keep = matches!(decision.action, Action::Call { .. });
+        match self.commit(held, decision, entry, processed, keep).await {
+            Ok(()) => {
+                held.state = decision.state.clone();
+                Ok(true)
+            }
+            Err(ExecutorError::Store(StoreError::LeaseLost(_))) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn decide(
+        &self,
+        held: &Held,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, ExecutorError> {
+        self.engine
+            .decide(&held.kind, &held.state, event, now)
+            .map_err(|source| ExecutorError::Engine {
+                id: held.id,
+                source,
+            })
+    }
+
+    /// Commits `decision` (with `entry` describing what led to it), then acts on it.
+    async fn run(
+        &self,
+        held: &mut Held,
+        decision: Decision,
+        entry: JournalEntry,
+        processed: Vec<i64>,
+    ) -> Result<Advanced, ExecutorError> {
+        if !self
+            .commit_or_lost(held, &decision, entry, processed)
+            .await?
+        {
+            return Ok(Advanced::LeaseLost);
+        }
+        self.act(held, decision).await
+    }
+
+    /// Acts on a committed decision: runs calls inline until the workflow parks.
+    async fn act(
+        &self,
+        held: &mut Held,
+        mut decision: Decision,
+    ) -> Result<Advanced, ExecutorError> {
+        loop {
+            let Action::Call {
+                step,
+                request,
+                operation_key,
+                attempt,
+                purpose,
+            } = decision.action.clone()
+            else {
+                return Ok(if decision.action.is_terminal() {
+                    Advanced::Finished
+                } else {
+                    Advanced::Parked
+                });
+            };
+            let started = Utc::now();
+            let result = match self.fleet_pause(started).await? {
+                // Nothing is sent inside another worker's Retry-After window: the workflow
+                // hears a 429 that was never sent, which costs no attempt.
+                Some(remaining) => Err(CallFailure::rate_limited(Some(remaining))),
+                None => self.send(held, &request).await,
+            };
+            let finished = Utc::now();
+            let mut entry = journal(&step, request.name(), "ok", started);
+            entry.finished_at = finished;
+            entry.attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+            entry.operation_key = operation_key.as_ref().map(|k| k.as_str().to_owned());
+            entry.request_summary = Some(json!({
+                "purpose": purpose,
+                "request": request.summary(),
+            }));
+            let event = match result {
+                Ok(response) => {
+                    entry.response_summary = Some(response.summary());
+                    Event::CallSucceeded(response)
+                }
+                Err(failure) => {
+                    if failure.kind == FailureKind::RateLimited {
+                        self.pause_fleet(&failure, finished).await?;
+                    }
+                    entry.outcome = outcome_of(&failure).to_owned();
+                    entry.finfra_status = failure.status.map(i32::from);
+                    entry.error = Some(failure.describe());
+                    Event::CallFailed(failure)
+                }
+            };
+            decision = self.decide(held, &event, Utc::now()).await?;
+            let keep = matches!(decision.action, Action::Call { .. });
+            match self
+                .commit(held, &decision, entry.clone(), Vec::new(), keep)
+                .await
+            {
+                Ok(()) => {}
+                Err(ExecutorError::Store(StoreError::LeaseLost(id))) => {
+                    // Keep what we learnt: the new holder reconciles, and the journal shows
+                    // what this worker saw.
+                    entry.error = Some(format!(
+                        "{}; not applied: the workflow was taken over",
+                        entry.error.unwrap_or_default()
+                    ));
+                    let _ = self.store.append_journal(id, &self.worker_id, &entry).await;
+                    return Ok(Advanced::LeaseLost);
+                }
+                Err(e) => return Err(e),
+            }
+            held.state = decision.state.clone();
+        }
+    }
+
+    /// Sends one request, renewing the lease while it is outstanding.
+    async fn send(
+        &self,
+        held: &Held,
+        request: &FinfraRequest,
+    ) -> Result<FinfraResponse, CallFailure> {
+        let call = call::perform(&self.client, request);
+        tokio::pin!(call);
+        let mut renew = tokio::time::interval(self.lease / 3);
+        renew.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                result = &mut call => return result,
+                _ = renew.tick() => {
+                    if let Err(error) = self
+                        .store
+                        .renew_lease(held.id, &self.worker_id, held.version, self.lease)
+                        .await
+                    {
+                        tracing::warn!(error.message = %error, "could not renew the lease during a call");
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long the fleet is still paused, if it is.
+    async fn fleet_pause(&self, now: DateTime<Utc>) -> Result<Option<Duration>, ExecutorError> {
+        Ok(self
+            .store
+            .paused_until(&self.scope)
+            .await?
+            .and_then(|until| (until - now).to_std().ok())
+            .filter(|d| !d.is_zero()))
+    }
+
+    /// Records a `429` in the shared limiter: every worker waits until it is over.
+    async fn pause_fleet(
+        &self,
+        failure: &CallFailure,
+        now: DateTime<Utc>,
+    ) -> Result<(), ExecutorError> {
+        // Without a Retry-After, pause the fleet for a second: the workflow itself backs off
+        // exponentially on top of that.
+        let wait = failure.retry_after.unwrap_or(Duration::from_secs(1));
+        let until = workflow::run::after(now, wait);
+        self.store.pause(&self.scope, until).await?;
+        tracing::info!(pause.until = %until, "Finfra rate limited this client: fleet paused");
+        Ok(())
+    }
+
+    /// Commits a decision. `keep_lease` when the next action is a call made inline.
+    async fn commit(
+        &self,
+        held: &mut Held,
+        decision: &Decision,
+        mut entry: JournalEntry,
+        processed: Vec<i64>,
+        keep_lease: bool,
+    ) -> Result<(), ExecutorError> {
+        let now = Utc::now();
+        let action = &decision.action;
+        let (status, waits, waiting_for, deadline) = match action {
+            Action::Call { .. } => (store::Status::Running, Vec::new(), None, None),
+            Action::Wait {
+                events, deadline, ..
+            } => (
+                store::Status::Waiting,
+                events
+                    .iter()
+                    .map(|e| Wait::new(e.title.to_string(), key_name(e.key), e.value.clone()))
+                    .collect(),
+                Some(
+                    events
+                        .iter()
+                        .map(|e| e.title.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                ),
+                Some(*deadline),
+            ),
+            Action::SleepUntil { .. } => (store::Status::Sleeping, Vec::new(), None, None),
+            Action::NeedsAttention { .. } => {
+                (store::Status::NeedsAttention, Vec::new(), None, None)
+            }
+            Action::Complete { .. } => (store::Status::Completed, Vec::new(), None, None),
+            Action::Fail { .. } => (store::Status::Failed, Vec::new(), None, None),
+            Action::Cancelled { .. } => (store::Status::Cancelled, Vec::new(), None, None),
+        };
+        let next = json!({ "next": action.kind(), "note": decision.note });
+        entry.response_summary = Some(match entry.response_summary.take() {
+            Some(Value::Object(mut map)) => {
+                map.insert("decision".to_owned(), next);
+                Value::Object(map)
+            }
+            Some(other) => json!({ "answer": other, "decision": next }),
+            None => json!({ "decision": next }),
+        });
+        if entry.error.is_none() {
+            entry.error = match action {
+                Action::Fail { reason } | Action::NeedsAttention { reason, .. } => {
+                    Some(reason.to_string())
+                }
+                _ => None,
+            };
+        }
+        let summary = &decision.summary;
+        let commit = StepCommit {
+            workflow_id: held.id,
+            worker_id: self.worker_id.clone(),
+            expected_version: held.version,
+            status,
+            state: summary.state.clone(),
+            context: decision.state.clone(),
+            attempt: i32::try_from(summary.attempt).unwrap_or(i32::MAX),
+            next_run_at: action.next_run_at(now),
+            waiting_for,
+            waits,
+            deadline,
+            last_error: summary.last_error.clone(),
+            journal: entry,
+            processed_events: processed,
+            pin_definition_version: i32::try_from(summary.definition.version).ok(),
+            release_lease: !keep_lease,
+        };
+        let committed = self.store.commit_step(&commit).await?;
+        held.version = committed.version;
+        Ok(())
+    }
+
+    /// Fails a workflow whose input does not validate, with every problem in `last_error`.
+    async fn fail_invalid(
+        &self,
+        held: &mut Held,
+        problems: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Advanced, ExecutorError> {
+        let mut entry = journal("new", "start", "failed", now);
+        entry.error = Some(format!("invalid input: {problems}"));
+        let commit = StepCommit {
+            workflow_id: held.id,
+            worker_id: self.worker_id.clone(),
+            expected_version: held.version,
+            status: store::Status::Failed,
+            state: "invalid_input".to_owned(),
+            context: held.state.clone(),
+            attempt: 1,
+            next_run_at: None,
+            waiting_for: None,
+            waits: Vec::new(),
+            deadline: None,
+            last_error: Some(format!("invalid input: {problems}")),
+            journal: entry,
+            processed_events: Vec::new(),
+            pin_definition_version: None,
+            release_lease: true,
+        };
+        match self.store.commit_step(&commit).await {
+            Ok(_) => Ok(Advanced::Finished),
+            Err(StoreError::LeaseLost(_)) => Ok(Advanced::LeaseLost),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn journal(step: &str, action: &str, outcome: &str, at: DateTime<Utc>) -> JournalEntry {
+    let mut entry = JournalEntry::new(step, action, outcome);
+    entry.started_at = at;
+    entry.finished_at = at;
+    entry
+}
+
+/// The journal outcome of a failed call.
+fn outcome_of(failure: &CallFailure) -> &'static str {
+    if failure.kind == FailureKind::RateLimited {
+        store::outcome::RATE_LIMITED
+    } else if failure.ambiguous {
+        store::outcome::AMBIGUOUS
+    } else if failure.retryable {
+        store::outcome::RETRY
+    } else {
+        store::outcome::FAILED
+    }
+}
+
+fn key_name(key: CorrelationKey) -> KeyName {
+    match key {
+        CorrelationKey::UserId => KeyName::UserId,
+        CorrelationKey::IdentityNumber => KeyName::IdentityNumber,
+        CorrelationKey::KycId => KeyName::KycId,
+        CorrelationKey::LoanUniqueId => KeyName::LoanUniqueId,
+        CorrelationKey::ExternalId => KeyName::ExternalId,
+    }
+}
+
+/// The stored callback as the workflow's event, when it is one a workflow can use.
+fn callback_event(row: &InboxRow) -> Option<CallbackEvent> {
+    match row.source {
+        Source::Status => serde_json::from_value(row.payload.clone())
+            .ok()
+            .map(CallbackEvent::Status),
+        Source::VirtualAccount => serde_json::from_value(row.payload.clone())
+            .ok()
+            .map(CallbackEvent::VirtualAccountPayment),
+        Source::Invoice => serde_json::from_value(row.payload.clone())
+            .ok()
+            .map(CallbackEvent::Invoice),
+        Source::Didit => None,
+    }
+}

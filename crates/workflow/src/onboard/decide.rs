@@ -1,0 +1,211 @@
+//! The onboarding's decision: operator commands (cancel, resolve) in any state, then the
+//! event handed to the phase's kind (a call or a wait).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use finfra_api::model::borrower::BorrowerStatus;
+
+use crate::event::Event;
+use crate::ids::UserId;
+use crate::machine::{Status, Transition};
+
+use super::flow::{self, advance, ignore};
+use super::state::{OnboardState, Phase, Source, Step};
+use super::{calls, waits};
+
+type T = Transition<OnboardState>;
+
+/// `(state, event, now) -> transition`.
+pub(super) fn decide(state: &OnboardState, event: &Event, now: DateTime<Utc>) -> T {
+    match event {
+        Event::Cancel { by, reason } => return cancel(state, by, reason),
+        Event::Resolve { by, reason, data } => return resolve(state, by, reason, data, now),
+        _ => {}
+    }
+    if matches!(event, Event::Start | Event::CallInterrupted)
+        && (state.phase.is_terminal() || matches!(state.phase, Phase::NeedsAttention { .. }))
+    {
+        return flow::resume(
+            state,
+            format!("resumed: the workflow is {}", state.phase.name()),
+        );
+    }
+    if state.phase.is_terminal() {
+        return ignore(
+            state,
+            format!(
+                "{} ignored: the workflow is {}",
+                event.name(),
+                state.phase.name()
+            ),
+        );
+    }
+    if let Phase::NeedsAttention { .. } = state.phase {
+        return ignore(
+            state,
+            format!(
+                "{} ignored: waiting for an operator to resolve or cancel",
+                event.name()
+            ),
+        );
+    }
+    if state.phase.run().is_some() {
+        calls::on_event(state, event, now)
+    } else {
+        waits::on_event(state, event, now)
+    }
+}
+
+/// Cancels from any state that is not over. The borrower is not blocked at Finfra: an
+/// onboarding that stops before `approve` leaves a borrower that cannot borrow (loans
+/// need `APPROVED`), and a cancel may be a mistake that blocking would make permanent.
+fn cancel(state: &OnboardState, by: &str, reason: &str) -> T {
+    if state.phase.is_terminal() {
+        return ignore(
+            state,
+            format!(
+                "cancel ignored: the workflow is already {}",
+                state.phase.name()
+            ),
+        );
+    }
+    let step = match &state.phase {
+        Phase::NeedsAttention { stuck, .. } => stuck.name(),
+        other => other.name(),
+    };
+    let unknown = if state.phase.status() == Status::Ambiguous {
+        " (the outcome of its last request was unknown)"
+    } else {
+        ""
+    };
+    let mut next = state.clone();
+    next.phase = Phase::Cancelled {
+        step: step.to_owned(),
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+    };
+    advance(
+        next,
+        format!("cancelled by {by} at {step}{unknown}: {reason}"),
+    )
+}
+
+/// What an operator may supply to `resolve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resolution {
+    /// `{}` or `{"retry": true}`: run the stuck step again (a step whose request's outcome
+    /// was unknown reconciles first; a wait starts afresh with a new deadline).
+    Retry,
+    /// `{"user_id": "<24 hex>"}`: the borrower's id, found by a person when `user_created`
+    /// was lost for good; the workflow carries on from the checks.
+    UserId(UserId),
+}
+
+fn parse(data: &Value) -> Result<Resolution, String> {
+    let map = match data {
+        Value::Null => return Ok(Resolution::Retry),
+        Value::Object(map) => map,
+        _ => return Err("data must be a JSON object".to_owned()),
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| !["retry", "user_id"].contains(&k.as_str()))
+    {
+        return Err(format!("unknown field {key:?} (accepted: retry, user_id)"));
+    }
+    match (map.get("retry"), map.get("user_id")) {
+        (None, None) | (Some(Value::Bool(true)), None) => Ok(Resolution::Retry),
+        (None, Some(Value::String(id))) => UserId::new(id.clone())
+            .map(Resolution::UserId)
+            .map_err(|e| e.to_string()),
+        (Some(_), Some(_)) => Err("give either retry or user_id".to_owned()),
+        (Some(_), None) => Err("retry must be true".to_owned()),
+        (None, Some(_)) => Err("user_id must be a string".to_owned()),
+    }
+}
+
+fn resolve(state: &OnboardState, by: &str, reason: &str, data: &Value, now: DateTime<Utc>) -> T {
+    let Phase::NeedsAttention { stuck, .. } = &state.phase else {
+        return ignore(
+            state,
+            format!(
+                "resolve ignored: the workflow is {}, not needs_attention",
+                state.phase.name()
+            ),
+        );
+    };
+    let resolution = match parse(data) {
+        Ok(resolution) => resolution,
+        Err(message) => return ignore(state, format!("resolve refused: {message}")),
+    };
+    let mut next = state.clone();
+    match resolution {
+        Resolution::Retry => {
+            next.phase = restart(state, stuck, now);
+            let step = next.phase.name();
+            advance(next, format!("resolved by {by} ({reason}): {step} again"))
+        }
+        Resolution::UserId(user_id) => {
+            if state.borrower.user_id.is_some() {
+                return ignore(state, "resolve refused: the borrower's id is already known");
+            }
+            // Only where the id is what is missing: before the create call, the borrower
+            // does not exist yet and supplying an id would skip its KYC.
+            if !matches!(
+                stuck.step(),
+                Some(Step::CreateBorrower | Step::SubmitKyc | Step::AwaitUserCreated)
+            ) {
+                return ignore(
+                    state,
+                    format!(
+                        "resolve refused: user_id is accepted once the borrower was created, not at {}",
+                        stuck.name()
+                    ),
+                );
+            }
+            next.borrower.learn_user_id(user_id.clone());
+            next.borrower.create_accepted = true;
+            next.borrower
+                .reach(BorrowerStatus::Pending, now, Source::Operator);
+            flow::next_check(&mut next, user_id.clone(), 0, now);
+            let step = next.phase.name();
+            advance(
+                next,
+                format!(
+                    "resolved by {by} ({reason}): borrower id {user_id} supplied; on to {step}"
+                ),
+            )
+        }
+    }
+}
+
+/// The stuck phase, ready to run again.
+fn restart(state: &OnboardState, stuck: &Phase, now: DateTime<Utc>) -> Phase {
+    let mut phase = stuck.clone();
+    if let Some(run) = phase.run_mut() {
+        *run = run.restarted();
+    }
+    match &mut phase {
+        Phase::HubCheck { pending_since, .. } | Phase::RdfBiometric { pending_since, .. } => {
+            *pending_since = None;
+        }
+        Phase::AwaitUserCreated { poll, wait } => {
+            *wait = flow::fresh_wait(state, Step::AwaitUserCreated, poll.is_some(), now);
+            // Poll at once: the person resolving wants an answer now.
+            if wait.next_poll.is_some() {
+                wait.next_poll = Some(now);
+            }
+        }
+        Phase::AwaitUserVerified { wait, .. } => {
+            *wait = flow::fresh_wait(state, Step::AwaitUserVerified, true, now);
+            wait.next_poll = Some(now);
+        }
+        Phase::AwaitUserApproved { wait, .. } => {
+            *wait = flow::fresh_wait(state, Step::AwaitUserApproved, true, now);
+            wait.next_poll = Some(now);
+        }
+        _ => {}
+    }
+    phase
+}
