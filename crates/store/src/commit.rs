@@ -72,6 +72,9 @@ pub struct StepCommit {
     pub processed_events: Vec<i64>,
     /// Pins `definition_version` if it is still unpinned.
     pub pin_definition_version: Option<i32>,
+    /// With an unpinned version, also sets `definition_name`: a workflow submitted in SQL
+    /// without a definition learns it from its input when it starts.
+    pub pin_definition_name: Option<String>,
     /// `true` to give up the lease (the usual end of a step); `false` to keep it and continue
     /// inline with the returned version. A terminal status always releases.
     pub release_lease: bool,
@@ -158,6 +161,8 @@ async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Commi
         "UPDATE workflows SET status = $4, state = $5, context = $6, attempt = $7, \
          next_run_at = CASE WHEN $8 <= $15 THEN least($8, now()) ELSE $8 END, \
          waiting_for = $9, deadline = $10, last_error = $11, \
+         definition_name = CASE WHEN definition_version IS NULL \
+             THEN coalesce($16, definition_name) ELSE definition_name END, \
          definition_version = coalesce(definition_version, $12), \
          lease_owner = CASE WHEN $13 THEN NULL ELSE lease_owner END, \
          lease_until = CASE WHEN $13 THEN NULL ELSE lease_until END, \
@@ -182,6 +187,7 @@ async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Commi
     // "Due by the caller's clock" must be due by the database's, which judges claims: a
     // next run at or before the caller's now is stored as at most the database's now.
     .bind(Utc::now())
+    .bind(commit.pin_definition_name.as_deref())
     .fetch_optional(&mut *conn)
     .await?;
     let Some((version, stored_next_run_at)) = version else {
@@ -269,6 +275,8 @@ async fn commit_sqlite(
     let version: Option<i64> = sqlx::query_scalar(
         "UPDATE workflows SET status = $4, state = $5, context = $6, attempt = $7, \
          next_run_at = $8, waiting_for = $9, deadline = $10, last_error = $11, \
+         definition_name = CASE WHEN definition_version IS NULL \
+             THEN coalesce($16, definition_name) ELSE definition_name END, \
          definition_version = coalesce(definition_version, $12), \
          lease_owner = CASE WHEN $13 THEN NULL ELSE lease_owner END, \
          lease_until = CASE WHEN $13 THEN NULL ELSE lease_until END, \
@@ -291,6 +299,7 @@ async fn commit_sqlite(
     .bind(eff.release)
     .bind(eff.terminal)
     .bind(to_sqlite(now))
+    .bind(commit.pin_definition_name.as_deref())
     .fetch_optional(&mut *conn)
     .await?;
     let Some(version) = version else {

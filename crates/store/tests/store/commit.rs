@@ -12,6 +12,7 @@ store::test_both_backends!(
     a_version_conflict_writes_nothing,
     inline_continuation_then_completion,
     cancel_works_at_any_state_and_beats_a_running_step,
+    the_first_step_pins_the_definition_name_and_version_once,
 );
 
 async fn a_commit_writes_state_journal_and_schedule(db: TestDb) {
@@ -217,4 +218,37 @@ async fn cancel_works_at_any_state_and_beats_a_running_step(db: TestDb) {
         .cancel(pending.id, "ops", "duplicate order")
         .await
         .expect("cancel pending");
+}
+
+/// A workflow submitted without a definition (as `finflow_submit` allows) learns its
+/// definition from its input when it starts: the first step pins the name and the version,
+/// and later steps cannot change them.
+async fn the_first_step_pins_the_definition_name_and_version_once(db: TestDb) {
+    let store = &db.store;
+    let claimed = submit_and_claim(store, "pin-1", "w1").await;
+    let id = claimed.workflow.id;
+    assert_eq!(claimed.workflow.definition_name, "onboard-borrower");
+    assert_eq!(claimed.workflow.definition_version, None);
+    let mut commit = step(&claimed, "ekyc_ocr", Status::Running, Some(Utc::now()));
+    commit.pin_definition_version = Some(3);
+    commit.pin_definition_name = Some("personal-bnpl".into());
+    commit.release_lease = false;
+    let committed = store.commit_step(&commit).await.expect("commit");
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(
+        (row.definition_name.as_str(), row.definition_version),
+        ("personal-bnpl", Some(3))
+    );
+
+    commit.expected_version = committed.version;
+    commit.pin_definition_version = Some(4);
+    commit.pin_definition_name = Some("business-bnpl".into());
+    commit.release_lease = true;
+    store.commit_step(&commit).await.expect("second commit");
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(
+        (row.definition_name.as_str(), row.definition_version),
+        ("personal-bnpl", Some(3)),
+        "a pinned definition stays"
+    );
 }

@@ -70,6 +70,7 @@ pub fn step(
         journal,
         processed_events: Vec::new(),
         pin_definition_version: Some(1),
+        pin_definition_name: None,
         release_lease: true,
     }
 }

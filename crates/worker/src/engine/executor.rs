@@ -482,6 +482,7 @@ impl Executor {
             journal: entry,
             processed_events: processed,
             pin_definition_version: i32::try_from(summary.definition.version).ok(),
+            pin_definition_name: Some(summary.definition.name.clone()),
             release_lease: !keep_lease,
         };
         let committed = self.store.commit_step(&commit).await?;
@@ -514,6 +515,7 @@ impl Executor {
             journal: entry,
             processed_events: Vec::new(),
             pin_definition_version: None,
+            pin_definition_name: None,
             release_lease: true,
         };
         match self.store.commit_step(&commit).await {
