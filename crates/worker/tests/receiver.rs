@@ -2,8 +2,8 @@
 //! wrong key, wrong content type, malformed or oversized body, a storage failure that makes
 //! Finfra deliver again.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use finfra_api::auth::Credentials;
