@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use worker::config::Config;
 
 /// Applies every pending migration.
@@ -15,13 +14,7 @@ use worker::config::Config;
 pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     let url = config.database_url.redacted();
-    let store = store::Store::connect(config.database_url.expose())
-        .await
-        .with_context(|| format!("cannot open the database {url}"))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {url} failed"))?;
+    let store = super::open_store(&config, true).await?;
     store.close().await;
     println!("{url}: schema is up to date");
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,28 @@ pub mod sandbox;
 pub mod status;
 pub mod submit;
 
+use anyhow::Context as _;
+use worker::config::Config;
+
+/// Opens the configured store; with `migrate`, also brings its schema up to date (safe to
+/// run from several processes at once).
+///
+/// # Errors
+/// The database cannot be opened or migrated; the message names it, without a password.
+pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<store::Store> {
+    let url = config.database_url.redacted();
+    let store = store::Store::connect(config.database_url.expose())
+        .await
+        .with_context(|| format!("cannot open the database {url}"))?;
+    if migrate {
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("migrating {url} failed"))?;
+    }
+    Ok(store)
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -37,13 +37,7 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     client_config.timeout = config.finfra.timeout();
     let client = FinfraClient::new(client_config).context("cannot build the Finfra client")?;
 
-    let store = store::Store::connect(config.database_url.expose())
-        .await
-        .with_context(|| format!("cannot open the database {url}"))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {url} failed"))?;
+    let store = super::open_store(&config, true).await?;
 
     let listener = tokio::net::TcpListener::bind(config.callbacks.listen)
         .await

@@ -14,9 +14,7 @@ use worker::config::Config;
 pub async fn run(config_file: Option<&Path>, as_json: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     let url = config.database_url.redacted();
-    let store = store::Store::connect(config.database_url.expose())
-        .await
-        .with_context(|| format!("cannot open the database {url}"))?;
+    let store = super::open_store(&config, false).await?;
     let counts = store.status_counts().await.with_context(|| {
         format!("cannot read workflow counts from {url} (run `finflow migrate` first?)")
     })?;

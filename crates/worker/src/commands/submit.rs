@@ -37,14 +37,7 @@ pub async fn run(
         }
         Err(other) => return Err(other.into()),
     };
-    let url = config.database_url.redacted();
-    let store = store::Store::connect(config.database_url.expose())
-        .await
-        .with_context(|| format!("cannot open the database {url}"))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {url} failed"))?;
+    let store = super::open_store(&config, true).await?;
     let mut new = store::NewWorkflow::new(kind, business_key, input);
     new.definition_name = definition.name.clone();
     new.definition_version = i32::try_from(definition.version).ok();
