@@ -228,3 +228,103 @@ fn unknown_subcommand_and_help() {
         text(&output)
     );
 }
+
+/// Runs `finflow` with `args` and the given `FINFLOW_*` variables only, from the workspace
+/// root (where `workflows/` is).
+fn finflow(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(FINFLOW);
+    command
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("FINFLOW_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run finflow")
+}
+
+#[test]
+fn submit_validates_deduplicates_and_refuses_conflicts() {
+    let dir = std::env::temp_dir().join(format!("finflow-submit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = format!("sqlite://{}", dir.join("finflow.db").display());
+    let env = [("FINFLOW_DATABASE_URL", db.as_str())];
+    let personal = "workflows/inputs/onboard-personal.json";
+    let business = "workflows/inputs/onboard-business.json";
+    let submit = |key: &str, input: &str| {
+        finflow(
+            &[
+                "submit",
+                "onboard-borrower",
+                "--business-key",
+                key,
+                "--input",
+                input,
+            ],
+            &env,
+        )
+    };
+
+    let first = submit("budi", personal);
+    assert!(first.status.success(), "{}", text(&first));
+    let id = String::from_utf8_lossy(&first.stdout).trim().to_owned();
+    assert_eq!(id.len(), 36, "prints the workflow id: {id:?}");
+
+    let again = submit("budi", personal);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), id);
+    assert!(
+        text(&again).contains("existing workflow"),
+        "{}",
+        text(&again)
+    );
+
+    let conflict = submit("budi", business);
+    assert_eq!(conflict.status.code(), Some(1), "{}", text(&conflict));
+    assert!(
+        text(&conflict).contains("different input"),
+        "{}",
+        text(&conflict)
+    );
+
+    // Every problem is listed, and nothing is stored.
+    let mut input: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(personal),
+        )
+        .expect("read input"),
+    )
+    .expect("json");
+    let signatory = &mut input["borrower"]["authorised_signatory"];
+    signatory["documents"]["ktp"]["number"] = "12345".into();
+    signatory["mobile_number"] = "0812".into();
+    signatory.as_object_mut().expect("object").remove("email");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, input.to_string()).expect("write input");
+    let invalid = submit("bad", bad.to_str().expect("utf-8 path"));
+    assert_eq!(invalid.status.code(), Some(1));
+    let report = text(&invalid);
+    for problem in [
+        "nothing was stored",
+        "borrower.authorised_signatory.email",
+        "borrower.authorised_signatory.mobile_number",
+        "borrower.authorised_signatory.documents.ktp.number",
+    ] {
+        assert!(
+            report.contains(problem),
+            "{problem} missing from:\n{report}"
+        );
+    }
+
+    let status = finflow(&["status", "--json"], &env);
+    assert!(status.status.success(), "{}", text(&status));
+    let counts: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    let rows = counts["counts"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{counts}");
+    assert_eq!(rows[0]["kind"], "onboard-borrower");
+    assert_eq!(rows[0]["status"], "pending");
+    assert_eq!(rows[0]["count"], 1, "the invalid input stored nothing");
+}
