@@ -328,3 +328,64 @@ fn submit_validates_deduplicates_and_refuses_conflicts() {
     assert_eq!(rows[0]["status"], "pending");
     assert_eq!(rows[0]["count"], 1, "the invalid input stored nothing");
 }
+
+#[test]
+fn run_stops_gracefully_on_sigterm() {
+    let sandbox = SandboxProcess::start(&[]);
+    let dir = std::env::temp_dir().join(format!("finflow-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = format!("sqlite://{}", dir.join("finflow.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = Command::new(FINFLOW);
+    command
+        .arg("run")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .envs([
+            ("FINFLOW_DATABASE_URL", db.as_str()),
+            ("FINFLOW_FINFRA__BASE_URL", sandbox.base_url.as_str()),
+            ("FINFLOW_FINFRA__CLIENT_ID", sandbox.client_id.as_str()),
+            (
+                "FINFLOW_FINFRA__CLIENT_SECRET",
+                sandbox.client_secret.as_str(),
+            ),
+            ("FINFLOW_CALLBACKS__LISTEN", listen.as_str()),
+            ("FINFLOW_CALLBACKS__AUTH_KEY", "key"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn finflow run");
+    let stdout = child.stdout.take().expect("piped");
+    let banner = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a banner line")
+        .expect("read banner");
+    assert!(banner.starts_with("finflow worker finflow-"), "{banner}");
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(term.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "finflow run did not stop within 20 s of SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("read stderr");
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(stderr.contains("shutting down"), "{stderr}");
+}
