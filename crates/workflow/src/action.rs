@@ -6,12 +6,13 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use finfra_api::callback::CallbackTitle;
 use finfra_api::model::mask;
 
-use crate::ids::{OperationKey, UserId};
+use crate::ids::{LoanUniqueId, OperationKey, UserId};
 use crate::request::FinfraRequest;
 use crate::serde_util::millis;
 
@@ -291,7 +292,7 @@ impl fmt::Display for Reason {
     }
 }
 
-/// What a completed workflow achieved. Loan outcomes join with `originate-loan` (issue 4).
+/// What a completed workflow achieved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
@@ -306,5 +307,14 @@ pub enum Outcome {
         user_id: UserId,
         /// Each rule of the credit policy the borrower failed.
         reasons: Vec<String>,
+    },
+    /// The loan was disbursed and fully repaid (`PAID` at Finfra).
+    LoanPaid {
+        /// The loan's `unique_id`.
+        unique_id: LoanUniqueId,
+        /// The borrower.
+        user_id: UserId,
+        /// What the borrower paid in total, as far as finflow knows (overpayments included).
+        total_paid: Decimal,
     },
 }

@@ -12,6 +12,7 @@ use crate::machine::{
     CommandRefused, Handled, InputErrors, Kind, Summary, Transition, UnknownKind, Workflow,
 };
 use crate::onboard::OnboardBorrower;
+use crate::originate::OriginateLoan;
 
 /// One decision, with the state as the JSON to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +86,9 @@ impl Engine {
             Kind::OnboardBorrower => OnboardBorrower::validate_input(input, &self.definitions, now)
                 .map(|i| OnboardBorrower::definition(&i))
                 .map_err(EngineError::Input),
+            Kind::OriginateLoan => OriginateLoan::validate_input(input, &self.definitions, now)
+                .map(|i| OriginateLoan::definition(&i))
+                .map_err(EngineError::Input),
         }
     }
 
@@ -108,6 +112,11 @@ impl Engine {
                     .map_err(EngineError::Input)?;
                 decision::<OnboardBorrower>(OnboardBorrower::start(id, input, now))
             }
+            Kind::OriginateLoan => {
+                let input = OriginateLoan::validate_input(input, &self.definitions, now)
+                    .map_err(EngineError::Input)?;
+                decision::<OriginateLoan>(OriginateLoan::start(id, input, now))
+            }
         }
     }
 
@@ -128,6 +137,10 @@ impl Engine {
                 let state = read::<OnboardBorrower>(state)?;
                 decision::<OnboardBorrower>(OnboardBorrower::decide(&state, event, now))
             }
+            Kind::OriginateLoan => {
+                let state = read::<OriginateLoan>(state)?;
+                decision::<OriginateLoan>(OriginateLoan::decide(&state, event, now))
+            }
         }
     }
 
@@ -139,6 +152,7 @@ impl Engine {
     pub fn action(&self, kind: &str, state: &Value) -> Result<Action, EngineError> {
         match kind.parse::<Kind>()? {
             Kind::OnboardBorrower => Ok(OnboardBorrower::action(&read::<OnboardBorrower>(state)?)),
+            Kind::OriginateLoan => Ok(OriginateLoan::action(&read::<OriginateLoan>(state)?)),
         }
     }
 
@@ -150,6 +164,7 @@ impl Engine {
     pub fn summary(&self, kind: &str, state: &Value) -> Result<Summary, EngineError> {
         match kind.parse::<Kind>()? {
             Kind::OnboardBorrower => Ok(OnboardBorrower::summary(&read::<OnboardBorrower>(state)?)),
+            Kind::OriginateLoan => Ok(OriginateLoan::summary(&read::<OriginateLoan>(state)?)),
         }
     }
 
@@ -170,6 +185,10 @@ impl Engine {
             Kind::OnboardBorrower => {
                 let state = read::<OnboardBorrower>(state)?;
                 Ok(OnboardBorrower::check_command(&state, command, now)?)
+            }
+            Kind::OriginateLoan => {
+                let state = read::<OriginateLoan>(state)?;
+                Ok(OriginateLoan::check_command(&state, command, now)?)
             }
         }
     }

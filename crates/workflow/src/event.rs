@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use finfra_api::callback::{CallbackTitle, InvoiceCallback, StatusCallback, VirtualAccountPayment};
 
+use crate::action::{Action, CorrelationKey, Expected, Outcome, Reason};
 use crate::failure::CallFailure;
+use crate::machine::{Kind, Status, Summary};
 use crate::response::FinfraResponse;
 
 /// One thing that happened to a workflow.
@@ -84,6 +86,8 @@ pub enum CallbackEvent {
     VirtualAccountPayment(VirtualAccountPayment),
     /// `POST /api/core/payment-gateway/invoices/status`.
     Invoice(InvoiceCallback),
+    /// Not from Finfra: another workflow of this engine finished (see [`WorkflowFinished`]).
+    Workflow(WorkflowFinished),
 }
 
 impl CallbackEvent {
@@ -95,6 +99,7 @@ impl CallbackEvent {
             Self::Status(s) => &s.event_id,
             Self::VirtualAccountPayment(p) => &p.id,
             Self::Invoice(i) => &i.id,
+            Self::Workflow(w) => &w.workflow_id,
         }
     }
 
@@ -103,7 +108,7 @@ impl CallbackEvent {
     pub fn title(&self) -> Option<&CallbackTitle> {
         match self {
             Self::Status(s) => Some(&s.callback_title),
-            Self::VirtualAccountPayment(_) | Self::Invoice(_) => None,
+            Self::VirtualAccountPayment(_) | Self::Invoice(_) | Self::Workflow(_) => None,
         }
     }
 }
@@ -111,5 +116,95 @@ impl CallbackEvent {
 impl From<StatusCallback> for CallbackEvent {
     fn from(callback: StatusCallback) -> Self {
         Self::Status(callback)
+    }
+}
+
+/// The end of a workflow, announced to the workflows that wait for it: `originate-loan`
+/// waits for the `onboard-borrower` workflow its input names.
+///
+/// A wait for it is an [`Expected`] (built by [`WorkflowFinished::expected`]) whose title is
+/// [`WorkflowFinished::TITLE`] and whose key is the `external_id` column holding
+/// `"<kind>/<business key>"` ([`WorkflowFinished::correlation`]): the store's inbox and
+/// waits match it like a callback, with no new correlation column. The executor delivers it
+/// as `Event::Callback(CallbackEvent::Workflow(..))`, the inbox row's payload being this
+/// struct as JSON (what [`WorkflowFinished::new`] builds from the finished workflow's last
+/// decision). See `crate::originate` for what the store must do to deliver it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowFinished {
+    /// The finished workflow's id: the inbox's event id (one per finished workflow and
+    /// waiter).
+    pub workflow_id: String,
+    /// Its kind, e.g. `onboard-borrower`.
+    pub kind: String,
+    /// Its business key.
+    pub business_key: String,
+    /// `completed`, `failed` or `cancelled`.
+    pub status: Status,
+    /// Its final state name, e.g. `approved`, `declined`, `failed`.
+    pub state: String,
+    /// What it achieved, when completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Why, when it failed or was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+}
+
+impl WorkflowFinished {
+    /// The title a wait for a workflow's end matches on.
+    pub const TITLE: &'static str = "workflow_finished";
+
+    /// The correlation value of a workflow: `"<kind>/<business key>"` (kinds have no `/`,
+    /// so the first one separates).
+    #[must_use]
+    pub fn correlation(kind: Kind, business_key: &str) -> String {
+        format!("{}/{business_key}", kind.as_str())
+    }
+
+    /// The wait for the end of the workflow `(kind, business_key)`.
+    #[must_use]
+    pub fn expected(kind: Kind, business_key: &str) -> Expected {
+        Expected::new(
+            CallbackTitle::from(Self::TITLE),
+            CorrelationKey::ExternalId,
+            Self::correlation(kind, business_key),
+        )
+    }
+
+    /// The announcement of a workflow's last decision, when that decision finished it
+    /// (`Complete`, `Fail` or `Cancelled`); `None` otherwise. For the executor, in the
+    /// transaction that commits that decision.
+    #[must_use]
+    pub fn new(
+        workflow_id: &str,
+        kind: &str,
+        business_key: &str,
+        summary: &Summary,
+        action: &Action,
+    ) -> Option<Self> {
+        let (outcome, reason) = match action {
+            Action::Complete { outcome } => (Some(outcome.clone()), None),
+            Action::Fail { reason } => (None, Some(reason.clone())),
+            Action::Cancelled { by, reason } => (
+                None,
+                Some(Reason::new(
+                    "cancelled",
+                    format!("cancelled by {by}: {reason}"),
+                )),
+            ),
+            Action::Call { .. }
+            | Action::Wait { .. }
+            | Action::SleepUntil { .. }
+            | Action::NeedsAttention { .. } => return None,
+        };
+        Some(Self {
+            workflow_id: workflow_id.to_owned(),
+            kind: kind.to_owned(),
+            business_key: business_key.to_owned(),
+            status: summary.status,
+            state: summary.state.clone(),
+            outcome,
+            reason,
+        })
     }
 }

@@ -216,6 +216,27 @@ impl CallFailure {
         }
     }
 
+    /// The connection failed (refused, reset) after the request was (`sent`) or was not
+    /// sent.
+    #[must_use]
+    pub fn connection(sent: bool, idempotent: bool) -> Self {
+        let class = FailureClass::NoAnswer { sent, idempotent };
+        Self {
+            kind: FailureKind::Connection,
+            status: None,
+            retry_after: None,
+            retryable: true,
+            ambiguous: Failure::from(class).is_ambiguous(),
+            conflict: false,
+            class,
+            message: if sent {
+                "the connection was reset".to_owned()
+            } else {
+                "the connection was refused".to_owned()
+            },
+        }
+    }
+
     /// A final 4xx (not 401, 409 or 429) with Finfra's message.
     #[must_use]
     pub fn rejected(status: u16, message: &str) -> Self {

@@ -103,6 +103,20 @@ string_id!(
 );
 
 string_id!(
+    /// A Finfra loan `unique_id`, chosen by us: 6 to 64 characters of `[A-Za-z0-9_-]`.
+    /// `originate-loan` uses its create step's [`OperationKey`], so a retried create answers
+    /// `409` instead of creating a second loan.
+    LoanUniqueId, "loan unique id", validate::unique_id, masked = false
+);
+
+impl From<&OperationKey> for LoanUniqueId {
+    /// An operation key is always a valid unique id (`op-` and 32 hex characters).
+    fn from(key: &OperationKey) -> Self {
+        Self(key.as_str().to_owned())
+    }
+}
+
+string_id!(
     /// A NIK (Indonesian national identity number): 16 digits embedding a birth date.
     /// Personal data: masked in `Debug` and `Display`.
     Nik, "NIK", validate::nik, masked = true

@@ -9,7 +9,7 @@
 //!
 //! # The contract with the executor
 //!
-//! A workflow is a kind (`onboard-borrower`; `originate-loan` joins with issue 4), a state
+//! A workflow is a kind (`onboard-borrower`, `originate-loan`), a state
 //! (stored as JSON) and a current [`Action`] that is a pure function of the state. The
 //! executor uses [`Engine`] (kind names and JSON) or the typed [`Workflow`] trait:
 //!
@@ -123,7 +123,9 @@
 //! - [`run`]: the generic retry, reconcile and wait rules shared by all steps.
 //! - [`definition`]: `workflows/*.toml`, their format, validation and pinning.
 //! - [`onboard`]: `onboard-borrower`; its state names and `resolve` data are documented there.
-//! - [`ids`]: `WorkflowId`, `UserId`, `Nik`, `KycId`, `OperationKey`.
+//! - [`originate`]: `originate-loan`; its states, money-safety rules, `resolve` data, and
+//!   what the executor must do to deliver the end of an onboarding, are documented there.
+//! - [`ids`]: `WorkflowId`, `UserId`, `Nik`, `KycId`, `LoanUniqueId`, `OperationKey`.
 //!
 //! [`RetryPolicy`]: finfra_api::retry::RetryPolicy
 
@@ -135,6 +137,7 @@ pub mod failure;
 pub mod ids;
 pub mod machine;
 pub mod onboard;
+pub mod originate;
 pub mod request;
 pub mod response;
 pub mod run;
@@ -145,12 +148,13 @@ pub use action::{
 };
 pub use definition::{Definition, DefinitionError, DefinitionErrors, DefinitionRef, Registry};
 pub use engine::{Decision, Engine, EngineError};
-pub use event::{CallbackEvent, Event};
+pub use event::{CallbackEvent, Event, WorkflowFinished};
 pub use failure::{CallFailure, FailureClass, FailureKind};
-pub use ids::{InvalidId, KycId, Nik, OperationKey, UserId, WorkflowId};
+pub use ids::{InvalidId, KycId, LoanUniqueId, Nik, OperationKey, UserId, WorkflowId};
 pub use machine::{
     CommandRefused, Handled, InputErrors, Kind, Status, Summary, Transition, Workflow,
 };
 pub use onboard::OnboardBorrower;
+pub use originate::OriginateLoan;
 pub use request::{Effect, FileSource, FinfraRequest};
 pub use response::FinfraResponse;

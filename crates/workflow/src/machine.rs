@@ -24,18 +24,21 @@ pub enum Kind {
     /// `onboard-borrower`.
     #[serde(rename = "onboard-borrower")]
     OnboardBorrower,
-    // `originate-loan` joins here with issue 4.
+    /// `originate-loan`.
+    #[serde(rename = "originate-loan")]
+    OriginateLoan,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: &'static [Kind] = &[Kind::OnboardBorrower];
+    pub const ALL: &'static [Kind] = &[Kind::OnboardBorrower, Kind::OriginateLoan];
 
     /// The stored name: a contract (changing it needs a migration).
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OnboardBorrower => "onboard-borrower",
+            Self::OriginateLoan => "originate-loan",
         }
     }
 }
@@ -48,7 +51,7 @@ impl fmt::Display for Kind {
 
 /// A workflow kind that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown workflow kind {0:?} (known: onboard-borrower)")]
+#[error("unknown workflow kind {0:?} (known: onboard-borrower, originate-loan)")]
 pub struct UnknownKind(pub String);
 
 impl FromStr for Kind {
@@ -158,7 +161,8 @@ pub struct Summary {
     /// The last failure or the reason it is stuck, if any.
     pub last_error: Option<String>,
     /// Business facts for SQL views, per kind (for onboarding: `user_id`,
-    /// `borrower_status`, `credit_score`).
+    /// `borrower_status`, `credit_score`; for loans: `loan_unique_id`, `loan_status`,
+    /// `disbursement_reference`, `amount_paid`, ...).
     pub facts: Value,
 }
 

@@ -132,8 +132,8 @@ fn unknown_keys_are_errors() {
     assert!(e.has(FILE, "credit.colour"), "{e}");
     assert!(e.has(FILE, "retry.jitter"), "{e}");
     assert!(lines(&e).contains(&format!("{FILE}: credit.colour is not a known key")));
-    let e = errors(&format!("{}\n[origination]\nproducts = []\n", text()));
-    assert!(e.has(FILE, "origination"), "{e}");
+    let e = errors(&format!("{}\n[collections]\nproducts = []\n", text()));
+    assert!(e.has(FILE, "collections"), "{e}");
 }
 
 #[test]
@@ -291,4 +291,103 @@ fn every_problem_of_every_file_is_reported_at_once() {
 fn an_unreadable_directory_is_an_error() {
     let e = Registry::load_dir(&workflows_dir().join("does-not-exist")).unwrap_err();
     assert!(e.to_string().contains("could not be read"), "{e}");
+}
+
+#[test]
+fn the_origination_policies_load() {
+    let registry = Registry::load_dir(&workflows_dir()).unwrap();
+    for definition in registry.iter() {
+        let policy = definition
+            .origination
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} originates loans", definition.name));
+        let bnpl = definition.name.ends_with("bnpl");
+        assert_eq!(policy.bnpl.is_some(), bnpl, "{}", definition.name);
+        assert_eq!(
+            policy.single_payment.is_some(),
+            !bnpl,
+            "{}",
+            definition.name
+        );
+    }
+    let bnpl = registry.resolve("personal-bnpl").unwrap();
+    let policy = bnpl.origination.as_ref().unwrap();
+    let limits = policy.bnpl.as_ref().unwrap();
+    assert_eq!(limits.max_interest_rate.to_string(), "0.03");
+    assert_eq!((limits.min_tenor, limits.max_tenor), (1, 12));
+    assert_eq!(limits.frequencies.len(), 3);
+    assert_eq!(policy.timeouts.signing, Duration::from_secs(86_400));
+    assert_eq!(policy.overdue_grace, Duration::from_secs(3 * 86_400));
+    assert_eq!(policy.virtual_account_bank.as_str(), "BCA");
+    let single = registry.resolve("business-single-payment").unwrap();
+    let limits = single
+        .origination
+        .as_ref()
+        .unwrap()
+        .single_payment
+        .as_ref()
+        .unwrap();
+    assert_eq!(limits.max_principal.to_string(), "2000000000");
+    // Pinned copies from before [origination] existed still read.
+    let mut json = serde_json::to_value(bnpl).unwrap();
+    json.as_object_mut().unwrap().remove("origination");
+    let old: workflow::Definition = serde_json::from_value(json).unwrap();
+    assert!(old.origination.is_none());
+}
+
+#[test]
+fn origination_problems_name_file_and_field() {
+    let e = errors(
+        &text()
+            .replace(
+                "virtual_account_bank = \"BCA\"",
+                "virtual_account_bank = \"BSI\"",
+            )
+            .replace("max_principal = \"20000000\"", "max_principal = \"50000\"")
+            .replace("max_tenor = 12", "max_tenor = 40")
+            .replace(
+                "max_interest_rate = \"0.03\"",
+                "max_interest_rate = \"three percent\"",
+            )
+            .replace("signing = \"1d\"\n", "")
+            .replace(
+                "frequencies = [\"WEEKLY\", \"BIWEEKLY\", \"MONTHLY\"]",
+                "frequencies = [\"DAILY\"]",
+            )
+            .replace("[origination.bnpl]", "[origination.bnpl]\ngrace_days = 3"),
+    );
+    for field in [
+        "origination.virtual_account_bank",
+        "origination.bnpl.max_principal",
+        "origination.bnpl.max_tenor",
+        "origination.bnpl.max_interest_rate",
+        "origination.timeouts.signing",
+        "origination.bnpl.frequencies[0]",
+        "origination.bnpl.grace_days",
+    ] {
+        assert!(e.has(FILE, field), "{field} missing from:\n{e}");
+    }
+    assert!(
+        lines(&e).contains(&format!("{FILE}: origination.timeouts.signing is required")),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains(
+            "origination.bnpl.max_principal must be an amount between 100000 and 2000000000"
+        ),
+        "{e}"
+    );
+    // Bounds in the wrong order.
+    let e = errors(&text().replace("min_tenor = 1", "min_tenor = 20"));
+    assert_eq!(
+        lines(&e),
+        [format!(
+            "{FILE}: origination.bnpl.max_tenor must not be below origination.bnpl.min_tenor"
+        )]
+    );
+    // No product at all.
+    let cut = text().find("[origination.bnpl]").unwrap();
+    let e = errors(&text()[..cut]);
+    assert!(e.has(FILE, "origination.single_payment"), "{e}");
+    assert!(e.to_string().contains("at least one product"), "{e}");
 }

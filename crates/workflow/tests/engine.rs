@@ -126,8 +126,13 @@ fn errors_for_the_executor_and_the_cli() {
     let engine = Engine::new(registry());
     let id = WorkflowId::new(WORKFLOW).unwrap();
     assert!(matches!(
-        engine.start("originate-loan", &id, &personal_input(), t0()),
+        engine.start("refinance-loan", &id, &personal_input(), t0()),
         Err(EngineError::UnknownKind(_))
+    ));
+    // Every kind reads its own input: an onboarding's is not a loan's.
+    assert!(matches!(
+        engine.start("originate-loan", &id, &personal_input(), t0()),
+        Err(EngineError::Input(_))
     ));
     let Err(EngineError::Input(errors)) =
         engine.start(KIND, &id, &json!({"definition": "x"}), t0())

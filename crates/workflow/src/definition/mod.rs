@@ -49,8 +49,15 @@
 //! (`workflows/personal-bnpl.toml: credit.min_score must be between 300 and 900`), and all
 //! of a directory's problems are reported at once.
 //!
-//! Issue 4 adds an `[origination]` section: a new module beside `onboarding`, one entry in
-//! `parse::SECTIONS`, one field here.
+//! ```toml
+//! [origination]                   # optional: how loans are originated (`originate-loan`)
+//! poll_interval = "30s"
+//! # ... the products allowed and their limits, deadlines, the repayment account's bank,
+//! # the overdue grace: see the `origination` module.
+//! ```
+//!
+//! A definition without `[origination]` onboards borrowers only: `originate-loan` refuses
+//! it at submit. (Optional so that definitions written before loans existed still load.)
 //!
 //! # Pinning
 //!
@@ -63,7 +70,10 @@
 //! still choose them (`"definition": "personal-bnpl@2"`); plain `"personal-bnpl"` means
 //! the highest version loaded.
 
+mod origination;
 mod parse;
+
+pub use origination::{BnplLimits, OriginationPolicy, OriginationTimeouts, SinglePaymentLimits};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -100,6 +110,10 @@ pub struct Definition {
     pub onboarding: OnboardingPolicy,
     /// The credit policy decision.
     pub credit: CreditPolicy,
+    /// How loans are originated, when this definition originates them. Absent from
+    /// definitions pinned before `[origination]` existed, which reads as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origination: Option<OriginationPolicy>,
 }
 
 impl Definition {

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
@@ -23,8 +24,9 @@ use super::{
 };
 use crate::ids::hex;
 
-/// The top-level sections, each required. Issue 4 adds `origination` here.
-const SECTIONS: &[&str] = &["retry", "onboarding", "credit"];
+/// The top-level sections, each required but `origination` (a definition without it
+/// onboards only; `originate-loan` refuses it at submit).
+const SECTIONS: &[&str] = &["retry", "onboarding", "credit", "origination"];
 
 /// Collects problems for one file.
 pub(super) struct Problems {
@@ -33,7 +35,7 @@ pub(super) struct Problems {
 }
 
 impl Problems {
-    fn push(&mut self, field: &str, message: impl Into<String>) {
+    pub(super) fn push(&mut self, field: &str, message: impl Into<String>) {
         self.list.push(DefinitionError {
             file: self.file.clone(),
             field: field.to_owned(),
@@ -43,14 +45,14 @@ impl Problems {
 }
 
 /// A table being read: its path and the keys read so far (the others are unknown).
-struct Section<'a> {
+pub(super) struct Section<'a> {
     path: String,
     table: &'a Table,
     read: BTreeSet<&'static str>,
 }
 
 impl<'a> Section<'a> {
-    fn new(path: &str, table: &'a Table) -> Self {
+    pub(super) fn new(path: &str, table: &'a Table) -> Self {
         Self {
             path: path.to_owned(),
             table,
@@ -58,7 +60,7 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn field(&self, key: &str) -> String {
+    pub(super) fn field(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_owned()
         } else {
@@ -66,13 +68,13 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+    pub(super) fn get(&mut self, key: &'static str) -> Option<&'a Value> {
         self.read.insert(key);
         self.table.get(key)
     }
 
     /// A required value, or `None` after reporting it missing.
-    fn required(&mut self, p: &mut Problems, key: &'static str) -> Option<&'a Value> {
+    pub(super) fn required(&mut self, p: &mut Problems, key: &'static str) -> Option<&'a Value> {
         let value = self.get(key);
         if value.is_none() {
             p.push(&self.field(key), "is required");
@@ -80,7 +82,12 @@ impl<'a> Section<'a> {
         value
     }
 
-    fn string(&mut self, p: &mut Problems, key: &'static str, required: bool) -> Option<String> {
+    pub(super) fn string(
+        &mut self,
+        p: &mut Problems,
+        key: &'static str,
+        required: bool,
+    ) -> Option<String> {
         let value = if required {
             self.required(p, key)?
         } else {
@@ -99,7 +106,7 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn integer(
+    pub(super) fn integer(
         &mut self,
         p: &mut Problems,
         key: &'static str,
@@ -144,7 +151,7 @@ impl<'a> Section<'a> {
         b
     }
 
-    fn duration(
+    pub(super) fn duration(
         &mut self,
         p: &mut Problems,
         key: &'static str,
@@ -173,7 +180,7 @@ impl<'a> Section<'a> {
     }
 
     /// A value from a closed list; the list's spelling is the wire's.
-    fn choice<T: From<&'static str>>(
+    pub(super) fn choice<T: From<&'static str>>(
         &mut self,
         p: &mut Problems,
         key: &'static str,
@@ -194,7 +201,7 @@ impl<'a> Section<'a> {
     }
 
     /// A list of values from a closed list, without duplicates.
-    fn choices<T: From<&'static str>>(
+    pub(super) fn choices<T: From<&'static str>>(
         &mut self,
         p: &mut Problems,
         key: &'static str,
@@ -228,7 +235,7 @@ impl<'a> Section<'a> {
         ok.then_some(out)
     }
 
-    fn table(&mut self, p: &mut Problems, key: &'static str) -> Option<Section<'a>> {
+    pub(super) fn table(&mut self, p: &mut Problems, key: &'static str) -> Option<Section<'a>> {
         let value = self.required(p, key)?;
         match value.as_table() {
             Some(table) => Some(Section::new(&self.field(key), table)),
@@ -239,8 +246,52 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// An optional sub-table: `None` when absent (nothing reported), or when not a table
+    /// (reported).
+    pub(super) fn optional_table(
+        &mut self,
+        p: &mut Problems,
+        key: &'static str,
+    ) -> Option<Section<'a>> {
+        let value = self.get(key)?;
+        match value.as_table() {
+            Some(table) => Some(Section::new(&self.field(key), table)),
+            None => {
+                p.push(&self.field(key), "must be a table");
+                None
+            }
+        }
+    }
+
+    /// A required exact decimal (money, a rate): a string such as `"0.0175"` or
+    /// `"5000000.00"`, or a TOML integer or float (read from its shortest decimal form,
+    /// which is what was written), not negative.
+    pub(super) fn decimal(&mut self, p: &mut Problems, key: &'static str) -> Option<Decimal> {
+        let value = self.required(p, key)?;
+        let parsed = match value {
+            Value::String(s) => Decimal::from_str_exact(s.trim()).ok(),
+            Value::Integer(i) => Some(Decimal::from(*i)),
+            Value::Float(f) if f.is_finite() => Decimal::from_str_exact(&f.to_string()).ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(d) if !d.is_sign_negative() || d.is_zero() => Some(d.normalize()),
+            Some(_) => {
+                p.push(&self.field(key), "must not be negative");
+                None
+            }
+            None => {
+                p.push(
+                    &self.field(key),
+                    "must be a decimal number such as \"0.0175\" or \"5000000.00\"",
+                );
+                None
+            }
+        }
+    }
+
     /// Reports the keys nobody read.
-    fn finish(self, p: &mut Problems) {
+    pub(super) fn finish(self, p: &mut Problems) {
         for key in self.table.keys() {
             if !self.read.contains(key.as_str()) {
                 p.push(&self.field(key), "is not a known key");
@@ -250,7 +301,7 @@ impl<'a> Section<'a> {
 }
 
 /// `"30s"`, `"15m"`, `"2h"`, `"1d"`, `"500ms"`.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(super) fn parse_duration(text: &str) -> Option<Duration> {
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
@@ -280,8 +331,8 @@ fn show_duration(d: Duration) -> String {
     }
 }
 
-const SECOND: Duration = Duration::from_secs(1);
-const DAY: Duration = Duration::from_secs(86_400);
+pub(super) const SECOND: Duration = Duration::from_secs(1);
+pub(super) const DAY: Duration = Duration::from_secs(86_400);
 
 /// Parses one file.
 pub(super) fn definition(file: &str, text: &str) -> Result<Definition, Vec<DefinitionError>> {
@@ -326,6 +377,10 @@ pub(super) fn definition(file: &str, text: &str) -> Result<Definition, Vec<Defin
     let credit = root
         .table(&mut p, SECTIONS[2])
         .and_then(|s| credit(&mut p, s));
+    // `None` both when absent and when refused: the problems say which.
+    let origination = root
+        .optional_table(&mut p, SECTIONS[3])
+        .and_then(|s| super::origination::parse(&mut p, s));
     root.finish(&mut p);
     match (name, version, retry, onboarding, credit) {
         (Some(name), Some(version), Some(retry), Some(onboarding), Some(credit))
@@ -340,6 +395,7 @@ pub(super) fn definition(file: &str, text: &str) -> Result<Definition, Vec<Defin
                 retry,
                 onboarding,
                 credit,
+                origination,
             })
         }
         _ => Err(p.list),

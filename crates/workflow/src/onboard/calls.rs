@@ -308,13 +308,7 @@ fn reconciled(
             Phase::CreateBorrower { .. } | Phase::SubmitKyc { .. },
             FinfraResponse::GetKycSubmission(submission),
         ) => {
-            if submission.status == KycSubmissionStatus::Rejected {
-                return kyc_rejected(next, &submission.reasons, now);
-            }
-            let applied = match &state.phase {
-                Phase::SubmitKyc { .. } => submission.status != KycSubmissionStatus::Draft,
-                _ => submission.user_id.is_some(),
-            };
+            // Learnt first: a rejected borrower exists at Finfra too, and SQL must say which.
             if let Some(user_id) = submission
                 .user_id
                 .clone()
@@ -324,6 +318,13 @@ fn reconciled(
                 next.borrower
                     .reach(BorrowerStatus::Pending, now, Source::Poll);
             }
+            if submission.status == KycSubmissionStatus::Rejected {
+                return kyc_rejected(next, &submission.reasons, now);
+            }
+            let applied = match &state.phase {
+                Phase::SubmitKyc { .. } => submission.status != KycSubmissionStatus::Draft,
+                _ => submission.user_id.is_some(),
+            };
             if submission.status != KycSubmissionStatus::Draft {
                 next.borrower.kyc_submitted = true;
             }

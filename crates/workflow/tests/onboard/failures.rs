@@ -30,6 +30,11 @@ pub fn p_create_ambiguous() -> workflow::onboard::OnboardState {
     drive(&p_create(), &[err(CallFailure::server(500, false))])
 }
 
+/// The KYC submit after a lost answer: reconciling.
+pub fn p_submit_ambiguous() -> workflow::onboard::OnboardState {
+    drive(&p_submit(), &[err(CallFailure::timeout(true, false))])
+}
+
 pub fn b_create_ambiguous() -> workflow::onboard::OnboardState {
     drive(&b_create(), &[err(CallFailure::timeout(true, false))])
 }
@@ -91,7 +96,17 @@ pub fn rows() -> Vec<Row> {
             .purpose(CallPurpose::Perform)
             .check(|t| assert_eq!(t.action_attempt(), 2)),
         row("reconcile shows a rejection", p_create_ambiguous(), ok(submission(KycSubmissionStatus::Rejected, Some(USER), &["KTP data does not match"])), "failed", Fail)
-            .check(|t| assert_eq!(reason_code(t), "kyc_rejected")),
+            .check(|t| {
+                assert_eq!(reason_code(t), "kyc_rejected");
+                // The rejected borrower exists at Finfra: its id is recorded (found by the e2e test).
+                assert_eq!(t.state.borrower.user_id.as_ref().map(|u| u.as_str()), Some(USER));
+            }),
+        row("submit reconcile shows a rejection: the user id is kept", p_submit_ambiguous(), ok(submission(KycSubmissionStatus::Rejected, Some(USER), &["KTP data does not match"])), "failed", Fail)
+            .check(|t| {
+                assert_eq!(reason_code(t), "kyc_rejected");
+                assert_eq!(t.state.borrower.user_id.as_ref().map(|u| u.as_str()), Some(USER));
+                assert_eq!(t.state.borrower.rejection_reason.as_deref(), Some("KTP data does not match"));
+            }),
         row("reconcile read fails: read again later", p_create_ambiguous(), err(CallFailure::server(502, true)), "create_borrower", SleepUntil)
             .status(Status::Ambiguous),
         row("reconcile read 404: attention, never a blind resend", p_create_ambiguous(), err(CallFailure::rejected(404, "KYC session not found")), "needs_attention", NeedsAttention)

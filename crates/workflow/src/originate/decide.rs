@@ -1,0 +1,258 @@
+//! The origination's decision: operator commands (cancel, resolve) first, then the event
+//! handed to the phase's kind (a call or a wait).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::event::Event;
+use crate::ids::UserId;
+use crate::machine::{Status, Transition};
+use crate::run::{Run, Stage, Waiting};
+
+use super::flow::{self, advance, ignore};
+use super::state::{OriginateState, Phase, RejectWhy, Step};
+use super::{calls, waits};
+
+type T = Transition<OriginateState>;
+
+/// `(state, event, now) -> transition`.
+pub(super) fn decide(state: &OriginateState, event: &Event, now: DateTime<Utc>) -> T {
+    match event {
+        Event::Cancel { by, reason } => return cancel(state, by, reason),
+        Event::Resolve { by, reason, data } => return resolve(state, by, reason, data, now),
+        _ => {}
+    }
+    if matches!(event, Event::Start | Event::CallInterrupted)
+        && (state.phase.is_terminal() || matches!(state.phase, Phase::NeedsAttention { .. }))
+    {
+        return flow::resume(
+            state,
+            format!("resumed: the workflow is {}", state.phase.name()),
+        );
+    }
+    if state.phase.is_terminal() {
+        return ignore(
+            state,
+            format!(
+                "{} ignored: the workflow is {}",
+                event.name(),
+                state.phase.name()
+            ),
+        );
+    }
+    if let Phase::NeedsAttention { .. } = state.phase {
+        return ignore(
+            state,
+            format!(
+                "{} ignored: waiting for an operator to resolve or cancel",
+                event.name()
+            ),
+        );
+    }
+    if state.phase.run().is_some() {
+        calls::on_event(state, event, now)
+    } else {
+        waits::on_event(state, event, now)
+    }
+}
+
+/// Cancels before the disbursement; refuses after it was sent, or may have been.
+///
+/// - Before any loan can exist (waiting for the onboarding or the borrower): cancelled at
+///   once.
+/// - Once the loan may exist and until the disbursement is decided: the loan is rejected at
+///   Finfra (`reject_loan`), then `cancelled` (a `404` there means no loan: cancelled).
+/// - From the decision to disburse on: refused. The request may have reached Finfra, money
+///   may have left, and Finfra refuses to reject a loan once disbursement started.
+fn cancel(state: &OriginateState, by: &str, reason: &str) -> T {
+    if state.phase.is_terminal() {
+        return ignore(
+            state,
+            format!(
+                "cancel refused: the workflow is already {}",
+                state.phase.name()
+            ),
+        );
+    }
+    if state.loan.disbursement.requested {
+        return ignore(
+            state,
+            format!(
+                "cancel refused: the disbursement of loan {} was sent (or may have been) and is \
+                 irreversible; Finfra does not reject a loan once disbursement started. The \
+                 workflow carries on to repayment; a refused disbursement is resolved, not \
+                 cancelled",
+                state.loan.unique_id
+            ),
+        );
+    }
+    let active = state.phase.active();
+    let step = active.name().to_owned();
+    let unknown = if active
+        .run()
+        .is_some_and(|r| r.status() == Status::Ambiguous)
+    {
+        " (the outcome of its last request was unknown)"
+    } else {
+        ""
+    };
+    let mut next = state.clone();
+    let why = RejectWhy::Cancel {
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+    };
+    match active {
+        Phase::RejectLoan {
+            why: RejectWhy::Cancel { .. },
+            ..
+        } if !matches!(state.phase, Phase::NeedsAttention { .. }) => ignore(
+            state,
+            "cancel ignored: already cancelling (rejecting the loan)",
+        ),
+        Phase::RejectLoan { run, .. } => {
+            // Rejecting already (signing timeout, or stuck): the same operation, now for the
+            // cancel. A request that may be in flight, or whose outcome is unknown, is read
+            // first.
+            let mut again = run.restarted();
+            if run.stage == Stage::Send && !matches!(state.phase, Phase::NeedsAttention { .. }) {
+                again.stage = Stage::Reconcile;
+            }
+            next.phase = Phase::RejectLoan { why, run: again };
+            advance(
+                next,
+                format!("cancel by {by} at {step}{unknown}: rejecting the loan at Finfra"),
+            )
+        }
+        other if other.step().is_some_and(Step::loan_may_exist) => {
+            next.phase = Phase::RejectLoan {
+                why,
+                run: Run::new(Some(flow::op_key(state, Step::RejectLoan, 0))),
+            };
+            advance(
+                next,
+                format!("cancel by {by} at {step}{unknown}: rejecting the loan at Finfra first"),
+            )
+        }
+        _ => {
+            next.phase = Phase::Cancelled {
+                step: step.clone(),
+                by: by.to_owned(),
+                reason: reason.to_owned(),
+            };
+            advance(next, format!("cancelled by {by} at {step}: {reason}"))
+        }
+    }
+}
+
+/// What an operator may supply to `resolve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resolution {
+    /// `{}` or `{"retry": true}`: the stuck step again.
+    Retry,
+    /// `{"user_id": "<24 hex>"}`: the borrower, when the onboarding's end never came.
+    UserId(UserId),
+}
+
+fn parse(data: &Value) -> Result<Resolution, String> {
+    let map = match data {
+        Value::Null => return Ok(Resolution::Retry),
+        Value::Object(map) => map,
+        _ => return Err("data must be a JSON object".to_owned()),
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| !["retry", "user_id"].contains(&k.as_str()))
+    {
+        return Err(format!("unknown field {key:?} (accepted: retry, user_id)"));
+    }
+    match (map.get("retry"), map.get("user_id")) {
+        (None, None) | (Some(Value::Bool(true)), None) => Ok(Resolution::Retry),
+        (None, Some(Value::String(id))) => UserId::new(id.clone())
+            .map(Resolution::UserId)
+            .map_err(|e| e.to_string()),
+        (Some(_), Some(_)) => Err("give either retry or user_id".to_owned()),
+        (Some(_), None) => Err("retry must be true".to_owned()),
+        (None, Some(_)) => Err("user_id must be a string".to_owned()),
+    }
+}
+
+fn resolve(state: &OriginateState, by: &str, reason: &str, data: &Value, now: DateTime<Utc>) -> T {
+    let Phase::NeedsAttention { stuck, .. } = &state.phase else {
+        return ignore(
+            state,
+            format!(
+                "resolve ignored: the workflow is {}, not needs_attention",
+                state.phase.name()
+            ),
+        );
+    };
+    let resolution = match parse(data) {
+        Ok(resolution) => resolution,
+        Err(message) => return ignore(state, format!("resolve refused: {message}")),
+    };
+    let mut next = state.clone();
+    match resolution {
+        Resolution::Retry => {
+            next.phase = stuck.as_ref().clone();
+            restart(&mut next, now);
+            let step = next.phase.name();
+            advance(next, format!("resolved by {by} ({reason}): {step} again"))
+        }
+        Resolution::UserId(user_id) => {
+            if !matches!(stuck.as_ref(), Phase::AwaitOnboarding { .. }) {
+                return ignore(
+                    state,
+                    format!(
+                        "resolve refused: user_id is accepted while waiting for the onboarding, not at {}",
+                        stuck.name()
+                    ),
+                );
+            }
+            flow::check_borrower(&mut next, user_id.clone());
+            advance(
+                next,
+                format!("resolved by {by} ({reason}): borrower {user_id} supplied; reading it"),
+            )
+        }
+    }
+}
+
+/// The stuck phase (now `state.phase`), ready to run again. A disbursement is never sent
+/// straight away: it reads the loan first, whatever made it stop.
+fn restart(state: &mut OriginateState, now: DateTime<Utc>) {
+    let policy = state.policy.clone();
+    let refused = state.loan.disbursement_failed();
+    let fresh = |timeout, poll: bool| {
+        let mut wait = Waiting::new(now, timeout, poll.then_some(policy.poll_interval));
+        if poll {
+            // Read at once: the person resolving wants an answer now.
+            wait.next_poll = Some(now);
+        }
+        wait
+    };
+    if refused && matches!(state.phase, Phase::AwaitDisbursement { .. }) {
+        // A new disbursement after the bank's refusal (Finfra allows it from
+        // DISBURSEMENT_FAILED), through the read like any other.
+        flow::disburse(state);
+        return;
+    }
+    match &mut state.phase {
+        Phase::DisburseLoan { run } => {
+            let mut again = run.restarted();
+            again.stage = Stage::Reconcile;
+            *run = again;
+        }
+        Phase::AwaitOnboarding { wait, .. } => *wait = fresh(policy.timeouts.onboarding, false),
+        Phase::AwaitBorrowerApproved { wait, .. } => {
+            *wait = fresh(policy.timeouts.borrower_approved, true);
+        }
+        Phase::AwaitSigned { wait } => *wait = fresh(policy.timeouts.signing, true),
+        Phase::AwaitDisbursement { wait } => *wait = fresh(policy.timeouts.disbursement, true),
+        Phase::Repaying { wait, .. } => *wait = fresh(policy.timeouts.collection, true),
+        other => {
+            if let Some(run) = other.run_mut() {
+                *run = run.restarted();
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Events in the phases that wait: callbacks (recorded as facts, whatever their order),
+//! the end of the onboarding workflow, repayments, the fallback polls, the overdue timers
+//! and the deadlines.
+
+use chrono::{DateTime, Utc};
+
+use finfra_api::callback::{StatusCallback, UserEvent};
+use finfra_api::model::borrower::BorrowerStatus;
+
+use crate::action::{Outcome, Reason};
+use crate::event::{CallbackEvent, Event, WorkflowFinished};
+use crate::machine::{Kind, Status, Transition};
+use crate::response::FinfraResponse;
+use crate::run::{self, GiveUp, Run, StepCtx, WaitWake, Waiting};
+
+use super::facts::Source;
+use super::flow::{self, advance, attention, fail, ignore, resume};
+use super::state::{OriginateState, Phase, RejectWhy, Step};
+
+type T = Transition<OriginateState>;
+
+/// Records what a callback says; a note when it is news.
+pub(super) fn record(
+    state: &mut OriginateState,
+    callback: &CallbackEvent,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    match callback {
+        CallbackEvent::Status(status) if status.callback_title.is_loan_event() => {
+            state.loan.record_status(status, now)
+        }
+        CallbackEvent::Status(status) => record_borrower(state, status),
+        CallbackEvent::VirtualAccountPayment(payment) => {
+            let note = state.loan.record_payment(payment)?;
+            // A payment may cure an overdue installment.
+            state.loan.review_overdue(now, state.policy.overdue_grace);
+            Some(note)
+        }
+        CallbackEvent::Invoice(_) | CallbackEvent::Workflow(_) => None,
+    }
+}
+
+/// A user callback matters only while waiting for `APPROVED`.
+fn record_borrower(state: &mut OriginateState, callback: &StatusCallback) -> Option<String> {
+    let Phase::AwaitBorrowerApproved { user_id, .. } = &state.phase else {
+        return None;
+    };
+    let event = callback.callback_title.user_event()?;
+    if callback.user_id.as_deref() != Some(user_id.as_str()) {
+        return None;
+    }
+    let status = match event {
+        UserEvent::Approved => BorrowerStatus::Approved,
+        UserEvent::Rejected => BorrowerStatus::Rejected,
+        UserEvent::Blocked => BorrowerStatus::Blocked,
+        UserEvent::Created | UserEvent::Verified => return None,
+    };
+    if state.loan.borrower_status.as_ref() == Some(&status) {
+        return None;
+    }
+    state.loan.borrower_status = Some(status);
+    Some(format!("recorded {}", callback.callback_title))
+}
+
+/// A callback in a phase that makes a call: recorded, and the step is left when the facts
+/// settle it (a disbursement known accepted, a rejection known applied).
+pub(super) fn recorded_in_call(state: &OriginateState, event: &Event, now: DateTime<Utc>) -> T {
+    let Event::Callback(callback) = event else {
+        return ignore(state, "not a callback");
+    };
+    let mut next = state.clone();
+    let Some(what) = record(&mut next, callback, now) else {
+        return ignore(state, "callback already known or not ours");
+    };
+    let loan = &next.loan;
+    let settles = match &next.phase {
+        Phase::DisburseLoan { .. } => {
+            loan.disbursement_in_progress() || loan.disbursement_failed() || loan.is_rejected()
+        }
+        Phase::RejectLoan { .. } => loan.is_rejected(),
+        Phase::RequestVirtualAccount { .. } => loan.is_paid(),
+        _ => false,
+    };
+    if !settles {
+        return advance(next, format!("{what}; still in {}", state.phase.name()));
+    }
+    if let Phase::RejectLoan { why, .. } = &next.phase {
+        let why = why.clone();
+        return finish_rejection(next, &why, &what);
+    }
+    flow::route_loan(&mut next, now);
+    let to = next.phase.name();
+    advance(next, format!("{what}: {} → {to}", state.phase.name()))
+}
+
+fn finish_rejection(mut state: OriginateState, why: &RejectWhy, what: &str) -> T {
+    state.phase = match why {
+        RejectWhy::SigningTimeout { .. } => Phase::Rejected {
+            step: Step::AwaitSigned.as_str().to_owned(),
+            reason: Reason::new(
+                "signing_timeout",
+                format!(
+                    "loan {} was not signed in time: rejected at Finfra",
+                    state.loan.unique_id
+                ),
+            ),
+        },
+        RejectWhy::Cancel { by, reason } => Phase::Cancelled {
+            step: Step::RejectLoan.as_str().to_owned(),
+            by: by.clone(),
+            reason: reason.clone(),
+        },
+    };
+    let to = state.phase.name();
+    advance(state, format!("{what}: {to}"))
+}
+
+/// An event in a phase that waits.
+pub(super) fn on_event(state: &OriginateState, event: &Event, now: DateTime<Utc>) -> T {
+    let Some(wait) = state.phase.wait() else {
+        return ignore(state, "not waiting");
+    };
+    match event {
+        Event::Callback(CallbackEvent::Workflow(finished)) => {
+            onboarding_finished(state, finished, now)
+        }
+        Event::Callback(callback) => {
+            let mut next = state.clone();
+            let recorded = record(&mut next, callback, now);
+            let from = state.phase.name();
+            if flow::settle(&mut next, now) {
+                let what = recorded.unwrap_or_else(|| "callback".to_owned());
+                let to = next.phase.name();
+                return advance(next, format!("{what}: {from} → {to}"));
+            }
+            let Some(what) = recorded else {
+                return ignore(state, "callback already known or not ours");
+            };
+            if next.loan.covered() && !next.loan.is_paid() {
+                // Paid in full as far as finflow knows: confirm with Finfra soon.
+                poll_soon(&mut next, now);
+            }
+            advance(next, format!("{what}; still in {from}"))
+        }
+        Event::Wake => woken(state, wait, now),
+        Event::CallSucceeded(response) if wait.polling => match flow::poll_request(state) {
+            Some(poll) if response.answers(&poll) => polled(state, wait, response, now),
+            _ => ignore(
+                state,
+                format!("unexpected answer {} to a poll", response.name()),
+            ),
+        },
+        Event::CallFailed(failure) if wait.polling => {
+            let Some(poll) = flow::poll_request(state) else {
+                return ignore(state, "no poll in this state");
+            };
+            let policy = state.definition.retry.policy();
+            let ctx = StepCtx {
+                workflow: &state.workflow_id,
+                step: state.phase.name(),
+                policy: &policy,
+                now,
+            };
+            match run::poll_failed(wait, &poll, failure, ctx) {
+                Ok(wait) => with_wait(
+                    state,
+                    wait,
+                    format!("poll failed ({}): polling again later", failure.describe()),
+                ),
+                Err(GiveUp::Attention(reason) | GiveUp::Fail(reason)) => {
+                    attention(state.clone(), reason, now)
+                }
+            }
+        }
+        // A poll whose outcome was lost is a read: asked for again, as is the wait itself.
+        Event::CallInterrupted | Event::Start => resume(state, "resuming the wait"),
+        Event::CallSucceeded(_)
+        | Event::CallFailed(_)
+        | Event::Cancel { .. }
+        | Event::Resolve { .. } => ignore(state, format!("{} ignored while waiting", event.name())),
+    }
+}
+
+fn poll_soon(state: &mut OriginateState, now: DateTime<Utc>) {
+    if let Some(wait) = state.phase.wait_mut()
+        && !wait.polling
+        && wait.next_poll.is_none_or(|at| at > now)
+    {
+        wait.next_poll = Some(now);
+    }
+}
+
+fn with_wait(state: &OriginateState, wait: Waiting, note: impl Into<String>) -> T {
+    let mut next = state.clone();
+    if let Some(slot) = next.phase.wait_mut() {
+        *slot = wait;
+    }
+    advance(next, note)
+}
+
+/// The onboarding workflow the input names has finished.
+fn onboarding_finished(
+    state: &OriginateState,
+    finished: &WorkflowFinished,
+    now: DateTime<Utc>,
+) -> T {
+    let Phase::AwaitOnboarding { business_key, .. } = &state.phase else {
+        return ignore(state, "not waiting for an onboarding");
+    };
+    if finished.kind != Kind::OnboardBorrower.as_str() || &finished.business_key != business_key {
+        return ignore(state, "the end of another workflow: not ours");
+    }
+    let why = finished
+        .reason
+        .as_ref()
+        .map_or_else(|| "no reason given".to_owned(), ToString::to_string);
+    let mut next = state.clone();
+    match (finished.status, &finished.outcome) {
+        (Status::Completed, Some(Outcome::BorrowerApproved { user_id })) => {
+            flow::check_borrower(&mut next, user_id.clone());
+            advance(
+                next,
+                format!("onboarding {business_key} approved borrower {user_id}: reading it"),
+            )
+        }
+        (Status::Completed, Some(Outcome::BorrowerDeclined { user_id, reasons })) => {
+            next.loan.user_id = Some(user_id.clone());
+            fail(
+                next,
+                Reason::new(
+                    "borrower_declined",
+                    format!(
+                        "onboarding {business_key} declined borrower {user_id}: {}",
+                        reasons.join("; ")
+                    ),
+                ),
+            )
+        }
+        (Status::Cancelled, _) => fail(
+            next,
+            Reason::new(
+                "onboarding_cancelled",
+                format!("onboarding {business_key} was cancelled: {why}"),
+            ),
+        ),
+        (Status::Failed, _) => fail(
+            next,
+            Reason::new(
+                "onboarding_failed",
+                format!("onboarding {business_key} failed: {why}"),
+            ),
+        ),
+        (status, _) => attention(
+            next,
+            Reason::new(
+                "unexpected_outcome",
+                format!(
+                    "onboarding {business_key} ended {status} in state {} without a borrower",
+                    finished.state
+                ),
+            )
+            .with_hint("find the borrower and resolve with {\"user_id\": \"<24 hex>\"}, or cancel"),
+            now,
+        ),
+    }
+}
+
+/// A wake-up during a wait: overdue installments first (repaying), then the poll or the
+/// deadline.
+fn woken(state: &OriginateState, wait: &Waiting, now: DateTime<Utc>) -> T {
+    let mut next = state.clone();
+    let mut flagged = None;
+    if let Phase::Repaying {
+        next_check: Some(check),
+        ..
+    } = &state.phase
+        && *check <= now
+    {
+        let (news, following) = next.loan.review_overdue(now, state.policy.overdue_grace);
+        if let Phase::Repaying { next_check, .. } = &mut next.phase {
+            *next_check = following;
+        }
+        flagged = Some(if news {
+            format!("installments overdue: {:?}", next.loan.overdue_now())
+        } else {
+            "overdue check: nothing overdue".to_owned()
+        });
+    }
+    match run::wait_woken(wait, now) {
+        WaitWake::TimedOut if state.loan.is_paid() => {
+            next.phase = Phase::Paid;
+            advance(next, "the loan is PAID")
+        }
+        WaitWake::TimedOut => timed_out(next, now),
+        WaitWake::Poll(polling) => {
+            if let Some(slot) = next.phase.wait_mut() {
+                *slot = polling;
+            }
+            let note = flagged.map_or_else(String::new, |f| format!("{f}; "));
+            advance(next, format!("{note}callback late: polling"))
+        }
+        WaitWake::NotDue => match flagged {
+            Some(note) => advance(next, note),
+            None => ignore(state, "woken before a poll, a check or the deadline is due"),
+        },
+    }
+}
+
+/// A poll answered.
+fn polled(
+    state: &OriginateState,
+    wait: &Waiting,
+    response: &FinfraResponse,
+    now: DateTime<Utc>,
+) -> T {
+    let mut next = state.clone();
+    let from = state.phase.name();
+    match (response, &state.phase) {
+        (FinfraResponse::GetBorrower(borrower), Phase::AwaitBorrowerApproved { user_id, .. }) => {
+            let user_id = user_id.clone();
+            if let Err(reason) = flow::after_borrower(&mut next, borrower, &user_id, now) {
+                return fail(next, reason);
+            }
+        }
+        (FinfraResponse::GetLoan(loan), _) => {
+            next.loan.observe(loan, now, Source::Read);
+            if let Phase::Repaying { .. } = next.phase {
+                let (_, following) = next.loan.review_overdue(now, state.policy.overdue_grace);
+                if let Phase::Repaying { next_check, .. } = &mut next.phase {
+                    *next_check = following;
+                }
+            }
+        }
+        _ => {}
+    }
+    if next.phase.step() != state.phase.step() || flow::settle(&mut next, now) {
+        let to = next.phase.name();
+        return advance(next, format!("poll: {from} → {to}"));
+    }
+    let every = match next.phase {
+        Phase::Repaying { .. } => flow::repayment_poll_every(&next),
+        _ => state.policy.poll_interval,
+    };
+    let wait = run::poll_answered(wait, now, every);
+    let mut out = next;
+    if let Some(slot) = out.phase.wait_mut() {
+        *slot = wait;
+    }
+    advance(out, "poll: not yet")
+}
+
+/// The deadline passed.
+fn timed_out(mut state: OriginateState, now: DateTime<Utc>) -> T {
+    let since = state.phase.wait().map_or(now, |w| w.since);
+    let unique_id = state.loan.unique_id.clone();
+    let retry = "resolve with {\"retry\": true} to wait again (with a read at once)";
+    let reason = match &state.phase {
+        Phase::AwaitOnboarding { business_key, .. } => Reason::new(
+            "onboarding_timeout",
+            format!("onboarding {business_key} has not finished since {since}"),
+        )
+        .with_hint(
+            "resolve with {\"user_id\": \"<24 hex>\"} when the borrower is known, or with \
+             {\"retry\": true} to wait again",
+        ),
+        Phase::AwaitBorrowerApproved { user_id, .. } => Reason::new(
+            "borrower_approval_timeout",
+            format!("borrower {user_id} not APPROVED since {since}"),
+        )
+        .with_hint(retry),
+        Phase::AwaitSigned { .. } => {
+            // The borrower did not sign in time: the loan is rejected at Finfra.
+            let key = flow::op_key(&state, Step::RejectLoan, 0);
+            state.phase = Phase::RejectLoan {
+                why: RejectWhy::SigningTimeout { since },
+                run: Run::new(Some(key)),
+            };
+            return advance(
+                state,
+                format!("loan {unique_id} not signed since {since}: rejecting it"),
+            );
+        }
+        Phase::AwaitDisbursement { .. } => Reason::new(
+            "disbursement_timeout",
+            format!(
+                "loan {unique_id}: the disbursement was accepted at Finfra but neither disbursed \
+                 nor refused since {since}"
+            ),
+        )
+        .with_hint(
+            "check the transfer with Finfra; resolve with {\"retry\": true} to wait again \
+             (nothing is sent again)",
+        ),
+        Phase::Repaying { .. } => Reason::new(
+            "repayment_overdue",
+            format!(
+                "loan {unique_id}: {} still outstanding, installments {:?} overdue",
+                state.loan.outstanding().unwrap_or_default(),
+                state.loan.overdue_now()
+            ),
+        )
+        .with_hint(retry),
+        _ => return ignore(&state, "not waiting"),
+    };
+    attention(state, reason, now)
+}
