@@ -13,6 +13,12 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
 
+/// The grace of [`SandboxConfig::standalone`]: requests arriving within 250 ms of a `429`
+/// were on their way when it was answered. Long enough for a client's in-flight requests
+/// and the moment it takes to tell its other workers; short beside any `Retry-After` (at
+/// least 1 s), so a client that ignores the header is still caught.
+pub const RETRY_AFTER_GRACE: Duration = Duration::from_millis(250);
+
 /// Everything a sandbox needs to start.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -45,11 +51,17 @@ pub struct SandboxConfig {
     pub presign_ttl: Duration,
     /// Largest request body accepted (larger: `413`). KYC bodies carry base64 images.
     pub max_body_bytes: usize,
+    /// How long after a `429` a request arriving inside its `Retry-After` window is taken to
+    /// have been in flight already (the ledger's `requests_in_flight_at_429`) rather than
+    /// sent by a client told to wait (`requests_inside_retry_after`). Zero judges every
+    /// request inside a window a violation.
+    pub retry_after_grace: Duration,
 }
 
 impl SandboxConfig {
     /// Zero delays, no faults, no rate limit, no auto sign or disburse, one client
-    /// `test-client` / `test-secret`, fast callback retries (10 ms base).
+    /// `test-client` / `test-secret`, fast callback retries (10 ms base), and no grace after
+    /// a `429` (a test sending one request at a time has none in flight).
     #[must_use]
     pub fn for_tests() -> Self {
         Self {
@@ -69,12 +81,14 @@ impl SandboxConfig {
             timing: Timing::zero(),
             presign_ttl: Duration::from_secs(15 * 60),
             max_body_bytes: 20 * 1024 * 1024,
+            retry_after_grace: Duration::ZERO,
         }
     }
 
     /// A realistic sandbox for demos and offline development: the default rate limit (20/s,
     /// burst 40), small delays, loans signed and disbursed on their own, a few duplicated and
-    /// reordered callbacks, and random client credentials (read them from the running handle).
+    /// reordered callbacks, a [`RETRY_AFTER_GRACE`] for requests in flight at a `429`, and
+    /// random client credentials (read them from the running handle).
     #[must_use]
     pub fn standalone() -> Self {
         let id = Uuid::new_v4().simple().to_string();
@@ -91,6 +105,7 @@ impl SandboxConfig {
                 ..CallbackDelivery::default()
             },
             timing: Timing::realistic(),
+            retry_after_grace: RETRY_AFTER_GRACE,
             ..Self::for_tests()
         }
     }

@@ -20,6 +20,7 @@ use crate::auth;
 use crate::error::ApiError;
 use crate::faults::Fault;
 use crate::ledger::bump;
+use crate::rate_limit::InsideWindow;
 
 /// Marks a response whose connection must be closed without sending it (an ambiguous
 /// failure: the operation was applied, the client learns nothing). The accept loop in
@@ -125,9 +126,16 @@ pub(crate) async fn gateway(State(app): State<Arc<App>>, req: Request, next: Nex
             .map(|c| c.0);
         let who = identity(&app, scheme, req.headers(), peer);
         let now = Instant::now();
+        let grace = app.config.retry_after_grace;
         let limited = app.with_state(|s| {
-            if s.limiter.inside_window(&who, now) {
-                bump(&mut s.ledger.requests_inside_retry_after, &who);
+            match s.limiter.inside_window(&who, now, grace) {
+                Some(InsideWindow::Violation) => {
+                    bump(&mut s.ledger.requests_inside_retry_after, &who);
+                }
+                Some(InsideWindow::InFlight) => {
+                    bump(&mut s.ledger.requests_in_flight_at_429, &who);
+                }
+                None => {}
             }
             s.limiter.take(&who, now).err().inspect(|&secs| {
                 s.limiter.open_window(&who, now, secs);
@@ -160,7 +168,9 @@ pub(crate) async fn gateway(State(app): State<Arc<App>>, req: Request, next: Nex
             }
             Some(Fault::TooManyRequests(retry_after)) => {
                 if let Some(secs) = retry_after {
-                    app.with_state(|s| s.limiter.open_window(&who, now, secs));
+                    // Told now, after any injected latency: the window and its grace start
+                    // when the answer leaves.
+                    app.with_state(|s| s.limiter.open_window(&who, Instant::now(), secs));
                 }
                 return record(ApiError::too_many_requests(retry_after).into_response());
             }

@@ -37,8 +37,14 @@ pub struct Ledger {
     /// `409`s), per loan: a client that counts on exactly-once should keep this at 0.
     pub disbursement_conflicts: BTreeMap<String, u64>,
     /// Requests that arrived while a `Retry-After` the sandbox gave to the same client (or
-    /// source address, `ip:...`) was still running, per client.
+    /// source address, `ip:...`) was still running, more than
+    /// [`crate::SandboxConfig::retry_after_grace`] after the `429`: sent by a client that had
+    /// been told to wait. Per client. A client that honours `Retry-After` keeps this at 0.
     pub requests_inside_retry_after: BTreeMap<String, u64>,
+    /// Requests that arrived inside such a window but within the grace after the `429`:
+    /// already on their way when it was answered (a fleet or a connection pool has several
+    /// requests in flight). Per client; not a fault of the client.
+    pub requests_in_flight_at_429: BTreeMap<String, u64>,
     /// `429`s given by the rate limiter, per client.
     pub rate_limited: BTreeMap<String, u64>,
     /// Injected faults by kind: `500`, `429`, `429_without_retry_after`, `ambiguous`,

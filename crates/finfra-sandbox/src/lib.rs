@@ -102,9 +102,9 @@
 //! `"POST /api/core/loans/{loanUniqueId}/disbursement"`, `token_requests`,
 //! `refresh_requests`, `borrowers_created_per_nik`, `borrower_conflicts_per_nik`,
 //! `loans_created`, `disbursements_accepted`, `disbursement_conflicts`,
-//! `requests_inside_retry_after`, `rate_limited`, `faults_injected`, `callbacks_emitted`,
-//! `callbacks_delivered`, `callbacks_failed`, `callback_attempts`, `callbacks_duplicated`,
-//! `payments_applied`.
+//! `requests_inside_retry_after`, `requests_in_flight_at_429`, `rate_limited`,
+//! `faults_injected`, `callbacks_emitted`, `callbacks_delivered`, `callbacks_failed`,
+//! `callback_attempts`, `callbacks_duplicated`, `payments_applied`.
 //!
 //! # Faults and rate limit
 //!
@@ -114,6 +114,16 @@
 //! answer is held for `ambiguous_hold`). The rate limiter ([`RateLimit`]) is a token bucket
 //! per client id (per source IP on endpoints without auth); every `Retry-After` it or a fault
 //! gives is remembered, and requests arriving inside it are counted.
+//!
+//! A request inside a window is judged by when it arrives, the only thing a server sees. A
+//! client with several requests in flight (a fleet of workers, a connection pool) has some
+//! of them on their way when a `429` answers another: arriving within
+//! [`SandboxConfig::retry_after_grace`] of the `429` (250 ms in
+//! [`SandboxConfig::standalone`], zero in [`SandboxConfig::for_tests`]), they count as
+//! `requests_in_flight_at_429`. Later ones were sent by a client that had been told to
+//! wait and count as `requests_inside_retry_after`, which a client honouring `Retry-After`
+//! keeps at 0. The grace runs from the window's first `429`: a second one inside the window
+//! extends the wait, not the grace.
 
 mod app;
 mod auth;
@@ -134,7 +144,8 @@ mod validate;
 
 pub use callbacks::CallbackRecord;
 pub use config::{
-    CallbackDelivery, CallbackTarget, ClientCredentials, Faults, RateLimit, SandboxConfig, Timing,
+    CallbackDelivery, CallbackTarget, ClientCredentials, Faults, RETRY_AFTER_GRACE, RateLimit,
+    SandboxConfig, Timing,
 };
 pub use control::{BorrowerSummary, LoanSummary};
 pub use error::SandboxError;

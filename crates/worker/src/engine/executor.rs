@@ -18,6 +18,7 @@
 //! which the workflow reconciles by reading Finfra before sending a non-idempotent request
 //! again.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -75,6 +76,11 @@ pub struct Executor {
     lease: Duration,
     /// The shared rate-limiter scope of this Finfra client, e.g. `finfra:<client id>`.
     scope: String,
+    /// The latest pause a `429` answered to this process asked for. The store's pause is
+    /// how the rest of the fleet learns of it; this one stops the process's own steps at
+    /// once, not only after the store has taken the write (on a busy SQLite file that can
+    /// take a second, while every other step of this worker keeps sending).
+    local_pause: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 /// The workflow being advanced, and where its row stands.
@@ -102,6 +108,7 @@ impl Executor {
             worker_id: worker_id.into(),
             lease,
             scope: scope.into(),
+            local_pause: Arc::default(),
         }
     }
 
@@ -306,11 +313,11 @@ impl Executor {
                 });
             };
             let started = Utc::now();
-            let result = match self.fleet_pause(started).await? {
+            let (result, sent) = match self.fleet_pause(started).await? {
                 // Nothing is sent inside another worker's Retry-After window: the workflow
                 // hears a 429 that was never sent, which costs no attempt.
-                Some(remaining) => Err(CallFailure::rate_limited(Some(remaining))),
-                None => self.send(held, &request).await,
+                Some(remaining) => (Err(CallFailure::rate_limited(Some(remaining))), false),
+                None => (self.send(held, &request).await, true),
             };
             let finished = Utc::now();
             let mut entry = journal(&step, request.name(), "ok", started);
@@ -327,7 +334,11 @@ impl Executor {
                     Event::CallSucceeded(response)
                 }
                 Err(failure) => {
-                    if failure.kind == FailureKind::RateLimited {
+                    // Only Finfra's own 429s pause the fleet. Re-pausing on the 429 a
+                    // paused call hears would push the pause later by the time the check
+                    // took, again and again for every workflow woken at its end: a pause
+                    // that never ends.
+                    if sent && failure.kind == FailureKind::RateLimited {
                         self.pause_fleet(&failure, finished).await?;
                     }
                     entry.outcome = outcome_of(&failure).to_owned();
@@ -385,12 +396,17 @@ impl Executor {
         }
     }
 
-    /// How long the fleet is still paused, if it is.
+    /// How long the fleet is still paused, if it is: by the store's pause, or by a `429`
+    /// this process has seen and may not have stored yet.
     async fn fleet_pause(&self, now: DateTime<Utc>) -> Result<Option<Duration>, ExecutorError> {
-        Ok(self
-            .store
-            .paused_until(&self.scope)
-            .await?
+        let shared = self.store.paused_until(&self.scope).await?;
+        // Read after the store, the last thing before sending.
+        let local = *self
+            .local_pause
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(shared
+            .max(local)
             .and_then(|until| (until - now).to_std().ok())
             .filter(|d| !d.is_zero()))
     }
@@ -405,6 +421,13 @@ impl Executor {
         // exponentially on top of that.
         let wait = failure.retry_after.unwrap_or(Duration::from_secs(1));
         let until = workflow::run::after(now, wait);
+        {
+            let mut local = self
+                .local_pause
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *local = (*local).max(Some(until));
+        }
         self.store.pause(&self.scope, until).await?;
         tracing::info!(pause.until = %until, "Finfra rate limited this client: fleet paused");
         Ok(())
