@@ -25,6 +25,12 @@ sandbox *ARGS:
 doctor:
     cargo run -p worker -- doctor
 
+# Onboardings per second, step-to-step latency and idle pickup on SQLite and PostgreSQL
+# (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres; skipped if it does not
+# answer), against an in-process zero-delay sandbox. E.g. `just bench --onboardings 1000 --json`.
+bench *ARGS:
+    cargo run --release -p worker -- bench {{ARGS}}
+
 # Build the release binary (target/release/finflow).
 build:
     cargo build --release -p worker

@@ -185,7 +185,7 @@ impl Default for Defaults {
             },
             worker: WorkerDefaults {
                 concurrency: 16,
-                lease_secs: 30,
+                lease_secs: 10,
                 workflows_dir: "workflows",
             },
         }

@@ -1,7 +1,8 @@
 //! `finflow`: the loan orchestration engine's one binary.
 //!
-//! Subcommands so far: `sandbox` runs a local, strict fake of Finfra; `doctor` checks the
-//! configuration and the way to Finfra. Every failure ends in one line on stderr and a
+//! Subcommands: `sandbox` runs a local, strict fake of Finfra; `doctor` checks the
+//! configuration and the way to Finfra; `migrate`, `run`, `submit` and `status` run the
+//! engine; `bench` measures it on both backends. Every failure ends in one line on stderr and a
 //! non-zero exit code, never a stack trace.
 
 mod commands;
@@ -80,6 +81,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure onboardings per second, step-to-step latency and idle pickup on SQLite and
+    /// PostgreSQL, side by side, against an in-process zero-delay sandbox.
+    #[command(after_help = "Examples:\n  \
+        finflow bench                                  # SQLite, and PostgreSQL if it answers\n  \
+        finflow bench --onboardings 1000 --runs 5\n  \
+        finflow bench --backend sqlite --onboardings 50 --runs 1 --idle-samples 5\n  \
+        finflow bench --database-url postgres://postgres@db:5432/postgres --json\n\n\
+        PostgreSQL: --database-url, else DATABASE_URL, else postgres://postgres@127.0.0.1:5432/postgres.\n\
+        Each run creates a temporary database finflow_bench_<uuid> there and drops it afterwards;\n\
+        when the server does not answer, PostgreSQL is skipped (an error with --backend postgres).\n\
+        SQLite runs in a temporary file. Progress goes to stderr, the report to stdout.")]
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +120,7 @@ fn main() -> ExitCode {
                 input,
             } => commands::submit::run(cli.config.as_deref(), &kind, &business_key, &input).await,
             Command::Status { json } => commands::status::run(cli.config.as_deref(), json).await,
+            Command::Bench(args) => commands::bench::run(cli.config.as_deref(), args).await,
         }
     });
     match result {

@@ -1,0 +1,225 @@
+//! The benchmark's onboardings: one `onboard-borrower` input per definition, built on the
+//! reference's create-borrower example, each with a NIK of its own (the sandbox refuses a
+//! second borrower with the same NIK) and no magic value, so every onboarding takes the
+//! ordinary path: e-KYC where the definition enables it, document uploads for the documents it
+//! requires, hub checks, RDF, three callbacks, credit, then approve (or block on the score the
+//! sandbox derives from the NIK).
+
+use finfra_api::model::borrower::BorrowerType;
+use finfra_api::model::document::DocumentType;
+use serde_json::{Value, json};
+use workflow::{Definition, Registry};
+
+/// The workflow kind the benchmark submits.
+pub const KIND: &str = "onboard-borrower";
+
+/// The shipped definitions, for a `finflow bench` run where `worker.workflows_dir` is not
+/// there (e.g. the release binary run from another directory).
+const BUNDLED: [(&str, &str); 4] = [
+    (
+        "business-bnpl.toml",
+        include_str!("../../../../../workflows/business-bnpl.toml"),
+    ),
+    (
+        "business-single-payment.toml",
+        include_str!("../../../../../workflows/business-single-payment.toml"),
+    ),
+    (
+        "personal-bnpl.toml",
+        include_str!("../../../../../workflows/personal-bnpl.toml"),
+    ),
+    (
+        "personal-single-payment.toml",
+        include_str!("../../../../../workflows/personal-single-payment.toml"),
+    ),
+];
+
+/// The definitions shipped with this build.
+///
+/// # Errors
+/// Never for a build whose `workflows/` loads; kept fallible for the message.
+pub fn bundled() -> anyhow::Result<Registry> {
+    Registry::from_sources(BUNDLED).map_err(|e| anyhow::anyhow!("bundled definitions: {e}"))
+}
+
+/// Builds the inputs, one definition after the other in name order.
+pub struct Inputs {
+    /// The latest version of each PERSONAL or BUSINESS definition, by name.
+    definitions: Vec<Definition>,
+}
+
+impl Inputs {
+    /// Inputs over every PERSONAL and BUSINESS definition of `registry` (latest versions).
+    ///
+    /// # Errors
+    /// The registry has no such definition.
+    pub fn new(registry: &Registry) -> anyhow::Result<Self> {
+        let mut names: Vec<&str> = registry.iter().map(|d| d.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let definitions: Vec<Definition> = names
+            .into_iter()
+            .filter_map(|name| registry.latest(name))
+            .filter(|d| {
+                matches!(
+                    d.onboarding.borrower_type,
+                    BorrowerType::Personal | BorrowerType::Business
+                )
+            })
+            .cloned()
+            .collect();
+        if definitions.is_empty() {
+            anyhow::bail!("no PERSONAL or BUSINESS onboarding definition to benchmark");
+        }
+        Ok(Self { definitions })
+    }
+
+    /// `name@version` of each definition used, in the order they take turns.
+    pub fn definition_names(&self) -> Vec<String> {
+        self.definitions
+            .iter()
+            .map(|d| format!("{}@{}", d.name, d.version))
+            .collect()
+    }
+
+    /// The `n`-th input: definition `n mod len`, NIK number `n`.
+    pub fn input(&self, n: u64) -> Value {
+        let len = u64::try_from(self.definitions.len()).unwrap_or(1).max(1);
+        let index = usize::try_from(n % len).unwrap_or(0);
+        input_for(&self.definitions[index], &nik(n))
+    }
+}
+
+/// A distinct, valid NIK for each `n` below 10^8: region `32xxxx`, birth date 20-09-92 (as in
+/// the reference's example), serial `yyyy`.
+fn nik(n: u64) -> String {
+    format!("32{:04}200992{:04}", (n / 10_000) % 10_000, n % 10_000)
+}
+
+fn input_for(definition: &Definition, nik: &str) -> Value {
+    let policy = &definition.onboarding;
+    let business = matches!(policy.borrower_type, BorrowerType::Business);
+    let borrower = if business {
+        business_body(nik)
+    } else {
+        personal_body(nik)
+    };
+    let in_body = |slot: &str| {
+        borrower["authorised_signatory"]["documents"]
+            .get(slot)
+            .is_some()
+    };
+    let documents: Vec<Value> = policy
+        .required_documents
+        .iter()
+        .filter(|kind| workflow::onboard::input::slot(kind).is_none_or(|slot| !in_body(slot)))
+        .map(|kind| {
+            let mut upload = json!({
+                "type": kind,
+                "base64": "JVBERi0xLjQK",
+                "content_type": "application/pdf",
+            });
+            if matches!(kind, DocumentType::Npwp) {
+                upload["number"] = json!("012345678901000");
+            }
+            upload
+        })
+        .collect();
+    let mut input = json!({
+        "definition": definition.name,
+        "borrower": borrower,
+    });
+    if !documents.is_empty() {
+        input["documents"] = Value::Array(documents);
+    }
+    if policy.ekyc.enabled {
+        // The sandbox's OCR reads the NIK from 16 digits in the file.
+        input["ekyc"] = json!({
+            "ktp_image": format!("https://files.example/ktp-{nik}.jpg"),
+            "selfie": "https://files.example/selfie.jpg",
+        });
+    }
+    input
+}
+
+/// The reference's create-borrower example for an individual, with `nik`.
+fn personal_body(nik: &str) -> Value {
+    json!({
+        "type": "PERSONAL",
+        "authorised_signatory": {
+            "first_name": "Budi", "last_name": "Santoso", "birth_date": "1995-11-01",
+            "birth_place": "Jakarta", "email": "budi@example.com", "mother_maiden_name": "Sari",
+            "marital_status": "MARRIED", "gender": "MALE", "title": "BPK", "domicile": "ID",
+            "religion": "ISLAM", "job": "PRIVATE_SECTOR_EMPLOYEE", "education": "ELEMENTARY_SCHOOL",
+            "address": {
+                "street_address": "Jl. Sudirman No. 1", "rt": "01", "rw": "01",
+                "province": "JAWA_BARAT", "city": "Bandung", "district": "Coblong",
+                "village": "Dago", "postal_code": "40135", "country": "ID"
+            },
+            "mobile_number": "+6281234567890",
+            "bank_account": [{"holder_name": "Budi Santoso", "number": "123123123213", "swift_code": "BNINIDJA"}],
+            "documents": {
+                "ktp": {"number": nik, "file": "https://files.example/ktp.jpg", "issuing_city": "Jakarta", "expiry_date": "2099-11-01"},
+                "selfie": {"file": "https://files.example/selfie.jpg"}
+            },
+            "monthly_income_range": "LESS_THAN_3_MILLION", "emergency_contact_name": "Humairah",
+            "emergency_contact_number": "08123456789", "housing_status": "OWN_HOME",
+            "source_of_fund": "SALARY", "place_of_work": "Finfra", "work_address": "Mega Kuningan",
+            "number_of_dependents": 3, "spouse_name": "Mia",
+            "spouse_identification_number": "3275062309984412", "spouse_date_of_birth": "1999-03-01",
+            "prenuptial_agreement": "true"
+        }
+    })
+}
+
+/// The same signatory, for a company.
+fn business_body(nik: &str) -> Value {
+    let mut body = personal_body(nik);
+    body["type"] = json!("BUSINESS");
+    body["entity"] = json!({
+        "name": "PT Maju Jaya", "phone_number": "+6287711998822", "email": "finance@majujaya.co.id",
+        "business_type": "OTHER", "industry": "PRIVATE_PERSON_NAME", "nationality": "ID",
+        "residence": "ID", "npwp": "012345678901000", "legal_entity": "PT",
+        "establishment_date": "2015-03-01", "establishment_place": "Bandung",
+        "deed_date": "2015-02-20", "deed_number": "AHU-0012345",
+        "address": {
+            "street_address": "Jl. Asia Afrika 8", "rt": "02", "rw": "03", "province": "JAWA_BARAT",
+            "city": "Bandung", "district": "Sumur Bandung", "village": "Braga", "postal_code": "40111"
+        },
+        "managements": [{
+            "name": "Budi Santoso", "position": "OWNER_MANAGEMENT", "email_address": "budi@majujaya.co.id",
+            "mobile_number": "+6281234567890", "address": "Jl. Sudirman No. 1, Bandung",
+            "gender": "MALE", "identity_number": nik
+        }]
+    });
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn niks_are_distinct_and_valid() {
+        let mut seen = std::collections::HashSet::new();
+        for n in [0, 1, 9_999, 10_000, 12_345_678, 99_999_999] {
+            let nik = nik(n);
+            assert!(finfra_api::validate::nik(&nik).is_ok(), "{nik}");
+            assert!(seen.insert(nik));
+        }
+    }
+
+    #[test]
+    fn every_bundled_definition_gets_an_input_that_validates() {
+        let registry = bundled().expect("bundled definitions load");
+        let inputs = Inputs::new(&registry).expect("inputs");
+        assert_eq!(inputs.definition_names().len(), 4);
+        let engine = workflow::Engine::new(registry);
+        for n in 0..8 {
+            let input = inputs.input(n);
+            engine
+                .validate(KIND, &input, chrono::Utc::now())
+                .unwrap_or_else(|e| panic!("input {n} is refused: {e}"));
+        }
+    }
+}

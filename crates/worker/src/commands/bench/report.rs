@@ -1,0 +1,486 @@
+//! The figures: what one run measured (from the journal and the workflow rows), the median of
+//! runs per backend, the ratios between backends, and how they are printed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use store::{JournalRow, Workflow};
+
+use super::harness::{Idle, millis};
+
+/// Percentiles of a set of samples, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub samples: usize,
+}
+
+impl Spread {
+    /// Nearest-rank percentiles; `None` without samples.
+    pub fn of(mut samples: Vec<f64>) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let index = (p * samples.len() as f64).ceil() as usize;
+            samples[index.clamp(1, samples.len()) - 1]
+        };
+        Some(Self {
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+            samples: samples.len(),
+        })
+    }
+}
+
+/// Everything one run of one backend measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunFigures {
+    /// Onboardings divided by the time from the first submit to the last one stopping.
+    pub onboardings_per_second: f64,
+    /// From the first submit to the last onboarding stopping.
+    pub elapsed_ms: f64,
+    /// Submitting all of them, one `Store::submit` after the other.
+    pub submit_ms: f64,
+    /// A step's answer to the next step's answer, for steps run inline (the next row is a
+    /// Finfra call): the commit of the step, the shared-limiter check, the decision and the
+    /// next call to the zero-delay sandbox.
+    pub step_to_step_ms: Option<Spread>,
+    /// A step's answer to the next request leaving, for the same pairs: the engine's own
+    /// cost between two steps (commit, limiter check, decision), without Finfra's time.
+    pub between_steps_ms: Option<Spread>,
+    /// The answer of the step after which the workflow parked, to the worker resuming it on
+    /// the callback (or timer): callback delivery, inbox commit, wake-up dispatch and claim.
+    pub resume_after_wait_ms: Option<Spread>,
+    /// The same as `resume_after_wait_ms`, for the onboardings run one at a time on an idle
+    /// worker: the callback and wake-up path without queueing behind other work.
+    pub idle_resume_after_wait_ms: Option<Spread>,
+    /// From the call to `Store::submit` to the start of the first step, with the worker idle.
+    pub idle_pickup_ms: Option<Spread>,
+    /// Journal rows (one per step commit) per onboarding.
+    pub journal_rows_per_onboarding: f64,
+    /// PostgreSQL only: committed transactions in the benchmark database per onboarding
+    /// (`pg_stat_database.xact_commit`, read-only ones included, the benchmark's own
+    /// progress polling included).
+    pub transactions_per_onboarding: Option<f64>,
+    /// How the onboardings ended, `status/state` → count.
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+/// What one throughput measurement left in the store.
+pub struct Observed {
+    /// Each onboarding with its journal, oldest row first.
+    pub workflows: Vec<(Workflow, Vec<JournalRow>)>,
+    /// Just before the first submit.
+    pub started: DateTime<Utc>,
+    pub submit: std::time::Duration,
+    /// The onboardings run one at a time on an idle worker.
+    pub idle: Idle,
+    /// Committed transactions during the throughput measurement (PostgreSQL).
+    pub transactions: Option<i64>,
+}
+
+impl RunFigures {
+    /// The figures of one run.
+    pub fn from_observed(observed: Observed) -> Self {
+        let n = observed.workflows.len().max(1) as f64;
+        let end = observed
+            .workflows
+            .iter()
+            .map(|(w, _)| w.finished_at.unwrap_or(w.updated_at))
+            .max()
+            .unwrap_or(observed.started);
+        let elapsed_ms = millis(end - observed.started).max(0.001);
+        let (mut step, mut between, mut resume) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rows = 0usize;
+        let mut outcomes = BTreeMap::new();
+        for (workflow, journal) in &observed.workflows {
+            rows += journal.len();
+            *outcomes
+                .entry(format!("{}/{}", workflow.status, workflow.state))
+                .or_insert(0) += 1;
+            gaps(journal, &mut step, &mut between, &mut resume);
+        }
+        let mut idle_resume = Vec::new();
+        for journal in &observed.idle.journals {
+            gaps(journal, &mut Vec::new(), &mut Vec::new(), &mut idle_resume);
+        }
+        Self {
+            onboardings_per_second: n / (elapsed_ms / 1000.0),
+            elapsed_ms,
+            submit_ms: observed.submit.as_secs_f64() * 1000.0,
+            step_to_step_ms: Spread::of(step),
+            between_steps_ms: Spread::of(between),
+            resume_after_wait_ms: Spread::of(resume),
+            idle_resume_after_wait_ms: Spread::of(idle_resume),
+            idle_pickup_ms: Spread::of(observed.idle.pickups),
+            journal_rows_per_onboarding: rows as f64 / n,
+            transactions_per_onboarding: observed.transactions.map(|t| t as f64 / n),
+            outcomes,
+        }
+    }
+}
+
+/// Sorts the gaps between consecutive journal rows of one workflow: `step` and `between`
+/// for a Finfra call made inline after the previous row, `resume` for a callback (or timer)
+/// that brought the parked workflow back.
+fn gaps(
+    journal: &[JournalRow],
+    step: &mut Vec<f64>,
+    between: &mut Vec<f64>,
+    resume: &mut Vec<f64>,
+) {
+    for pair in journal.windows(2) {
+        let (a, b) = (&pair[0].entry, &pair[1].entry);
+        match b.action.as_str() {
+            // A first step, or a recovery: not a step following another.
+            "start" | "call_interrupted" => {}
+            // The workflow had parked; a callback or a timer brought it back.
+            "callback" | "wake" => resume.push(millis(b.started_at - a.finished_at)),
+            // A Finfra call, made inline right after the previous row's commit.
+            _ => {
+                step.push(millis(b.finished_at - a.finished_at));
+                between.push(millis(b.started_at - a.finished_at));
+            }
+        }
+    }
+}
+
+/// One reported figure: how to read it from a run.
+struct Figure {
+    key: &'static str,
+    label: &'static str,
+    get: fn(&RunFigures) -> Option<f64>,
+}
+
+const FIGURES: &[Figure] = &[
+    Figure {
+        key: "onboardings_per_second",
+        label: "onboardings per second",
+        get: |r| Some(r.onboardings_per_second),
+    },
+    Figure {
+        key: "step_to_step_p50_ms",
+        label: "step-to-step p50 (ms)",
+        get: |r| r.step_to_step_ms.map(|s| s.p50),
+    },
+    Figure {
+        key: "step_to_step_p90_ms",
+        label: "step-to-step p90 (ms)",
+        get: |r| r.step_to_step_ms.map(|s| s.p90),
+    },
+    Figure {
+        key: "step_to_step_p99_ms",
+        label: "step-to-step p99 (ms)",
+        get: |r| r.step_to_step_ms.map(|s| s.p99),
+    },
+    Figure {
+        key: "between_steps_p50_ms",
+        label: "between steps p50 (ms)",
+        get: |r| r.between_steps_ms.map(|s| s.p50),
+    },
+    Figure {
+        key: "resume_after_wait_p50_ms",
+        label: "resume after callback p50 (ms)",
+        get: |r| r.resume_after_wait_ms.map(|s| s.p50),
+    },
+    Figure {
+        key: "idle_resume_after_wait_p50_ms",
+        label: "resume after callback, idle p50 (ms)",
+        get: |r| r.idle_resume_after_wait_ms.map(|s| s.p50),
+    },
+    Figure {
+        key: "idle_pickup_p50_ms",
+        label: "idle pickup p50 (ms)",
+        get: |r| r.idle_pickup_ms.map(|s| s.p50),
+    },
+    Figure {
+        key: "idle_pickup_p90_ms",
+        label: "idle pickup p90 (ms)",
+        get: |r| r.idle_pickup_ms.map(|s| s.p90),
+    },
+    Figure {
+        key: "journal_rows_per_onboarding",
+        label: "journal rows per onboarding",
+        get: |r| Some(r.journal_rows_per_onboarding),
+    },
+    Figure {
+        key: "transactions_per_onboarding",
+        label: "transactions per onboarding",
+        get: |r| r.transactions_per_onboarding,
+    },
+];
+
+/// What each figure measures, printed under the table.
+const MEANINGS: &[&str] = &[
+    "onboardings per second: N onboardings submitted one after the other (Store::submit) while \
+     the worker runs, divided by the time from the first submit to the last one reaching a \
+     terminal status (finished_at)",
+    "step-to-step: step_journal.finished_at of one row to finished_at of the next row of the same \
+     workflow, where the next row is a Finfra call made inline (commit + shared-limiter check + \
+     decision + the call to the zero-delay sandbox); waits for callbacks are excluded (SQLite \
+     stores these timestamps in whole milliseconds)",
+    "between steps: finished_at of one row to started_at of the next, same pairs: the engine's own \
+     cost between two steps, without Finfra's time",
+    "resume after callback: finished_at of the row after which the workflow parked to started_at \
+     of the callback row that resumed it (callback delivery, inbox commit, wake-up, claim); under \
+     the throughput load it includes queueing behind other due work, \"idle\" is the same for \
+     the onboardings run one at a time",
+    "idle pickup: with the worker idle (200-500 ms after the previous onboarding ended), the call \
+     to Store::submit to started_at of the workflow's first journal row",
+    "transactions per onboarding: PostgreSQL pg_stat_database.xact_commit over the throughput \
+     measurement (read-only ones and the benchmark's own polling included)",
+];
+
+/// The runs of one backend, or why it was not measured.
+pub enum Measured {
+    Runs(Vec<RunFigures>),
+    Skipped(String),
+}
+
+impl Measured {
+    fn runs(&self) -> &[RunFigures] {
+        match self {
+            Self::Runs(runs) => runs,
+            Self::Skipped(_) => &[],
+        }
+    }
+
+    /// The median over runs of a figure.
+    fn median(&self, figure: &Figure) -> Option<f64> {
+        median(self.runs().iter().filter_map(figure.get).collect())
+    }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        f64::midpoint(values[mid - 1], values[mid])
+    } else {
+        values[mid]
+    })
+}
+
+/// The whole report.
+pub struct Report {
+    pub onboardings: u32,
+    pub runs: u32,
+    pub concurrency: usize,
+    pub idle_samples: u32,
+    pub definitions: Vec<String>,
+    pub definitions_from: String,
+    pub sqlite: Measured,
+    pub postgres: Measured,
+}
+
+fn ratio(sqlite: Option<f64>, postgres: Option<f64>) -> Option<f64> {
+    match (sqlite, postgres) {
+        (Some(s), Some(p)) if p > 0.0 => Some(s / p),
+        _ => None,
+    }
+}
+
+fn number(value: Option<f64>) -> String {
+    match value {
+        None => "-".to_owned(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+fn ratio_text(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
+}
+
+impl Report {
+    /// The table, one line per figure, and what each figure measures.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "finflow bench: {} onboardings per run, {} run(s), concurrency {}, {} idle samples per \
+             run; in-process zero-delay sandbox (no faults, no rate limit); definitions {} ({}); \
+             medians of runs",
+            self.onboardings,
+            self.runs,
+            self.concurrency,
+            self.idle_samples,
+            self.definitions.join(", "),
+            self.definitions_from,
+        );
+        let _ = writeln!(out);
+        let width = FIGURES.iter().map(|f| f.label.len()).max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>10}  {:>10}  {:>17}",
+            "", "SQLite", "PostgreSQL", "SQLite/PostgreSQL"
+        );
+        for figure in FIGURES {
+            let (s, p) = (self.sqlite.median(figure), self.postgres.median(figure));
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>10}  {:>10}  {:>17}",
+                figure.label,
+                number(s),
+                number(p),
+                ratio_text(ratio(s, p)),
+            );
+        }
+        let _ = writeln!(out);
+        for figure in FIGURES {
+            let (s, p) = (self.sqlite.median(figure), self.postgres.median(figure));
+            let _ = writeln!(
+                out,
+                "{}: SQLite {}, PostgreSQL {}, SQLite/PostgreSQL {}",
+                figure.label,
+                backend_text(&self.sqlite, figure, s),
+                backend_text(&self.postgres, figure, p),
+                ratio_text(ratio(s, p)),
+            );
+        }
+        for (name, measured) in [("SQLite", &self.sqlite), ("PostgreSQL", &self.postgres)] {
+            match measured {
+                Measured::Skipped(reason) => {
+                    let _ = writeln!(out, "{name}: skipped: {reason}");
+                }
+                Measured::Runs(runs) => {
+                    let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
+                    for run in runs {
+                        for (outcome, count) in &run.outcomes {
+                            *outcomes.entry(outcome).or_insert(0) += count;
+                        }
+                    }
+                    let outcomes: Vec<String> =
+                        outcomes.iter().map(|(o, c)| format!("{c} {o}")).collect();
+                    let _ = writeln!(
+                        out,
+                        "{name} outcomes over all runs: {}",
+                        outcomes.join(", ")
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "What the figures measure:");
+        for meaning in MEANINGS {
+            let _ = writeln!(out, "  {meaning}");
+        }
+        out
+    }
+
+    /// The same as JSON.
+    pub fn json(&self) -> Value {
+        let backend = |measured: &Measured| match measured {
+            Measured::Skipped(reason) => json!({ "measured": false, "skipped": reason }),
+            Measured::Runs(runs) => {
+                let median: serde_json::Map<String, Value> = FIGURES
+                    .iter()
+                    .map(|f| (f.key.to_owned(), json!(measured.median(f))))
+                    .collect();
+                json!({ "measured": true, "median": median, "runs": runs })
+            }
+        };
+        let ratios: serde_json::Map<String, Value> = FIGURES
+            .iter()
+            .map(|f| {
+                (
+                    f.key.to_owned(),
+                    json!(ratio(self.sqlite.median(f), self.postgres.median(f))),
+                )
+            })
+            .collect();
+        json!({
+            "onboardings": self.onboardings,
+            "runs": self.runs,
+            "concurrency": self.concurrency,
+            "idle_samples": self.idle_samples,
+            "definitions": self.definitions,
+            "definitions_from": self.definitions_from,
+            "sandbox": "in-process, zero delay, no faults, no rate limit",
+            "backends": {
+                "sqlite": backend(&self.sqlite),
+                "postgres": backend(&self.postgres),
+            },
+            "sqlite_over_postgres": ratios,
+            "meanings": MEANINGS,
+        })
+    }
+}
+
+/// `12.3 (runs 11.0 12.3 14.1)`, `-` when not measured.
+fn backend_text(measured: &Measured, figure: &Figure, median: Option<f64>) -> String {
+    let runs: Vec<String> = measured
+        .runs()
+        .iter()
+        .map(|r| number((figure.get)(r)))
+        .collect();
+    match median {
+        None => "-".to_owned(),
+        Some(_) if runs.len() > 1 => format!("{} (runs {})", number(median), runs.join(" ")),
+        Some(_) => number(median),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let spread = Spread::of((1..=100).map(f64::from).collect()).expect("samples");
+        assert_eq!((spread.p50, spread.p90, spread.p99), (50.0, 90.0, 99.0));
+        let one = Spread::of(vec![7.0]).expect("one sample");
+        assert_eq!((one.p50, one.p99), (7.0, 7.0));
+        assert!(Spread::of(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn journal_gaps_split_inline_steps_from_resumes() {
+        let t0 = Utc::now();
+        let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
+        let row = |seq: i32, action: &str, started: i64, finished: i64| {
+            let mut entry = store::JournalEntry::new("step", action, "ok");
+            entry.started_at = at(started);
+            entry.finished_at = at(finished);
+            JournalRow {
+                id: i64::from(seq),
+                workflow_id: uuid::Uuid::nil(),
+                seq,
+                entry,
+                duration_ms: finished - started,
+                worker_id: "w".to_owned(),
+            }
+        };
+        let journal = [
+            row(1, "start", 0, 0),
+            row(2, "ocr", 1, 3),
+            row(3, "biometric_kyc", 5, 9),
+            row(4, "callback", 50, 50),
+            row(5, "hub_status", 52, 53),
+        ];
+        let (mut step, mut between, mut resume) = (Vec::new(), Vec::new(), Vec::new());
+        gaps(&journal, &mut step, &mut between, &mut resume);
+        assert_eq!(step, [3.0, 6.0, 3.0]);
+        assert_eq!(between, [1.0, 2.0, 2.0]);
+        assert_eq!(resume, [41.0]);
+    }
+
+    #[test]
+    fn median_of_runs() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+        assert_eq!(median(Vec::new()), None);
+    }
+}
