@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use finfra_api::retry::{self, Jitter, RetryDecision, RetryPolicy};
 
-use crate::action::{Reason, SleepReason};
+use crate::action::{Action, CallPurpose, Expected, Poll, Reason, SleepReason};
 use crate::failure::{CallFailure, FailureKind};
 use crate::ids::{OperationKey, WorkflowId, seed};
 use crate::machine::Status;
@@ -565,6 +565,78 @@ pub fn poll_failed(
             )
             .with_hint("resolve with {\"retry\": true} to wait again"),
         )),
+    }
+}
+
+/// The action of a step that makes a call, in its run's stage: the step's own request,
+/// its reconcile read, or a sleep. The machine supplies the requests (`None` when its state
+/// names none) and the action for a state it cannot act on.
+pub fn call_action(
+    step: &str,
+    run: &Run,
+    perform: impl FnOnce() -> Option<FinfraRequest>,
+    reconcile: impl FnOnce() -> Option<FinfraRequest>,
+    inconsistent: impl FnOnce() -> Action,
+) -> Action {
+    let call = |purpose, request: Option<FinfraRequest>, attempt| match request {
+        Some(request) => Action::Call {
+            step: step.to_owned(),
+            purpose,
+            request,
+            operation_key: run.operation_key.clone(),
+            attempt,
+        },
+        None => inconsistent(),
+    };
+    match &run.stage {
+        Stage::Send => call(CallPurpose::Perform, perform(), run.attempt),
+        Stage::Reconcile => call(CallPurpose::Reconcile, reconcile(), run.reads + 1),
+        Stage::Backoff { at, reason } => Action::SleepUntil {
+            step: step.to_owned(),
+            at: *at,
+            reason: *reason,
+        },
+        Stage::ReconcileBackoff { at } => Action::SleepUntil {
+            step: step.to_owned(),
+            at: *at,
+            reason: SleepReason::ReconcileRetry,
+        },
+    }
+}
+
+/// The action of a step that waits: its poll when one is due, else the wait for `events`,
+/// woken at the wait's own time or at `also_wake_at` if that is earlier (e.g. the next
+/// overdue check of a loan).
+pub fn wait_action(
+    step: &str,
+    wait: &Waiting,
+    events: impl FnOnce() -> Vec<Expected>,
+    poll: Option<FinfraRequest>,
+    poll_every: Duration,
+    also_wake_at: Option<DateTime<Utc>>,
+) -> Action {
+    if wait.polling
+        && let Some(request) = poll.clone()
+    {
+        return Action::Call {
+            step: step.to_owned(),
+            purpose: CallPurpose::Poll,
+            request,
+            operation_key: None,
+            attempt: wait.poll_failures + wait.poll_throttles + 1,
+        };
+    }
+    let wake_at = also_wake_at.map_or(wait.wake_at(), |at| wait.wake_at().min(at));
+    Action::Wait {
+        step: step.to_owned(),
+        events: events(),
+        deadline: wait.deadline,
+        wake_at,
+        poll: poll.zip(wait.next_poll).map(|(request, next_at)| Poll {
+            request,
+            every: poll_every,
+            next_at,
+        }),
     }
 }
 

@@ -19,11 +19,11 @@ use finfra_api::model::credit::ScoreReportRequest;
 use finfra_api::model::document::{CreateDocument, DocumentType};
 use finfra_api::model::ekyc::{BiometricRequest, OcrRequest};
 
-use crate::action::{Action, CallPurpose, CorrelationKey, Expected, Outcome, Poll, Reason};
+use crate::action::{Action, CorrelationKey, Expected, Outcome, Reason};
 use crate::ids::{KycId, OperationKey, UserId};
 use crate::machine::{Handled, Transition};
 use crate::request::FinfraRequest;
-use crate::run::{Run, Stage, Waiting};
+use crate::run::{Run, Waiting};
 
 use super::policy;
 use super::state::{BorrowerRecord, OnboardState, Phase, PolicyDecision, Step};
@@ -573,69 +573,23 @@ pub(super) fn action(state: &OnboardState) -> Action {
             reason: reason.clone(),
         },
         _ => match (phase.run(), phase.wait()) {
-            (Some(run), _) => call_action(state, run),
-            (None, Some(wait)) => wait_action(state, wait),
+            (Some(run), _) => crate::run::call_action(
+                phase.name(),
+                run,
+                || main_request(state),
+                || reconcile_request(state),
+                || inconsistent(state),
+            ),
+            (None, Some(wait)) => crate::run::wait_action(
+                phase.name(),
+                wait,
+                || expected(state),
+                poll_request(state),
+                state.definition.onboarding.poll_interval,
+                None,
+            ),
             (None, None) => inconsistent(state),
         },
-    }
-}
-
-fn call_action(state: &OnboardState, run: &Run) -> Action {
-    let step = state.phase.name().to_owned();
-    let call = |purpose, request: Option<FinfraRequest>, attempt| match request {
-        Some(request) => Action::Call {
-            step: step.clone(),
-            purpose,
-            request,
-            operation_key: run.operation_key.clone(),
-            attempt,
-        },
-        None => inconsistent(state),
-    };
-    match &run.stage {
-        Stage::Send => call(CallPurpose::Perform, main_request(state), run.attempt),
-        Stage::Reconcile => call(
-            CallPurpose::Reconcile,
-            reconcile_request(state),
-            run.reads + 1,
-        ),
-        Stage::Backoff { at, reason } => Action::SleepUntil {
-            step,
-            at: *at,
-            reason: *reason,
-        },
-        Stage::ReconcileBackoff { at } => Action::SleepUntil {
-            step,
-            at: *at,
-            reason: crate::action::SleepReason::ReconcileRetry,
-        },
-    }
-}
-
-fn wait_action(state: &OnboardState, wait: &Waiting) -> Action {
-    let step = state.phase.name().to_owned();
-    let poll = poll_request(state);
-    if wait.polling
-        && let Some(request) = poll.clone()
-    {
-        return Action::Call {
-            step,
-            purpose: CallPurpose::Poll,
-            request,
-            operation_key: None,
-            attempt: wait.poll_failures + wait.poll_throttles + 1,
-        };
-    }
-    Action::Wait {
-        step,
-        events: expected(state),
-        deadline: wait.deadline,
-        wake_at: wait.wake_at(),
-        poll: poll.zip(wait.next_poll).map(|(request, next_at)| Poll {
-            request,
-            every: state.definition.onboarding.poll_interval,
-            next_at,
-        }),
     }
 }
 

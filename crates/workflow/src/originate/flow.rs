@@ -22,7 +22,7 @@ use finfra_api::model::loan::{
 };
 use finfra_api::model::virtual_account::VirtualAccountRequest;
 
-use crate::action::{Action, CallPurpose, CorrelationKey, Expected, Outcome, Poll, Reason};
+use crate::action::{Action, CorrelationKey, Expected, Outcome, Reason};
 use crate::event::WorkflowFinished;
 use crate::ids::{OperationKey, UserId};
 use crate::machine::{Handled, Kind, Transition};
@@ -580,77 +580,29 @@ pub(super) fn action(state: &OriginateState) -> Action {
             reason: reason.clone(),
         },
         _ => match (phase.run(), phase.wait()) {
-            (Some(run), _) => call_action(state, run),
-            (None, Some(wait)) => wait_action(state, wait),
+            (Some(run), _) => crate::run::call_action(
+                phase.name(),
+                run,
+                || main_request(state),
+                || reconcile_request(state),
+                || inconsistent(state),
+            ),
+            (None, Some(wait)) => crate::run::wait_action(
+                phase.name(),
+                wait,
+                || expected(state),
+                poll_request(state),
+                poll_every(state),
+                match &state.phase {
+                    Phase::Repaying {
+                        next_check: Some(check),
+                        ..
+                    } => Some(*check),
+                    _ => None,
+                },
+            ),
             (None, None) => inconsistent(state),
         },
-    }
-}
-
-fn call_action(state: &OriginateState, run: &Run) -> Action {
-    let step = state.phase.name().to_owned();
-    let call = |purpose, request: Option<FinfraRequest>, attempt| match request {
-        Some(request) => Action::Call {
-            step: step.clone(),
-            purpose,
-            request,
-            operation_key: run.operation_key.clone(),
-            attempt,
-        },
-        None => inconsistent(state),
-    };
-    match &run.stage {
-        Stage::Send => call(CallPurpose::Perform, main_request(state), run.attempt),
-        Stage::Reconcile => call(
-            CallPurpose::Reconcile,
-            reconcile_request(state),
-            run.reads + 1,
-        ),
-        Stage::Backoff { at, reason } => Action::SleepUntil {
-            step,
-            at: *at,
-            reason: *reason,
-        },
-        Stage::ReconcileBackoff { at } => Action::SleepUntil {
-            step,
-            at: *at,
-            reason: crate::action::SleepReason::ReconcileRetry,
-        },
-    }
-}
-
-fn wait_action(state: &OriginateState, wait: &Waiting) -> Action {
-    let step = state.phase.name().to_owned();
-    let poll = poll_request(state);
-    if wait.polling
-        && let Some(request) = poll.clone()
-    {
-        return Action::Call {
-            step,
-            purpose: CallPurpose::Poll,
-            request,
-            operation_key: None,
-            attempt: wait.poll_failures + wait.poll_throttles + 1,
-        };
-    }
-    let mut wake_at = wait.wake_at();
-    if let Phase::Repaying {
-        next_check: Some(check),
-        ..
-    } = &state.phase
-    {
-        wake_at = wake_at.min(*check);
-    }
-    Action::Wait {
-        step,
-        events: expected(state),
-        deadline: wait.deadline,
-        wake_at,
-        poll: poll.zip(wait.next_poll).map(|(request, next_at)| Poll {
-            request,
-            every: poll_every(state),
-            next_at,
-        }),
     }
 }
 
