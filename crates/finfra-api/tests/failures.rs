@@ -48,6 +48,8 @@ async fn rate_limits_carry_the_servers_delay_or_none() {
         error_429_without_retry_after_rate: 1.0,
         ..Faults::none()
     });
+    // A new client: this one holds its requests until the window above ends.
+    let client = common::client(&sandbox);
     let error = client
         .list_loans(&ListLoansQuery::default())
         .await
@@ -65,6 +67,53 @@ async fn rate_limits_carry_the_servers_delay_or_none() {
     assert!(matches!(decide(&error), RetryDecision::RetryAt(d) if d > Duration::ZERO));
     // The client itself never retried: one request per call.
     assert_eq!(sandbox.ledger().requests["GET /api/core/loans"], 2);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn nothing_is_sent_inside_a_retry_after_window() {
+    let sandbox = common::sandbox().await;
+    let client = common::client(&sandbox);
+    client.authenticate().await.expect("token");
+    sandbox.set_faults(Faults {
+        error_429_rate: 1.0,
+        ..Faults::none()
+    });
+    let first = client
+        .list_loans(&ListLoansQuery::default())
+        .await
+        .unwrap_err();
+    let window = first.retry_after().expect("Retry-After");
+    sandbox.set_faults(Faults::none());
+
+    // Every clone, in every task, holds back until the window ends: refused before sending,
+    // classified as the 429 it avoids, with what is left of the window.
+    let clone = client.clone();
+    let held = tokio::spawn(async move { clone.list_loans(&ListLoansQuery::default()).await })
+        .await
+        .expect("task")
+        .unwrap_err();
+    assert!(matches!(held, Error::RateLimited { .. }), "{held:?}");
+    let left = held.retry_after().expect("what is left of the window");
+    assert!(
+        left > Duration::ZERO && left <= window,
+        "{left:?} of {window:?}"
+    );
+    assert!(held.is_retryable() && !held.is_ambiguous());
+    let ledger = sandbox.ledger();
+    assert_eq!(
+        ledger.requests["GET /api/core/loans"], 1,
+        "only the first was sent"
+    );
+    assert_eq!(ledger.total_requests_inside_retry_after(), 0);
+
+    // After the window, requests flow again.
+    tokio::time::sleep(left + Duration::from_millis(50)).await;
+    client
+        .list_loans(&ListLoansQuery::default())
+        .await
+        .expect("sent after the window");
+    assert_eq!(sandbox.ledger().total_requests_inside_retry_after(), 0);
     sandbox.shutdown().await;
 }
 

@@ -130,6 +130,9 @@ pub(crate) struct Inner {
     http: reqwest::Client,
     base_url: Url,
     tokens: TokenCache,
+    /// The end of the latest `Retry-After` window Finfra announced to this client: until
+    /// then no request of any clone leaves (see `transport`).
+    paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl fmt::Debug for FinfraClient {
@@ -177,6 +180,7 @@ impl FinfraClient {
                 http,
                 base_url,
                 tokens,
+                paused_until: std::sync::Mutex::new(None),
             }),
         })
     }

@@ -207,8 +207,58 @@ impl Inner {
         decode(status, body)
     }
 
+    /// Sends one request, unless Finfra asked this client to wait: a `429` with
+    /// `Retry-After` pauses every request of the client (all its clones and tasks) until
+    /// the window ends. Checked here, the last step before the request leaves, and set here,
+    /// the first place the answer is seen, so that requests of other tasks cannot slip into
+    /// the window while the caller is still handling the `429`.
     async fn send_once(&self, call: &Call, token: Option<&AccessToken>) -> Result<Response, Error> {
-        exchange(call.build(&self.http, token)?, &call.method, call.template).await
+        let request = call.build(&self.http, token)?;
+        if let Some(remaining) = self.pause_remaining() {
+            tracing::debug!(
+                path = call.template,
+                "not sent: inside Finfra's Retry-After window"
+            );
+            return Err(Error::RateLimited {
+                retry_after: Some(remaining),
+                body: ErrorBody::Api(crate::error::ApiErrorBody {
+                    status: 429,
+                    error: "Too Many Requests".to_owned(),
+                    message: "not sent: Finfra asked this client to wait (Retry-After)".to_owned(),
+                }),
+            });
+        }
+        let response = exchange(request, &call.method, call.template).await?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS
+            && let Some(wait) = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|value| parse_retry_after(value, SystemTime::now()))
+        {
+            self.pause(wait);
+        }
+        Ok(response)
+    }
+
+    /// How much of the current `Retry-After` window is left, if any.
+    fn pause_remaining(&self) -> Option<std::time::Duration> {
+        let until = *self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        until
+            .and_then(|until| until.checked_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+    }
+
+    /// Extends the pause to `wait` from now (a later window wins).
+    fn pause(&self, wait: std::time::Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *paused = Some(paused.map_or(until, |current| current.max(until)));
     }
 }
 
