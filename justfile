@@ -17,6 +17,11 @@ fmt:
 ci:
     bash .ci/run
 
+# Borrowers onboarded and loans signed, disbursed and repaid against an in-process Finfra
+# with faults, in ./finflow-demo.db (recreated). E.g. `just demo --journeys 200 --seed 7`.
+demo *ARGS:
+    cargo run --release -p worker -- demo {{ARGS}}
+
 # Run a local Finfra sandbox (prints the credentials to use).
 sandbox *ARGS:
     cargo run -p worker -- sandbox {{ARGS}}

@@ -59,7 +59,7 @@ pub struct SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// Zero delays, no faults, no rate limit, no auto sign or disburse, one client
+    /// Zero delays, no faults, no rate limit, no auto sign, disburse or repay, one client
     /// `test-client` / `test-secret`, fast callback retries (10 ms base), and no grace after
     /// a `429` (a test sending one request at a time has none in flight).
     #[must_use]
@@ -86,7 +86,7 @@ impl SandboxConfig {
     }
 
     /// A realistic sandbox for demos and offline development: the default rate limit (20/s,
-    /// burst 40), small delays, loans signed and disbursed on their own, a few duplicated and
+    /// burst 40), small delays, loans signed, disbursed and repaid on their own, a few duplicated and
     /// reordered callbacks, a [`RETRY_AFTER_GRACE`] for requests in flight at a `429`, and
     /// random client credentials (read them from the running handle).
     #[must_use]
@@ -265,10 +265,18 @@ pub struct Timing {
     /// call. A bank refusal (magic account number) always happens on its own, after this
     /// delay or at once.
     pub auto_disburse: Option<Duration>,
+    /// A simulated borrower who repays: once a loan is `DISBURSED` and has a virtual
+    /// account, it pays the next installment's full amount into that account every
+    /// `auto_repay` (the first one `auto_repay` after the account is issued, or after the
+    /// disbursement completes if the account came first), exactly as
+    /// [`crate::RunningSandbox::pay_virtual_account`] does: the virtual-account webhook for
+    /// each payment, `loan_paid` / `bnpl_paid` after the last. `None`: payments only come
+    /// through the control call.
+    pub auto_repay: Option<Duration>,
 }
 
 impl Timing {
-    /// Everything at once; signing and disbursement wait for the control API.
+    /// Everything at once; signing, disbursement and repayment wait for the control API.
     #[must_use]
     pub fn zero() -> Self {
         Self {
@@ -277,10 +285,12 @@ impl Timing {
             final_approval: Duration::ZERO,
             auto_sign: None,
             auto_disburse: None,
+            auto_repay: None,
         }
     }
 
-    /// Small delays, and borrowers who sign and banks that pay on their own.
+    /// Small delays, and borrowers who sign and repay (an installment a second) and banks
+    /// that pay out on their own.
     #[must_use]
     pub fn realistic() -> Self {
         Self {
@@ -289,6 +299,7 @@ impl Timing {
             final_approval: Duration::from_millis(500),
             auto_sign: Some(Duration::from_secs(1)),
             auto_disburse: Some(Duration::from_secs(2)),
+            auto_repay: Some(Duration::from_secs(1)),
         }
     }
 }

@@ -254,11 +254,27 @@ async fn index() -> Json<Value> {
         "POST /_sandbox/virtual-accounts/{external_id}/payments": "the borrower pays: {\"amount\":\"100000.00\"}",
         "POST /_sandbox/readiness": "{\"ready\": false} makes /healthcheck/readiness answer 503",
         "GET|PUT /_sandbox/faults": "injected faults",
+        "GET /_sandbox/timing": "the delays (ms) of transitions and of auto sign, disburse and repay (null: control API only)",
         "POST /_sandbox/tokens/revoke": "invalidate every access token",
         "GET /_sandbox/callbacks": "every callback emitted",
         "PUT|DELETE /_sandbox/callback-target": "{\"base_url\",\"auth_key\"}",
         "POST /_sandbox/invoices": "send an invoice callback: {\"external_id\",\"status\":\"PAID\"|\"EXPIRED\",\"amount\"}",
         "POST /_sandbox/didit-sessions": "send a Didit callback: {\"verification_session_id\",\"status\"}",
+    }))
+}
+
+/// The configured [`crate::Timing`]: every delay in milliseconds; `null` for a transition
+/// that happens only through the control API (`auto_sign`, `auto_disburse`, `auto_repay`).
+async fn timing(State(app): State<Arc<App>>) -> Json<Value> {
+    let t = app.config.timing;
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Json(json!({
+        "borrower_created_ms": ms(t.borrower_created),
+        "kyc_review_ms": ms(t.kyc_review),
+        "final_approval_ms": ms(t.final_approval),
+        "auto_sign_ms": t.auto_sign.map(ms),
+        "auto_disburse_ms": t.auto_disburse.map(ms),
+        "auto_repay_ms": t.auto_repay.map(ms),
     }))
 }
 
@@ -409,6 +425,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
         .route("/_sandbox/readiness", post(readiness))
         .route("/_sandbox/faults", get(get_faults).put(put_faults))
+        .route("/_sandbox/timing", get(timing))
         .route("/_sandbox/tokens/revoke", post(revoke))
         .route("/_sandbox/callbacks", get(callbacks))
         .route(

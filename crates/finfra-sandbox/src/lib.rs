@@ -25,11 +25,12 @@
 //! # }
 //! ```
 //!
-//! [`SandboxConfig::for_tests`]: zero delays, no faults, no rate limit, signing and
-//! disbursement wait for the control API, client `test-client` / `test-secret`.
-//! [`SandboxConfig::standalone`]: rate limit on, small delays, loans signed and disbursed on
-//! their own, random credentials. Zero delays still run transitions on a spawned task, never
-//! inline: a client must not expect a borrower to exist when the create call returns.
+//! [`SandboxConfig::for_tests`]: zero delays, no faults, no rate limit, signing,
+//! disbursement and repayment wait for the control API, client `test-client` / `test-secret`.
+//! [`SandboxConfig::standalone`]: rate limit on, small delays, loans signed, disbursed and
+//! repaid on their own, random credentials. Zero delays still run transitions on a spawned
+//! task, never inline: a client must not expect a borrower to exist when the create call
+//! returns.
 //!
 //! # Lifecycles
 //!
@@ -43,7 +44,8 @@
 //!   (control API or `auto_sign`) → `SIGNED` + `loan_signed` → disbursement → `DISBURSING` →
 //!   the bank pays (control API or `auto_disburse`) → `DISBURSED` + `loan_disbursed`, or
 //!   refuses → `DISBURSEMENT_FAILED` + `loan_disbursement_failed` → virtual account → payments
-//!   → `PAID` + `loan_paid`. BNPL loans send `bnpl_*` titles.
+//!   (control API, or `auto_repay`: one installment per interval) → `PAID` + `loan_paid`. BNPL
+//!   loans send `bnpl_*` titles.
 //! - Documents: `POST /api/documents` (multipart) returns `{base}/_storage/{id}?token=...`;
 //!   `PUT` the bytes there before `expires_at` (`presign_ttl`), else `403`.
 //!
@@ -87,6 +89,7 @@
 //! | `POST /_sandbox/virtual-accounts/{external_id}/payments` `{"amount":"100000.00"}` | [`RunningSandbox::pay_virtual_account`] | a repayment, VA webhook |
 //! | `POST /_sandbox/readiness` `{"ready": false}` | [`RunningSandbox::set_ready`] | readiness `503` |
 //! | `GET`/`PUT /_sandbox/faults` ([`Faults`] as JSON, durations in ms) | [`RunningSandbox::set_faults`] | injected faults |
+//! | `GET /_sandbox/timing` | [`RunningSandbox::config`] | the [`Timing`] in ms (`auto_sign_ms`, `auto_disburse_ms`, `auto_repay_ms`; `null`: control API only) |
 //! | `POST /_sandbox/tokens/revoke` | [`RunningSandbox::revoke_tokens`] | every access token → `401` |
 //! | `GET /_sandbox/callbacks` | [`RunningSandbox::callbacks`] | every callback emitted |
 //! | `PUT`/`DELETE /_sandbox/callback-target` `{"base_url","auth_key"}` | [`RunningSandbox::set_callback`] | where callbacks go |
@@ -150,4 +153,5 @@ pub use config::{
 pub use control::{BorrowerSummary, LoanSummary};
 pub use error::SandboxError;
 pub use ledger::Ledger;
+pub use magic::credit_score_of;
 pub use server::{RunningSandbox, Sandbox};

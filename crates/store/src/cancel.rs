@@ -1,7 +1,9 @@
-//! Cancelling a workflow (operators, `finflow cancel`): at any non-terminal state, even while
-//! a worker runs a step. The row becomes `cancelled` and its `version` moves on, so the
-//! worker's commit of that step fails with `LeaseLost` and writes nothing; the worker
-//! records what its in-flight call did with [`Store::append_journal`].
+//! Cancelling a workflow that has not started (`finflow cancel` of a workflow still in state
+//! `new`), even while a worker is claiming it: the row becomes `cancelled` and its `version`
+//! moves on, so the worker's commit of its first decision fails with `LeaseLost` and
+//! nothing is sent to Finfra. A workflow that has started is cancelled through its state
+//! machine instead (`Store::record_command`), which knows what it must undo at Finfra and
+//! when a cancel is no longer safe.
 
 use chrono::Utc;
 use serde_json::json;
@@ -9,19 +11,22 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::journal::{JournalEntry, append_pg, append_sqlite, outcome};
+use crate::submit::INITIAL_STATE;
 use crate::time::to_sqlite;
 use crate::tx::SQLITE_BEGIN;
 use crate::workflow::{Status, Workflow, workflow_columns};
 use crate::{Backend, Store};
 
 impl Store {
-    /// Cancels a workflow: status `cancelled`, `last_error` = `why`, nothing scheduled, lease
-    /// and waits cleared, and a journal row (`action` `cancel`, outcome `cancelled`,
-    /// `worker_id` = `who`), in one transaction. Returns the cancelled row.
+    /// Cancels a workflow that has not started (state `new`): status `cancelled`,
+    /// `last_error` = `why`, nothing scheduled, lease and waits cleared, and a journal row
+    /// (`action` `cancel`, outcome `cancelled`, `worker_id` = `who`), in one transaction.
+    /// Returns the cancelled row.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Refused`] when it already
-    /// finished (completed, failed or cancelled); [`StoreError::Database`] otherwise.
+    /// finished (completed, failed or cancelled) or has started; [`StoreError::Database`]
+    /// otherwise.
     #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %id, cancelled.by = who))]
     pub async fn cancel(&self, id: Uuid, who: &str, why: &str) -> Result<Workflow, StoreError> {
         let mut entry = JournalEntry::new("", "cancel", outcome::CANCELLED);
@@ -36,19 +41,20 @@ impl Store {
                      waiting_for = NULL, last_error = $2, version = version + 1, \
                      updated_at = now() \
                      WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') \
-                     RETURNING *",
+                     AND state = $3 RETURNING *",
                 )
                 .bind(id)
                 .bind(why)
+                .bind(INITIAL_STATE)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else {
-                    let status: Option<String> =
-                        sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+                    let found: Option<(String, String)> =
+                        sqlx::query_as("SELECT status, state FROM workflows WHERE id = $1")
                             .bind(id)
                             .fetch_optional(&mut *tx)
                             .await?;
-                    return Err(not_cancellable(id, status)?);
+                    return Err(not_cancellable(id, found)?);
                 };
                 let workflow = Workflow::from_pg(&row)?;
                 sqlx::query("DELETE FROM workflow_waits WHERE workflow_id = $1")
@@ -69,21 +75,22 @@ impl Store {
                     "next_run_at = NULL, lease_owner = NULL, lease_until = NULL, ",
                     "waiting_for = NULL, last_error = $2, version = version + 1, updated_at = $3 ",
                     "WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') ",
-                    "RETURNING ",
+                    "AND state = $4 RETURNING ",
                     workflow_columns!()
                 ))
                 .bind(id.to_string())
                 .bind(why)
                 .bind(&now)
+                .bind(INITIAL_STATE)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else {
-                    let status: Option<String> =
-                        sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+                    let found: Option<(String, String)> =
+                        sqlx::query_as("SELECT status, state FROM workflows WHERE id = $1")
                             .bind(id.to_string())
                             .fetch_optional(&mut *tx)
                             .await?;
-                    return Err(not_cancellable(id, status)?);
+                    return Err(not_cancellable(id, found)?);
                 };
                 let workflow = Workflow::from_sqlite(&row)?;
                 sqlx::query("DELETE FROM workflow_waits WHERE workflow_id = $1")
@@ -148,14 +155,21 @@ impl Store {
 }
 
 /// The error for a cancel that matched no row, given the row's status (if it exists).
-fn not_cancellable(id: Uuid, status: Option<String>) -> Result<StoreError, StoreError> {
-    Ok(match status {
+fn not_cancellable(id: Uuid, found: Option<(String, String)>) -> Result<StoreError, StoreError> {
+    Ok(match found {
         None => StoreError::NotFound(id),
-        Some(status) => {
+        Some((status, state)) => {
             let status: Status = status.parse()?;
-            StoreError::Refused(format!(
-                "workflow {id} is already {status}; a finished workflow cannot be cancelled"
-            ))
+            StoreError::Refused(if status.is_terminal() {
+                format!(
+                    "workflow {id} is already {status}; a finished workflow cannot be cancelled"
+                )
+            } else {
+                format!(
+                    "workflow {id} has started (state {state}): only its workflow can cancel it, \
+                     undoing what it did at Finfra (record a cancel command)"
+                )
+            })
         }
     })
 }

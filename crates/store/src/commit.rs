@@ -1,9 +1,11 @@
 //! Committing a step: the outcome of one step, in ONE transaction, or nothing.
 //!
-//! In order: (PostgreSQL) lock the correlation keys of the new waits; update the workflow row
+//! In order: (PostgreSQL) lock the correlation keys of the new waits (and of the announcement); update the workflow row
 //! if this worker still holds it at the version it claimed (else `LeaseLost`, nothing
 //! written); append the journal row; replace the wait registrations; mark the callbacks the
-//! step consumed as processed; match already-received callbacks to the new waits; schedule
+//! step consumed as processed; for a terminal step, announce its end to the workflows waiting
+//! for it, and for new waits, copy the announcements they wait for (`crate::internal`);
+//! match already-received callbacks to the new waits; schedule
 //! the next wake-up — now, if an unprocessed callback is waiting for the workflow, else at
 //! `next_run_at`. A commit that keeps the lease (inline continuation) schedules no wake-up:
 //! its holder carries on, and the wake-up its claim (or last renewal) scheduled at the
@@ -18,6 +20,9 @@ use crate::error::StoreError;
 use crate::inbox::{
     KeyName, lock_keys_pg, mark_processed_pg, mark_processed_sqlite, match_waits_pg,
     match_waits_sqlite,
+};
+use crate::internal::{
+    Announcement, announce_pg, announce_sqlite, copy_announcements_pg, copy_announcements_sqlite,
 };
 use crate::journal::{JournalEntry, append_pg, append_sqlite};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
@@ -56,6 +61,8 @@ pub struct StepCommit {
     pub status: Status,
     pub state: String,
     pub context: Value,
+    /// What the workflow has established, for SQL (`workflows.facts`).
+    pub facts: Value,
     pub attempt: i32,
     /// When to run next; ignored (cleared) for a terminal status. `None` with a non-terminal
     /// status means "only a callback or a person wakes it".
@@ -78,6 +85,9 @@ pub struct StepCommit {
     /// `true` to give up the lease (the usual end of a step); `false` to keep it and continue
     /// inline with the returned version. A terminal status always releases.
     pub release_lease: bool,
+    /// With a terminal status: told to the workflows waiting for this one (see
+    /// `crate::internal`). Ignored otherwise.
+    pub announce: Option<Announcement>,
 }
 
 /// What [`Store::commit_step`] wrote.
@@ -150,10 +160,12 @@ fn effective(commit: &StepCommit) -> Effective<'_> {
 
 async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Committed, StoreError> {
     let eff = effective(commit);
+    let announce = commit.announce.as_ref().filter(|_| eff.terminal);
     let keys: Vec<(KeyName, &str)> = eff
         .waits
         .iter()
         .map(|w| (w.key, w.value.as_str()))
+        .chain(announce.map(|a| (KeyName::ExternalId, a.external_id.as_str())))
         .collect();
     lock_keys_pg(conn, &keys).await?;
 
@@ -167,7 +179,7 @@ async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Commi
          lease_owner = CASE WHEN $13 THEN NULL ELSE lease_owner END, \
          lease_until = CASE WHEN $13 THEN NULL ELSE lease_until END, \
          finished_at = CASE WHEN $14 THEN now() ELSE NULL END, \
-         version = version + 1, updated_at = now() \
+         facts = $17, version = version + 1, updated_at = now() \
          WHERE id = $1 AND lease_owner = $2 AND version = $3 RETURNING version, next_run_at",
     )
     .bind(commit.workflow_id)
@@ -188,6 +200,7 @@ async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Commi
     // next run at or before the caller's now is stored as at most the database's now.
     .bind(Utc::now())
     .bind(commit.pin_definition_name.as_deref())
+    .bind(&commit.facts)
     .fetch_optional(&mut *conn)
     .await?;
     let Some((version, stored_next_run_at)) = version else {
@@ -218,6 +231,12 @@ async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Commi
     }
 
     mark_processed_pg(conn, commit.workflow_id, &commit.processed_events).await?;
+    if let Some(announcement) = announce {
+        announce_pg(conn, commit.workflow_id, announcement).await?;
+    }
+    if !eff.waits.is_empty() {
+        copy_announcements_pg(conn, commit.workflow_id).await?;
+    }
 
     let mut next_run_at = stored_next_run_at;
     let pending_events = if eff.terminal {
@@ -281,7 +300,7 @@ async fn commit_sqlite(
          lease_owner = CASE WHEN $13 THEN NULL ELSE lease_owner END, \
          lease_until = CASE WHEN $13 THEN NULL ELSE lease_until END, \
          finished_at = CASE WHEN $14 THEN $15 ELSE NULL END, \
-         version = version + 1, updated_at = $15 \
+         facts = $17, version = version + 1, updated_at = $15 \
          WHERE id = $1 AND lease_owner = $2 AND version = $3 RETURNING version",
     )
     .bind(&id)
@@ -300,6 +319,7 @@ async fn commit_sqlite(
     .bind(eff.terminal)
     .bind(to_sqlite(now))
     .bind(commit.pin_definition_name.as_deref())
+    .bind(commit.facts.to_string())
     .fetch_optional(&mut *conn)
     .await?;
     let Some(version) = version else {
@@ -336,6 +356,13 @@ async fn commit_sqlite(
     }
 
     mark_processed_sqlite(conn, commit.workflow_id, &commit.processed_events, now).await?;
+    let stamp = to_sqlite(now);
+    if let Some(announcement) = commit.announce.as_ref().filter(|_| eff.terminal) {
+        announce_sqlite(conn, commit.workflow_id, announcement, &stamp).await?;
+    }
+    if !eff.waits.is_empty() {
+        copy_announcements_sqlite(conn, commit.workflow_id, &stamp).await?;
+    }
 
     let mut next_run_at = eff.next_run_at;
     let pending_events = if eff.terminal {

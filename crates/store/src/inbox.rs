@@ -90,6 +90,12 @@ pub enum Source {
     Invoice,
     /// `POST /api/core/users/didit/session/callback`
     Didit,
+    /// Not from Finfra: another workflow finished (title `workflow_finished`, key
+    /// `external_id` = `<kind>/<business key>`); see [`crate::Announcement`].
+    Internal,
+    /// Not from Finfra: a person's command to one workflow (title `cancel` or `resolve`);
+    /// see [`Store::record_command`].
+    Operator,
 }
 
 impl Source {
@@ -99,6 +105,8 @@ impl Source {
             Self::VirtualAccount => "virtual_account",
             Self::Invoice => "invoice",
             Self::Didit => "didit",
+            Self::Internal => "internal",
+            Self::Operator => "operator",
         }
     }
 }
@@ -118,6 +126,8 @@ impl FromStr for Source {
             Self::VirtualAccount,
             Self::Invoice,
             Self::Didit,
+            Self::Internal,
+            Self::Operator,
         ]
         .into_iter()
         .find(|source| source.as_str() == s)

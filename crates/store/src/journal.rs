@@ -41,6 +41,12 @@ pub mod outcome {
     pub const CANCELLED: &str = "cancelled";
     /// An operator resolved a workflow that needed attention.
     pub const RESOLVED: &str = "resolved";
+    /// An operator's command (`finflow cancel`, `resolve`, `retry`) was delivered to the
+    /// workflow, which applied it (`request_summary` has who, why and what).
+    pub const COMMAND: &str = "command";
+    /// An operator's command was delivered, but the workflow refused it: it had moved on
+    /// since the command was checked (`error` says why).
+    pub const COMMAND_REFUSED: &str = "command_refused";
 }
 
 /// What happened in one attempt of a step, as the engine reports it.

@@ -27,6 +27,8 @@ mod commit;
 mod connect;
 mod error;
 mod inbox;
+mod inspect;
+mod internal;
 mod journal;
 mod migrate;
 mod rate_limit;
@@ -43,6 +45,8 @@ pub use commit::{Committed, StepCommit, Wait};
 pub use connect::{Backend, StoreOptions};
 pub use error::{CONFLICT_SQLSTATE, StoreError};
 pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
+pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
+pub use internal::Announcement;
 pub use journal::{JournalEntry, JournalRow, outcome};
 pub use migrate::MIGRATIONS_TABLE;
 pub use rate_limit::Permit;
@@ -82,6 +86,18 @@ impl Store {
             Backend::Sqlite(pool) => Some(pool),
             Backend::Postgres(_) => None,
         }
+    }
+
+    /// Runs `SELECT 1`: the database answers (for readiness checks).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when no connection can be had or the query fails.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: i32 = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query_scalar("SELECT 1").fetch_one(pool).await?,
+            Backend::Sqlite(pool) => sqlx::query_scalar("SELECT 1").fetch_one(pool).await?,
+        };
+        Ok(())
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

@@ -97,6 +97,8 @@ pub struct Workflow {
     pub status: Status,
     pub state: String,
     pub context: Value,
+    /// What the workflow has established, for SQL (the machine's summary facts).
+    pub facts: Value,
     pub input: Value,
     pub input_hash: String,
     pub attempt: i32,
@@ -117,7 +119,7 @@ pub struct Workflow {
 macro_rules! workflow_columns {
     () => {
         "id, kind, business_key, definition_name, definition_version, status, state, context, \
-         input, input_hash, attempt, next_run_at, waiting_for, deadline, last_error, \
+         facts, input, input_hash, attempt, next_run_at, waiting_for, deadline, last_error, \
          lease_owner, lease_until, version, created_at, updated_at, finished_at"
     };
 }
@@ -136,6 +138,7 @@ impl Workflow {
             status: row.try_get::<String, _>("status")?.parse()?,
             state: row.try_get("state")?,
             context: row.try_get("context")?,
+            facts: row.try_get("facts")?,
             input: row.try_get("input")?,
             input_hash: row.try_get("input_hash")?,
             attempt: row.try_get("attempt")?,
@@ -164,6 +167,7 @@ impl Workflow {
             status: row.try_get::<String, _>("status")?.parse()?,
             state: row.try_get("state")?,
             context: json_from_sqlite(&row.try_get::<String, _>("context")?)?,
+            facts: json_from_sqlite(&row.try_get::<String, _>("facts")?)?,
             input: json_from_sqlite(&row.try_get::<String, _>("input")?)?,
             input_hash: row.try_get("input_hash")?,
             attempt: row.try_get("attempt")?,

@@ -29,11 +29,15 @@ const STRING_KEYS: &[&str] = &[
     "finfra.client_secret",
     "callbacks.auth_key",
     "callbacks.previous_auth_key",
+    "metrics.listen",
 ];
 
 /// Where finflow keeps its state when nothing else is configured: a SQLite file in the
 /// working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://finflow.db";
+
+/// Where `finflow run` serves its operations endpoints unless configured otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +51,33 @@ pub struct Config {
     pub callbacks: CallbacksConfig,
     /// The worker's own limits.
     pub worker: WorkerConfig,
+    /// The operations endpoints of `finflow run`: `/metrics`, `/healthz`, `/readyz`.
+    pub metrics: MetricsConfig,
+}
+
+/// Where `finflow run` serves `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to listen on, e.g. `0.0.0.0:9464`; `off` (or empty) serves nothing.
+    pub listen: String,
+}
+
+impl MetricsConfig {
+    /// The address to serve on, `None` when turned off.
+    ///
+    /// # Errors
+    /// A value that is neither `off`, empty, nor `host:port` with an IP address.
+    pub fn listen(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        match self.listen.trim() {
+            "" | "off" => Ok(None),
+            raw => raw.parse().map(Some).map_err(|_| {
+                ConfigError(format!(
+                    "metrics.listen {raw:?} is not an address: use ip:port (e.g. 0.0.0.0:9464) or off"
+                ))
+            }),
+        }
+    }
 }
 
 /// A database URL, which may carry a password: shown with the password replaced.
@@ -152,6 +183,12 @@ struct Defaults {
     finfra: FinfraDefaults,
     callbacks: CallbacksDefaults,
     worker: WorkerDefaults,
+    metrics: MetricsDefaults,
+}
+
+#[derive(Serialize)]
+struct MetricsDefaults {
+    listen: &'static str,
 }
 
 #[derive(Serialize)]
@@ -187,6 +224,9 @@ impl Default for Defaults {
                 concurrency: 16,
                 lease_secs: 10,
                 workflows_dir: "workflows",
+            },
+            metrics: MetricsDefaults {
+                listen: DEFAULT_METRICS_LISTEN,
             },
         }
     }
@@ -306,8 +346,9 @@ impl Provider for RawEnv {
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut dict = Dict::new();
         for (key, raw) in Self::env().iter() {
-            // `FINFLOW_LOG` is the log filter, read before the configuration.
-            if key.as_str() == "log" {
+            // `FINFLOW_LOG` and `FINFLOW_LOG_FORMAT` are the log filter and format, read
+            // before the configuration.
+            if matches!(key.as_str(), "log" | "log_format") {
                 continue;
             }
             let value = if STRING_KEYS.contains(&key.as_str()) {
@@ -374,6 +415,7 @@ mod tests {
             jail.set_env("FINFLOW_FINFRA__CLIENT_SECRET", "0042");
             jail.set_env("FINFLOW_FINFRA__TIMEOUT_SECS", "7");
             jail.set_env("FINFLOW_LOG", "debug");
+            jail.set_env("FINFLOW_LOG_FORMAT", "json");
             let config = load_with(
                 jail,
                 Some("[finfra]\nbase_url = \"http://127.0.0.1:9\"\nclient_id = \"file-id\"\n"),
@@ -428,6 +470,37 @@ mod tests {
                 "postgres://finflow:***@db:5432/finflow"
             );
             assert!(!format!("{config:?}").contains("hunter2"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn metrics_listen_defaults_to_loopback_and_can_be_turned_off() {
+        figment::Jail::expect_with(|jail| {
+            let config = load_with(jail, None).expect("defaults load");
+            assert_eq!(
+                config.metrics.listen().expect("valid"),
+                Some(DEFAULT_METRICS_LISTEN.parse().expect("addr"))
+            );
+            jail.set_env("FINFLOW_METRICS__LISTEN", "0.0.0.0:9100");
+            let config = load_with(jail, None).expect("load");
+            assert_eq!(
+                config.metrics.listen().expect("valid"),
+                Some("0.0.0.0:9100".parse().expect("addr"))
+            );
+            for off in ["off", ""] {
+                jail.set_env("FINFLOW_METRICS__LISTEN", off);
+                let config = load_with(jail, None).expect("load");
+                assert_eq!(config.metrics.listen().expect("valid"), None, "{off:?}");
+            }
+            jail.set_env("FINFLOW_METRICS__LISTEN", "9464");
+            let error = load_with(jail, None)
+                .expect("load")
+                .metrics
+                .listen()
+                .expect_err("a port alone is not an address")
+                .to_string();
+            assert!(error.contains("metrics.listen"), "{error}");
             Ok(())
         });
     }

@@ -1,7 +1,13 @@
-//! finflow's engine runtime: configuration and the callback receiver, used by the `finflow`
-//! binary (`src/main.rs`) and by other Rust programs that embed the engine.
+//! finflow's engine runtime: configuration, the callback receiver, metrics, the operations
+//! endpoints and logging, used by the `finflow` binary (`src/main.rs`) and by other Rust
+//! programs that embed the engine.
 
 pub mod config;
 pub mod engine;
+pub mod inprocess;
+pub mod metrics;
+pub mod ops;
 pub mod receiver;
 pub mod runtime;
+pub mod sample;
+pub mod telemetry;

@@ -1,8 +1,10 @@
 //! `finflow`: the loan orchestration engine's one binary.
 //!
-//! Subcommands: `sandbox` runs a local, strict fake of Finfra; `doctor` checks the
+//! Subcommands: `demo` runs everything in one process against a local Finfra with faults,
+//! to see the engine work; `sandbox` runs a local, strict fake of Finfra; `doctor` checks the
 //! configuration and the way to Finfra; `migrate`, `run`, `submit` and `status` run the
-//! engine; `bench` measures it on both backends. Every failure ends in one line on stderr and a
+//! engine; `inspect`, `cancel`, `resolve` and `retry` are the operator's tools; `bench`
+//! measures it on both backends. Every failure ends in one line on stderr and a
 //! non-zero exit code, never a stack trace.
 
 mod commands;
@@ -11,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use worker::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,12 +29,28 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Log lines on stderr as human-readable text or one JSON object per line (the filter
+    /// is FINFLOW_LOG, e.g. info or info,finfra_api=debug; default warn).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        ignore_case = true,
+        env = "FINFLOW_LOG_FORMAT",
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// See the whole engine work, with nothing set up: borrowers onboarded and loans signed,
+    /// disbursed and repaid against a local Finfra with faults, in this one process.
+    #[command(after_help = commands::demo::DEMO_HELP)]
+    Demo(commands::demo::Args),
     /// Run a local, strict fake of Finfra and print the credentials and URLs to use.
     #[command(after_help = "Examples:\n  \
         finflow sandbox --port 8090\n  \
@@ -54,7 +73,9 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         FINFLOW_CALLBACKS__AUTH_KEY=... finflow run\n  \
         FINFLOW_DATABASE_URL=postgres://postgres@127.0.0.1/finflow finflow run   # one of a fleet\n\n\
-        Needs finfra.client_id/client_secret and callbacks.auth_key; migrates the database first.")]
+        Needs finfra.client_id/client_secret and callbacks.auth_key; migrates the database first.\n\
+        Serves GET /metrics, /healthz and /readyz on metrics.listen (FINFLOW_METRICS__LISTEN,\n\
+        default 127.0.0.1:9464; off disables them).")]
     Run,
     /// Enqueue a workflow; prints its id. The same kind and business key twice returns the
     /// existing workflow; with a different input it is refused.
@@ -71,11 +92,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         input: PathBuf,
     },
-    /// Count workflows by kind, state and status.
+    /// Count workflows by kind, state and status; show what waits on what and the oldest
+    /// stuck workflows.
     #[command(after_help = "Examples:\n  \
         finflow status\n  \
         finflow status --json\n\n\
-        The same counts in SQL: select * from workflow_status_counts;")]
+        The same in SQL: select * from workflow_status_counts; select * from stuck_workflows;")]
     Status {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -93,11 +115,25 @@ enum Command {
         when the server does not answer, PostgreSQL is skipped (an error with --backend postgres).\n\
         SQLite runs in a temporary file. Progress goes to stderr, the report to stdout.")]
     Bench(commands::bench::Args),
+    /// Show one workflow: its row, the timeline of its steps, what it waits for next and
+    /// the inbox events matched to it.
+    #[command(after_help = commands::inspect::INSPECT_HELP)]
+    Inspect(commands::inspect::Args),
+    /// Cancel a workflow, journaled with who and why (refused where unsafe, e.g. after a
+    /// disbursement).
+    #[command(after_help = commands::operate::CANCEL_HELP)]
+    Cancel(commands::operate::CancelArgs),
+    /// Move a workflow out of needs_attention with what a person decided or found.
+    #[command(after_help = commands::operate::RESOLVE_HELP)]
+    Resolve(commands::operate::ResolveArgs),
+    /// Run a needs_attention workflow's stuck step again (resolve with {"retry": true}).
+    #[command(after_help = commands::operate::RETRY_HELP)]
+    Retry(commands::operate::RetryArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -110,6 +146,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Demo(args) => commands::demo::run(cli.config.as_deref(), args).await,
             Command::Sandbox(args) => commands::sandbox::run(*args).await,
             Command::Doctor => commands::doctor::run(cli.config.as_deref()).await,
             Command::Migrate => commands::migrate::run(cli.config.as_deref()).await,
@@ -121,6 +158,10 @@ fn main() -> ExitCode {
             } => commands::submit::run(cli.config.as_deref(), &kind, &business_key, &input).await,
             Command::Status { json } => commands::status::run(cli.config.as_deref(), json).await,
             Command::Bench(args) => commands::bench::run(cli.config.as_deref(), args).await,
+            Command::Inspect(args) => commands::inspect::run(cli.config.as_deref(), args).await,
+            Command::Cancel(args) => commands::operate::cancel(cli.config.as_deref(), args).await,
+            Command::Resolve(args) => commands::operate::resolve(cli.config.as_deref(), args).await,
+            Command::Retry(args) => commands::operate::retry(cli.config.as_deref(), args).await,
         }
     });
     match result {
@@ -130,14 +171,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr, filtered by `FINFLOW_LOG` (e.g. `info`, `finfra_api=debug`).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FINFLOW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -7,15 +7,17 @@
 //! durably (deduplicated on its id) and wakes the workflow waiting for it in one
 //! transaction; the answer is `200` only after that commit. A storage failure answers `503`,
 //! so Finfra delivers the event again: delivery is at least once, and a repeated id is a
-//! no-op.
+//! no-op. Every answer on the four paths counts in `finflow_callbacks_total{source,result}`
+//! (`stored`, `duplicate`, `rejected` for a 4xx, `error` for a 503).
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use finfra_api::callback::{
@@ -54,28 +56,38 @@ struct Receiver<I> {
     verifier: AuthKeyVerifier,
 }
 
+const STATUS_PATH: &str = "/api/core/ftm/users/{callback_title}/status";
+const VIRTUAL_ACCOUNT_PATH: &str = "/api/core/payment-gateway/virtual-account/status";
+const INVOICE_PATH: &str = "/api/core/payment-gateway/invoices/status";
+const DIDIT_PATH: &str = "/api/core/users/didit/session/callback";
+
 /// The router serving the four callback paths.
 pub fn router<I: Inbox>(inbox: I, verifier: AuthKeyVerifier) -> Router {
     let state = Arc::new(Receiver { inbox, verifier });
     Router::new()
-        .route(
-            "/api/core/ftm/users/{callback_title}/status",
-            post(status_callback::<I>),
-        )
-        .route(
-            "/api/core/payment-gateway/virtual-account/status",
-            post(virtual_account_callback::<I>),
-        )
-        .route(
-            "/api/core/payment-gateway/invoices/status",
-            post(invoice_callback::<I>),
-        )
-        .route(
-            "/api/core/users/didit/session/callback",
-            post(didit_callback::<I>),
-        )
+        .route(STATUS_PATH, post(status_callback::<I>))
+        .route(VIRTUAL_ACCOUNT_PATH, post(virtual_account_callback::<I>))
+        .route(INVOICE_PATH, post(invoice_callback::<I>))
+        .route(DIDIT_PATH, post(didit_callback::<I>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn(count_refusals))
         .with_state(state)
+}
+
+/// Counts callbacks refused before reaching the inbox (wrong key, too big, not JSON,
+/// malformed) as `rejected`; [`store`] counts the others.
+async fn count_refusals(path: MatchedPath, request: Request, next: Next) -> Response {
+    let source = match path.as_str() {
+        STATUS_PATH => Source::Status,
+        VIRTUAL_ACCOUNT_PATH => Source::VirtualAccount,
+        INVOICE_PATH => Source::Invoice,
+        _ => Source::Didit,
+    };
+    let response = next.run(request).await;
+    if response.status().is_client_error() {
+        crate::metrics::callback(source.as_str(), "rejected");
+    }
+    response
 }
 
 /// A refused callback: answered in Finfra's own error shape.
@@ -152,6 +164,12 @@ async fn store<I: Inbox>(receiver: &Receiver<I>, event: InboxEvent) -> Response 
     let (source, title) = (event.source, event.title.clone());
     match receiver.inbox.record(event).await {
         Ok(recorded) => {
+            let result = if recorded.duplicate {
+                "duplicate"
+            } else {
+                "stored"
+            };
+            crate::metrics::callback(source.as_str(), result);
             tracing::info!(
                 callback.source = source.as_str(),
                 callback.title = %title,
@@ -165,6 +183,7 @@ async fn store<I: Inbox>(receiver: &Receiver<I>, event: InboxEvent) -> Response 
                 .into_response()
         }
         Err(e) => {
+            crate::metrics::callback(source.as_str(), "error");
             tracing::error!(
                 callback.source = source.as_str(),
                 callback.title = %title,

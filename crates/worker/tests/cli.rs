@@ -355,6 +355,7 @@ fn run_stops_gracefully_on_sigterm() {
             ),
             ("FINFLOW_CALLBACKS__LISTEN", listen.as_str()),
             ("FINFLOW_CALLBACKS__AUTH_KEY", "key"),
+            ("FINFLOW_METRICS__LISTEN", "127.0.0.1:0"),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -23,13 +23,16 @@
 mod e2e;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use e2e::applicants::{Applicant, Intent, mix};
 use e2e::db::{Db, WorkflowRow};
-use e2e::processes::{FinflowEnv, SandboxArgs, SandboxProcess, free_port, test_log};
+use e2e::processes::{FinflowEnv, SandboxProcess};
+use e2e::run::{
+    Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_recovery,
+    diagnose, e2e_workflows, kill_receiver_mid_call, repo_dir, start_fleet,
+    wait_until_all_terminal,
+};
 use finfra_sandbox::{BorrowerSummary, Ledger};
 use store::testing::{TestBackend, TestDb};
 
@@ -38,16 +41,9 @@ const KIND: &str = "onboard-borrower";
 const APPLICANTS: usize = 120;
 /// Submitted with `finflow submit`, one per product; the rest in bulk.
 const THROUGH_CLI: usize = 4;
-const CALLBACK_KEY: &str = "e2e-callback-key";
 /// How long the whole fleet may take from the first submit until every workflow is
 /// terminal. A healthy run needs well under half of it.
 const SETTLE_WITHIN: Duration = Duration::from_secs(90);
-
-/// One scenario at a time. Each runs a sandbox, a fleet and a database on this machine's two
-/// cores; two at once starve the sandbox, which then stamps requests that were sent before
-/// a `429` as arriving well after it (it cannot see when a request left the client), and
-/// the Retry-After check would blame the client for the machine's load.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onboarding_survives_faults_and_a_killed_worker_on_sqlite() {
@@ -71,17 +67,6 @@ async fn onboarding_survives_faults_and_a_killed_worker_on_postgres() {
     store::testing::run(TestBackend::Postgres, true, |db| scenario(db, run)).await;
 }
 
-/// How a backend is exercised.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    /// Seed of the sandbox's faults and callback duplicates.
-    seed: u64,
-    /// `finflow run` processes; the first receives the callbacks and is killed.
-    workers: usize,
-    /// Workflows each advances at once.
-    concurrency: usize,
-}
-
 /// The test's definitions differ from the shipped ones only in what a test cannot wait
 /// for (retry delays, poll interval): the policies under test are the real ones.
 #[test]
@@ -102,100 +87,46 @@ fn e2e_definitions_keep_the_shipped_policies() {
         ours.onboarding.poll_interval = definition.onboarding.poll_interval;
         assert_eq!(ours.onboarding, definition.onboarding, "{name}");
         assert_eq!(ours.credit, definition.credit, "{name}");
+        let (Some(shipped_loans), Some(mut our_loans)) =
+            (definition.origination.clone(), ours.origination.clone())
+        else {
+            panic!("{name}: both copies have [origination]");
+        };
+        assert!(our_loans.poll_interval <= Duration::from_secs(1));
+        assert!(our_loans.repayment_poll_interval <= Duration::from_secs(2));
+        our_loans.poll_interval = shipped_loans.poll_interval;
+        our_loans.repayment_poll_interval = shipped_loans.repayment_poll_interval;
+        assert_eq!(our_loans, shipped_loans, "{name}");
     }
-}
-
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn e2e_workflows() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/workflows")
-}
-
-/// Progress notes on stderr with `TEST_LOG`.
-struct Clock {
-    backend: &'static str,
-    start: Instant,
-}
-
-impl Clock {
-    fn note(&self, what: impl std::fmt::Display) {
-        if test_log() {
-            eprintln!(
-                "[e2e {} {:>6.2}s] {what}",
-                self.backend,
-                self.start.elapsed().as_secs_f64()
-            );
-        }
-    }
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 async fn scenario(test_db: TestDb, run: Run) {
-    let backend = match test_db.backend {
-        TestBackend::Sqlite => "sqlite",
-        TestBackend::Postgres => "postgres",
-    };
-    let clock = Clock {
-        backend,
-        start: Instant::now(),
-    };
+    let clock = Clock::new(test_db.backend);
     let db = Db {
         store: test_db.store.clone(),
     };
     let applicants = mix(APPLICANTS);
 
-    // The sandbox delivers callbacks to the worker that will be killed: while it is down,
-    // deliveries fail and the sandbox retries them until it is back on the same port.
-    let receiver_port = free_port();
-    let sandbox = SandboxProcess::start(&SandboxArgs {
-        callback_url: format!("http://127.0.0.1:{receiver_port}"),
-        callback_auth_key: CALLBACK_KEY.to_owned(),
-        seed: run.seed,
-        error_500_rate: 0.03,
-        error_429_rate: 0.003,
-        ambiguous_rate: 0.03,
-        duplicate_callback_rate: 0.2,
-    });
-    // Faults the command line has no flag for, through the control API. A held answer
-    // outlives the workers' 2 s timeout: an ambiguous timeout.
-    let mut faults = sandbox.faults().await;
-    faults.error_429_without_retry_after_rate = 0.003;
-    faults.ambiguous_timeout_rate = 0.004;
-    faults.ambiguous_hold = Duration::from_secs(3);
-    sandbox.set_faults(&faults).await;
-    clock.note(format_args!("sandbox at {}", sandbox.base_url));
-
-    let workflows_dir = e2e_workflows();
-    let concurrency = run.concurrency.to_string();
-    let env = FinflowEnv::new(&[
-        ("FINFLOW_DATABASE_URL", &test_db.url),
-        ("FINFLOW_FINFRA__BASE_URL", &sandbox.base_url),
-        ("FINFLOW_FINFRA__CLIENT_ID", &sandbox.client_id),
-        ("FINFLOW_FINFRA__CLIENT_SECRET", &sandbox.client_secret),
-        ("FINFLOW_FINFRA__TIMEOUT_SECS", "2"),
-        ("FINFLOW_CALLBACKS__AUTH_KEY", CALLBACK_KEY),
-        (
-            "FINFLOW_WORKER__WORKFLOWS_DIR",
-            workflows_dir.to_str().expect("a UTF-8 path"),
-        ),
-        // A killed worker's workflows are taken over when their lease ends.
-        ("FINFLOW_WORKER__LEASE_SECS", "2"),
-        ("FINFLOW_WORKER__CONCURRENCY", &concurrency),
-    ]);
-    let mut receiver = env.start_worker(loopback(receiver_port));
-    let others: Vec<_> = (1..run.workers)
-        .map(|_| env.start_worker(loopback(free_port())))
-        .collect();
-    clock.note(format_args!(
-        "workers {} and {:?}",
-        receiver.id,
-        others.iter().map(|w| &w.id).collect::<Vec<_>>()
-    ));
+    let Fleet {
+        sandbox,
+        env,
+        receiver,
+        receiver_port,
+        others: _others,
+    } = start_fleet(
+        &test_db,
+        run,
+        FaultRates {
+            error_500: 0.03,
+            error_429: 0.003,
+            error_429_without_retry_after: 0.003,
+            ambiguous: 0.03,
+            ambiguous_timeout: 0.004,
+            duplicate_callback: 0.2,
+        },
+        &clock,
+    )
+    .await;
 
     // Submit: a few as a user would, the rest in bulk as other systems would.
     for applicant in &applicants[..THROUGH_CLI] {
@@ -212,39 +143,11 @@ async fn scenario(test_db: TestDb, run: Run) {
     clock.note(format_args!("{APPLICANTS} onboardings submitted"));
 
     // Kill the receiving worker while it is in the middle of calls and callbacks are on
-    // their way to it, with a good part of the work done and the rest still to do.
-    let mut interrupted = Vec::new();
-    let mut delivery_failed = false;
-    for _ in 0..5 {
-        wait_for_kill_point(&db, &sandbox, &receiver.id, &clock).await;
-        receiver.kill();
-        // Frozen now: nobody may take these over before their lease ends.
-        interrupted = db.held_mid_call(&receiver.id).await;
-        let ledger = sandbox.ledger().await;
-        clock.note(format_args!(
-            "SIGKILLed {} holding {} workflows mid-call, {} callbacks undelivered",
-            receiver.id,
-            interrupted.len(),
-            undelivered(&ledger)
-        ));
-        // Down until a delivery has failed (any attempt from now on does), so the sandbox
-        // has to deliver it again to the restarted worker.
-        delivery_failed = undelivered(&ledger) > 0
-            && wait_for_delivery_attempt(&sandbox, ledger.callback_attempts).await;
-        receiver = env.start_worker(loopback(receiver_port));
-        clock.note(format_args!("restarted as {}", receiver.id));
-        if !interrupted.is_empty() && delivery_failed {
-            break;
-        }
-        // The calls all finished, or the callbacks were delivered, between the look and
-        // the kill: try again.
-    }
-    assert!(
-        !interrupted.is_empty() && delivery_failed,
-        "could not kill the worker in the middle of a call with callbacks on their way in 5 tries"
-    );
+    // their way to it.
+    let (interrupted, _receiver) =
+        kill_receiver_mid_call(&db, &sandbox, &env, receiver, receiver_port, &clock).await;
 
-    wait_until_all_terminal(&db, submitted, &clock).await;
+    wait_until_all_terminal(&db, submitted, SETTLE_WITHIN, &clock).await;
     clock.note("every workflow is terminal");
 
     let ledger = sandbox.ledger().await;
@@ -266,102 +169,6 @@ async fn scenario(test_db: TestDb, run: Run) {
         ledger.callback_attempts,
         ledger.callbacks_delivered
     ));
-}
-
-/// Waits until a fifth of the workflows are terminal, `worker` holds at least one workflow
-/// mid-call and the sandbox has callbacks still to deliver.
-async fn wait_for_kill_point(db: &Db, sandbox: &SandboxProcess, worker: &str, clock: &Clock) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (terminal, total) = db.progress().await;
-        if terminal * 5 >= total
-            && !db.held_mid_call(worker).await.is_empty()
-            && undelivered(&sandbox.ledger().await) > 0
-        {
-            clock.note(format_args!(
-                "{terminal}/{total} terminal: killing {worker}"
-            ));
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{worker} never held a workflow mid-call ({terminal}/{total} terminal)"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Callback deliveries the sandbox has neither completed nor given up.
-fn undelivered(ledger: &Ledger) -> u64 {
-    let deliveries = ledger.callbacks_emitted.values().sum::<u64>() + ledger.callbacks_duplicated;
-    deliveries.saturating_sub(ledger.callbacks_delivered + ledger.callbacks_failed)
-}
-
-/// Whether the sandbox starts a callback delivery (beyond the first `attempts`) within 5 s.
-async fn wait_for_delivery_attempt(sandbox: &SandboxProcess, attempts: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if sandbox.ledger().await.callback_attempts > attempts {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
-/// Waits (bounded) until no workflow is left to run; fails at once if one needs a person.
-async fn wait_until_all_terminal(db: &Db, since: Instant, clock: &Clock) {
-    let mut last = (0, 0);
-    loop {
-        let (terminal, total) = db.progress().await;
-        if terminal == total {
-            return;
-        }
-        if (terminal, total) != last && terminal % 20 == 0 {
-            clock.note(format_args!("{terminal}/{total} terminal"));
-        }
-        last = (terminal, total);
-        let stuck = db.needing_attention().await;
-        if !stuck.is_empty() {
-            panic!(
-                "workflows need attention, which no fault of this run should cause:\n{}",
-                diagnose(db, &stuck).await
-            );
-        }
-        if since.elapsed() > SETTLE_WITHIN {
-            let left: Vec<WorkflowRow> = db
-                .workflows()
-                .await
-                .into_values()
-                .filter(|w| !matches!(w.status.as_str(), "completed" | "failed" | "cancelled"))
-                .collect();
-            panic!(
-                "{} workflows not terminal after {SETTLE_WITHIN:?}:\n{}",
-                left.len(),
-                diagnose(db, &left).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A few workflows with the tail of their journal, for a failure message.
-async fn diagnose(db: &Db, workflows: &[WorkflowRow]) -> String {
-    let mut out = String::new();
-    for w in workflows.iter().take(5) {
-        out.push_str(&format!(
-            "- {} {} {}/{} lease {:?}: {:?}\n",
-            w.business_key, w.id, w.state, w.status, w.lease_owner, w.last_error
-        ));
-        let journal = db.journal(&w.id).await;
-        for row in journal.iter().skip(journal.len().saturating_sub(10)) {
-            out.push_str(&format!(
-                "    #{} {} {} -> {} {:?} by {}\n",
-                row.seq, row.step, row.action, row.outcome, row.error, row.worker_id
-            ));
-        }
-    }
-    out
 }
 
 /// The reason Finfra gave with each `user_rejected`, by user id.
@@ -520,54 +327,6 @@ fn check_ledger(applicants: &[Applicant], ledger: &Ledger) {
     // Deliveries failed while the receiver was down (the run waited for one); none was
     // given up: the sandbox delivered them to the restarted worker.
     assert_eq!(ledger.callbacks_failed, 0, "a callback was given up");
-}
-
-/// The journal shows the kill: each call the dead worker had in flight was taken over by
-/// another worker, which first recorded it as interrupted (and so reconciled it).
-async fn check_recovery(db: &Db, interrupted: &[WorkflowRow]) {
-    for w in interrupted {
-        let killed = w.lease_owner.as_deref().expect("held by the killed worker");
-        let journal = db.journal(&w.id).await;
-        let taken_over = journal
-            .iter()
-            .find(|row| row.outcome == "interrupted" && row.worker_id != killed)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{}: no `interrupted` row after {killed} died mid-call in {}:\n{journal:#?}",
-                    w.business_key, w.state
-                )
-            });
-        assert_eq!(taken_over.action, "call_interrupted");
-        assert!(
-            journal
-                .iter()
-                .filter(|row| row.seq > taken_over.seq)
-                .all(|row| row.worker_id != killed),
-            "{}: the dead worker wrote after the takeover",
-            w.business_key
-        );
-    }
-    let recovered: BTreeSet<String> = db
-        .journal_with_outcome("interrupted")
-        .await
-        .into_iter()
-        .map(|row| row.workflow_id)
-        .collect();
-    assert!(
-        interrupted.iter().all(|w| recovered.contains(&w.id)),
-        "SQL on step_journal shows every recovery"
-    );
-}
-
-/// The engine met the faults (it did not just get lucky): 429s, ambiguous outcomes and
-/// plain retries are all in the journal.
-async fn check_engine_saw_the_faults(db: &Db) {
-    for outcome in ["rate_limited", "ambiguous", "retry"] {
-        assert!(
-            !db.journal_with_outcome(outcome).await.is_empty(),
-            "no `{outcome}` row in the journal"
-        );
-    }
 }
 
 /// `finflow status --json` and the SQL view count the same, and what the rows say.

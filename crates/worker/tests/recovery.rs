@@ -111,6 +111,7 @@ async fn a_create_sent_by_a_worker_that_died_is_reconciled_not_repeated() {
             status: store::Status::Running,
             state: decision.summary.state.clone(),
             context: decision.state.clone(),
+            facts: decision.summary.facts.clone(),
             attempt: 1,
             next_run_at: Some(Utc::now()),
             waiting_for: None,
@@ -122,6 +123,7 @@ async fn a_create_sent_by_a_worker_that_died_is_reconciled_not_repeated() {
             pin_definition_version: Some(1),
             pin_definition_name: Some("business-single-payment".into()),
             release_lease: false,
+            announce: None,
         };
         version = w.store.commit_step(&commit).await.expect("commit").version;
         let Action::Call { request, .. } = decision.action.clone() else {

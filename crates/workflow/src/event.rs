@@ -171,6 +171,13 @@ impl WorkflowFinished {
         )
     }
 
+    /// The correlation value it is announced under: `"<kind>/<business key>"`, what
+    /// [`Self::expected`] waits for.
+    #[must_use]
+    pub fn announced_as(&self) -> String {
+        format!("{}/{}", self.kind, self.business_key)
+    }
+
     /// The announcement of a workflow's last decision, when that decision finished it
     /// (`Complete`, `Fail` or `Cancelled`); `None` otherwise. For the executor, in the
     /// transaction that commits that decision.

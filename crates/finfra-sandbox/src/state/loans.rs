@@ -131,6 +131,8 @@ pub(crate) struct Loan {
     pub virtual_account: Option<VirtualAccount>,
     pub schedule: Vec<Installment>,
     pub account: AccountInput,
+    /// The simulated borrower (`Timing::auto_repay`) has started paying this loan.
+    pub auto_repaying: bool,
 }
 
 impl Loan {
@@ -301,6 +303,7 @@ impl State {
                 })
                 .collect(),
             account,
+            auto_repaying: false,
         }
     }
 
@@ -497,6 +500,7 @@ impl State {
         let reference = loan.disbursement.reference.clone();
         let data = [("reference".to_owned(), json!(reference))];
         self.loan_event(unique_id, "disbursed", data.into_iter().collect(), now);
+        self.start_auto_repay(unique_id);
         Ok(())
     }
 

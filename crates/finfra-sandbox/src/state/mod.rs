@@ -66,6 +66,8 @@ pub(crate) enum Transition {
         reference: String,
         refused: Option<String>,
     },
+    /// The simulated borrower pays the next installment (demo auto-repay).
+    Repay { unique_id: String },
 }
 
 /// Everything the sandbox remembers. One instance behind one mutex.
@@ -163,6 +165,7 @@ impl State {
                 reference,
                 refused,
             } => self.settle(&unique_id, &reference, refused, now),
+            Transition::Repay { unique_id } => self.auto_repay(&unique_id, now),
         }
     }
 }

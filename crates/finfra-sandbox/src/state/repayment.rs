@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use super::loans::{LoanStatus, VirtualAccount};
-use super::{State, money};
+use super::{State, Transition, money};
 use crate::callbacks::{VaPayment, va_payment_callback};
 use crate::error::{ApiError, ApiResult, SandboxError};
 use crate::ledger::bump;
@@ -75,7 +75,72 @@ impl State {
         let loan = self.loan_mut(unique_id)?;
         let rendered = loan.render_va(&va);
         loan.virtual_account = Some(va);
+        self.start_auto_repay(unique_id);
         Ok(rendered)
+    }
+
+    /// Starts the simulated borrower's repayments (`Timing::auto_repay`) once the loan is
+    /// `DISBURSED` and has a virtual account: called when either becomes true, it acts once
+    /// per loan.
+    pub(super) fn start_auto_repay(&mut self, unique_id: &str) {
+        let Some(every) = self.config.timing.auto_repay else {
+            return;
+        };
+        let Some(loan) = self.loans.get_mut(unique_id) else {
+            return;
+        };
+        if loan.auto_repaying
+            || loan.status != LoanStatus::Disbursed
+            || loan.virtual_account.is_none()
+        {
+            return;
+        }
+        loan.auto_repaying = true;
+        self.later(
+            every,
+            Transition::Repay {
+                unique_id: unique_id.to_owned(),
+            },
+        );
+    }
+
+    /// One payment of the simulated borrower: what is left of the first installment not
+    /// fully paid, through [`State::pay_virtual_account`] like any other payment (webhook,
+    /// `loan_paid` after the last); the next one `auto_repay` later while anything is left.
+    /// A loan that is no longer `DISBURSED` (paid off by other payments meanwhile) stops it.
+    pub(super) fn auto_repay(&mut self, unique_id: &str, now: DateTime<Utc>) {
+        let Some(loan) = self.loans.get(unique_id) else {
+            return;
+        };
+        let (Some(va), LoanStatus::Disbursed) = (&loan.virtual_account, loan.status) else {
+            return;
+        };
+        let Some(amount) = loan
+            .schedule
+            .iter()
+            .map(|i| i.plan.total - i.paid)
+            .find(|left| *left > Decimal::ZERO)
+        else {
+            return;
+        };
+        let external_id = va.external_id.clone();
+        if let Err(e) = self.pay_virtual_account(&external_id, amount, now) {
+            // Only a loan that changed under it fails here, and then there is nothing to pay.
+            tracing::debug!(loan = unique_id, error.message = %e, "auto-repay stopped");
+            return;
+        }
+        let more = self
+            .loans
+            .get(unique_id)
+            .is_some_and(|l| l.status == LoanStatus::Disbursed);
+        if let (true, Some(every)) = (more, self.config.timing.auto_repay) {
+            self.later(
+                every,
+                Transition::Repay {
+                    unique_id: unique_id.to_owned(),
+                },
+            );
+        }
     }
 
     /// A borrower pays `amount` into a virtual account (control API): applied to the

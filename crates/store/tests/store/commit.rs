@@ -11,7 +11,7 @@ store::test_both_backends!(
     a_commit_writes_state_journal_and_schedule,
     a_version_conflict_writes_nothing,
     inline_continuation_then_completion,
-    cancel_works_at_any_state_and_beats_a_running_step,
+    cancel_stops_an_unstarted_workflow_and_beats_its_first_step,
     the_first_step_pins_the_definition_name_and_version_once,
 );
 
@@ -158,7 +158,7 @@ async fn inline_continuation_then_completion(db: TestDb) {
     assert_eq!(seqs, vec![1, 2]);
 }
 
-async fn cancel_works_at_any_state_and_beats_a_running_step(db: TestDb) {
+async fn cancel_stops_an_unstarted_workflow_and_beats_its_first_step(db: TestDb) {
     let store = &db.store;
     // A workflow in the middle of a step.
     let claimed = submit_and_claim(store, "cancel-1", "w1").await;
@@ -218,6 +218,23 @@ async fn cancel_works_at_any_state_and_beats_a_running_step(db: TestDb) {
         .cancel(pending.id, "ops", "duplicate order")
         .await
         .expect("cancel pending");
+
+    // One that has started is cancelled through its state machine (a command), never here:
+    // only the workflow knows what to undo at Finfra, and when a cancel is no longer safe.
+    let started = submit_and_claim(store, "cancel-3", "w1").await;
+    store
+        .commit_step(&step(
+            &started,
+            "create_borrower",
+            Status::Running,
+            Some(Utc::now()),
+        ))
+        .await
+        .expect("start");
+    match store.cancel(started.workflow.id, "ops", "too late").await {
+        Err(StoreError::Refused(msg)) => assert!(msg.contains("has started"), "{msg}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
 }
 
 /// A workflow submitted without a definition (as `finflow_submit` allows) learns its

@@ -5,6 +5,7 @@ mod claim;
 mod commit;
 mod dispatch;
 mod inbox;
+mod internal;
 mod migrate;
 mod rate_limit;
 mod submit;
@@ -61,6 +62,7 @@ pub fn step(
         status,
         state: state.to_owned(),
         context: json!({ "step": state }),
+        facts: json!({}),
         attempt: 1,
         next_run_at: next,
         waiting_for: None,
@@ -72,6 +74,7 @@ pub fn step(
         pin_definition_version: Some(1),
         pin_definition_name: None,
         release_lease: true,
+        announce: None,
     }
 }
 

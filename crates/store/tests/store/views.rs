@@ -4,11 +4,14 @@
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use store::testing::TestDb;
-use store::{NewWorkflow, Status, StatusCount};
+use store::{CorrelationKeys, InboxEvent, NewWorkflow, Source, Status, StatusCount};
 
 use crate::{count, step, submit_and_claim};
 
-store::test_both_backends!(views_show_counts_and_latest_steps);
+store::test_both_backends!(
+    views_show_counts_and_latest_steps,
+    borrowers_loans_and_unmatched_callbacks_read_the_facts,
+);
 
 async fn views_show_counts_and_latest_steps(db: TestDb) {
     let store = &db.store;
@@ -114,4 +117,116 @@ async fn views_show_counts_and_latest_steps(db: TestDb) {
             "{created}"
         );
     }
+}
+
+/// `borrowers` and `loans` read each workflow's facts; `unmatched_callbacks` lists what no
+/// workflow took, without the NIK.
+async fn borrowers_loans_and_unmatched_callbacks_read_the_facts(db: TestDb) {
+    let store = &db.store;
+    let onboarding = submit_and_claim(store, "b-1", "w1").await;
+    let mut approved = step(&onboarding, "approved", Status::Completed, None);
+    approved.facts = json!({
+        "user_id": "6a41ff87dda4eefd0b7b0300", "borrower_type": "PERSONAL",
+        "borrower_status": "APPROVED", "credit_score": 720, "approved": true
+    });
+    store.commit_step(&approved).await.expect("commit");
+
+    let loan = store
+        .submit(&NewWorkflow::new(
+            "originate-loan",
+            "loan-1",
+            json!({ "borrower": { "onboarding": "b-1" } }),
+        ))
+        .await
+        .expect("submit");
+    let claimed = store
+        .claim(loan.id, "w1", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("due");
+    let mut repaying = step(&claimed, "repaying", Status::Waiting, None);
+    repaying.facts = json!({
+        "loan_unique_id": "op-1", "loan_type": "BNPL", "loan_status": "DISBURSED",
+        "total_amount": "3157500.00", "amount_paid": "1052500.00",
+        "amount_outstanding": "2105000.00", "payments": 1, "disbursement_failures": 0,
+        "overdue_installments": []
+    });
+    store.commit_step(&repaying).await.expect("commit");
+
+    store
+        .record_callback(&InboxEvent {
+            source: Source::Status,
+            event_id: "evt-lost".into(),
+            title: "user_created".into(),
+            keys: CorrelationKeys {
+                identity_number: Some("3201000000000077".into()),
+                ..CorrelationKeys::default()
+            },
+            payload: json!({ "event_id": "evt-lost" }),
+        })
+        .await
+        .expect("record");
+
+    let sql_borrower = "SELECT user_id, borrower_status, CAST(credit_score AS TEXT) FROM borrowers";
+    let sql_loan = "SELECT business_key, onboarding_business_key, loan_status, \
+                    CAST(amount_paid AS TEXT), CAST(payments AS BIGINT) FROM loans";
+    let sql_unmatched = "SELECT event_id, title FROM unmatched_callbacks";
+    type BorrowerRow = (Option<String>, Option<String>, Option<String>);
+    type LoanRow = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    type Rows = (Vec<BorrowerRow>, Vec<LoanRow>, Vec<(String, String)>);
+    let (borrowers, loans, unmatched): Rows = match store.backend() {
+        store::Backend::Postgres(pool) => (
+            sqlx::query_as(sql_borrower)
+                .fetch_all(pool)
+                .await
+                .expect("borrowers"),
+            sqlx::query_as(sql_loan)
+                .fetch_all(pool)
+                .await
+                .expect("loans"),
+            sqlx::query_as(sql_unmatched)
+                .fetch_all(pool)
+                .await
+                .expect("unmatched"),
+        ),
+        store::Backend::Sqlite(pool) => (
+            sqlx::query_as(sql_borrower)
+                .fetch_all(pool)
+                .await
+                .expect("borrowers"),
+            sqlx::query_as(sql_loan)
+                .fetch_all(pool)
+                .await
+                .expect("loans"),
+            sqlx::query_as(sql_unmatched)
+                .fetch_all(pool)
+                .await
+                .expect("unmatched"),
+        ),
+    };
+    assert_eq!(
+        borrowers,
+        vec![(
+            Some("6a41ff87dda4eefd0b7b0300".into()),
+            Some("APPROVED".into()),
+            Some("720".into())
+        )]
+    );
+    assert_eq!(
+        loans,
+        vec![(
+            "loan-1".into(),
+            Some("b-1".into()),
+            Some("DISBURSED".into()),
+            Some("1052500.00".into()),
+            Some(1)
+        )]
+    );
+    assert_eq!(unmatched, vec![("evt-lost".into(), "user_created".into())]);
 }

@@ -31,7 +31,9 @@ use store::Store;
 use uuid::Uuid;
 use worker::config::Config;
 
-use harness::{EngineOptions, Harness};
+use worker::inprocess::{self, EngineOptions};
+
+use harness::Harness;
 use inputs::Inputs;
 use report::{Measured, Observed, Report, RunFigures};
 
@@ -85,7 +87,7 @@ pub struct Args {
 /// unreachable is an error only with `--backend postgres`.
 pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    let (definitions, definitions_from) = definitions(&config)?;
+    let (definitions, definitions_from) = inprocess::definitions(&config)?;
     let inputs = Inputs::new(&definitions)?;
     let options = EngineOptions {
         concurrency: args
@@ -128,21 +130,6 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
         print!("{}", report.text());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `worker.workflows_dir` when it is there, else the definitions bundled with this build.
-fn definitions(config: &Config) -> anyhow::Result<(workflow::Registry, String)> {
-    let dir = &config.worker.workflows_dir;
-    if dir.is_dir() {
-        let registry = workflow::Registry::load_dir(dir)
-            .map_err(|e| anyhow::anyhow!("workflow definitions: {e}"))?;
-        Ok((registry, format!("loaded from {}", dir.display())))
-    } else {
-        Ok((
-            inputs::bundled()?,
-            format!("bundled: {} not found", dir.display()),
-        ))
-    }
 }
 
 /// Everything one benchmark needs.
@@ -457,10 +444,11 @@ fn redacted(url: &url::Url) -> String {
 }
 
 fn remove_sqlite(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(file));
+    if let Err(error) = inprocess::remove_sqlite(path) {
+        eprintln!(
+            "finflow bench: could not remove {}: {error}",
+            path.display()
+        );
     }
 }
 

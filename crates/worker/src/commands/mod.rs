@@ -1,12 +1,17 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod demo;
 pub mod doctor;
+pub mod inspect;
+pub mod lookup;
 pub mod migrate;
+pub mod operate;
 pub mod run;
 pub mod sandbox;
 pub mod status;
 pub mod submit;
+pub mod table;
 
 use anyhow::Context as _;
 use worker::config::Config;

@@ -1,5 +1,7 @@
 //! `finflow run`: a worker process. It serves Finfra's callbacks, and advances due
 //! workflows until SIGTERM or Ctrl-C. Several processes on one PostgreSQL form a fleet.
+//! Unless `metrics.listen` is `off`, it also serves `/metrics`, `/healthz` and `/readyz`
+//! (`worker::ops`) on their own address.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -43,6 +45,22 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.callbacks.listen))?;
     let receiver = worker::receiver::router(store.clone(), verifier);
+    let worker_state = worker::ops::WorkerState::default();
+    let ops = match config.metrics.listen()? {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
+            let addr = listener.local_addr().unwrap_or(addr);
+            let router = worker::ops::router(store.clone(), worker_state.clone());
+            Some((listener, router, addr))
+        }
+        None => None,
+    };
+    let ops_banner = ops.as_ref().map_or_else(
+        || "metrics off".to_owned(),
+        |(_, _, addr)| format!("metrics on http://{addr}/metrics"),
+    );
 
     let worker_id = runtime::worker_identity();
     let executor = Executor::new(
@@ -54,7 +72,7 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
         scope,
     );
     println!(
-        "finflow worker {worker_id}: database {url}, callbacks on http://{}",
+        "finflow worker {worker_id}: database {url}, callbacks on http://{}, {ops_banner}",
         config.callbacks.listen
     );
 
@@ -67,22 +85,46 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
             })
             .await
     });
+    let ops_server = ops.map(|(listener, router, _)| {
+        let mut ops_stop = stop_rx.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = ops_stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
+    });
     let mut runtime_stop = stop_rx.clone();
     let options = RuntimeOptions {
         concurrency: config.worker.concurrency.max(1),
         ..RuntimeOptions::default()
     };
-    let worker = tokio::spawn(runtime::run(executor, options, async move {
-        let _ = runtime_stop.wait_for(|stop| *stop).await;
-    }));
+    // Ready from here until shutdown begins or the loop ends on its own.
+    worker_state.set_running(true);
+    let running = worker_state.clone();
+    let worker = tokio::spawn(async move {
+        let result = runtime::run(executor, options, async move {
+            let _ = runtime_stop.wait_for(|stop| *stop).await;
+        })
+        .await;
+        running.set_running(false);
+        result
+    });
 
     crate::commands::shutdown_signal().await;
     eprintln!("finflow: shutting down (in-flight steps finish)");
+    worker_state.set_running(false);
     let _ = stop_tx.send(true);
     let worker_result = worker.await.context("the worker task panicked")?;
     let server_result = server.await.context("the receiver task panicked")?;
+    let ops_result = match ops_server {
+        Some(task) => task.await.context("the metrics server task panicked")?,
+        None => Ok(()),
+    };
     store.close().await;
     worker_result?;
     server_result.context("the callback receiver failed")?;
+    ops_result.context("the metrics server failed")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,11 @@ pub struct Args {
     /// Port to listen on (0 picks a free one; the chosen port is printed).
     #[arg(long, default_value_t = 8090)]
     port: u16,
+    /// The base URL clients reach the sandbox at, advertised in presigned upload URLs
+    /// (default: http://<host>:<port>, 127.0.0.1 for 0.0.0.0), e.g. http://sandbox:8090 in a
+    /// container network.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<Url>,
     /// Client id to accept (default: a random one, printed at start).
     #[arg(long, requires = "client_secret")]
     client_id: Option<String>,
@@ -36,9 +41,15 @@ pub struct Args {
     /// Advance every lifecycle at once (borrowers verify and loans sign and disburse with no delay).
     #[arg(long)]
     zero_delay: bool,
-    /// Loans are signed and disbursements settled only through the control endpoints.
-    #[arg(long)]
+    /// Loans are signed, disbursements settled and loans repaid only through the control
+    /// endpoints.
+    #[arg(long, conflicts_with = "auto_repay_ms")]
     manual: bool,
+    /// The simulated borrower pays one installment every this many milliseconds, once a loan
+    /// is disbursed and has a virtual account (default 1000, 0 with --zero-delay); `off`:
+    /// repayments only through the control endpoint.
+    #[arg(long, value_name = "MS|off", value_parser = auto_repay)]
+    auto_repay_ms: Option<AutoRepay>,
     /// Requests per second allowed per client (token bucket); 0 turns the limit off.
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
@@ -63,6 +74,19 @@ pub struct Args {
     /// Share of callbacks delivered twice.
     #[arg(long, default_value_t = 0.0, value_parser = rate)]
     duplicate_callback_rate: f64,
+}
+
+/// `--auto-repay-ms`: an interval, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AutoRepay(Option<Duration>);
+
+fn auto_repay(raw: &str) -> Result<AutoRepay, String> {
+    if raw == "off" {
+        return Ok(AutoRepay(None));
+    }
+    raw.parse::<u64>()
+        .map(|ms| AutoRepay(Some(Duration::from_millis(ms))))
+        .map_err(|_| format!("{raw:?} is neither a number of milliseconds nor \"off\""))
 }
 
 fn rate(raw: &str) -> Result<f64, String> {
@@ -99,14 +123,20 @@ fn config_from(args: &Args) -> SandboxConfig {
         config.timing = Timing {
             auto_sign: config.timing.auto_sign.map(|_| Duration::ZERO),
             auto_disburse: config.timing.auto_disburse.map(|_| Duration::ZERO),
+            auto_repay: config.timing.auto_repay.map(|_| Duration::ZERO),
             ..Timing::zero()
         };
+    }
+    if let Some(AutoRepay(every)) = args.auto_repay_ms {
+        config.timing.auto_repay = every;
     }
     if args.manual {
         config.timing.auto_sign = None;
         config.timing.auto_disburse = None;
+        config.timing.auto_repay = None;
     }
     config.listen = SocketAddr::new(args.host, args.port);
+    config.public_url.clone_from(&args.public_url);
     if let (Some(client_id), Some(client_secret)) = (&args.client_id, &args.client_secret) {
         config.clients = vec![ClientCredentials {
             client_id: client_id.clone(),
@@ -147,6 +177,19 @@ fn print_banner(sandbox: &finfra_sandbox::RunningSandbox) {
     println!(
         "  controls       {base}/_sandbox/  (sign loans, settle disbursements, pay virtual accounts)"
     );
+    let timing = sandbox.config().timing;
+    let auto = |what: &str, when: &str, d: Option<Duration>| {
+        d.map_or_else(
+            || format!("{what} by control call"),
+            |d| format!("{what} {when} {} ms", d.as_millis()),
+        )
+    };
+    println!(
+        "  auto           {}, {}, {}",
+        auto("sign", "after", timing.auto_sign),
+        auto("disburse", "after", timing.auto_disburse),
+        auto("repay an installment", "every", timing.auto_repay),
+    );
     println!();
     println!("Point finflow at it:");
     println!("  export FINFLOW_FINFRA__BASE_URL={base}");
@@ -158,4 +201,39 @@ fn print_banner(sandbox: &finfra_sandbox::RunningSandbox) {
     println!("  finflow doctor");
     println!();
     println!("Ctrl-C stops it.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn auto_repay_of(flags: &[&str]) -> Option<Duration> {
+        let cli = Cli::try_parse_from(std::iter::once("sandbox").chain(flags.iter().copied()))
+            .expect("flags parse");
+        config_from(&cli.args).timing.auto_repay
+    }
+
+    #[test]
+    fn auto_repay_flags() {
+        assert_eq!(auto_repay_of(&[]), Some(Duration::from_secs(1)));
+        assert_eq!(auto_repay_of(&["--zero-delay"]), Some(Duration::ZERO));
+        assert_eq!(
+            auto_repay_of(&["--zero-delay", "--auto-repay-ms", "250"]),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(auto_repay_of(&["--auto-repay-ms", "off"]), None);
+        assert_eq!(auto_repay_of(&["--manual"]), None);
+        assert!(Cli::try_parse_from(["sandbox", "--auto-repay-ms", "soon"]).is_err());
+        assert!(
+            Cli::try_parse_from(["sandbox", "--manual", "--auto-repay-ms", "5"]).is_err(),
+            "--manual and --auto-repay-ms contradict each other"
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! `finflow status`: how many workflows of each kind are in each state and status.
+//! `finflow status`: how many workflows of each kind are in each state and status, what the
+//! waiting ones wait for, and the oldest stuck ones (view `stuck_workflows`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,7 +8,13 @@ use anyhow::Context as _;
 use serde_json::json;
 use worker::config::Config;
 
-/// Prints the counts as a table, or as JSON with `--json`.
+use super::table::{render, text_opt, time, time_opt};
+
+/// How many stuck workflows the report lists (the oldest first).
+const OLDEST_STUCK: u32 = 10;
+
+/// Prints the counts, what waits on what and the oldest stuck workflows as tables, or as JSON
+/// with `--json`.
 ///
 /// # Errors
 /// The configuration or the database fails.
@@ -15,18 +22,44 @@ pub async fn run(config_file: Option<&Path>, as_json: bool) -> anyhow::Result<Ex
     let config = Config::load(config_file)?;
     let url = config.database_url.redacted();
     let store = super::open_store(&config, false).await?;
-    let counts = store.status_counts().await.with_context(|| {
+    let read = async {
+        let counts = store.status_counts().await?;
+        let waiting = store.waiting_counts().await?;
+        let (stuck, stuck_total) = store.oldest_stuck(OLDEST_STUCK).await?;
+        Ok::<_, store::StoreError>((counts, waiting, stuck, stuck_total))
+    }
+    .await;
+    store.close().await;
+    let (counts, waiting, stuck, stuck_total) = read.with_context(|| {
         format!("cannot read workflow counts from {url} (run `finflow migrate` first?)")
     })?;
-    store.close().await;
     if as_json {
         let rows: Vec<_> = counts
             .iter()
             .map(|c| json!({"kind": c.kind, "state": c.state, "status": c.status.as_str(), "count": c.count}))
             .collect();
+        let waiting: Vec<_> = waiting
+            .iter()
+            .map(|w| json!({"kind": w.kind, "waiting_for": w.waiting_for, "count": w.count, "earliest_deadline": w.earliest_deadline}))
+            .collect();
+        let stuck: Vec<_> = stuck
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id, "kind": s.kind, "business_key": s.business_key,
+                    "status": s.status.as_str(), "state": s.state, "reason": s.reason,
+                    "since": s.since, "last_error": s.last_error,
+                })
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "counts": rows }))?
+            serde_json::to_string_pretty(&json!({
+                "counts": rows,
+                "waiting": waiting,
+                "stuck": stuck,
+                "stuck_total": stuck_total,
+            }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -57,5 +90,67 @@ pub async fn run(config_file: Option<&Path>, as_json: bool) -> anyhow::Result<Ex
     }
     let total: i64 = counts.iter().map(|c| c.count).sum();
     println!("{:<kw$}  {:<sw$}  {:<tw$}  {:>7}", "total", "", "", total);
+
+    println!("\nWaiting on (status waiting, by kind and what it waits for)");
+    if waiting.is_empty() {
+        println!("  nothing waits for a callback");
+    } else {
+        let rows: Vec<Vec<String>> = waiting
+            .iter()
+            .map(|w| {
+                vec![
+                    w.kind.clone(),
+                    text_opt(w.waiting_for.as_deref()),
+                    w.count.to_string(),
+                    time_opt(w.earliest_deadline),
+                ]
+            })
+            .collect();
+        for line in render(
+            &["KIND", "WAITING FOR", "COUNT", "EARLIEST DEADLINE"],
+            &rows,
+        )
+        .lines()
+        {
+            println!("  {line}");
+        }
+    }
+
+    if stuck.is_empty() {
+        println!("\nStuck: none");
+    } else {
+        println!(
+            "\nStuck: {stuck_total} (the {} that changed longest ago; select * from stuck_workflows)",
+            stuck.len()
+        );
+        let rows: Vec<Vec<String>> = stuck
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.to_string(),
+                    s.kind.clone(),
+                    s.business_key.clone(),
+                    s.status.to_string(),
+                    s.state.clone(),
+                    s.reason.clone(),
+                    time(s.since),
+                    text_opt(s.last_error.as_deref()),
+                ]
+            })
+            .collect();
+        let headers = [
+            "ID",
+            "KIND",
+            "BUSINESS KEY",
+            "STATUS",
+            "STATE",
+            "REASON",
+            "SINCE",
+            "LAST ERROR",
+        ];
+        for line in render(&headers, &rows).lines() {
+            println!("  {line}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

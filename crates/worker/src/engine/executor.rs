@@ -4,14 +4,19 @@
 //!
 //! 1. claims the workflow in the store (only one worker holds it; a stale wake-up finds
 //!    nothing due and ends here);
-//! 2. turns what woke it into an [`Event`]: the first start, each matched callback, a timer,
-//!    or, for a workflow whose stored action is a call, `CallInterrupted` (a worker died
-//!    between recording the decision to call and recording the answer);
+//! 2. turns what woke it into an [`Event`]: the first start, each matched inbox row (a
+//!    Finfra callback, the end of a workflow it waits for, a person's cancel or resolve), a
+//!    timer, or, for a workflow whose stored action is a call, `CallInterrupted` (a worker
+//!    died between recording the decision to call and recording the answer);
 //! 3. asks the pure workflow to decide, and commits the decision (state, journal row, waits,
 //!    next wake-up) in one transaction **before** acting on it;
 //! 4. for a call: checks the fleet-wide pause first (a `429` seen by any worker pauses all),
 //!    sends it while renewing its lease, turns the answer into the next event and goes back
 //!    to 3 inline; for a wait or a sleep, it releases the workflow and returns.
+//!
+//! A decision that finishes a workflow is announced, in its commit, to the workflows
+//! waiting for it (an `originate-loan` waits for its `onboard-borrower`): see
+//! `store::Announcement`.
 //!
 //! A decision to call is committed before the request leaves, so a crash at any instant
 //! leaves either "not decided" (the event is delivered again) or "decided, maybe sent",
@@ -25,15 +30,32 @@ use chrono::{DateTime, Utc};
 use finfra_api::FinfraClient;
 use serde_json::{Value, json};
 use store::{
-    Claimed, InboxRow, JournalEntry, KeyName, Source, StepCommit, Store, StoreError, Wait,
+    Announcement, Claimed, InboxRow, JournalEntry, KeyName, Source, StepCommit, Store, StoreError,
+    Wait,
 };
 use uuid::Uuid;
 use workflow::{
     Action, CallFailure, CallbackEvent, CorrelationKey, Decision, Engine, EngineError, Event,
-    FailureKind, FinfraRequest, FinfraResponse, WorkflowId,
+    FailureKind, FinfraRequest, FinfraResponse, Handled, WorkflowFinished, WorkflowId,
 };
 
 use super::call;
+
+/// The inbox title of an operator's cancel ([`Store::record_command`]).
+pub const COMMAND_CANCEL: &str = "cancel";
+/// The inbox title of an operator's resolve (and retry: a resolve with `{"retry": true}`).
+pub const COMMAND_RESOLVE: &str = "resolve";
+
+/// The payload of an operator's command, as [`Store::record_command`] stores it and the
+/// executor reads it: who, why, and for a resolve what they supply.
+#[must_use]
+pub fn command_payload(by: &str, reason: &str, data: Option<&Value>) -> Value {
+    let mut payload = json!({ "by": by, "reason": reason });
+    if let Some(data) = data {
+        payload["data"] = data.clone();
+    }
+    payload
+}
 
 /// What one `advance` ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +109,8 @@ pub struct Executor {
 struct Held {
     id: Uuid,
     kind: String,
+    business_key: String,
+    created_at: DateTime<Utc>,
     version: i64,
     state: Value,
 }
@@ -131,7 +155,6 @@ impl Executor {
     ///
     /// # Errors
     /// The store failed, or the stored workflow cannot be read by this build.
-    #[tracing::instrument(skip_all, fields(workflow.id = %id, worker.id = %self.worker_id))]
     pub async fn advance(&self, id: Uuid) -> Result<Advanced, ExecutorError> {
         let Some(claimed) = self.store.claim(id, &self.worker_id, self.lease).await? else {
             return Ok(Advanced::NotDue);
@@ -143,6 +166,16 @@ impl Executor {
     ///
     /// # Errors
     /// As [`Self::advance`].
+    #[tracing::instrument(
+        name = "advance",
+        skip_all,
+        fields(
+            workflow.id = %claimed.workflow.id,
+            workflow.kind = %claimed.workflow.kind,
+            workflow.business_key = %claimed.workflow.business_key,
+            worker.id = %self.worker_id,
+        )
+    )]
     pub async fn advance_claimed(&self, claimed: Claimed) -> Result<Advanced, ExecutorError> {
         let Claimed {
             workflow, events, ..
@@ -154,6 +187,8 @@ impl Executor {
         let mut held = Held {
             id: workflow.id,
             kind: workflow.kind.clone(),
+            business_key: workflow.business_key.clone(),
+            created_at: workflow.created_at,
             version: workflow.version,
             state: workflow.context.clone(),
         };
@@ -205,11 +240,16 @@ impl Executor {
         // processed, used or not, so that it stops waking the workflow.
         for row in events {
             let now = Utc::now();
-            let (event, mut entry) = match callback_event(&row) {
-                Some(event) => (
-                    Event::Callback(event),
-                    journal(&row.title, "callback", "callback", now),
-                ),
+            crate::metrics::callback_consumed(row.source.as_str(), row.received_at);
+            let (event, mut entry) = match inbox_event(&row) {
+                Some(event) if row.source == Source::Operator => {
+                    // Who asked and why, as they said it (the journal's worker is the one
+                    // that applied it).
+                    let mut entry = journal(&row.title, event.name(), store::outcome::COMMAND, now);
+                    entry.request_summary = Some(row.payload.clone());
+                    (event, entry)
+                }
+                Some(event) => (event, journal(&row.title, "callback", "callback", now)),
                 None => {
                     let mut entry = journal(&row.title, "callback", "ignored", now);
                     entry.error = Some("callback not usable by this workflow".to_owned());
@@ -219,6 +259,10 @@ impl Executor {
             entry.response_summary =
                 Some(json!({ "event_id": row.event_id, "source": row.source.as_str() }));
             let decision = self.decide(&held, &event, now).await?;
+            if row.source == Source::Operator && decision.handled == Handled::Ignored {
+                entry.outcome = store::outcome::COMMAND_REFUSED.to_owned();
+                entry.error = Some(decision.note.clone());
+            }
             if !self
                 .commit_or_lost(&mut held, &decision, entry, vec![row.id])
                 .await?
@@ -317,7 +361,13 @@ impl Executor {
                 // Nothing is sent inside another worker's Retry-After window: the workflow
                 // hears a 429 that was never sent, which costs no attempt.
                 Some(remaining) => (Err(CallFailure::rate_limited(Some(remaining))), false),
-                None => (self.send(held, &request).await, true),
+                None => {
+                    let span = tracing::info_span!("step", step = %step, request = request.name());
+                    (
+                        tracing::Instrument::instrument(self.send(held, &request), span).await,
+                        true,
+                    )
+                }
             };
             let finished = Utc::now();
             let mut entry = journal(&step, request.name(), "ok", started);
@@ -376,7 +426,8 @@ impl Executor {
         held: &Held,
         request: &FinfraRequest,
     ) -> Result<FinfraResponse, CallFailure> {
-        let call = call::perform(&self.client, request);
+        let call =
+            crate::metrics::timed_finfra_call(request.name(), call::perform(&self.client, request));
         tokio::pin!(call);
         let mut renew = tokio::time::interval(self.lease / 3);
         renew.tick().await; // the first tick is immediate
@@ -496,6 +547,7 @@ impl Executor {
             status,
             state: summary.state.clone(),
             context: decision.state.clone(),
+            facts: summary.facts.clone(),
             attempt: i32::try_from(summary.attempt).unwrap_or(i32::MAX),
             next_run_at: action.next_run_at(now),
             waiting_for,
@@ -507,9 +559,16 @@ impl Executor {
             pin_definition_version: i32::try_from(summary.definition.version).ok(),
             pin_definition_name: Some(summary.definition.name.clone()),
             release_lease: !keep_lease,
+            announce: finished_announcement(held, decision),
         };
         let committed = self.store.commit_step(&commit).await?;
         held.version = committed.version;
+        crate::metrics::step_committed(
+            &held.kind,
+            &commit.journal.outcome,
+            commit.status,
+            held.created_at,
+        );
         Ok(())
     }
 
@@ -529,6 +588,7 @@ impl Executor {
             status: store::Status::Failed,
             state: "invalid_input".to_owned(),
             context: held.state.clone(),
+            facts: Value::Object(serde_json::Map::new()),
             attempt: 1,
             next_run_at: None,
             waiting_for: None,
@@ -540,9 +600,18 @@ impl Executor {
             pin_definition_version: None,
             pin_definition_name: None,
             release_lease: true,
+            announce: invalid_input_announcement(held, problems),
         };
         match self.store.commit_step(&commit).await {
-            Ok(_) => Ok(Advanced::Finished),
+            Ok(_) => {
+                crate::metrics::step_committed(
+                    &held.kind,
+                    &commit.journal.outcome,
+                    commit.status,
+                    held.created_at,
+                );
+                Ok(Advanced::Finished)
+            }
             Err(StoreError::LeaseLost(_)) => Ok(Advanced::LeaseLost),
             Err(e) => Err(e.into()),
         }
@@ -579,18 +648,75 @@ fn key_name(key: CorrelationKey) -> KeyName {
     }
 }
 
-/// The stored callback as the workflow's event, when it is one a workflow can use.
-fn callback_event(row: &InboxRow) -> Option<CallbackEvent> {
-    match row.source {
-        Source::Status => serde_json::from_value(row.payload.clone())
-            .ok()
-            .map(CallbackEvent::Status),
-        Source::VirtualAccount => serde_json::from_value(row.payload.clone())
-            .ok()
-            .map(CallbackEvent::VirtualAccountPayment),
-        Source::Invoice => serde_json::from_value(row.payload.clone())
-            .ok()
-            .map(CallbackEvent::Invoice),
-        Source::Didit => None,
+/// The end of the workflow, for those waiting for it, when `decision` ends it.
+fn finished_announcement(held: &Held, decision: &Decision) -> Option<Announcement> {
+    WorkflowFinished::new(
+        &held.id.to_string(),
+        &held.kind,
+        &held.business_key,
+        &decision.summary,
+        &decision.action,
+    )
+    .map(announcement)
+}
+
+/// The end of a workflow that failed for its input.
+fn invalid_input_announcement(held: &Held, problems: &str) -> Option<Announcement> {
+    Some(announcement(WorkflowFinished {
+        workflow_id: held.id.to_string(),
+        kind: held.kind.clone(),
+        business_key: held.business_key.clone(),
+        status: workflow::Status::Failed,
+        state: "invalid_input".to_owned(),
+        outcome: None,
+        reason: Some(workflow::Reason::new(
+            "invalid_input",
+            format!("invalid input: {problems}"),
+        )),
+    }))
+}
+
+fn announcement(finished: WorkflowFinished) -> Announcement {
+    Announcement {
+        title: WorkflowFinished::TITLE.to_owned(),
+        external_id: finished.announced_as(),
+        payload: serde_json::to_value(&finished).unwrap_or(Value::Null),
+    }
+}
+
+/// What a stored inbox row tells the workflow, when it is something a workflow can use: a
+/// Finfra callback, the end of a workflow it waits for, or a person's command.
+fn inbox_event(row: &InboxRow) -> Option<Event> {
+    let payload = row.payload.clone();
+    let callback = match row.source {
+        Source::Status => CallbackEvent::Status(serde_json::from_value(payload).ok()?),
+        Source::VirtualAccount => {
+            CallbackEvent::VirtualAccountPayment(serde_json::from_value(payload).ok()?)
+        }
+        Source::Invoice => CallbackEvent::Invoice(serde_json::from_value(payload).ok()?),
+        Source::Internal => CallbackEvent::Workflow(serde_json::from_value(payload).ok()?),
+        Source::Didit => return None,
+        Source::Operator => return command_event(&row.title, payload),
+    };
+    Some(Event::Callback(callback))
+}
+
+/// A command as [`Store::record_command`] stored it: `{"by", "reason", "data"}`.
+fn command_event(title: &str, payload: Value) -> Option<Event> {
+    let text = |field: &str| {
+        payload
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let (by, reason) = (text("by")?, text("reason").unwrap_or_default());
+    match title {
+        COMMAND_CANCEL => Some(Event::Cancel { by, reason }),
+        COMMAND_RESOLVE => Some(Event::Resolve {
+            by,
+            reason,
+            data: payload.get("data").cloned().unwrap_or(Value::Null),
+        }),
+        _ => None,
     }
 }

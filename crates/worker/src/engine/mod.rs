@@ -4,4 +4,6 @@ mod call;
 mod executor;
 
 pub use call::{MAX_UPLOAD_BYTES, perform};
-pub use executor::{Advanced, Executor, ExecutorError};
+pub use executor::{
+    Advanced, COMMAND_CANCEL, COMMAND_RESOLVE, Executor, ExecutorError, command_payload,
+};

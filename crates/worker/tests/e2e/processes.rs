@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use finfra_sandbox::{BorrowerSummary, CallbackRecord, Faults, Ledger};
+use finfra_sandbox::{BorrowerSummary, CallbackRecord, Faults, Ledger, LoanSummary};
 use serde_json::Value;
 
 pub const FINFLOW: &str = env!("CARGO_BIN_EXE_finflow");
@@ -183,6 +183,11 @@ impl SandboxProcess {
         self.get("borrowers").await
     }
 
+    /// The sandbox's loans.
+    pub async fn loans(&self) -> Vec<LoanSummary> {
+        self.get("loans").await
+    }
+
     /// Every callback the sandbox emitted.
     pub async fn callbacks(&self) -> Vec<CallbackRecord> {
         self.get("callbacks").await
@@ -287,6 +292,8 @@ impl FinflowEnv {
             .command()
             .arg("run")
             .env("FINFLOW_CALLBACKS__LISTEN", listen.to_string())
+            // Several workers run at once: each serves its metrics on a port of its own.
+            .env("FINFLOW_METRICS__LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(child_stderr())
             .spawn()

@@ -533,6 +533,23 @@ impl LoanRecord {
         ))
     }
 
+    /// When the workflow learnt that the loan is `PAID`.
+    #[must_use]
+    pub fn paid_at(&self) -> Option<DateTime<Utc>> {
+        self.statuses
+            .iter()
+            .find(|s| s.status == LoanStatus::Paid)
+            .map(|s| s.at)
+    }
+
+    /// Whether the payments seen on the virtual account add up to the total: each payment
+    /// Finfra applied is on this loan's record.
+    #[must_use]
+    pub fn payments_cover_total(&self) -> bool {
+        let seen: Decimal = self.repayment.payments.iter().map(|p| p.amount).sum();
+        self.total_amount.is_some_and(|total| seen >= total)
+    }
+
     /// What was paid: the larger of the payments seen and what Finfra showed.
     #[must_use]
     pub fn paid(&self) -> Decimal {

@@ -288,6 +288,11 @@ pub(super) fn repayment_poll_every(state: &OriginateState) -> std::time::Duratio
     }
 }
 
+/// Once Finfra says a loan is `PAID`, how long repayment still waits for the payment
+/// webhooks it has not seen, so that every payment is on the loan's record; after it, the
+/// workflow completes on Finfra's word (the missing payments stay in the inbox, unmatched).
+pub const SETTLEMENT_GRACE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// If what the current phase waits for is already known, moves on. Whether it moved.
 pub(super) fn settle(state: &mut OriginateState, now: DateTime<Utc>) -> bool {
     let loan = &state.loan;
@@ -338,8 +343,25 @@ pub(super) fn settle(state: &mut OriginateState, now: DateTime<Utc>) -> bool {
         Phase::AwaitDisbursement { .. } if loan.is_disbursed() || loan.is_paid() => {
             route_loan(state, now);
         }
-        Phase::RequestVirtualAccount { .. } | Phase::Repaying { .. } if loan.is_paid() => {
+        Phase::RequestVirtualAccount { .. } if loan.is_paid() => {
             state.phase = Phase::Paid;
+        }
+        Phase::Repaying { .. } if loan.is_paid() => {
+            let all_seen = loan.virtual_account.is_none() || loan.payments_cover_total();
+            let grace_over = loan
+                .paid_at()
+                .is_none_or(|at| run::after(at, SETTLEMENT_GRACE) <= now);
+            if all_seen || grace_over {
+                state.phase = Phase::Paid;
+            } else {
+                // Finfra's `PAID` can overtake the payment webhooks (each is delivered on
+                // its own, out of order): wait for them, up to the grace.
+                let until = loan.paid_at().map(|at| run::after(at, SETTLEMENT_GRACE));
+                if let (Some(until), Some(wait)) = (until, state.phase.wait_mut()) {
+                    wait.deadline = wait.deadline.min(until);
+                }
+                return false;
+            }
         }
         _ => return false,
     }

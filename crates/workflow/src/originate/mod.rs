@@ -16,7 +16,7 @@
 //! | `disburse_loan` | disburse **exactly once** (see `calls`: any doubt → read the loan; send again only if it shows no disbursement in progress) | `await_disbursement` |
 //! | `await_disbursement` | wait `loan_disbursed` or `loan_disbursement_failed`, polling the loan | `request_virtual_account`; `needs_attention` `disbursement_failed` (resolve re-disburses, through a read) or `disbursement_timeout` |
 //! | `request_virtual_account` | the repayment account (bank: input, else definition) | `repaying` |
-//! | `repaying` | apply virtual-account payments (once each, in installment order), flag overdue installments by durable timer, poll the loan | `paid`; `needs_attention` `repayment_overdue` at the collection deadline |
+//! | `repaying` | apply virtual-account payments (once each, in installment order), flag overdue installments by durable timer, poll the loan | `paid` once Finfra says `PAID` and the payments seen add up to the total (or [`SETTLEMENT_GRACE`] after `PAID`: a payment webhook may arrive after `loan_paid`); `needs_attention` `repayment_overdue` at the collection deadline |
 //!
 //! Terminal: `paid` (status `completed`), `rejected` (status `failed`: the loan was rejected
 //! at Finfra, for a signing timeout or by someone else; it is a failure to originate, not a
@@ -102,7 +102,7 @@ use crate::ids::{LoanUniqueId, WorkflowId};
 use crate::machine::{InputErrors, Kind, Summary, Transition, Workflow};
 
 pub use facts::LoanRecord;
-pub use flow::PAYMENT_TITLE;
+pub use flow::{PAYMENT_TITLE, SETTLEMENT_GRACE};
 pub use input::OriginateInput;
 pub use state::{BorrowerRef, LoanRequest, LoanTerms, OriginateState, Phase, RejectWhy, Step};
 

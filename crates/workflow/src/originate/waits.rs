@@ -341,7 +341,8 @@ fn polled(
         Phase::Repaying { .. } => flow::repayment_poll_every(&next),
         _ => state.policy.poll_interval,
     };
-    let wait = run::poll_answered(wait, now, every);
+    // From the wait `settle` may have shortened (a PAID loan waiting for its payments).
+    let wait = run::poll_answered(next.phase.wait().unwrap_or(wait), now, every);
     let mut out = next;
     if let Some(slot) = out.phase.wait_mut() {
         *slot = wait;

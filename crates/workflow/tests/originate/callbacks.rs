@@ -5,7 +5,7 @@
 use finfra_api::callback::{CallbackData, CallbackTitle, StatusCallback};
 use finfra_api::model::loan::LoanStatus;
 use workflow::ActionKind::{Call, Wait};
-use workflow::{CallbackEvent, Event};
+use workflow::{Action, CallbackEvent, Event};
 
 use crate::fixtures::*;
 use crate::table::{Row, row, run};
@@ -122,13 +122,27 @@ pub fn rows() -> Vec<Row> {
             Call,
         ),
         row(
-            "loan_paid before the payment callback",
+            "loan_paid before the payment callback: wait for the payment",
             s_repaying(),
             cb(CallbackTitle::LoanPaid),
+            "repaying",
+            Wait,
+        )
+        .check(|t| {
+            assert!(t.state.loan.has_reached(&LoanStatus::Paid));
+            let Action::Wait { deadline, .. } = &t.action else {
+                panic!("a wait")
+            };
+            assert!(*deadline <= crate::common::t0() + workflow::originate::SETTLEMENT_GRACE);
+        }),
+        row(
+            "the payment after loan_paid: complete",
+            drive(&s_repaying(), &[cb(CallbackTitle::LoanPaid)]),
+            payment("pay-1", "5150000.00"),
             "paid",
             workflow::ActionKind::Complete,
         )
-        .check(|t| assert!(t.state.loan.has_reached(&LoanStatus::Paid))),
+        .check(|t| assert_eq!(t.state.loan.repayment.payments.len(), 1)),
         row(
             "a rejection reason is kept",
             s_await_signed(),

@@ -156,7 +156,10 @@ pub fn rows() -> Vec<Row> {
         .check(refused),
         row(
             "cancel when paid: refused",
-            drive(&s_repaying(), &[cb(CallbackTitle::LoanPaid)]),
+            drive(
+                &s_repaying(),
+                &[payment("pay-1", "5150000.00"), cb(CallbackTitle::LoanPaid)],
+            ),
             cancel(),
             "paid",
             Complete,

@@ -210,15 +210,36 @@ pub fn rows() -> Vec<Row> {
         )
         .check(|t| assert_eq!(t.state.loan.paid(), d("1052500.00"))),
         row(
-            "the read shows PAID: complete",
+            "the read shows PAID before the payments: wait for them",
             drive_at(&b_repaying(), Event::Wake, after_days(1)),
             bnpl_read("PAID", ["1052500.00", "1052500.00", "1052500.00"]),
+            "repaying",
+            Wait,
+        )
+        .at(after_days(1)),
+        row(
+            "PAID and the payments never came: complete after the grace",
+            drive_at(
+                &drive_at(&b_repaying(), Event::Wake, after_days(1)),
+                bnpl_read("PAID", ["1052500.00", "1052500.00", "1052500.00"]),
+                after_days(1),
+            ),
+            Event::Wake,
             "paid",
             Complete,
-        ),
+        )
+        .at(after_days(1) + workflow::originate::SETTLEMENT_GRACE)
+        .check(|t| assert_eq!(t.state.loan.paid(), d("3157500.00"))),
         row(
-            "bnpl_paid: complete",
-            b_repaying(),
+            "bnpl_paid after every payment: complete",
+            drive(
+                &b_repaying(),
+                &[
+                    payment("pay-1", "1052500.00"),
+                    payment("pay-2", "1052500.00"),
+                    payment("pay-3", "1052500.00"),
+                ],
+            ),
             cb(CallbackTitle::BnplPaid),
             "paid",
             Complete,

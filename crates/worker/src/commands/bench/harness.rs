@@ -1,34 +1,16 @@
-//! One engine in this process, as `finflow run` assembles it, against an in-process
-//! zero-delay sandbox: the callback receiver (`worker::receiver::router` on `127.0.0.1:0`),
-//! the worker (`worker::runtime::run` driving a `worker::engine::Executor`), and the
-//! measurements that need them running.
+//! The measurements that need an engine running: one engine in this process against an
+//! in-process zero-delay sandbox (`worker::inprocess`, shared with `finflow demo`).
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use finfra_api::auth::Credentials;
-use finfra_api::callback::AuthKeyVerifier;
-use finfra_api::{ClientConfig, FinfraClient};
-use finfra_sandbox::{CallbackTarget, RunningSandbox, Sandbox, SandboxConfig};
-use secrecy::SecretString;
-use store::{NewWorkflow, Status, Store};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use finfra_sandbox::SandboxConfig;
+use store::{NewWorkflow, Store};
 use uuid::Uuid;
-use worker::engine::Executor;
-use worker::runtime::{self, RuntimeOptions};
 
 use super::inputs::{Inputs, KIND};
-
-/// How the engine under test runs.
-#[derive(Debug, Clone)]
-pub struct EngineOptions {
-    /// Workflows advanced at once (`worker.concurrency`).
-    pub concurrency: usize,
-    /// `worker.lease_secs`.
-    pub lease: Duration,
-}
+use worker::inprocess::{EngineOptions, InProcess, stopped};
 
 /// The submitted workflows of one throughput measurement.
 pub struct Throughput {
@@ -53,17 +35,15 @@ pub struct Idle {
 pub struct Harness {
     store: Store,
     engine: workflow::Engine,
-    sandbox: RunningSandbox,
-    stop: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
-    worker: JoinHandle<anyhow::Result<()>>,
+    running: InProcess,
     /// Workflows submitted to this store so far, over every harness on it.
     submitted: u64,
 }
 
 impl Harness {
-    /// Starts the receiver, a zero-delay sandbox that calls it back, and a worker on `store`.
-    /// `submitted` is how many workflows the store holds already (they must all be finished).
+    /// Starts the receiver, a zero-delay sandbox (no faults, no rate limit) that calls it
+    /// back, and a worker on `store`. `submitted` is how many workflows the store holds
+    /// already (they must all be finished).
     ///
     /// # Errors
     /// A socket cannot be bound or the client cannot be built.
@@ -73,68 +53,18 @@ impl Harness {
         options: &EngineOptions,
         submitted: u64,
     ) -> anyhow::Result<Self> {
-        let auth_key = Uuid::new_v4().simple().to_string();
-        let verifier = AuthKeyVerifier::new(&SecretString::from(auth_key.clone()))
-            .map_err(|e| anyhow::anyhow!("callback key: {e}"))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("cannot bind the callback receiver")?;
-        let receiver_url = url::Url::parse(&format!("http://{}/", listener.local_addr()?))?;
-        let (stop, stopped) = watch::channel(false);
-        let mut server_stop = stopped.clone();
-        let router = worker::receiver::router(store.clone(), verifier);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = server_stop.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
-
-        // Zero delays, no faults, no rate limit; callbacks to our receiver.
-        let mut config = SandboxConfig::for_tests();
-        config.callback = Some(CallbackTarget {
-            base_url: receiver_url,
-            auth_key,
-        });
-        let sandbox = Sandbox::start(config)
-            .await
-            .context("cannot start the sandbox")?;
-        let client = FinfraClient::new(ClientConfig::new(
-            sandbox.base_url(),
-            Credentials::new(
-                sandbox.client_id(),
-                SecretString::from(sandbox.client_secret().to_owned()),
-            ),
-        ))
-        .context("cannot build the Finfra client")?;
-        let engine = workflow::Engine::new(definitions);
-        let executor = Executor::new(
+        let engine = workflow::Engine::new(definitions.clone());
+        let running = InProcess::start(
             store.clone(),
-            client,
-            engine.clone(),
-            runtime::worker_identity(),
-            options.lease,
-            format!("finfra:{}", sandbox.client_id()),
-        );
-        let mut worker_stop = stopped;
-        let worker = tokio::spawn(runtime::run(
-            executor,
-            RuntimeOptions {
-                concurrency: options.concurrency.max(1),
-                ..RuntimeOptions::default()
-            },
-            async move {
-                let _ = worker_stop.wait_for(|stop| *stop).await;
-            },
-        ));
+            definitions,
+            SandboxConfig::for_tests(),
+            options,
+        )
+        .await?;
         Ok(Self {
             store,
             engine,
-            sandbox,
-            stop,
-            server,
-            worker,
+            running,
             submitted,
         })
     }
@@ -279,19 +209,8 @@ impl Harness {
     /// # Errors
     /// The worker or the receiver failed.
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        let worker = self.worker.await.context("the worker task panicked")?;
-        let server = self.server.await.context("the receiver task panicked")?;
-        self.sandbox.shutdown().await;
-        worker?;
-        server.context("the callback receiver failed")?;
-        Ok(())
+        self.running.stop().await
     }
-}
-
-/// Finished, as far as the benchmark is concerned: terminal, or waiting for a person.
-pub fn stopped(status: Status) -> bool {
-    status.is_terminal() || status == Status::NeedsAttention
 }
 
 /// A duration in (fractional) milliseconds.

@@ -13,35 +13,6 @@ use workflow::{Definition, Registry};
 /// The workflow kind the benchmark submits.
 pub const KIND: &str = "onboard-borrower";
 
-/// The shipped definitions, for a `finflow bench` run where `worker.workflows_dir` is not
-/// there (e.g. the release binary run from another directory).
-const BUNDLED: [(&str, &str); 4] = [
-    (
-        "business-bnpl.toml",
-        include_str!("../../../../../workflows/business-bnpl.toml"),
-    ),
-    (
-        "business-single-payment.toml",
-        include_str!("../../../../../workflows/business-single-payment.toml"),
-    ),
-    (
-        "personal-bnpl.toml",
-        include_str!("../../../../../workflows/personal-bnpl.toml"),
-    ),
-    (
-        "personal-single-payment.toml",
-        include_str!("../../../../../workflows/personal-single-payment.toml"),
-    ),
-];
-
-/// The definitions shipped with this build.
-///
-/// # Errors
-/// Never for a build whose `workflows/` loads; kept fallible for the message.
-pub fn bundled() -> anyhow::Result<Registry> {
-    Registry::from_sources(BUNDLED).map_err(|e| anyhow::anyhow!("bundled definitions: {e}"))
-}
-
 /// Builds the inputs, one definition after the other in name order.
 pub struct Inputs {
     /// The latest version of each PERSONAL or BUSINESS definition, by name.
@@ -211,7 +182,7 @@ mod tests {
 
     #[test]
     fn every_bundled_definition_gets_an_input_that_validates() {
-        let registry = bundled().expect("bundled definitions load");
+        let registry = worker::inprocess::bundled().expect("bundled definitions load");
         let inputs = Inputs::new(&registry).expect("inputs");
         assert_eq!(inputs.definition_names().len(), 4);
         let engine = workflow::Engine::new(registry);

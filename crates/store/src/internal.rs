@@ -1,0 +1,282 @@
+//! Inbox events from inside finflow, beside Finfra's callbacks: the end of a workflow, told
+//! to the workflows that wait for it, and a person's command to one workflow.
+//!
+//! **Announcements** (source `internal`). A workflow's terminal commit may carry an
+//! [`Announcement`]. In that transaction the store inserts it once, processed and unmatched
+//! (it wakes nobody itself, and stays as the record that the workflow finished), and one
+//! copy per workflow already waiting for it (a wait on the announcement's title, key
+//! `external_id`, value [`Announcement::external_id`]), matched to that waiter, which is
+//! made due at once. A workflow that starts waiting later gets its copy in the commit that
+//! registers the wait. One row per waiter because an inbox row is consumed by one workflow,
+//! and several loans may wait for one onboarding. Copies have event id
+//! `<announcement event id>:<waiter id>`, so neither side can make two.
+//!
+//! **Commands** (source `operator`, [`Store::record_command`]): matched to their workflow
+//! when recorded, and the workflow is made due; the engine reads them with its other events.
+
+use chrono::Utc;
+use serde_json::Value;
+use sqlx::{PgConnection, SqliteConnection};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::inbox::Source;
+use crate::time::to_sqlite;
+use crate::tx::SQLITE_BEGIN;
+use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::workflow::uuid_from_sqlite;
+use crate::{Backend, Store};
+
+/// What a finishing workflow tells the workflows waiting for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announcement {
+    /// The title waits match on, e.g. `workflow_finished`.
+    pub title: String,
+    /// The value waits match in the `external_id` column, e.g. `onboard-borrower/b-42`.
+    pub external_id: String,
+    /// Delivered to each waiter as the event's payload.
+    pub payload: Value,
+}
+
+/// Inserts `announcement` of `workflow_id` and a copy for each workflow waiting for it; makes
+/// those due and wakes them. The caller holds the announcement key's advisory lock.
+pub(crate) async fn announce_pg(
+    conn: &mut PgConnection,
+    workflow_id: Uuid,
+    announcement: &Announcement,
+) -> Result<(), StoreError> {
+    let event_id = workflow_id.to_string();
+    sqlx::query(
+        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, processed_at) \
+         VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (source, event_id) DO NOTHING",
+    )
+    .bind(Source::Internal.as_str())
+    .bind(&event_id)
+    .bind(&announcement.title)
+    .bind(&announcement.external_id)
+    .bind(&announcement.payload)
+    .execute(&mut *conn)
+    .await?;
+    let waiters: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, \
+         matched_workflow_id, matched_at) \
+         SELECT $1, $2 || ':' || w.workflow_id, w.event, w.key_value, $5, w.workflow_id, now() \
+         FROM workflow_waits w JOIN workflows f ON f.id = w.workflow_id \
+         WHERE w.event = $3 AND w.key_name = 'external_id' AND w.key_value = $4 \
+         AND f.status NOT IN ('completed', 'failed', 'cancelled') \
+         ON CONFLICT (source, event_id) DO NOTHING RETURNING matched_workflow_id",
+    )
+    .bind(Source::Internal.as_str())
+    .bind(&event_id)
+    .bind(&announcement.title)
+    .bind(&announcement.external_id)
+    .bind(&announcement.payload)
+    .fetch_all(&mut *conn)
+    .await?;
+    if waiters.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), now()), \
+         updated_at = now() WHERE id = ANY($1)",
+    )
+    .bind(&waiters)
+    .execute(&mut *conn)
+    .await?;
+    let wakeups: Vec<(Uuid, _)> = waiters.iter().map(|id| (*id, AT_ONCE)).collect();
+    push_pg(conn, &wakeups).await
+}
+
+/// SQLite version of [`announce_pg`].
+pub(crate) async fn announce_sqlite(
+    conn: &mut SqliteConnection,
+    workflow_id: Uuid,
+    announcement: &Announcement,
+    now: &str,
+) -> Result<(), StoreError> {
+    let event_id = workflow_id.to_string();
+    let payload = announcement.payload.to_string();
+    sqlx::query(
+        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, received_at, \
+         processed_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+         ON CONFLICT (source, event_id) DO NOTHING",
+    )
+    .bind(Source::Internal.as_str())
+    .bind(&event_id)
+    .bind(&announcement.title)
+    .bind(&announcement.external_id)
+    .bind(&payload)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let waiters: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, received_at, \
+         matched_workflow_id, matched_at) \
+         SELECT $1, $2 || ':' || w.workflow_id, w.event, w.key_value, $5, $6, w.workflow_id, $6 \
+         FROM workflow_waits w JOIN workflows f ON f.id = w.workflow_id \
+         WHERE w.event = $3 AND w.key_name = 'external_id' AND w.key_value = $4 \
+         AND f.status NOT IN ('completed', 'failed', 'cancelled') \
+         ON CONFLICT (source, event_id) DO NOTHING RETURNING matched_workflow_id",
+    )
+    .bind(Source::Internal.as_str())
+    .bind(&event_id)
+    .bind(&announcement.title)
+    .bind(&announcement.external_id)
+    .bind(&payload)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut wakeups = Vec::with_capacity(waiters.len());
+    for waiter in &waiters {
+        sqlx::query(
+            "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
+             updated_at = $2 WHERE id = $1",
+        )
+        .bind(waiter)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        wakeups.push((uuid_from_sqlite(waiter)?, AT_ONCE));
+    }
+    push_sqlite(conn, &wakeups).await
+}
+
+/// Gives workflow `waiter` its copy of every announcement one of its (just registered) waits
+/// is for; the commit's matching then makes it due.
+pub(crate) async fn copy_announcements_pg(
+    conn: &mut PgConnection,
+    waiter: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, \
+         matched_workflow_id, matched_at) \
+         SELECT a.source, a.event_id || ':' || $1::text, a.title, a.external_id, a.payload, $1, now() \
+         FROM workflow_waits w JOIN callback_inbox a ON a.external_id = w.key_value \
+         AND a.title = w.event AND a.source = 'internal' AND a.matched_workflow_id IS NULL \
+         WHERE w.workflow_id = $1 AND w.key_name = 'external_id' \
+         ON CONFLICT (source, event_id) DO NOTHING",
+    )
+    .bind(waiter)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// SQLite version of [`copy_announcements_pg`].
+pub(crate) async fn copy_announcements_sqlite(
+    conn: &mut SqliteConnection,
+    waiter: Uuid,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, received_at, \
+         matched_workflow_id, matched_at) \
+         SELECT a.source, a.event_id || ':' || $1, a.title, a.external_id, a.payload, $2, $1, $2 \
+         FROM workflow_waits w JOIN callback_inbox a ON a.external_id = w.key_value \
+         AND a.title = w.event AND a.source = 'internal' AND a.matched_workflow_id IS NULL \
+         WHERE w.workflow_id = $1 AND w.key_name = 'external_id' \
+         ON CONFLICT (source, event_id) DO NOTHING",
+    )
+    .bind(waiter.to_string())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records a person's command (`title` `cancel` or `resolve`, `payload` what the engine
+    /// needs: who, why, and for a resolve what they decided) for workflow `id`, and makes the
+    /// workflow due: the next worker to hold it hears the command, after the step in flight
+    /// if there is one. Returns the inbox row's id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Refused`] when the workflow
+    /// has finished; [`StoreError::Database`] otherwise (then nothing was recorded).
+    #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %id, command = title))]
+    pub async fn record_command(
+        &self,
+        id: Uuid,
+        title: &str,
+        payload: &Value,
+    ) -> Result<i64, StoreError> {
+        let event_id = Uuid::new_v4().to_string();
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR UPDATE")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                refuse_finished(id, status.as_deref())?;
+                let inbox_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO callback_inbox (source, event_id, title, payload, \
+                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, now()) \
+                     RETURNING id",
+                )
+                .bind(Source::Operator.as_str())
+                .bind(&event_id)
+                .bind(title)
+                .bind(payload)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
+                     now()), updated_at = now() WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                push_pg(&mut tx, &[(id, AT_ONCE)]).await?;
+                tx.commit().await?;
+                Ok(inbox_id)
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = to_sqlite(Utc::now());
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                refuse_finished(id, status.as_deref())?;
+                let inbox_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
+                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5) \
+                     RETURNING id",
+                )
+                .bind(Source::Operator.as_str())
+                .bind(&event_id)
+                .bind(title)
+                .bind(payload.to_string())
+                .bind(&now)
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
+                     updated_at = $2 WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                push_sqlite(&mut tx, &[(id, AT_ONCE)]).await?;
+                tx.commit().await?;
+                Ok(inbox_id)
+            }
+        }
+    }
+}
+
+fn refuse_finished(id: Uuid, status: Option<&str>) -> Result<(), StoreError> {
+    match status {
+        None => Err(StoreError::NotFound(id)),
+        Some(status @ ("completed" | "failed" | "cancelled")) => Err(StoreError::Refused(format!(
+            "workflow {id} is {status}: it takes no more commands"
+        ))),
+        Some(_) => Ok(()),
+    }
+}

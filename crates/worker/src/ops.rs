@@ -1,0 +1,238 @@
+//! The operations endpoints `finflow run` serves on `metrics.listen` (default
+//! `127.0.0.1:9464`), apart from the callback receiver so that they are never exposed to
+//! Finfra:
+//!
+//! - `GET /metrics`: Prometheus text format: the in-process [`crate::metrics`] and, computed
+//!   at scrape time from the store, `finflow_workflows{kind,status}` and
+//!   `finflow_due_workflows`;
+//! - `GET /healthz`: `200 ok` while the process serves (liveness);
+//! - `GET /readyz`: `200 ready` when the database answers and the worker loop runs, else
+//!   `503` with a one-line reason (readiness).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use store::{Backend, Status, Store};
+
+use crate::metrics::{self, GaugeSample};
+
+/// How long a scrape or a readiness check waits for the database.
+const DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the worker loop runs: set by whoever runs it, read by `/readyz`.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerState(Arc<AtomicBool>);
+
+impl WorkerState {
+    /// Marks the loop running (`true`) or stopped/stopping (`false`).
+    pub fn set_running(&self, running: bool) {
+        self.0.store(running, Ordering::SeqCst);
+    }
+
+    /// Whether the loop runs.
+    pub fn is_running(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Ops {
+    store: Store,
+    worker: WorkerState,
+}
+
+/// The router of `/metrics`, `/healthz` and `/readyz`.
+pub fn router(store: Store, worker: WorkerState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_endpoint))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(Arc::new(Ops { store, worker }))
+}
+
+async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
+    if !ops.worker.is_running() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "worker loop not running\n").into_response();
+    }
+    match tokio::time::timeout(DB_TIMEOUT, ops.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(error)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database: {}\n", one_line(&error.to_string())),
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database: no answer within {} s\n", DB_TIMEOUT.as_secs()),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_endpoint(State(ops): State<Arc<Ops>>) -> Response {
+    let mut out = String::with_capacity(8 * 1024);
+    metrics::global().render(&mut out);
+    store_gauges(&ops.store, &mut out).await;
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+}
+
+/// The gauges read from the store. A failed read leaves them out of this scrape (and is
+/// logged): Prometheus then sees them missing, not wrongly zero.
+async fn store_gauges(store: &Store, out: &mut String) {
+    match tokio::time::timeout(DB_TIMEOUT, store.status_counts()).await {
+        Ok(Ok(counts)) => {
+            let mut per: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+            for count in counts {
+                *per.entry((count.kind, count.status.as_str())).or_default() += count.count;
+            }
+            metrics::render_gauge(
+                out,
+                "finflow_workflows",
+                "Workflows by kind and status, read from the store at scrape time.",
+                &["kind", "status"],
+                &workflow_samples(&per),
+            );
+        }
+        Ok(Err(error)) => tracing::warn!(error.message = %error, "metrics: status counts failed"),
+        Err(_) => tracing::warn!("metrics: status counts timed out"),
+    }
+    match tokio::time::timeout(DB_TIMEOUT, due_count(store)).await {
+        Ok(Ok(due)) => metrics::render_gauge(
+            out,
+            "finflow_due_workflows",
+            "Workflows due now and free to claim (the backlog), read at scrape time.",
+            &[],
+            &[GaugeSample {
+                labels: Vec::new(),
+                #[allow(clippy::cast_precision_loss)] // a count far below 2^52
+                value: due as f64,
+            }],
+        ),
+        Ok(Err(error)) => tracing::warn!(error.message = %error, "metrics: due count failed"),
+        Err(_) => tracing::warn!("metrics: due count timed out"),
+    }
+}
+
+/// Every status of every kind seen, zeros included, so that a series drops to 0 rather than
+/// disappearing when its last workflow moves on.
+fn workflow_samples(per: &BTreeMap<(String, &'static str), i64>) -> Vec<GaugeSample> {
+    let kinds: std::collections::BTreeSet<&String> = per.keys().map(|(kind, _)| kind).collect();
+    let mut samples = Vec::new();
+    for kind in kinds {
+        for status in Status::ALL {
+            #[allow(clippy::cast_precision_loss)] // a count far below 2^52
+            let value = per
+                .get(&(kind.clone(), status.as_str()))
+                .copied()
+                .unwrap_or(0) as f64;
+            samples.push(GaugeSample {
+                labels: vec![kind.clone(), status.as_str().to_owned()],
+                value,
+            });
+        }
+    }
+    samples
+}
+
+/// Workflows whose `next_run_at` has come and that no live lease holds: what the due scan
+/// would claim now. Read directly, like apalis does with the pools: one indexed count
+/// (`workflows_due_idx`), the same predicate as `Store::claim_due`.
+async fn due_count(store: &Store) -> Result<i64, sqlx::Error> {
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM workflows WHERE next_run_at <= now() \
+                 AND status NOT IN ('completed', 'failed', 'cancelled') \
+                 AND (lease_until IS NULL OR lease_until <= now())",
+            )
+            .fetch_one(pool)
+            .await
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM workflows \
+                 WHERE next_run_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                 AND status NOT IN ('completed', 'failed', 'cancelled') \
+                 AND (lease_until IS NULL OR lease_until <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+            )
+            .fetch_one(pool)
+            .await
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite_store() -> (Store, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("finflow-ops-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("store");
+        (store, path)
+    }
+
+    async fn ready(ops: &Arc<Ops>) -> (StatusCode, String) {
+        let response = readyz(State(ops.clone())).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn ready_only_while_the_loop_runs_and_the_database_answers() {
+        let (store, path) = sqlite_store().await;
+        let worker = WorkerState::default();
+        let ops = Arc::new(Ops {
+            store: store.clone(),
+            worker: worker.clone(),
+        });
+        assert_eq!(
+            ready(&ops).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "worker loop not running\n".to_owned()
+            )
+        );
+        worker.set_running(true);
+        assert_eq!(ready(&ops).await, (StatusCode::OK, "ready\n".to_owned()));
+        store.close().await;
+        let (status, body) = ready(&ops).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("database: "), "{body}");
+        assert_eq!(body.lines().count(), 1, "{body}");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn every_status_of_a_seen_kind_is_reported() {
+        let mut per = BTreeMap::new();
+        per.insert(("onboard-borrower".to_owned(), "waiting"), 2);
+        let samples = workflow_samples(&per);
+        assert_eq!(samples.len(), Status::ALL.len());
+        let waiting = samples
+            .iter()
+            .find(|s| s.labels[1] == "waiting")
+            .expect("waiting");
+        assert!((waiting.value - 2.0).abs() < f64::EPSILON);
+        assert!(
+            samples
+                .iter()
+                .filter(|s| s.labels[1] != "waiting")
+                .all(|s| s.value == 0.0)
+        );
+    }
+}

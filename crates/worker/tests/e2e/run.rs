@@ -1,0 +1,343 @@
+//! The shape every end-to-end run shares: progress notes, killing the worker that receives
+//! the callbacks in the middle of its calls, waiting for the work to settle, and the
+//! checks that the kill was recovered from and the faults were met.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use finfra_sandbox::Ledger;
+
+use super::db::{Db, WorkflowRow};
+use store::testing::{TestBackend, TestDb};
+
+use super::processes::{
+    FinflowEnv, SandboxArgs, SandboxProcess, WorkerProcess, free_port, test_log,
+};
+
+/// One scenario at a time. Each runs a sandbox, a fleet and a database on this machine's two
+/// cores; two at once starve the sandbox, which then stamps requests that were sent before
+/// a `429` as arriving well after it (it cannot see when a request left the client), and
+/// the Retry-After check would blame the client for the machine's load.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The definitions the test workers load.
+pub fn e2e_workflows() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/workflows")
+}
+
+/// Progress notes on stderr with `TEST_LOG`.
+pub struct Clock {
+    pub backend: &'static str,
+    pub start: Instant,
+}
+
+impl Clock {
+    pub fn new(backend: TestBackend) -> Self {
+        Self {
+            backend: match backend {
+                TestBackend::Sqlite => "sqlite",
+                TestBackend::Postgres => "postgres",
+            },
+            start: Instant::now(),
+        }
+    }
+
+    pub fn note(&self, what: impl std::fmt::Display) {
+        if test_log() {
+            eprintln!(
+                "[e2e {} {:>6.2}s] {what}",
+                self.backend,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// How a backend is exercised.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// Seed of the sandbox's faults and callback duplicates.
+    pub seed: u64,
+    /// `finflow run` processes; the first receives the callbacks (and is the one killed).
+    pub workers: usize,
+    /// Workflows each advances at once.
+    pub concurrency: usize,
+}
+
+/// The share of requests (or callbacks) each fault hits.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultRates {
+    pub error_500: f64,
+    pub error_429: f64,
+    pub error_429_without_retry_after: f64,
+    /// Applied, then the connection drops.
+    pub ambiguous: f64,
+    /// Applied, then answered after the workers' 2 s timeout.
+    pub ambiguous_timeout: f64,
+    pub duplicate_callback: f64,
+}
+
+/// A run's processes: the sandbox with its faults, and the workers on the test's database.
+pub struct Fleet {
+    pub sandbox: SandboxProcess,
+    pub env: FinflowEnv,
+    /// The worker the sandbox calls back, on `receiver_port`.
+    pub receiver: WorkerProcess,
+    pub receiver_port: u16,
+    pub others: Vec<WorkerProcess>,
+}
+
+const CALLBACK_KEY: &str = "e2e-callback-key";
+
+/// Starts `finflow sandbox` with `faults` and `run.workers` `finflow run` processes on
+/// `test_db`. The sandbox delivers callbacks to the first worker: while it is down (killed),
+/// deliveries fail and the sandbox retries them until it is back on the same port.
+pub async fn start_fleet(test_db: &TestDb, run: Run, faults: FaultRates, clock: &Clock) -> Fleet {
+    let receiver_port = free_port();
+    let sandbox = SandboxProcess::start(&SandboxArgs {
+        callback_url: format!("http://127.0.0.1:{receiver_port}"),
+        callback_auth_key: CALLBACK_KEY.to_owned(),
+        seed: run.seed,
+        error_500_rate: faults.error_500,
+        error_429_rate: faults.error_429,
+        ambiguous_rate: faults.ambiguous,
+        duplicate_callback_rate: faults.duplicate_callback,
+    });
+    // Faults the command line has no flag for, through the control API. A held answer
+    // outlives the workers' 2 s timeout: an ambiguous timeout.
+    let mut set = sandbox.faults().await;
+    set.error_429_without_retry_after_rate = faults.error_429_without_retry_after;
+    set.ambiguous_timeout_rate = faults.ambiguous_timeout;
+    set.ambiguous_hold = Duration::from_secs(3);
+    sandbox.set_faults(&set).await;
+    clock.note(format_args!("sandbox at {}", sandbox.base_url));
+
+    let workflows_dir = e2e_workflows();
+    let concurrency = run.concurrency.to_string();
+    let env = FinflowEnv::new(&[
+        ("FINFLOW_DATABASE_URL", &test_db.url),
+        ("FINFLOW_FINFRA__BASE_URL", &sandbox.base_url),
+        ("FINFLOW_FINFRA__CLIENT_ID", &sandbox.client_id),
+        ("FINFLOW_FINFRA__CLIENT_SECRET", &sandbox.client_secret),
+        ("FINFLOW_FINFRA__TIMEOUT_SECS", "2"),
+        ("FINFLOW_CALLBACKS__AUTH_KEY", CALLBACK_KEY),
+        (
+            "FINFLOW_WORKER__WORKFLOWS_DIR",
+            workflows_dir.to_str().expect("a UTF-8 path"),
+        ),
+        // A killed worker's workflows are taken over when their lease ends.
+        ("FINFLOW_WORKER__LEASE_SECS", "2"),
+        ("FINFLOW_WORKER__CONCURRENCY", &concurrency),
+    ]);
+    let receiver = env.start_worker(loopback(receiver_port));
+    let others: Vec<_> = (1..run.workers)
+        .map(|_| env.start_worker(loopback(free_port())))
+        .collect();
+    clock.note(format_args!(
+        "workers {} and {:?}",
+        receiver.id,
+        others.iter().map(|w| &w.id).collect::<Vec<_>>()
+    ));
+    Fleet {
+        sandbox,
+        env,
+        receiver,
+        receiver_port,
+        others,
+    }
+}
+
+/// SIGKILLs `receiver` (the worker Finfra's callbacks go to) while it is in the middle of
+/// calls and callbacks are on their way to it, with a good part of the work done, keeps it
+/// down until a delivery to it has failed, and starts it again on the same port. Returns
+/// the workflows it held mid-call and the new worker.
+pub async fn kill_receiver_mid_call(
+    db: &Db,
+    sandbox: &SandboxProcess,
+    env: &FinflowEnv,
+    mut receiver: WorkerProcess,
+    port: u16,
+    clock: &Clock,
+) -> (Vec<WorkflowRow>, WorkerProcess) {
+    for _ in 0..5 {
+        wait_for_kill_point(db, sandbox, &receiver.id, clock).await;
+        receiver.kill();
+        // Frozen now: nobody may take these over before their lease ends.
+        let interrupted = db.held_mid_call(&receiver.id).await;
+        let ledger = sandbox.ledger().await;
+        clock.note(format_args!(
+            "SIGKILLed {} holding {} workflows mid-call, {} callbacks undelivered",
+            receiver.id,
+            interrupted.len(),
+            undelivered(&ledger)
+        ));
+        // Down until a delivery has failed (any attempt from now on does), so the sandbox
+        // has to deliver it again to the restarted worker.
+        let delivery_failed = undelivered(&ledger) > 0
+            && wait_for_delivery_attempt(sandbox, ledger.callback_attempts).await;
+        receiver = env.start_worker(loopback(port));
+        clock.note(format_args!("restarted as {}", receiver.id));
+        if !interrupted.is_empty() && delivery_failed {
+            return (interrupted, receiver);
+        }
+        // The calls all finished, or the callbacks were delivered, between the look and
+        // the kill: try again.
+    }
+    panic!(
+        "could not kill the worker in the middle of a call with callbacks on their way in 5 tries"
+    );
+}
+
+/// Waits until a fifth of the workflows are terminal, `worker` holds at least one workflow
+/// mid-call and the sandbox has callbacks still to deliver.
+async fn wait_for_kill_point(db: &Db, sandbox: &SandboxProcess, worker: &str, clock: &Clock) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (terminal, total) = db.progress().await;
+        if terminal * 5 >= total
+            && !db.held_mid_call(worker).await.is_empty()
+            && undelivered(&sandbox.ledger().await) > 0
+        {
+            clock.note(format_args!(
+                "{terminal}/{total} terminal: killing {worker}"
+            ));
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{worker} never held a workflow mid-call ({terminal}/{total} terminal)"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Callback deliveries the sandbox has neither completed nor given up.
+pub fn undelivered(ledger: &Ledger) -> u64 {
+    let deliveries = ledger.callbacks_emitted.values().sum::<u64>() + ledger.callbacks_duplicated;
+    deliveries.saturating_sub(ledger.callbacks_delivered + ledger.callbacks_failed)
+}
+
+/// Whether the sandbox starts a callback delivery (beyond the first `attempts`) within 5 s.
+async fn wait_for_delivery_attempt(sandbox: &SandboxProcess, attempts: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if sandbox.ledger().await.callback_attempts > attempts {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Waits (bounded) until no workflow is left to run; fails at once if one needs a person.
+pub async fn wait_until_all_terminal(db: &Db, since: Instant, within: Duration, clock: &Clock) {
+    let mut last = (0, 0);
+    loop {
+        let (terminal, total) = db.progress().await;
+        if terminal == total {
+            return;
+        }
+        if (terminal, total) != last && terminal % 20 == 0 {
+            clock.note(format_args!("{terminal}/{total} terminal"));
+        }
+        last = (terminal, total);
+        let stuck = db.needing_attention().await;
+        if !stuck.is_empty() {
+            panic!(
+                "workflows need attention, which no fault of this run should cause:\n{}",
+                diagnose(db, &stuck).await
+            );
+        }
+        if since.elapsed() > within {
+            let left: Vec<WorkflowRow> = db
+                .workflows()
+                .await
+                .into_values()
+                .filter(|w| !matches!(w.status.as_str(), "completed" | "failed" | "cancelled"))
+                .collect();
+            panic!(
+                "{} workflows not terminal after {within:?}:\n{}",
+                left.len(),
+                diagnose(db, &left).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A few workflows with the tail of their journal, for a failure message.
+pub async fn diagnose(db: &Db, workflows: &[WorkflowRow]) -> String {
+    let mut out = String::new();
+    for w in workflows.iter().take(5) {
+        out.push_str(&format!(
+            "- {} {} {}/{} lease {:?}: {:?}\n",
+            w.business_key, w.id, w.state, w.status, w.lease_owner, w.last_error
+        ));
+        let journal = db.journal(&w.id).await;
+        for row in journal.iter().skip(journal.len().saturating_sub(10)) {
+            out.push_str(&format!(
+                "    #{} {} {} -> {} {:?} by {}\n",
+                row.seq, row.step, row.action, row.outcome, row.error, row.worker_id
+            ));
+        }
+    }
+    out
+}
+
+/// The journal shows the kill: each call the dead worker had in flight was taken over by
+/// another worker, which first recorded it as interrupted (and so reconciled it).
+pub async fn check_recovery(db: &Db, interrupted: &[WorkflowRow]) {
+    for w in interrupted {
+        let killed = w.lease_owner.as_deref().expect("held by the killed worker");
+        let journal = db.journal(&w.id).await;
+        let taken_over = journal
+            .iter()
+            .find(|row| row.outcome == "interrupted" && row.worker_id != killed)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no `interrupted` row after {killed} died mid-call in {}:\n{journal:#?}",
+                    w.business_key, w.state
+                )
+            });
+        assert_eq!(taken_over.action, "call_interrupted");
+        assert!(
+            journal
+                .iter()
+                .filter(|row| row.seq > taken_over.seq)
+                .all(|row| row.worker_id != killed),
+            "{}: the dead worker wrote after the takeover",
+            w.business_key
+        );
+    }
+    let recovered: BTreeSet<String> = db
+        .journal_with_outcome("interrupted")
+        .await
+        .into_iter()
+        .map(|row| row.workflow_id)
+        .collect();
+    assert!(
+        interrupted.iter().all(|w| recovered.contains(&w.id)),
+        "SQL on step_journal shows every recovery"
+    );
+}
+
+/// The engine met the faults (it did not just get lucky): 429s, ambiguous outcomes and
+/// plain retries are all in the journal.
+pub async fn check_engine_saw_the_faults(db: &Db) {
+    for outcome in ["rate_limited", "ambiguous", "retry"] {
+        assert!(
+            !db.journal_with_outcome(outcome).await.is_empty(),
+            "no `{outcome}` row in the journal"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! Issue 4's end-to-end test: the promise "a loan is disbursed at most once, whatever
+//! crashes, timeouts, retries, duplicated callbacks or operator actions happen, and every
+//! rupiah repaid is applied exactly once", checked on the real binaries, once per backend.
+//!
+//! One run: `finflow sandbox` whose borrowers sign, banks pay out and borrowers repay on
+//! their own, with seeded faults (500s, 429s, ambiguous failures that apply the request and
+//! then drop the connection or answer too late, on every endpoint including loan creation
+//! and disbursement; duplicated and reordered callbacks); `finflow run` workers on one
+//! database; [`JOURNEYS`] journeys, each an `onboard-borrower` and an `originate-loan` that
+//! names it by business key and waits for it, across the four products (PERSONAL and
+//! BUSINESS, single payment and BNPL). The worker receiving the callbacks is SIGKILLed in
+//! the middle of calls and started again. Afterwards, from the sandbox's ledger: every loan
+//! was created once and has exactly one accepted disbursement, no disbursement request was
+//! sent for a loan already disbursing, every payment was applied once and adds up to the
+//! loan; from SQL: every loan is `PAID` and every workflow completed.
+
+mod e2e;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use e2e::db::{Db, WorkflowRow};
+use e2e::journeys::{Journey, journeys};
+use e2e::run::{
+    Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_recovery,
+    diagnose, kill_receiver_mid_call, start_fleet, wait_until_all_terminal,
+};
+use finfra_sandbox::{Ledger, LoanSummary};
+use store::NewWorkflow;
+use store::testing::{TestBackend, TestDb};
+
+/// Journeys per run (the issue asks for at least 200).
+const JOURNEYS: usize = 200;
+/// From the first submit until every workflow is terminal. A healthy run needs well under
+/// half of it.
+const SETTLE_WITHIN: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journeys_survive_faults_and_a_killed_worker_on_sqlite() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let run = Run {
+        seed: 31,
+        workers: 1,
+        concurrency: 32,
+    };
+    store::testing::run(TestBackend::Sqlite, true, |db| scenario(db, run)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journeys_survive_faults_and_a_killed_worker_on_postgres() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let run = Run {
+        seed: 37,
+        workers: 2,
+        concurrency: 16,
+    };
+    store::testing::run(TestBackend::Postgres, true, |db| scenario(db, run)).await;
+}
+
+async fn scenario(test_db: TestDb, run: Run) {
+    let clock = Clock::new(test_db.backend);
+    let db = Db {
+        store: test_db.store.clone(),
+    };
+    let n = std::env::var("FINFLOW_E2E_JOURNEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(JOURNEYS);
+    let journeys = journeys(n);
+    assert_eq!(journeys.len(), n, "enough approvable applicants");
+
+    let Fleet {
+        sandbox,
+        env,
+        receiver,
+        receiver_port,
+        others: _others,
+    } = start_fleet(
+        &test_db,
+        run,
+        FaultRates {
+            error_500: 0.02,
+            error_429: 0.002,
+            error_429_without_retry_after: 0.0,
+            ambiguous: 0.03,
+            ambiguous_timeout: 0.003,
+            duplicate_callback: 0.2,
+        },
+        &clock,
+    )
+    .await;
+
+    // The loans first, for half of the journeys: they wait for onboardings not yet
+    // submitted. Then every onboarding, then the other loans.
+    let (early, late) = journeys.split_at(n / 2);
+    for (i, journey) in early.iter().enumerate() {
+        submit_loan(&db, journey, i).await;
+    }
+    for journey in &journeys {
+        let applicant = &journey.applicant;
+        let mut new = NewWorkflow::new(
+            "onboard-borrower",
+            applicant.business_key.clone(),
+            applicant.input(),
+        );
+        new.definition_name = applicant.product.definition().to_owned();
+        db.store.submit(&new).await.expect("submit an onboarding");
+    }
+    for (i, journey) in late.iter().enumerate() {
+        submit_loan(&db, journey, early.len() + i).await;
+    }
+    let submitted = Instant::now();
+    clock.note(format_args!("{n} journeys submitted"));
+
+    let (interrupted, _receiver) =
+        kill_receiver_mid_call(&db, &sandbox, &env, receiver, receiver_port, &clock).await;
+
+    wait_until_all_terminal(&db, submitted, SETTLE_WITHIN, &clock).await;
+    clock.note("every workflow is terminal");
+
+    let ledger = sandbox.ledger().await;
+    let loans = sandbox.loans().await;
+    let workflows = db.workflows().await;
+    check_workflows(&db, &journeys, &workflows).await;
+    let ours = check_loans_view(&db, &journeys).await;
+    check_ledger(&ledger, &loans, &ours);
+    check_recovery(&db, &interrupted).await;
+    check_engine_saw_the_faults(&db).await;
+    check_money_calls_were_ambiguous(&db).await;
+    clock.note(format_args!(
+        "checked: faults injected {:?}, {} callbacks duplicated, {} payments",
+        ledger.faults_injected,
+        ledger.callbacks_duplicated,
+        ledger.payments_applied.values().sum::<u64>()
+    ));
+}
+
+async fn submit_loan(db: &Db, journey: &Journey, index: usize) {
+    let mut new = NewWorkflow::new(
+        "originate-loan",
+        journey.loan_key.clone(),
+        journey.loan_input(index),
+    );
+    new.definition_name = journey.product().definition().to_owned();
+    let submitted = db.store.submit(&new).await.expect("submit a loan");
+    assert!(submitted.created, "{} was new", journey.loan_key);
+}
+
+/// Every onboarding approved its borrower, every loan was paid.
+async fn check_workflows(db: &Db, journeys: &[Journey], workflows: &BTreeMap<String, WorkflowRow>) {
+    assert_eq!(
+        workflows.len(),
+        journeys.len() * 2,
+        "two workflows a journey"
+    );
+    let mut offenders = Vec::new();
+    for journey in journeys {
+        for (key, state) in [
+            (&journey.applicant.business_key, "approved"),
+            (&journey.loan_key, "paid"),
+        ] {
+            let w = &workflows[key];
+            if (w.status.as_str(), w.state.as_str()) != ("completed", state) {
+                offenders.push(w.clone());
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "{} workflows did not complete as expected:\n{}",
+        offenders.len(),
+        diagnose(db, &offenders).await
+    );
+}
+
+/// One loan as the `loans` view shows it.
+#[derive(Debug, sqlx::FromRow)]
+struct LoanRow {
+    business_key: String,
+    loan_unique_id: Option<String>,
+    loan_status: Option<String>,
+    payments: Option<i64>,
+    amount_paid: Option<String>,
+    amount_outstanding: Option<String>,
+    disbursement_failures: Option<i64>,
+}
+
+/// What SQL says of each loan: `PAID`, nothing outstanding. Returns them by unique id.
+async fn check_loans_view(db: &Db, journeys: &[Journey]) -> BTreeMap<String, LoanRow> {
+    let sql = "SELECT business_key, loan_unique_id, loan_status, \
+               CAST(payments AS BIGINT) AS payments, CAST(amount_paid AS TEXT) AS amount_paid, \
+               CAST(amount_outstanding AS TEXT) AS amount_outstanding, \
+               CAST(disbursement_failures AS BIGINT) AS disbursement_failures FROM loans";
+    let rows: Vec<LoanRow> = match db.store.backend() {
+        store::Backend::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        store::Backend::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+    }
+    .expect("SELECT ... FROM loans");
+    assert_eq!(rows.len(), journeys.len(), "one row per loan in `loans`");
+    let mut by_id = BTreeMap::new();
+    for row in rows {
+        assert_eq!(row.loan_status.as_deref(), Some("PAID"), "{row:?}");
+        assert!(
+            row.amount_outstanding
+                .as_deref()
+                .is_some_and(|a| decimal(a) == 0),
+            "{row:?}"
+        );
+        assert_eq!(row.disbursement_failures, Some(0), "{row:?}");
+        let id = row.loan_unique_id.clone().expect("a unique id");
+        by_id.insert(id, row);
+    }
+    by_id
+}
+
+/// The sandbox's ledger: each loan created once, one disbursement accepted, no
+/// disbursement sent to a loan already disbursing, every payment applied once and all of
+/// them adding up to the loan; nothing sent inside a `Retry-After` window.
+fn check_ledger(ledger: &Ledger, loans: &[LoanSummary], ours: &BTreeMap<String, LoanRow>) {
+    let theirs: BTreeSet<&str> = loans.iter().map(|l| l.unique_id.as_str()).collect();
+    let mine: BTreeSet<&str> = ours.keys().map(String::as_str).collect();
+    assert_eq!(theirs, mine, "the sandbox has exactly our loans");
+    let not_once = |counts: &BTreeMap<String, u64>| -> Vec<String> {
+        mine.iter()
+            .filter(|id| counts.get(**id).copied() != Some(1))
+            .map(|id| format!("{id}: {:?}", counts.get(*id)))
+            .collect()
+    };
+    assert_eq!(
+        not_once(&ledger.loans_created),
+        Vec::<String>::new(),
+        "loans created other than once"
+    );
+    assert_eq!(
+        not_once(&ledger.disbursements_accepted),
+        Vec::<String>::new(),
+        "loans disbursed other than once"
+    );
+    assert!(
+        ledger.disbursement_conflicts.is_empty(),
+        "disbursement requests sent for loans already disbursing: {:?}",
+        ledger.disbursement_conflicts
+    );
+    for loan in loans {
+        let row = &ours[&loan.unique_id];
+        assert_eq!(loan.status, "PAID", "{loan:?}");
+        assert_eq!(
+            decimal(&loan.paid_amount),
+            decimal(&loan.total_amount),
+            "{loan:?}"
+        );
+        assert_eq!(
+            row.amount_paid.as_deref().map(decimal),
+            Some(decimal(&loan.total_amount)),
+            "{}: we counted a different amount paid than Finfra: {row:?} vs {loan:?}",
+            row.business_key
+        );
+        let applied = ledger
+            .payments_applied
+            .get(&loan.unique_id)
+            .copied()
+            .unwrap_or(0);
+        assert!(applied > 0, "{loan:?} was never paid into");
+        assert_eq!(
+            row.payments.and_then(|p| u64::try_from(p).ok()),
+            Some(applied),
+            "{}: every payment applied once",
+            row.business_key
+        );
+    }
+    assert_eq!(
+        ledger.total_requests_inside_retry_after(),
+        0,
+        "requests sent inside a Retry-After window: {:?}",
+        ledger.requests_inside_retry_after
+    );
+    assert!(ledger.callbacks_duplicated > 0, "no duplicated callback");
+    assert_eq!(ledger.callbacks_failed, 0, "a callback was given up");
+}
+
+/// The faults reached the calls that move money: a loan creation and a disbursement each
+/// had an unknown outcome somewhere in the run, and were reconciled.
+async fn check_money_calls_were_ambiguous(db: &Db) {
+    let ambiguous: BTreeSet<String> = db
+        .journal_with_outcome("ambiguous")
+        .await
+        .into_iter()
+        .map(|row| row.action)
+        .collect();
+    assert!(
+        ambiguous.contains("disburse_loan"),
+        "no ambiguous disbursement in the run: {ambiguous:?}"
+    );
+    assert!(
+        ambiguous.contains("create_single_payment_loan") || ambiguous.contains("create_bnpl_loan"),
+        "no ambiguous loan creation in the run: {ambiguous:?}"
+    );
+}
+
+/// An amount in cents, from a decimal string such as `"5150000.00"` or `"0"`.
+fn decimal(text: &str) -> i64 {
+    let (units, cents) = text.split_once('.').unwrap_or((text, "0"));
+    let cents = format!("{cents:0<2}");
+    let value = |s: &str| s.parse::<i64>().unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    value(units) * 100 + value(&cents[..2])
+}
