@@ -275,6 +275,36 @@ impl Store {
         }
     }
 
+    /// How many workflows are due now and free: what the due scan ([`Store::claim_due`])
+    /// would claim, counted with the same predicate (one indexed count).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn due_count(&self) -> Result<i64, StoreError> {
+        Ok(match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM workflows WHERE next_run_at <= now() \
+                     AND status NOT IN ('completed', 'failed', 'cancelled') \
+                     AND (lease_until IS NULL OR lease_until <= now())",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+            Backend::Sqlite(pool) => {
+                let now = crate::time::to_sqlite(chrono::Utc::now());
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM workflows WHERE next_run_at <= $1 \
+                     AND status NOT IN ('completed', 'failed', 'cancelled') \
+                     AND (lease_until IS NULL OR lease_until <= $1)",
+                )
+                .bind(now)
+                .fetch_one(pool)
+                .await?
+            }
+        })
+    }
+
     /// Counts per kind, state and status, from the `workflow_status_counts` view, ordered by
     /// kind, state, status.
     ///

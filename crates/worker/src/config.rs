@@ -146,6 +146,25 @@ pub struct WorkerConfig {
     pub lease_secs: u64,
     /// The folder of workflow definitions (`*.toml`).
     pub workflows_dir: PathBuf,
+    /// Connections in the process's database pool; 0 picks one: on PostgreSQL
+    /// `concurrency` + 4 (the wake-up listener, the due scan and the callback receiver
+    /// beside the steps), on SQLite 4 (one writer at a time in any case).
+    pub database_connections: u32,
+}
+
+impl WorkerConfig {
+    /// The pool size for `database_url`: the configured one, else as documented on
+    /// [`Self::database_connections`]; `None` leaves the store's default.
+    pub fn pool_size(&self, database_url: &str) -> Option<u32> {
+        if self.database_connections > 0 {
+            return Some(self.database_connections);
+        }
+        database_url.starts_with("postgres").then(|| {
+            u32::try_from(self.concurrency)
+                .unwrap_or(u32::MAX)
+                .saturating_add(4)
+        })
+    }
 }
 
 /// How finflow reaches Finfra's partner API.
@@ -201,6 +220,7 @@ struct WorkerDefaults {
     concurrency: usize,
     lease_secs: u64,
     workflows_dir: &'static str,
+    database_connections: u32,
 }
 
 #[derive(Serialize)]
@@ -224,6 +244,7 @@ impl Default for Defaults {
                 concurrency: 16,
                 lease_secs: 10,
                 workflows_dir: "workflows",
+                database_connections: 0,
             },
             metrics: MetricsDefaults {
                 listen: DEFAULT_METRICS_LISTEN,
@@ -501,6 +522,21 @@ mod tests {
                 .expect_err("a port alone is not an address")
                 .to_string();
             assert!(error.contains("metrics.listen"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_pool_fits_the_concurrency_on_postgres_unless_configured() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FINFLOW_WORKER__CONCURRENCY", "32");
+            let config = load_with(jail, None).expect("load");
+            assert_eq!(config.worker.pool_size("postgres://db/finflow"), Some(36));
+            assert_eq!(config.worker.pool_size("sqlite://finflow.db"), None);
+            jail.set_env("FINFLOW_WORKER__DATABASE_CONNECTIONS", "8");
+            let config = load_with(jail, None).expect("load");
+            assert_eq!(config.worker.pool_size("postgres://db/finflow"), Some(8));
+            assert_eq!(config.worker.pool_size("sqlite://finflow.db"), Some(8));
             Ok(())
         });
     }

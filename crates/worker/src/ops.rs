@@ -19,7 +19,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use store::{Backend, Status, Store};
+use store::{Status, Store};
 
 use crate::metrics::{self, GaugeSample};
 
@@ -102,7 +102,7 @@ async fn store_gauges(store: &Store, out: &mut String) {
         Ok(Err(error)) => tracing::warn!(error.message = %error, "metrics: status counts failed"),
         Err(_) => tracing::warn!("metrics: status counts timed out"),
     }
-    match tokio::time::timeout(DB_TIMEOUT, due_count(store)).await {
+    match tokio::time::timeout(DB_TIMEOUT, store.due_count()).await {
         Ok(Ok(due)) => metrics::render_gauge(
             out,
             "finflow_due_workflows",
@@ -138,33 +138,6 @@ fn workflow_samples(per: &BTreeMap<(String, &'static str), i64>) -> Vec<GaugeSam
         }
     }
     samples
-}
-
-/// Workflows whose `next_run_at` has come and that no live lease holds: what the due scan
-/// would claim now. Read directly, like apalis does with the pools: one indexed count
-/// (`workflows_due_idx`), the same predicate as `Store::claim_due`.
-async fn due_count(store: &Store) -> Result<i64, sqlx::Error> {
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM workflows WHERE next_run_at <= now() \
-                 AND status NOT IN ('completed', 'failed', 'cancelled') \
-                 AND (lease_until IS NULL OR lease_until <= now())",
-            )
-            .fetch_one(pool)
-            .await
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM workflows \
-                 WHERE next_run_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-                 AND status NOT IN ('completed', 'failed', 'cancelled') \
-                 AND (lease_until IS NULL OR lease_until <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            )
-            .fetch_one(pool)
-            .await
-        }
-    }
 }
 
 fn one_line(text: &str) -> String {

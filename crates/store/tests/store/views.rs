@@ -11,6 +11,7 @@ use crate::{count, step, submit_and_claim};
 store::test_both_backends!(
     views_show_counts_and_latest_steps,
     borrowers_loans_and_unmatched_callbacks_read_the_facts,
+    due_count_counts_what_the_due_scan_would_claim,
 );
 
 async fn views_show_counts_and_latest_steps(db: TestDb) {
@@ -229,4 +230,32 @@ async fn borrowers_loans_and_unmatched_callbacks_read_the_facts(db: TestDb) {
         )]
     );
     assert_eq!(unmatched, vec![("evt-lost".into(), "user_created".into())]);
+}
+
+/// The backlog gauge: due and free, as `claim_due` sees it.
+async fn due_count_counts_what_the_due_scan_would_claim(db: TestDb) {
+    let store = &db.store;
+    assert_eq!(store.due_count().await.expect("count"), 0);
+    store
+        .submit(&crate::new_workflow("due-1"))
+        .await
+        .expect("submit");
+    let held = submit_and_claim(store, "due-2", "w1").await;
+    assert_eq!(
+        store.due_count().await.expect("count"),
+        1,
+        "a held one is not free"
+    );
+    let later = step(
+        &held,
+        "sleeping",
+        Status::Sleeping,
+        Some(Utc::now() + TimeDelta::hours(1)),
+    );
+    store.commit_step(&later).await.expect("commit");
+    assert_eq!(
+        store.due_count().await.expect("count"),
+        1,
+        "nor one due later"
+    );
 }

@@ -23,7 +23,11 @@ use worker::config::Config;
 /// The database cannot be opened or migrated; the message names it, without a password.
 pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<store::Store> {
     let url = config.database_url.redacted();
-    let store = store::Store::connect(config.database_url.expose())
+    let options = store::StoreOptions {
+        max_connections: config.worker.pool_size(config.database_url.expose()),
+        ..store::StoreOptions::default()
+    };
+    let store = store::Store::connect_with(config.database_url.expose(), &options)
         .await
         .with_context(|| format!("cannot open the database {url}"))?;
     if migrate {
