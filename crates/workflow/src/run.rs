@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use finfra_api::retry::{self, Jitter, RetryDecision, RetryPolicy};
 
 use crate::action::{Action, CallPurpose, Expected, Poll, Reason, SleepReason};
+use crate::event::Event;
 use crate::failure::{CallFailure, FailureKind};
 use crate::ids::{OperationKey, WorkflowId, seed};
 use crate::machine::Status;
@@ -566,6 +567,42 @@ pub fn poll_failed(
             .with_hint("resolve with {\"retry\": true} to wait again"),
         )),
     }
+}
+
+/// What every machine does with an event before its phase sees it (after the operator's
+/// commands, which each machine judges itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// `Start` or `CallInterrupted` on a finished or stuck workflow: report where it stands.
+    Resume(String),
+    /// Any other event on a finished or stuck workflow: nothing to do.
+    Ignore(String),
+}
+
+/// [`Settled`] for `event` in a phase named `phase` that is `terminal`, or stuck in
+/// `needs_attention`; `None` when the phase handles the event.
+#[must_use]
+pub fn before_phase(
+    event: &Event,
+    phase: &str,
+    terminal: bool,
+    needs_attention: bool,
+) -> Option<Settled> {
+    if matches!(event, Event::Start | Event::CallInterrupted) && (terminal || needs_attention) {
+        return Some(Settled::Resume(format!("resumed: the workflow is {phase}")));
+    }
+    if terminal {
+        return Some(Settled::Ignore(format!(
+            "{} ignored: the workflow is {phase}",
+            event.name()
+        )));
+    }
+    needs_attention.then(|| {
+        Settled::Ignore(format!(
+            "{} ignored: waiting for an operator to resolve or cancel",
+            event.name()
+        ))
+    })
 }
 
 /// The action of a step that makes a call, in its run's stage: the step's own request,

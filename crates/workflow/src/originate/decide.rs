@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::event::Event;
 use crate::ids::UserId;
 use crate::machine::{Status, Transition};
-use crate::run::{Run, Stage, Waiting};
+use crate::run::{self, Run, Settled, Stage, Waiting};
 
 use super::flow::{self, advance, ignore};
 use super::state::{OriginateState, Phase, RejectWhy, Step};
@@ -22,32 +22,11 @@ pub(super) fn decide(state: &OriginateState, event: &Event, now: DateTime<Utc>) 
         Event::Resolve { by, reason, data } => return resolve(state, by, reason, data, now),
         _ => {}
     }
-    if matches!(event, Event::Start | Event::CallInterrupted)
-        && (state.phase.is_terminal() || matches!(state.phase, Phase::NeedsAttention { .. }))
-    {
-        return flow::resume(
-            state,
-            format!("resumed: the workflow is {}", state.phase.name()),
-        );
-    }
-    if state.phase.is_terminal() {
-        return ignore(
-            state,
-            format!(
-                "{} ignored: the workflow is {}",
-                event.name(),
-                state.phase.name()
-            ),
-        );
-    }
-    if let Phase::NeedsAttention { .. } = state.phase {
-        return ignore(
-            state,
-            format!(
-                "{} ignored: waiting for an operator to resolve or cancel",
-                event.name()
-            ),
-        );
+    let stuck = matches!(state.phase, Phase::NeedsAttention { .. });
+    match run::before_phase(event, state.phase.name(), state.phase.is_terminal(), stuck) {
+        Some(Settled::Resume(note)) => return flow::resume(state, note),
+        Some(Settled::Ignore(note)) => return ignore(state, note),
+        None => {}
     }
     if state.phase.run().is_some() {
         calls::on_event(state, event, now)

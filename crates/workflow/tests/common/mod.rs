@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod determinism;
+pub mod table;
+
 use std::path::PathBuf;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};

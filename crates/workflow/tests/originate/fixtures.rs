@@ -13,8 +13,8 @@ use finfra_api::model::loan::{DisbursementAccepted, Loan, LoanStatus, SigningSes
 use finfra_api::model::virtual_account::{BankCode, VirtualAccount};
 use workflow::originate::OriginateState;
 use workflow::{
-    Action, CallPurpose, CallbackEvent, Event, FinfraResponse, Kind, OriginateLoan, Outcome,
-    Status, Workflow, WorkflowFinished, WorkflowId,
+    Action, CallbackEvent, Event, FinfraResponse, Kind, OriginateLoan, Outcome, Status, Workflow,
+    WorkflowFinished, WorkflowId,
 };
 
 use crate::common::{USER, WORKFLOW, at, registry, t0};
@@ -412,14 +412,6 @@ pub fn sends_disbursement(action: &Action) -> bool {
     matches!(
         action.request(),
         Some(workflow::FinfraRequest::DisburseLoan { .. })
-    )
-}
-
-/// Whether the action sends a request that must not be sent twice.
-pub fn sends_non_idempotent(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::Call { purpose: CallPurpose::Perform, request, .. } if request.effect().needs_reconcile()
     )
 }
 
