@@ -197,3 +197,49 @@ fn a_timeout_still_prints_the_summary_and_fails() {
     assert!(stdout.contains("Not finished"), "{report}");
     assert!(stdout.contains("Look inside"), "{report}");
 }
+
+/// `--database-url postgres://...` runs the same on PostgreSQL, in that database as it is
+/// (here a fresh, unmigrated one: the demo migrates it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_on_postgresql_too() {
+    store::testing::run(
+        store::testing::TestBackend::Postgres,
+        false,
+        |db| async move {
+            let dir = TempDir::new();
+            let output = demo(
+                &dir.0,
+                &[
+                    "--journeys",
+                    "4",
+                    "--seed",
+                    "5",
+                    "--timeout",
+                    "60",
+                    "--database-url",
+                    &db.url,
+                ],
+            );
+            let report = text(&output);
+            assert!(output.status.success(), "{report}");
+            assert!(
+                String::from_utf8_lossy(&output.stdout).contains("psql '"),
+                "the SQL to look inside is PostgreSQL's:\n{report}"
+            );
+            assert!(!dir.0.join("finflow-demo.db").exists(), "no SQLite file");
+            let pool = db.store.pg_pool().expect("PostgreSQL");
+            let unfinished: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM workflows WHERE status NOT IN ('completed', 'failed')",
+            )
+            .fetch_one(pool)
+            .await
+            .expect("count");
+            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM workflows")
+                .fetch_one(pool)
+                .await
+                .expect("count");
+            assert_eq!((total, unfinished), (8, 0), "{report}");
+        },
+    )
+    .await;
+}
