@@ -56,9 +56,16 @@ pub struct OriginateInput {
 struct Errors(Vec<FieldError>);
 
 impl Errors {
+    /// Records a problem; only the first one of each path is kept (a field that does not
+    /// parse gets a stand-in value so that the other fields' checks still run, and the
+    /// stand-in must not add problems of its own).
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        if self.has(&path) {
+            return;
+        }
         self.0.push(FieldError {
-            path: path.into(),
+            path,
             message: message.into(),
         });
     }
@@ -350,45 +357,42 @@ fn borrower(top: &Map<String, Value>, e: &mut Errors) -> Option<BorrowerRef> {
     }
 }
 
+/// The loan's terms as given. A field that does not parse (its problem recorded) gets a
+/// stand-in that no rule about the other fields can trip on (a principal so large that every
+/// rate of it is nil, zero rates, a date far ahead), so that every other field is still
+/// checked against Finfra's rules and the definition's limits; `None` only without a loan
+/// object or its type. The stand-ins never reach a workflow: with a problem recorded,
+/// `validate` refuses the input.
 fn terms(top: &Map<String, Value>, e: &mut Errors) -> Option<LoanTerms> {
     let loan = object(top, "loan", "the product and its terms", e)?;
     let kind = loan.choice::<String>("type", LOAN_TYPES, true, e)?;
-    let principal = loan.decimal("principal_amount", true, e);
+    let principal_amount = loan
+        .decimal("principal_amount", true, e)
+        .unwrap_or(Decimal::MAX);
     if kind == "SINGLE_PAYMENT" {
         loan.unknown(SINGLE_KEYS, e);
-        let interest = loan.decimal("interest_amount", true, e);
-        let fee = loan.decimal("fee_amount", false, e);
-        let fee_bad = loan.map.get("fee_amount").is_some_and(|v| !v.is_null()) && fee.is_none();
-        let due_date = loan.date("due_date", e);
-        let purpose = loan.text("purpose", true, e);
-        if fee_bad {
-            return None;
-        }
         Some(LoanTerms::SinglePayment {
-            principal_amount: principal?,
-            interest_amount: interest?,
-            fee_amount: fee,
-            due_date: due_date?,
-            purpose: purpose?,
+            principal_amount,
+            interest_amount: loan
+                .decimal("interest_amount", true, e)
+                .unwrap_or(Decimal::ZERO),
+            fee_amount: loan.decimal("fee_amount", false, e),
+            due_date: loan.date("due_date", e).unwrap_or(NaiveDate::MAX),
+            purpose: loan.text("purpose", true, e).unwrap_or_default(),
         })
     } else {
         loan.unknown(BNPL_KEYS, e);
-        let tenor = loan.integer("tenor", e);
-        let frequency = loan.choice::<Frequency>("frequency", Frequency::KNOWN, true, e);
-        let rate = loan.decimal("interest_rate", true, e);
-        let first_due_date = loan.date("first_due_date", e);
-        let merchant_bad = loan.map.get("merchant_name").is_some_and(|v| !v.is_null());
-        let merchant_name = loan.text("merchant_name", false, e);
-        if merchant_bad && merchant_name.is_none() {
-            return None;
-        }
         Some(LoanTerms::Bnpl {
-            principal_amount: principal?,
-            tenor: tenor?,
-            frequency: frequency?,
-            interest_rate: rate?,
-            first_due_date: first_due_date?,
-            merchant_name,
+            principal_amount,
+            tenor: loan.integer("tenor", e).unwrap_or(1),
+            frequency: loan
+                .choice::<Frequency>("frequency", Frequency::KNOWN, true, e)
+                .unwrap_or(Frequency::Monthly),
+            interest_rate: loan
+                .decimal("interest_rate", true, e)
+                .unwrap_or(Decimal::ZERO),
+            first_due_date: loan.date("first_due_date", e).unwrap_or(NaiveDate::MAX),
+            merchant_name: loan.text("merchant_name", false, e),
         })
     }
 }
@@ -401,13 +405,11 @@ fn account(top: &Map<String, Value>, e: &mut Errors) -> Option<BankAccount> {
         e,
     )?;
     a.unknown(&["holder_name", "number", "swift_code"], e);
-    let holder_name = a.text("holder_name", true, e);
-    let number = a.text("number", true, e);
-    let swift_code = a.text("swift_code", true, e);
+    // Stand-ins as in `terms`: a missing field is already a problem of its own path.
     Some(BankAccount {
-        holder_name: holder_name?,
-        number: number?,
-        swift_code: swift_code?,
+        holder_name: a.text("holder_name", true, e).unwrap_or_default(),
+        number: a.text("number", true, e).unwrap_or_default(),
+        swift_code: a.text("swift_code", true, e).unwrap_or_default(),
     })
 }
 

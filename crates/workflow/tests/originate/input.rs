@@ -92,6 +92,36 @@ fn every_problem_is_listed_with_its_path() {
         );
     }
     assert!(message(&input, "loan.principal_amount").contains("not a JSON number"));
+    // A field that does not parse hides nothing: the other fields' content rules still run
+    // (decimals, SWIFT/BIC), and each path has one problem.
+    for path in ["loan.interest_amount", "disbursement_account.swift_code"] {
+        assert!(
+            got.contains(&path.to_owned()),
+            "{path} missing from {got:?}"
+        );
+    }
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "one problem per path: {got:?}");
+    // BNPL: an unknown frequency hides neither the tenor, the rate nor the date.
+    let mut input = bnpl_input();
+    input["loan"]["frequency"] = json!("DAILY");
+    input["loan"]["tenor"] = json!(40);
+    input["loan"]["interest_rate"] = json!("0.5");
+    input["loan"]["first_due_date"] = json!("2020-01-01");
+    let got = paths(&input);
+    for path in [
+        "loan.frequency",
+        "loan.tenor",
+        "loan.interest_rate",
+        "loan.first_due_date",
+    ] {
+        assert!(
+            got.contains(&path.to_owned()),
+            "{path} missing from {got:?}"
+        );
+    }
     // Content rules run when the shape is right.
     let mut input = single_input();
     input["loan"]["interest_amount"] = json!("150000.005");
