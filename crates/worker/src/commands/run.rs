@@ -71,6 +71,8 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
         Duration::from_secs(config.worker.lease_secs.max(1)),
         scope,
     );
+    // Before the banner: whoever reads it may signal at once.
+    let shutdown = crate::commands::shutdown_signal();
     println!(
         "finflow worker {worker_id}: database {url}, callbacks on http://{}, {ops_banner}",
         config.callbacks.listen
@@ -112,7 +114,7 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
         result
     });
 
-    crate::commands::shutdown_signal().await;
+    shutdown.await;
     eprintln!("finflow: shutting down (in-flight steps finish)");
     worker_state.set_running(false);
     let _ = stop_tx.send(true);

@@ -110,8 +110,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::start(config)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    // Before the banner: whoever reads it may signal at once.
+    let shutdown = super::shutdown_signal();
     print_banner(&sandbox);
-    super::shutdown_signal().await;
+    shutdown.await;
     eprintln!("finfra sandbox: shutting down");
     sandbox.shutdown().await;
     Ok(ExitCode::SUCCESS)
