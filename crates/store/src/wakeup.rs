@@ -143,6 +143,35 @@ impl Store {
         };
         Ok(done)
     }
+
+    /// Deletes apalis's registrations of workers not seen since `before` that no task
+    /// references any more. Every `finflow run` registers under a name of its own (host and
+    /// pid), so without this the table grows by one row per process ever started. Returns
+    /// how many were deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn prune_workers(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(
+                "DELETE FROM apalis.workers w WHERE w.last_seen < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
+            )
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Backend::Sqlite(pool) => sqlx::query(
+                "DELETE FROM Workers WHERE last_seen < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM Jobs j WHERE j.lock_by = Workers.id)",
+            )
+            .bind(before.timestamp())
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(done)
+    }
 }
 
 #[cfg(test)]

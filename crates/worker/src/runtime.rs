@@ -14,7 +14,8 @@
 //!   only cover tasks due now), workflows whose holder died (its lease expired), anything a
 //!   lost task would have left behind.
 //!
-//! Finished apalis tasks are pruned periodically. On shutdown, fetching stops and in-flight
+//! Finished apalis tasks, and the registrations of workers gone for a day, are pruned
+//! periodically. On shutdown, fetching stops and in-flight
 //! steps finish; a step cut short is reconciled by the next worker once its lease expires.
 
 use std::future::Future;
@@ -219,6 +220,12 @@ async fn prune_loop(store: store::Store, mut stop: watch::Receiver<bool>) {
         let before = Utc::now() - chrono::TimeDelta::minutes(10);
         if let Err(error) = store.prune_wakeups(before).await {
             tracing::warn!(error.message = %error, "pruning wake-ups failed");
+        }
+        // A live worker refreshes its registration every few seconds; a day without one
+        // is a process long gone.
+        let gone = Utc::now() - chrono::TimeDelta::days(1);
+        if let Err(error) = store.prune_workers(gone).await {
+            tracing::warn!(error.message = %error, "pruning apalis worker registrations failed");
         }
     }
 }

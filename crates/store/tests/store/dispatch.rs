@@ -212,4 +212,21 @@ async fn apalis_delivers_the_wakeup_payload(db: TestDb) {
         1,
         "a pending wake-up is kept"
     );
+
+    // Worker registrations: one seen within the cut-off stays; past it, with its finished
+    // task pruned, it goes.
+    assert_eq!(
+        db.store
+            .prune_workers(Utc::now() - TimeDelta::days(1))
+            .await
+            .expect("prune workers"),
+        0,
+        "a worker seen in the last day is kept"
+    );
+    let gone = db
+        .store
+        .prune_workers(Utc::now() + TimeDelta::minutes(1))
+        .await
+        .expect("prune workers");
+    assert!(gone >= 1, "the test worker's registration was pruned");
 }
