@@ -3,8 +3,9 @@
 //! A claim takes a workflow that is due (`next_run_at <= now`), not finished, and not held by
 //! a live lease (an expired one is fine: its worker is presumed dead). It marks the row
 //! `running`, records the lease, bumps `version` (so a late commit by a previous holder fails
-//! with `LeaseLost`), reads the workflow's pending callbacks, and schedules a wake-up at the
-//! lease's expiry: if this worker dies, the workflow resumes when the lease ends, without
+//! with `LeaseLost`) and reads the workflow's pending callbacks. A held workflow stays due
+//! (`next_run_at` is not moved), so if this worker dies, the due scan ([`Store::claim_due`])
+//! of any worker takes it over once the lease ends, without a wake-up of its own and without
 //! waiting for apalis's orphan recovery. A live lease blocks everyone, its holder included,
 //! so a duplicate wake-up never re-enters a step in flight.
 
@@ -167,7 +168,7 @@ impl Store {
     }
 
     /// Extends a held lease to `lease` from now (for a long step or inline continuation) and
-    /// schedules a wake-up at the new expiry. Returns the new expiry.
+    /// Returns the new expiry.
     ///
     /// # Errors
     /// [`StoreError::LeaseLost`] when this worker no longer holds the workflow at
@@ -194,7 +195,6 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let until = until.ok_or(StoreError::LeaseLost(workflow_id))?;
-                push_pg(&mut tx, &[(workflow_id, until)]).await?;
                 tx.commit().await?;
                 Ok(until)
             }
@@ -216,7 +216,6 @@ impl Store {
                 if done.rows_affected() == 0 {
                     return Err(StoreError::LeaseLost(workflow_id));
                 }
-                push_sqlite(&mut tx, &[(workflow_id, until)]).await?;
                 tx.commit().await?;
                 Ok(until)
             }
@@ -288,8 +287,8 @@ impl Store {
     }
 }
 
-/// Finishes a PostgreSQL claim of one returned row: pending events and the lease-expiry
-/// wake-up, in the claim's transaction.
+/// Finishes a PostgreSQL claim of one returned row: its pending events, in the claim's
+/// transaction.
 async fn claimed_pg(
     conn: &mut PgConnection,
     row: &sqlx::postgres::PgRow,
@@ -298,9 +297,6 @@ async fn claimed_pg(
     let workflow = Workflow::from_pg(row)?;
     let previous_status = row.try_get::<String, _>("previous_status")?.parse()?;
     let events = pending_events_pg(conn, workflow.id).await?;
-    if let Some(until) = workflow.lease_until {
-        push_pg(conn, &[(workflow.id, until)]).await?;
-    }
     Ok(Claimed {
         workflow,
         previous_status,
@@ -331,7 +327,6 @@ async fn claim_sqlite(
     .await?;
     let workflow = Workflow::from_sqlite(&row)?;
     let events = pending_events_sqlite(conn, workflow_id).await?;
-    push_sqlite(conn, &[(workflow_id, until)]).await?;
     Ok(Claimed {
         workflow,
         previous_status: previous.parse()?,

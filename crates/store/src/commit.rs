@@ -1,15 +1,15 @@
 //! Committing a step: the outcome of one step, in ONE transaction, or nothing.
 //!
-//! In order: (PostgreSQL) lock the correlation keys of the new waits (and of the announcement); update the workflow row
-//! if this worker still holds it at the version it claimed (else `LeaseLost`, nothing
-//! written); append the journal row; replace the wait registrations; mark the callbacks the
-//! step consumed as processed; for a terminal step, announce its end to the workflows waiting
-//! for it, and for new waits, copy the announcements they wait for (`crate::internal`);
-//! match already-received callbacks to the new waits; schedule
-//! the next wake-up — now, if an unprocessed callback is waiting for the workflow, else at
-//! `next_run_at`. A commit that keeps the lease (inline continuation) schedules no wake-up:
-//! its holder carries on, and the wake-up its claim (or last renewal) scheduled at the
-//! lease's expiry covers the holder's death.
+//! In order: (PostgreSQL) lock the correlation keys of the new waits (and of the
+//! announcement); update the workflow row if this worker still holds it at the version it
+//! claimed (else `LeaseLost`, nothing written); append the journal row; replace the wait
+//! registrations; mark the callbacks the step consumed as processed; for a terminal step,
+//! announce its end to the workflows waiting for it, and for new waits, copy the
+//! announcements they wait for (`crate::internal`); match already-received callbacks to the
+//! new waits; schedule the next wake-up — now, if an unprocessed callback is waiting for the
+//! workflow, else at `next_run_at`. A commit that keeps the lease (inline continuation)
+//! schedules no wake-up: its holder carries on, and if it dies the workflow (still due) is
+//! taken by the due scan once the lease ends.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

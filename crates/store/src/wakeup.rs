@@ -2,17 +2,17 @@
 //!
 //! A wake-up is a tiny apalis task in queue [`WAKEUP_QUEUE`] whose payload is a [`Wakeup`]
 //! (`{"workflow_id": "…"}`, JSON). It is written in the same transaction as the change that
-//! makes the workflow due (submit, step commit, matched callback, claim), with apalis's own
+//! makes the workflow due (submit, step commit, matched callback, command), with apalis's own
 //! insert (`apalis_postgres::queries::push_tasks` / `apalis_sqlite::queries`' `push_tasks`)
 //! on the transaction's connection, so a rollback removes it and a commit publishes both.
 //! On PostgreSQL, `finflow_submit` inserts the same row in SQL (`finflow_schedule_wakeup`).
 //!
 //! The task is only a hint. `workflows.next_run_at` is the truth: a worker handling a wake-up
 //! calls [`Store::claim`], which takes the workflow only if it is due and free; a stale or
-//! duplicate wake-up finds nothing and is acknowledged. Every claim schedules one more
-//! wake-up at its lease's expiry, so a worker that dies mid-step is replaced when its lease
-//! ends, whatever apalis's own orphan recovery does. [`Store::claim_due`] is the polling
-//! fallback for anything else (a wake-up apalis gave up on, a restored backup).
+//! duplicate wake-up finds nothing and is acknowledged. [`Store::claim_due`], run by every
+//! worker every 250 ms, takes whatever is due and free: the workflows of a worker that died
+//! mid-step (a held workflow stays due, so it is free once the lease ends), and anything a
+//! lost wake-up would have left behind (a wake-up apalis gave up on, a restored backup).
 //!
 //! The worker builds its apalis storage on [`Store::pg_pool`] / [`Store::sqlite_pool`] with
 //! `Config::default().queue(WAKEUP_QUEUE)` and handler argument type [`Wakeup`].

@@ -99,9 +99,9 @@ async fn only_due_unfinished_workflows_are_claimed(db: TestDb) {
     );
 }
 
-/// A worker that dies holding a lease is replaced once the lease ends: another worker claims
-/// it, and the dead worker's late commit is refused (nothing written). The claim scheduled a
-/// wake-up at the lease's expiry, so the hand-over does not depend on polling.
+/// A worker that dies holding a lease is replaced once the lease ends: the held workflow
+/// stays due, so another worker's due scan claims it, and the dead worker's late commit is
+/// refused (nothing written).
 async fn an_expired_lease_is_handed_over(db: TestDb) {
     let store = &db.store;
     let submitted = store
@@ -116,8 +116,8 @@ async fn an_expired_lease_is_handed_over(db: TestDb) {
         .expect("due");
     assert_eq!(
         wakeups(store, submitted.id).await,
-        2,
-        "submit + lease-expiry wake-up"
+        1,
+        "the submit's: a claim schedules none"
     );
 
     // While the lease lives, nobody else (not even worker-a again) gets it.
@@ -136,12 +136,18 @@ async fn an_expired_lease_is_handed_over(db: TestDb) {
             .is_none()
     );
 
+    assert!(
+        store
+            .claim_due("worker-b", 10, LEASE)
+            .await
+            .expect("scan")
+            .is_empty(),
+        "the scan skips a live lease"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let b = store
-        .claim(submitted.id, "worker-b", LEASE)
-        .await
-        .expect("claim")
-        .expect("lease expired");
+    let mut due = store.claim_due("worker-b", 10, LEASE).await.expect("scan");
+    assert_eq!(due.len(), 1, "the scan takes it once the lease ended");
+    let b = due.remove(0);
     assert_eq!(b.workflow.lease_owner.as_deref(), Some("worker-b"));
     assert_eq!(b.previous_status, Status::Running, "worker-a died mid-step");
     assert!(b.workflow.version > a.workflow.version);

@@ -85,13 +85,14 @@ async fn a_rolled_back_transaction_leaves_neither_state_nor_wakeup(db: TestDb) {
     assert_eq!(wakeups(store, id).await, 3);
 }
 
-/// Claim schedules the lease-expiry wake-up; a releasing commit schedules `next_run_at`; a
-/// commit that keeps the lease schedules none; a failed commit schedules none.
+/// A claim schedules no wake-up (the held workflow stays due for the scan); a releasing
+/// commit schedules `next_run_at`; a commit that keeps the lease schedules none; a failed
+/// commit schedules none.
 async fn step_commits_schedule_their_wakeup(db: TestDb) {
     let store = &db.store;
     let claimed = submit_and_claim(store, "sched-1", "worker-a").await;
     let id = claimed.workflow.id;
-    assert_eq!(wakeups(store, id).await, 2, "submit + lease expiry");
+    assert_eq!(wakeups(store, id).await, 1, "the submit's");
 
     let mut keep = step(&claimed, "step-2", Status::Running, Some(Utc::now()));
     keep.release_lease = false;
@@ -101,7 +102,7 @@ async fn step_commits_schedule_their_wakeup(db: TestDb) {
         .expect("commit keeping the lease");
     assert_eq!(
         wakeups(store, id).await,
-        2,
+        1,
         "the holder carries on; no wake-up"
     );
 
@@ -110,7 +111,7 @@ async fn step_commits_schedule_their_wakeup(db: TestDb) {
     assert!(store.commit_step(&stale).await.is_err());
     assert_eq!(
         wakeups(store, id).await,
-        2,
+        1,
         "a refused commit schedules nothing"
     );
 
@@ -118,7 +119,7 @@ async fn step_commits_schedule_their_wakeup(db: TestDb) {
     let mut sleep = step(&claimed, "step-3", Status::Sleeping, Some(later));
     sleep.expected_version = kept.version;
     store.commit_step(&sleep).await.expect("commit");
-    assert_eq!(wakeups(store, id).await, 3, "next_run_at scheduled");
+    assert_eq!(wakeups(store, id).await, 2, "next_run_at scheduled");
     let row = store.get(id).await.expect("get").expect("exists");
     assert_eq!(row.lease_owner, None);
     assert!(
