@@ -215,7 +215,9 @@ impl Applicant {
         input
     }
 
-    fn body(&self) -> Value {
+    /// The create-borrower body (the input's `borrower`): the reference's example, with
+    /// this applicant's NIK, name, birth date, email and phone.
+    pub fn body(&self) -> Value {
         let (day, month, year) = birth(self.index);
         let first_name = self.first_name();
         let (gender, title) = if female(self.index) {

@@ -139,6 +139,7 @@ pub mod machine;
 pub mod onboard;
 pub mod originate;
 pub mod request;
+mod resolution;
 pub mod response;
 pub mod run;
 mod serde_util;

@@ -7,8 +7,8 @@ use serde_json::Value;
 use finfra_api::model::borrower::BorrowerStatus;
 
 use crate::event::Event;
-use crate::ids::UserId;
 use crate::machine::{Status, Transition};
+use crate::resolution::{self, Resolution};
 use crate::run::{self, Settled};
 
 use super::flow::{self, advance, ignore};
@@ -71,40 +71,6 @@ fn cancel(state: &OnboardState, by: &str, reason: &str) -> T {
     )
 }
 
-/// What an operator may supply to `resolve`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Resolution {
-    /// `{}` or `{"retry": true}`: run the stuck step again (a step whose request's outcome
-    /// was unknown reconciles first; a wait starts afresh with a new deadline).
-    Retry,
-    /// `{"user_id": "<24 hex>"}`: the borrower's id, found by a person when `user_created`
-    /// was lost for good; the workflow carries on from the checks.
-    UserId(UserId),
-}
-
-fn parse(data: &Value) -> Result<Resolution, String> {
-    let map = match data {
-        Value::Null => return Ok(Resolution::Retry),
-        Value::Object(map) => map,
-        _ => return Err("data must be a JSON object".to_owned()),
-    };
-    if let Some(key) = map
-        .keys()
-        .find(|k| !["retry", "user_id"].contains(&k.as_str()))
-    {
-        return Err(format!("unknown field {key:?} (accepted: retry, user_id)"));
-    }
-    match (map.get("retry"), map.get("user_id")) {
-        (None, None) | (Some(Value::Bool(true)), None) => Ok(Resolution::Retry),
-        (None, Some(Value::String(id))) => UserId::new(id.clone())
-            .map(Resolution::UserId)
-            .map_err(|e| e.to_string()),
-        (Some(_), Some(_)) => Err("give either retry or user_id".to_owned()),
-        (Some(_), None) => Err("retry must be true".to_owned()),
-        (None, Some(_)) => Err("user_id must be a string".to_owned()),
-    }
-}
-
 fn resolve(state: &OnboardState, by: &str, reason: &str, data: &Value, now: DateTime<Utc>) -> T {
     let Phase::NeedsAttention { stuck, .. } = &state.phase else {
         return ignore(
@@ -115,7 +81,7 @@ fn resolve(state: &OnboardState, by: &str, reason: &str, data: &Value, now: Date
             ),
         );
     };
-    let resolution = match parse(data) {
+    let resolution = match resolution::parse(data) {
         Ok(resolution) => resolution,
         Err(message) => return ignore(state, format!("resolve refused: {message}")),
     };

@@ -1,13 +1,14 @@
 //! The benchmark's onboardings: one `onboard-borrower` input per definition, built on the
-//! reference's create-borrower example, each with a NIK of its own (the sandbox refuses a
-//! second borrower with the same NIK) and no magic value, so every onboarding takes the
-//! ordinary path: e-KYC where the definition enables it, document uploads for the documents it
-//! requires, hub checks, RDF, three callbacks, credit, then approve (or block on the score the
-//! sandbox derives from the NIK).
+//! reference's create-borrower example (`worker::sample`), each with a NIK of its own (the
+//! sandbox refuses a second borrower with the same NIK) and no magic value, so every
+//! onboarding takes the ordinary path: e-KYC where the definition enables it, document
+//! uploads for the documents it requires, hub checks, RDF, three callbacks, credit, then
+//! approve (or block on the score the sandbox derives from the NIK).
 
 use finfra_api::model::borrower::BorrowerType;
 use finfra_api::model::document::DocumentType;
 use serde_json::{Value, json};
+use worker::sample::{Applicant, Product, Tag};
 use workflow::{Definition, Registry};
 
 /// The workflow kind the benchmark submits.
@@ -70,11 +71,7 @@ fn nik(n: u64) -> String {
 fn input_for(definition: &Definition, nik: &str) -> Value {
     let policy = &definition.onboarding;
     let business = matches!(policy.borrower_type, BorrowerType::Business);
-    let borrower = if business {
-        business_body(nik)
-    } else {
-        personal_body(nik)
-    };
+    let borrower = borrower_body(nik, business);
     let in_body = |slot: &str| {
         borrower["authorised_signatory"]["documents"]
             .get(slot)
@@ -113,57 +110,17 @@ fn input_for(definition: &Definition, nik: &str) -> Value {
     input
 }
 
-/// The reference's create-borrower example for an individual, with `nik`.
-fn personal_body(nik: &str) -> Value {
-    json!({
-        "type": "PERSONAL",
-        "authorised_signatory": {
-            "first_name": "Budi", "last_name": "Santoso", "birth_date": "1995-11-01",
-            "birth_place": "Jakarta", "email": "budi@example.com", "mother_maiden_name": "Sari",
-            "marital_status": "MARRIED", "gender": "MALE", "title": "BPK", "domicile": "ID",
-            "religion": "ISLAM", "job": "PRIVATE_SECTOR_EMPLOYEE", "education": "ELEMENTARY_SCHOOL",
-            "address": {
-                "street_address": "Jl. Sudirman No. 1", "rt": "01", "rw": "01",
-                "province": "JAWA_BARAT", "city": "Bandung", "district": "Coblong",
-                "village": "Dago", "postal_code": "40135", "country": "ID"
-            },
-            "mobile_number": "+6281234567890",
-            "bank_account": [{"holder_name": "Budi Santoso", "number": "123123123213", "swift_code": "BNINIDJA"}],
-            "documents": {
-                "ktp": {"number": nik, "file": "https://files.example/ktp.jpg", "issuing_city": "Jakarta", "expiry_date": "2099-11-01"},
-                "selfie": {"file": "https://files.example/selfie.jpg"}
-            },
-            "monthly_income_range": "LESS_THAN_3_MILLION", "emergency_contact_name": "Humairah",
-            "emergency_contact_number": "08123456789", "housing_status": "OWN_HOME",
-            "source_of_fund": "SALARY", "place_of_work": "Finfra", "work_address": "Mega Kuningan",
-            "number_of_dependents": 3, "spouse_name": "Mia",
-            "spouse_identification_number": "3275062309984412", "spouse_date_of_birth": "1999-03-01",
-            "prenuptial_agreement": "true"
-        }
-    })
-}
-
-/// The same signatory, for a company.
-fn business_body(nik: &str) -> Value {
-    let mut body = personal_body(nik);
-    body["type"] = json!("BUSINESS");
-    body["entity"] = json!({
-        "name": "PT Maju Jaya", "phone_number": "+6287711998822", "email": "finance@majujaya.co.id",
-        "business_type": "OTHER", "industry": "PRIVATE_PERSON_NAME", "nationality": "ID",
-        "residence": "ID", "npwp": "012345678901000", "legal_entity": "PT",
-        "establishment_date": "2015-03-01", "establishment_place": "Bandung",
-        "deed_date": "2015-02-20", "deed_number": "AHU-0012345",
-        "address": {
-            "street_address": "Jl. Asia Afrika 8", "rt": "02", "rw": "03", "province": "JAWA_BARAT",
-            "city": "Bandung", "district": "Sumur Bandung", "village": "Braga", "postal_code": "40111"
-        },
-        "managements": [{
-            "name": "Budi Santoso", "position": "OWNER_MANAGEMENT", "email_address": "budi@majujaya.co.id",
-            "mobile_number": "+6281234567890", "address": "Jl. Sudirman No. 1, Bandung",
-            "gender": "MALE", "identity_number": nik
-        }]
-    });
-    body
+/// A borrower without magic values (`worker::sample`'s), under `nik`: the sample applicants
+/// give distinct NIKs for [`worker::sample::MAX_INDEX`] onboardings only, the benchmark needs more.
+fn borrower_body(nik: &str, business: bool) -> Value {
+    let product = if business {
+        Product::BusinessBnpl
+    } else {
+        Product::PersonalBnpl
+    };
+    let mut applicant = Applicant::new(0, product, Tag::Clean, String::new());
+    nik.clone_into(&mut applicant.nik);
+    applicant.body()
 }
 
 #[cfg(test)]

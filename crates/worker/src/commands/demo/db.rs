@@ -22,11 +22,11 @@ pub struct RunDb {
     pattern: String,
 }
 
-/// Runs `pg` (with `$1`) or `sqlite` (with `?1`) on the store's pool, binding `bind` if any.
+/// Runs `sql` (its parameter `$1`, which both backends read) on the store's pool, binding
+/// `bind` if any.
 async fn fetch<T>(
     store: &Store,
-    pg: &'static str,
-    sqlite: &'static str,
+    sql: &'static str,
     bind: Option<&str>,
 ) -> Result<Vec<T>, sqlx::Error>
 where
@@ -37,14 +37,14 @@ where
 {
     match store.backend() {
         Backend::Postgres(pool) => {
-            let mut query = sqlx::query_as::<_, T>(pg);
+            let mut query = sqlx::query_as::<_, T>(sql);
             if let Some(value) = bind {
                 query = query.bind(value.to_owned());
             }
             query.fetch_all(pool).await
         }
         Backend::Sqlite(pool) => {
-            let mut query = sqlx::query_as::<_, T>(sqlite);
+            let mut query = sqlx::query_as::<_, T>(sql);
             if let Some(value) = bind {
                 query = query.bind(value.to_owned());
             }
@@ -73,8 +73,6 @@ impl RunDb {
             &self.store,
             "SELECT kind, state, status, count(*) FROM workflows WHERE business_key LIKE $1 \
              GROUP BY kind, state, status ORDER BY kind, state, status",
-            "SELECT kind, state, status, count(*) FROM workflows WHERE business_key LIKE ?1 \
-             GROUP BY kind, state, status ORDER BY kind, state, status",
             Some(&self.pattern),
         )
         .await?;
@@ -99,8 +97,6 @@ impl RunDb {
             &self.store,
             "SELECT kind, business_key, status, state, last_error FROM workflows \
              WHERE business_key LIKE $1 ORDER BY business_key, kind",
-            "SELECT kind, business_key, status, state, last_error FROM workflows \
-             WHERE business_key LIKE ?1 ORDER BY business_key, kind",
             Some(&self.pattern),
         )
         .await?;
@@ -126,8 +122,6 @@ impl RunDb {
             &self.store,
             "SELECT j.outcome, count(*) FROM step_journal j JOIN workflows w ON w.id = j.workflow_id \
              WHERE w.business_key LIKE $1 GROUP BY j.outcome ORDER BY j.outcome",
-            "SELECT j.outcome, count(*) FROM step_journal j JOIN workflows w ON w.id = j.workflow_id \
-             WHERE w.business_key LIKE ?1 GROUP BY j.outcome ORDER BY j.outcome",
             Some(&self.pattern),
         )
         .await?)
@@ -140,7 +134,7 @@ impl RunDb {
     pub async fn callbacks_stored(&self) -> anyhow::Result<i64> {
         const SQL: &str = "SELECT count(*) FROM callback_inbox \
                            WHERE source IN ('status', 'virtual_account', 'invoice', 'didit')";
-        let rows: Vec<(i64,)> = fetch(&self.store, SQL, SQL, None).await?;
+        let rows: Vec<(i64,)> = fetch(&self.store, SQL, None).await?;
         Ok(rows.first().map_or(0, |r| r.0))
     }
 }
