@@ -6,6 +6,7 @@
 //! (a realistic partner sandbox: rate limit on, small delays, loans signed and disbursed on
 //! their own). Every field is public, so a test starts from a preset and changes what it needs.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -157,6 +158,10 @@ impl Default for RateLimit {
 /// The rates are probabilities in `0.0..=1.0`; their sum should not exceed 1. A 500 or 429 is
 /// answered *instead of* the operation (nothing is applied); an ambiguous failure is answered
 /// *after* it (the change is applied, then the client gets no usable answer).
+///
+/// [`Faults::endpoints`] gives one endpoint rates of its own, e.g. frequent ambiguous
+/// failures on the virtual-account request only; the draw stays one per request in arrival
+/// order, so the sequence is as reproducible as without.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -180,6 +185,12 @@ pub struct Faults {
     /// Whether `POST /api/auth/token`, `/api/auth/token/v2` and `/api/auth/refresh` get
     /// faults too. Off by default, so that fault tests exercise the business endpoints.
     pub include_auth: bool,
+    /// Rates for particular endpoints, keyed as in the ledger (`"METHOD /template"` with the
+    /// reference's parameter names, e.g. `"POST /api/core/virtual-account/request"`): a rate
+    /// given there replaces the one above for requests to that endpoint; a rate left out
+    /// keeps it. Latency, `ambiguous_hold` and the seed are shared. Keys must name an
+    /// `/api/` endpoint ([`Faults::check`]).
+    pub endpoints: BTreeMap<String, EndpointFaults>,
 }
 
 impl Default for Faults {
@@ -194,6 +205,7 @@ impl Default for Faults {
             ambiguous_timeout_rate: 0.0,
             ambiguous_hold: Duration::from_secs(15),
             include_auth: false,
+            endpoints: BTreeMap::new(),
         }
     }
 }
@@ -204,6 +216,77 @@ impl Faults {
     pub fn none() -> Self {
         Self::default()
     }
+
+    /// The same faults, with `rates` for `endpoint` (a ledger key such as
+    /// `"POST /api/core/virtual-account/request"`).
+    #[must_use]
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>, rates: EndpointFaults) -> Self {
+        self.endpoints.insert(endpoint.into(), rates);
+        self
+    }
+
+    /// Whether these faults make sense: every rate in `0.0..=1.0`, and every key of
+    /// [`Faults::endpoints`] shaped like a ledger key of an `/api/` endpoint
+    /// (`"POST /api/..."`), so that a misspelt key is refused rather than silently ignored.
+    ///
+    /// # Errors
+    /// What is wrong, naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        let rate = |name: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} must be between 0 and 1, not {v}"))
+            }
+        };
+        rate("error_500_rate", self.error_500_rate)?;
+        rate("error_429_rate", self.error_429_rate)?;
+        rate(
+            "error_429_without_retry_after_rate",
+            self.error_429_without_retry_after_rate,
+        )?;
+        rate("ambiguous_rate", self.ambiguous_rate)?;
+        rate("ambiguous_timeout_rate", self.ambiguous_timeout_rate)?;
+        for (endpoint, e) in &self.endpoints {
+            let shaped = endpoint.split_once(' ').is_some_and(|(method, path)| {
+                ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method)
+                    && path.starts_with("/api/")
+                    && !path.contains(char::is_whitespace)
+            });
+            if !shaped {
+                return Err(format!(
+                    "endpoints: {endpoint:?} is not an endpoint as the ledger names it, \
+                     e.g. \"POST /api/core/virtual-account/request\""
+                ));
+            }
+            for (name, v) in [
+                ("error_500_rate", e.error_500_rate),
+                ("error_429_rate", e.error_429_rate),
+                (
+                    "error_429_without_retry_after_rate",
+                    e.error_429_without_retry_after_rate,
+                ),
+                ("ambiguous_rate", e.ambiguous_rate),
+                ("ambiguous_timeout_rate", e.ambiguous_timeout_rate),
+            ] {
+                if let Some(v) = v {
+                    rate(&format!("endpoints[{endpoint:?}].{name}"), v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One endpoint's own fault rates (see [`Faults::endpoints`]); `None` keeps the general rate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointFaults {
+    pub error_500_rate: Option<f64>,
+    pub error_429_rate: Option<f64>,
+    pub error_429_without_retry_after_rate: Option<f64>,
+    pub ambiguous_rate: Option<f64>,
+    pub ambiguous_timeout_rate: Option<f64>,
 }
 
 /// The partner's callback receiver.
@@ -271,7 +354,8 @@ pub struct Timing {
     /// disbursement completes if the account came first), exactly as
     /// [`crate::RunningSandbox::pay_virtual_account`] does: the virtual-account webhook for
     /// each payment, `loan_paid` / `bnpl_paid` after the last. `None`: payments only come
-    /// through the control call.
+    /// through the control call. A borrower tagged `+paynow` (see the crate docs) does not
+    /// wait for it: they pay the whole loan the moment the account is issued.
     pub auto_repay: Option<Duration>,
 }
 

@@ -253,7 +253,7 @@ async fn index() -> Json<Value> {
         "POST /_sandbox/loans/{unique_id}/disbursement/fail": "the bank refuses: {\"reason\"}",
         "POST /_sandbox/virtual-accounts/{external_id}/payments": "the borrower pays: {\"amount\":\"100000.00\"}",
         "POST /_sandbox/readiness": "{\"ready\": false} makes /healthcheck/readiness answer 503",
-        "GET|PUT /_sandbox/faults": "injected faults",
+        "GET|PUT /_sandbox/faults": "injected faults; \"endpoints\" gives one endpoint rates of its own: {\"POST /api/core/virtual-account/request\": {\"ambiguous_rate\": 0.3}}",
         "GET /_sandbox/timing": "the delays (ms) of transitions and of auto sign, disburse and repay (null: control API only)",
         "POST /_sandbox/tokens/revoke": "invalidate every access token",
         "GET /_sandbox/callbacks": "every callback emitted",
@@ -353,6 +353,9 @@ async fn get_faults(State(app): State<Arc<App>>) -> Json<Faults> {
 
 async fn put_faults(State(app): State<Arc<App>>, body: Body) -> ApiResult<Json<Faults>> {
     let faults: Faults = parse(body)?;
+    faults
+        .check()
+        .map_err(|e| ApiError::bad_request(format!("Validation failed: {e}")))?;
     app.set_faults(faults.clone());
     Ok(Json(faults))
 }

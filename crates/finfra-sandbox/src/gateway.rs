@@ -146,7 +146,7 @@ pub(crate) async fn gateway(State(app): State<Arc<App>>, req: Request, next: Nex
             return record(ApiError::too_many_requests(Some(secs)).into_response());
         }
         let (latency, fault) = if faultable {
-            app.with_state(|s| s.faults.draw())
+            app.with_state(|s| s.faults.draw(&label))
         } else {
             (None, None)
         };

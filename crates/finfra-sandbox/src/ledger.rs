@@ -63,6 +63,12 @@ pub struct Ledger {
     pub callbacks_duplicated: u64,
     /// Virtual-account payments applied per loan.
     pub payments_applied: BTreeMap<String, u64>,
+    /// Virtual-account requests for loans already `PAID` (refused with `400`), per loan. A
+    /// paid loan has its account already, so each is a repeated request: typically one whose
+    /// first answer was lost while the borrower paid everything (the `+paynow` magic value).
+    /// A client that reads the loan after an unknown outcome before asking again keeps this
+    /// at 0; one that asks again must take the `400` as "look at the loan", not as a failure.
+    pub virtual_account_requests_after_paid: BTreeMap<String, u64>,
 }
 
 impl Ledger {

@@ -44,8 +44,10 @@
 //!   (control API or `auto_sign`) → `SIGNED` + `loan_signed` → disbursement → `DISBURSING` →
 //!   the bank pays (control API or `auto_disburse`) → `DISBURSED` + `loan_disbursed`, or
 //!   refuses → `DISBURSEMENT_FAILED` + `loan_disbursement_failed` → virtual account → payments
-//!   (control API, or `auto_repay`: one installment per interval) → `PAID` + `loan_paid`. BNPL
-//!   loans send `bnpl_*` titles.
+//!   (control API, or `auto_repay`: one installment per interval, or a `+paynow` borrower:
+//!   everything at once, inside the virtual-account request) → `PAID` + `loan_paid`. BNPL
+//!   loans send `bnpl_*` titles. A virtual-account request for a loan not `DISBURSED` gets
+//!   `400 "Loan is PAID, not DISBURSED"` (its status named), even when it has an account.
 //! - Documents: `POST /api/documents` (multipart) returns `{base}/_storage/{id}?token=...`;
 //!   `PUT` the bytes there before `expires_at` (`presign_ttl`), else `403`.
 //!
@@ -62,6 +64,7 @@
 //! | `+hubpending` | hub check `PENDING` on the first poll per provider, then `PASSED` |
 //! | `+rdffail` | RDF verify-biometric `FAILED` |
 //! | `+rdfpending` | RDF `PENDING` on the first call, then `VERIFIED` |
+//! | `+paynow` | the borrower repays each loan in full, in one payment, the moment its virtual account is issued: inside the virtual-account request, before its answer leaves (webhook and `loan_paid` / `bnpl_paid` emitted then), whatever `auto_repay` says. With an ambiguous fault on that request, the client's next request finds the loan `PAID`: `400` (see `virtual_account_requests_after_paid`) |
 //! | none of these | score 600..=900 derived from the NIK (grade A–C), hub checks `PASSED`, RDF `VERIFIED`, no overdue loans |
 //! | disbursement account number starting with `999` | the bank refuses every disbursement (after `auto_disburse`, or at once when it is `None`): `DISBURSEMENT_FAILED` |
 //! | biometric `selfie` containing `spoof` | liveness `FAILED`, face match 0.12 |
@@ -88,7 +91,7 @@
 //! | `POST /_sandbox/loans/{unique_id}/disbursement/fail` `{"reason"}` | [`RunningSandbox::fail_disbursement`] | `DISBURSING` → `DISBURSEMENT_FAILED` |
 //! | `POST /_sandbox/virtual-accounts/{external_id}/payments` `{"amount":"100000.00"}` | [`RunningSandbox::pay_virtual_account`] | a repayment, VA webhook |
 //! | `POST /_sandbox/readiness` `{"ready": false}` | [`RunningSandbox::set_ready`] | readiness `503` |
-//! | `GET`/`PUT /_sandbox/faults` ([`Faults`] as JSON, durations in ms) | [`RunningSandbox::set_faults`] | injected faults |
+//! | `GET`/`PUT /_sandbox/faults` ([`Faults`] as JSON, durations in ms) | [`RunningSandbox::faults`], [`RunningSandbox::set_faults`] | injected faults, per endpoint too (a rate outside `0..=1` or a key naming no `/api/` endpoint: `400`) |
 //! | `GET /_sandbox/timing` | [`RunningSandbox::config`] | the [`Timing`] in ms (`auto_sign_ms`, `auto_disburse_ms`, `auto_repay_ms`; `null`: control API only) |
 //! | `POST /_sandbox/tokens/revoke` | [`RunningSandbox::revoke_tokens`] | every access token → `401` |
 //! | `GET /_sandbox/callbacks` | [`RunningSandbox::callbacks`] | every callback emitted |
@@ -107,14 +110,18 @@
 //! `loans_created`, `disbursements_accepted`, `disbursement_conflicts`,
 //! `requests_inside_retry_after`, `requests_in_flight_at_429`, `rate_limited`,
 //! `faults_injected`, `callbacks_emitted`, `callbacks_delivered`, `callbacks_failed`,
-//! `callback_attempts`, `callbacks_duplicated`, `payments_applied`.
+//! `callback_attempts`, `callbacks_duplicated`, `payments_applied`,
+//! `virtual_account_requests_after_paid`.
 //!
 //! # Faults and rate limit
 //!
 //! [`Faults`] apply to `/api/*` (the auth endpoints only with `include_auth`), one seeded
 //! draw per request: latency, `500`, `429` with or without `Retry-After` (not applied), and
 //! ambiguous failures (applied, then the connection is closed without an answer, or the
-//! answer is held for `ambiguous_hold`). The rate limiter ([`RateLimit`]) is a token bucket
+//! answer is held for `ambiguous_hold`). `endpoints` gives one endpoint rates of its own,
+//! keyed as in the ledger (`{"POST /api/core/virtual-account/request": {"ambiguous_rate":
+//! 0.3}}`); a `PUT /_sandbox/faults` with a rate outside `0..=1` or a key that names no
+//! `/api/` endpoint is refused with `400`. The rate limiter ([`RateLimit`]) is a token bucket
 //! per client id (per source IP on endpoints without auth); every `Retry-After` it or a fault
 //! gives is remembered, and requests arriving inside it are counted.
 //!
@@ -147,8 +154,8 @@ mod validate;
 
 pub use callbacks::CallbackRecord;
 pub use config::{
-    CallbackDelivery, CallbackTarget, ClientCredentials, Faults, RETRY_AFTER_GRACE, RateLimit,
-    SandboxConfig, Timing,
+    CallbackDelivery, CallbackTarget, ClientCredentials, EndpointFaults, Faults, RETRY_AFTER_GRACE,
+    RateLimit, SandboxConfig, Timing,
 };
 pub use control::{BorrowerSummary, LoanSummary};
 pub use error::SandboxError;

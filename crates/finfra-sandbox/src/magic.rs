@@ -21,6 +21,9 @@ pub(crate) struct Tags {
     pub rdffail: bool,
     /// RDF biometric verification answers `PENDING` on the first call, then `VERIFIED`.
     pub rdfpending: bool,
+    /// The borrower repays each loan in full, in one payment, the moment its virtual account
+    /// is issued: inside the virtual-account request, before its answer leaves.
+    pub paynow: bool,
 }
 
 impl Tags {
@@ -36,6 +39,7 @@ impl Tags {
                 "hubpending" => tags.hubpending = true,
                 "rdffail" => tags.rdffail = true,
                 "rdfpending" => tags.rdfpending = true,
+                "paynow" => tags.paynow = true,
                 _ => {}
             }
         }

@@ -254,6 +254,11 @@ impl RunningSandbox {
         self.app.set_faults(faults);
     }
 
+    /// The faults in force (`GET /_sandbox/faults`).
+    pub fn faults(&self) -> Faults {
+        self.app.faults()
+    }
+
     /// Invalidates every access token issued so far (refresh tokens stay valid).
     pub fn revoke_tokens(&self) {
         self.app.revoke_tokens();

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Api, http, start};
-use finfra_sandbox::{Faults, RateLimit, SandboxConfig};
+use finfra_sandbox::{EndpointFaults, Faults, RateLimit, SandboxConfig};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -219,4 +219,129 @@ async fn the_ledger_is_served_over_http() {
         1
     );
     assert!(!ledger.requests.keys().any(|k| k.contains("_sandbox")));
+}
+
+const VA: &str = "POST /api/core/virtual-account/request";
+
+/// Only the virtual-account request drops its answers: everything else goes through.
+fn ambiguous_virtual_accounts() -> Faults {
+    Faults::default().with_endpoint(
+        VA,
+        EndpointFaults {
+            ambiguous_rate: Some(1.0),
+            ..EndpointFaults::default()
+        },
+    )
+}
+
+/// The race behind a loan stuck although repaid: the account is issued, the answer is lost,
+/// the borrower pays everything at once (`+paynow`), and the request sent again meets a
+/// `PAID` loan: `400`. A borrower who has not paid yet gets the same account instead.
+#[tokio::test]
+async fn a_lost_virtual_account_answer_and_a_borrower_who_pays_at_once() {
+    let sandbox = start(SandboxConfig::for_tests()).await;
+    let api = Api::login(&sandbox).await;
+    let payer = api
+        .approved_borrower(&sandbox, "3275062009921981", "budi+paynow@example.com")
+        .await;
+    let slow = api
+        .approved_borrower(&sandbox, "3275062009921999", "sari@example.com")
+        .await;
+    api.disbursed_loan(&sandbox, &payer, "loan-0001").await;
+    api.disbursed_loan(&sandbox, &slow, "loan-0002").await;
+    sandbox.set_faults(ambiguous_virtual_accounts());
+
+    for id in ["loan-0001", "loan-0002"] {
+        let sent = http()
+            .post(api.url("/api/core/virtual-account/request"))
+            .bearer_auth(&api.token)
+            .json(&json!({"loan_unique_id": id, "bank_code": "BNI"}))
+            .send()
+            .await;
+        let err = sent.expect_err("the answer is lost");
+        assert!(!err.is_status() && !err.is_timeout(), "{err:?}");
+    }
+    // Other endpoints keep the general rates (none here): reading works.
+    let (status, paid) = api.get("/api/core/loans/details/loan-0001").await;
+    assert_eq!(status, 200);
+    assert_eq!(paid["status"], "PAID", "paid before the answer was lost");
+    assert!(paid["virtual_account"].is_object());
+    let (_, unpaid) = api.get("/api/core/loans/details/loan-0002").await;
+    assert_eq!(unpaid["status"], "DISBURSED");
+
+    sandbox.set_faults(Faults::none());
+    let va = |id: &str| {
+        api.post(
+            "/api/core/virtual-account/request",
+            json!({"loan_unique_id": id, "bank_code": "BCA"}),
+        )
+    };
+    let (status, body) = va("loan-0001").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "Loan is PAID, not DISBURSED");
+    let (status, body) = va("loan-0002").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["external_id"],
+        unpaid["virtual_account"]["external_id"]
+    );
+    assert_eq!(body["bank_code"], "BNI", "the account issued first");
+
+    let ledger = sandbox.ledger();
+    assert_eq!(ledger.faults_injected["ambiguous"], 2);
+    assert_eq!(ledger.virtual_account_requests_after_paid["loan-0001"], 1);
+    assert!(
+        !ledger
+            .virtual_account_requests_after_paid
+            .contains_key("loan-0002")
+    );
+    assert_eq!(ledger.payments_applied["loan-0001"], 1);
+    assert!(!ledger.payments_applied.contains_key("loan-0002"));
+}
+
+#[tokio::test]
+async fn endpoint_faults_through_the_control_api_are_checked() {
+    let sandbox = start(SandboxConfig::for_tests()).await;
+    let url = sandbox.base_url().join("_sandbox/faults").unwrap();
+    let put = |body: Value| http().put(url.clone()).json(&body).send();
+    for bad in [
+        json!({"endpoints": {"/api/core/virtual-account/request": {"ambiguous_rate": 0.3}}}),
+        json!({"endpoints": {"POST /_sandbox/loans": {"ambiguous_rate": 0.3}}}),
+        json!({"endpoints": {"POST /api/core/virtual-account/request": {"ambiguous_rate": 1.5}}}),
+        json!({"endpoints": {"POST /api/core/virtual-account/request": {"ambigous_rate": 0.3}}}),
+        json!({"ambiguous_rate": -0.1}),
+    ] {
+        let r = put(bad.clone()).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    assert_eq!(
+        sandbox.faults(),
+        Faults::none(),
+        "nothing refused was applied"
+    );
+
+    let good = json!({"seed": 5, "endpoints": {VA: {"ambiguous_rate": 0.3}}});
+    let r = put(good).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let expected = Faults {
+        seed: 5,
+        ..Faults::default()
+    }
+    .with_endpoint(
+        VA,
+        EndpointFaults {
+            ambiguous_rate: Some(0.3),
+            ..EndpointFaults::default()
+        },
+    );
+    assert_eq!(sandbox.faults(), expected);
+    let shown: Faults = http()
+        .get(url.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown, expected, "GET shows what PUT set");
 }

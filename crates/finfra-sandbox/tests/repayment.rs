@@ -1,6 +1,7 @@
 //! The simulated borrower who repays (`Timing::auto_repay`): once a loan is `DISBURSED` and
 //! has a virtual account, one installment is paid per interval through the same path as the
-//! control call, until the loan is `PAID`.
+//! control call, until the loan is `PAID`. And the `+paynow` borrower, who pays the whole
+//! loan the moment the account is issued.
 
 mod common;
 
@@ -281,4 +282,84 @@ async fn presets_and_the_control_api_show_auto_repay() {
     assert_eq!(timing["auto_repay_ms"], 100);
     assert_eq!(timing["auto_sign_ms"], Value::Null);
     assert_eq!(timing["kyc_review_ms"], 0);
+}
+
+/// A `+paynow` borrower pays the whole loan in one payment inside the virtual-account
+/// request: the loan is `PAID`, its webhook and `bnpl_paid` emitted, before the answer is
+/// back, with no auto-repay configured at all.
+#[tokio::test]
+async fn a_paynow_borrower_pays_everything_before_the_account_is_answered() {
+    let sandbox = start(SandboxConfig::for_tests()).await;
+    assert_eq!(sandbox.config().timing.auto_repay, None);
+    let api = Api::login(&sandbox).await;
+    let user = api
+        .approved_borrower(
+            &sandbox,
+            "3275062009921981",
+            "budi+hubpending+paynow@example.com",
+        )
+        .await;
+    let (s, loan) = api
+        .post(
+            &format!("/api/core/loans/{user}/bnpl"),
+            json!({
+                "unique_id": "bnpl-0002", "principal_amount": "1000000.00", "tenor": 4,
+                "frequency": "WEEKLY", "interest_rate": "0.01", "first_due_date": "2099-01-31",
+                "disbursement_account": account()
+            }),
+        )
+        .await;
+    assert_eq!(s, 200, "{loan}");
+    disburse(&api, &sandbox, "bnpl-0002").await;
+    sandbox.complete_disbursement("bnpl-0002").unwrap();
+
+    let (s, va) = api
+        .post(
+            "/api/core/virtual-account/request",
+            json!({"loan_unique_id": "bnpl-0002", "bank_code": "PERMATA"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{va}");
+    assert_eq!(
+        va["expected_amount"], loan["total_amount"],
+        "issued for the whole loan"
+    );
+    // No waiting: it all happened before the answer.
+    let (_, paid) = api.get("/api/core/loans/details/bnpl-0002").await;
+    assert_eq!(paid["status"], "PAID");
+    let schedule = paid["schedule"].as_array().unwrap();
+    assert_eq!(schedule.len(), 4);
+    assert!(
+        schedule
+            .iter()
+            .all(|i| i["status"] == "PAID" && i["paid_amount"] == i["total"])
+    );
+    let titles: Vec<String> = sandbox.callbacks().into_iter().map(|c| c.title).collect();
+    let tail = &titles[titles.len() - 2..];
+    assert_eq!(tail, ["virtual_account_payment", "bnpl_paid"]);
+    let payment = sandbox
+        .callbacks()
+        .into_iter()
+        .find(|c| c.title == "virtual_account_payment")
+        .unwrap();
+    assert_eq!(
+        payment.body["amount"], loan["total_amount"],
+        "one payment for everything"
+    );
+    assert_eq!(payment.body["external_id"], va["external_id"]);
+    assert_eq!(sandbox.ledger().payments_applied["bnpl-0002"], 1);
+
+    // The request sent again meets a paid loan.
+    let (s, again) = api
+        .post(
+            "/api/core/virtual-account/request",
+            json!({"loan_unique_id": "bnpl-0002", "bank_code": "PERMATA"}),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(again["message"], "Loan is PAID, not DISBURSED");
+    assert_eq!(
+        sandbox.ledger().virtual_account_requests_after_paid["bnpl-0002"],
+        1
+    );
 }

@@ -40,8 +40,13 @@ pub(crate) struct LoanFilter {
 }
 
 impl State {
-    /// `POST /api/core/virtual-account/request`: one account per loan; asking again returns it
-    /// whatever the `bank_code`.
+    /// `POST /api/core/virtual-account/request` (CONTRACT §5): a loan not `DISBURSED` gets
+    /// `400` naming its status, whether or not it has an account (a `PAID` loan has one: the
+    /// request is a repeat, counted in the ledger); a `DISBURSED` loan gets its one account,
+    /// the same however often it is asked for and whatever the `bank_code`.
+    ///
+    /// A `+paynow` borrower pays the whole loan into the new account before this returns, so
+    /// the loan is `PAID` by the time the answer leaves (or is lost to an ambiguous fault).
     pub fn request_virtual_account(
         &mut self,
         unique_id: &str,
@@ -49,18 +54,28 @@ impl State {
         now: DateTime<Utc>,
     ) -> ApiResult<Value> {
         let loan = self.loan(unique_id)?;
+        let status = loan.status;
+        if status != LoanStatus::Disbursed {
+            if status == LoanStatus::Paid {
+                bump(
+                    &mut self.ledger.virtual_account_requests_after_paid,
+                    unique_id,
+                );
+            }
+            return Err(ApiError::bad_request(format!(
+                "Loan is {}, not DISBURSED",
+                status.as_str()
+            )));
+        }
         if let Some(va) = &loan.virtual_account {
             return Ok(loan.render_va(va));
         }
-        if loan.status != LoanStatus::Disbursed {
-            return Err(ApiError::bad_request("Loan is not disbursed"));
-        }
         let expected = loan.outstanding();
-        let name = self
-            .borrowers
-            .get(&loan.user_id)
+        let borrower = self.borrowers.get(&loan.user_id);
+        let name = borrower
             .map(|b| b.input.full_name.to_uppercase())
             .unwrap_or_default();
+        let pays_now = borrower.is_some_and(|b| b.tags().paynow);
         let external_id = format!("va-{}", self.hex(20));
         let account_number = format!("{}{}", bank_prefix(bank_code), self.digits(10));
         let va = VirtualAccount {
@@ -71,10 +86,19 @@ impl State {
             expected_amount: expected,
             expiration_date: now + Duration::from_secs(365 * 24 * 3600),
         };
-        self.va_index.insert(external_id, unique_id.to_owned());
+        self.va_index
+            .insert(external_id.clone(), unique_id.to_owned());
         let loan = self.loan_mut(unique_id)?;
         let rendered = loan.render_va(&va);
         loan.virtual_account = Some(va);
+        if pays_now {
+            // Nothing is paid before the account exists, so this is the whole loan; it
+            // cannot fail on a DISBURSED loan that has just got its account.
+            if let Err(e) = self.pay_virtual_account(&external_id, expected, now) {
+                tracing::warn!(loan = unique_id, error.message = %e, "+paynow payment refused");
+            }
+        }
+        // Does nothing once paid.
         self.start_auto_repay(unique_id);
         Ok(rendered)
     }
