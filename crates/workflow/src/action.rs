@@ -78,12 +78,17 @@ pub enum Action {
         /// Why.
         reason: String,
     },
-    /// Stuck: a person must look. Nothing happens until `Event::Resolve` or `Cancel`.
+    /// Stuck: a person must look. Nothing happens until `Event::Resolve` or `Cancel`, or
+    /// one of `listening` arrives.
     NeedsAttention {
         /// The step it is stuck at.
         step: String,
         /// Why, and what `resolve` accepts.
         reason: Reason,
+        /// Callbacks the stuck step still listens for (a wait that ran out): deliver
+        /// `Event::Callback` when one arrives; it may resume the workflow by itself.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listening: Vec<Expected>,
     },
 }
 

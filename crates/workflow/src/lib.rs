@@ -135,13 +135,13 @@ pub mod engine;
 pub mod event;
 pub mod failure;
 pub mod ids;
+pub mod kit;
 pub mod machine;
 pub mod onboard;
 pub mod originate;
 pub mod request;
 mod resolution;
 pub mod response;
-pub mod run;
 mod serde_util;
 
 pub use action::{

@@ -258,6 +258,15 @@ impl FinfraRequest {
         }
     }
 
+    /// Whether a failed send of this request is always followed by a read of Finfra's
+    /// state before any new send, even when the failure proves nothing was applied: money
+    /// leaves once per `200` of a disbursement, and a simple rule is easier to trust than a
+    /// classification of failures.
+    #[must_use]
+    pub fn reads_before_every_resend(&self) -> bool {
+        matches!(self, Self::DisburseLoan { .. })
+    }
+
     /// What sending this request twice does (see [`Effect`]).
     #[must_use]
     pub fn effect(&self) -> Effect {

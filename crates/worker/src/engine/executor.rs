@@ -471,7 +471,7 @@ impl Executor {
         // Without a Retry-After, pause the fleet for a second: the workflow itself backs off
         // exponentially on top of that.
         let wait = failure.retry_after.unwrap_or(Duration::from_secs(1));
-        let until = workflow::run::after(now, wait);
+        let until = workflow::kit::after(now, wait);
         {
             let mut local = self
                 .local_pause
@@ -495,28 +495,30 @@ impl Executor {
     ) -> Result<(), ExecutorError> {
         let now = Utc::now();
         let action = &decision.action;
+        let waits_for = |events: &[workflow::Expected]| {
+            let waits = events
+                .iter()
+                .map(|e| Wait::new(e.title.to_string(), key_name(e.key), e.value.clone()))
+                .collect();
+            let titles = events
+                .iter()
+                .map(|e| e.title.to_string())
+                .collect::<Vec<_>>();
+            (waits, (!titles.is_empty()).then(|| titles.join(" or ")))
+        };
         let (status, waits, waiting_for, deadline) = match action {
             Action::Call { .. } => (store::Status::Running, Vec::new(), None, None),
             Action::Wait {
                 events, deadline, ..
-            } => (
-                store::Status::Waiting,
-                events
-                    .iter()
-                    .map(|e| Wait::new(e.title.to_string(), key_name(e.key), e.value.clone()))
-                    .collect(),
-                Some(
-                    events
-                        .iter()
-                        .map(|e| e.title.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" or "),
-                ),
-                Some(*deadline),
-            ),
+            } => {
+                let (waits, waiting_for) = waits_for(events);
+                (store::Status::Waiting, waits, waiting_for, Some(*deadline))
+            }
             Action::SleepUntil { .. } => (store::Status::Sleeping, Vec::new(), None, None),
-            Action::NeedsAttention { .. } => {
-                (store::Status::NeedsAttention, Vec::new(), None, None)
+            // A stuck wait keeps listening: what it waited for resumes it by itself.
+            Action::NeedsAttention { listening, .. } => {
+                let (waits, waiting_for) = waits_for(listening);
+                (store::Status::NeedsAttention, waits, waiting_for, None)
             }
             Action::Complete { .. } => (store::Status::Completed, Vec::new(), None, None),
             Action::Fail { .. } => (store::Status::Failed, Vec::new(), None, None),

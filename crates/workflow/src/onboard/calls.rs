@@ -1,6 +1,6 @@
-//! Events in the phases that make a Finfra call: answers, failures, reconciliation. What
-//! is common to all steps (retries, backoff, ambiguity) is `crate::run`'s; this module
-//! adds what each answer means and the statuses some steps give a meaning of their own.
+//! The onboarding's call steps: what each answer means, what a reconcile read says about
+//! a lost request, and the statuses some steps give a meaning of their own. What is common
+//! to all steps (retries, backoff, ambiguity, interruptions) is the kit's.
 
 use chrono::{DateTime, Utc};
 
@@ -8,290 +8,83 @@ use finfra_api::model::borrower::{Borrower, BorrowerStatus};
 use finfra_api::model::ekyc::{HubCheckStatus, KycSubmissionStatus, Liveness, RdfBiometricStatus};
 
 use crate::action::Reason;
-use crate::event::Event;
 use crate::failure::CallFailure;
 use crate::ids::{KycId, UserId};
+use crate::kit::call::resend;
+use crate::kit::{self, Machine, Run, Stage, advance, attention, fail, unexpected};
 use crate::machine::Transition;
 use crate::request::FinfraRequest;
 use crate::response::FinfraResponse;
-use crate::run::{self, GiveUp, Run, Stage, StepCtx};
 
-use super::flow::{self, advance, attention, fail, ignore, resume};
+use super::policy;
+use super::route;
 use super::state::{EkycFacts, HubFact, OnboardState, Phase, Source, Step, UploadedDocument};
-use super::{policy, waits};
 
 type T = Transition<OnboardState>;
 
-/// An event in a phase that makes a call.
-pub(super) fn on_event(state: &OnboardState, event: &Event, now: DateTime<Utc>) -> T {
-    let (Some(run), Some(request)) = (state.phase.run(), flow::main_request(state)) else {
-        return ignore(state, "no call to make in this state");
-    };
-    match (event, &run.stage) {
-        (Event::CallSucceeded(response), Stage::Send) if response.answers(&request) => {
-            succeeded(state, response, now)
-        }
-        (Event::CallFailed(failure), Stage::Send) => failed(state, run, &request, failure, now),
-        (Event::CallSucceeded(response), Stage::Reconcile) => {
-            match flow::reconcile_request(state) {
-                Some(read) if response.answers(&read) => {
-                    reconciled(state, run, &request, response, now)
-                }
-                // A stale answer to an earlier call: the read is still outstanding.
-                _ => ignore(
-                    state,
-                    format!(
-                        "a stale {} answer ignored while reconciling",
-                        response.name()
-                    ),
-                ),
-            }
-        }
-        (Event::CallFailed(failure), Stage::Reconcile) => {
-            reconcile_failed(state, run, failure, now)
-        }
-        (Event::Wake, Stage::Backoff { .. } | Stage::ReconcileBackoff { .. }) => {
-            match run::woken(run, now) {
-                Some(next) => with_run(state, next, "backoff over: sending again"),
-                None => ignore(state, "woken before the backoff is over"),
-            }
-        }
-        // Anything else while our request is outstanding means the executor no longer knows
-        // what became of it (a crash, a lost lease): never assume it was not sent.
-        // A stale answer (to an earlier call) is one of them.
-        (
-            Event::CallInterrupted
-            | Event::Start
-            | Event::Wake
-            | Event::Callback(_)
-            | Event::CallSucceeded(_),
-            Stage::Send,
-        ) => {
-            let mut next = state.clone();
-            let recorded = match event {
-                Event::Callback(callback) => waits::record(&mut next, callback, now),
-                _ => None,
-            };
-            if request.effect().needs_reconcile() {
-                let run = run::interrupted(run, &request);
-                return with_run(
-                    &next,
-                    run,
-                    format!(
-                        "{} while {} was outstanding: its outcome is unknown, reconciling before sending again",
-                        event.name(),
-                        request.name()
-                    ),
-                );
-            }
-            match (event, recorded) {
-                // A wake-up means the executor does not think the call is in flight either
-                // (a `Call` is due at once): it was lost.
-                (Event::CallInterrupted | Event::Start | Event::Wake, _) => with_run(
-                    &next,
-                    run::interrupted(run, &request),
-                    format!(
-                        "{} may not have been sent: sending it again (safe to repeat)",
-                        request.name()
-                    ),
-                ),
-                (_, Some(what)) => advance(next, what),
-                (_, None) => ignore(
-                    state,
-                    format!(
-                        "{} ignored: {} is outstanding",
-                        event.name(),
-                        request.name()
-                    ),
-                ),
-            }
-        }
-        // A reconcile read is a read, and a backoff a timer: re-issue them as they are.
-        (Event::CallInterrupted | Event::Start, _) => {
-            resume(state, format!("resumed in {}", state.phase.name()))
-        }
-        (Event::Callback(callback), _) => {
-            let mut next = state.clone();
-            match waits::record(&mut next, callback, now) {
-                Some(what) => advance(next, what),
-                None => ignore(state, "callback already known or not ours"),
-            }
-        }
-        _ => ignore(
-            state,
-            format!("{} ignored in {}", event.name(), state.phase.name()),
-        ),
-    }
-}
-
-fn with_run(state: &OnboardState, run: Run, note: impl Into<String>) -> T {
-    let mut next = state.clone();
-    if let Some(slot) = next.phase.run_mut() {
-        *slot = run;
-    }
-    advance(next, note)
-}
-
-fn ctx<'a>(
-    state: &'a OnboardState,
-    policy: &'a finfra_api::retry::RetryPolicy,
-    now: DateTime<Utc>,
-) -> StepCtx<'a> {
-    StepCtx {
-        workflow: &state.workflow_id,
-        step: state.phase.name(),
-        policy,
-        now,
-    }
-}
-
-fn give_up(state: &OnboardState, outcome: GiveUp, now: DateTime<Utc>) -> T {
-    match outcome {
-        GiveUp::Fail(reason) => fail(state.clone(), reason),
-        GiveUp::Attention(reason) => attention(state.clone(), reason, now),
-    }
-}
-
-fn unexpected(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>) -> T {
-    let expected = flow::action(state)
-        .request()
-        .map_or("nothing", FinfraRequest::name);
-    attention(
-        state.clone(),
-        Reason::new(
-            "unexpected_response",
-            format!("the executor answered {} to {expected}", response.name()),
-        )
-        .with_hint(run::RETRY_HINT),
-        now,
-    )
-}
-
-/// The step's request failed: the steps' own statuses first, then the generic rules.
-fn failed(
+/// The statuses of the step's request that mean something of their own here, before the
+/// kit's rules (which read Finfra's state after a `409`).
+pub(super) fn own_failure(
     state: &OnboardState,
-    run: &Run,
-    request: &FinfraRequest,
     failure: &CallFailure,
     now: DateTime<Utc>,
-) -> T {
+) -> Option<T> {
     let status = failure.status;
     let mut next = state.clone();
     match &state.phase {
         Phase::CreateBorrower { .. } if failure.conflict => {
-            flow::after_create(&mut next, now);
-            return advance(
+            route::after_create(&mut next, now);
+            Some(advance(
                 next,
                 "409: a borrower with this NIK already exists at Finfra; carrying on with it",
-            );
+            ))
         }
         Phase::UploadDocument { index, .. } if status == Some(403) => {
             let index = *index;
             next.phase = Phase::CreateDocument {
                 index,
-                run: Run::new(flow::op_key(state, Step::CreateDocument, index)),
+                run: Run::new(Some(state.op_key(Step::CreateDocument.as_str(), index))),
             };
-            return advance(
+            Some(advance(
                 next,
                 "403: the presigned upload URL expired; creating the document again",
-            );
+            ))
         }
         Phase::SubmitKyc { .. } if status == Some(400) => {
             // No borrower on the session: a 409 on create meant the NIK was registered
             // elsewhere. Its id can only come by callback (or from an operator).
-            flow::await_user_created(&mut next, None, now);
-            return advance(
+            route::await_user_created(&mut next, None, now);
+            Some(advance(
                 next,
                 "400: no borrower on the KYC session; waiting for user_created by NIK",
-            );
+            ))
         }
-        Phase::ApproveBorrower { .. } | Phase::BlockBorrower { .. } if failure.conflict => {
-            let mut run = run.clone();
-            run.stage = Stage::Reconcile;
-            run.reads = 0;
-            run.last_failure = Some(failure.clone());
-            return with_run(state, run, "409: reading the borrower to learn why");
-        }
-        _ => {}
-    }
-    let policy = state.definition.retry.policy();
-    match run::send_failed(run, request, failure, ctx(state, &policy, now)) {
-        Ok(run) => {
-            let note = match &run.stage {
-                Stage::Reconcile => format!(
-                    "{} outcome unknown ({}): reconciling",
-                    request.name(),
-                    failure.describe()
-                ),
-                Stage::Backoff { at, .. } => format!(
-                    "{} failed ({}): again at {at}",
-                    request.name(),
-                    failure.describe()
-                ),
-                Stage::Send | Stage::ReconcileBackoff { .. } => {
-                    format!("{} failed ({})", request.name(), failure.describe())
-                }
-            };
-            with_run(state, run, note)
-        }
-        Err(outcome) => give_up(state, outcome, now),
+        _ => None,
     }
 }
 
 /// The reconcile read failed. For a plain create, the "read" is the create sent again:
 /// `409` then means the first one was applied.
-fn reconcile_failed(
+pub(super) fn own_read_failure(
     state: &OnboardState,
-    run: &Run,
     failure: &CallFailure,
     now: DateTime<Utc>,
-) -> T {
+) -> Option<T> {
     if let Phase::CreateBorrower { kyc_id: None, .. } = state.phase
         && failure.conflict
     {
         let mut next = state.clone();
-        flow::after_create(&mut next, now);
-        return advance(next, "409 on the resent create: the first one was applied");
+        route::after_create(&mut next, now);
+        return Some(advance(
+            next,
+            "409 on the resent create: the first one was applied",
+        ));
     }
-    let Some(read) = flow::reconcile_request(state) else {
-        return ignore(state, "no reconcile read in this state");
-    };
-    let policy = state.definition.retry.policy();
-    match run::read_failed(run, &read, failure, ctx(state, &policy, now)) {
-        Ok(run) => with_run(
-            state,
-            run,
-            format!(
-                "{} failed ({}): reading again later",
-                read.name(),
-                failure.describe()
-            ),
-        ),
-        Err(outcome) => give_up(state, outcome, now),
-    }
-}
-
-/// Sends the step's request again after a reconcile read showed it was not applied.
-fn resend(
-    state: &OnboardState,
-    run: &Run,
-    request: &FinfraRequest,
-    now: DateTime<Utc>,
-    why: &str,
-) -> T {
-    let policy = state.definition.retry.policy();
-    match run::resend(run, request, ctx(state, &policy, now)) {
-        Ok(run) => with_run(
-            state,
-            run,
-            format!("{why}: sending {} again", request.name()),
-        ),
-        Err(outcome) => give_up(state, outcome, now),
-    }
+    None
 }
 
 /// What a reconcile read says about the lost request.
-fn reconciled(
+pub(super) fn reconciled(
     state: &OnboardState,
     run: &Run,
     request: &FinfraRequest,
@@ -301,7 +94,7 @@ fn reconciled(
     let mut next = state.clone();
     match (&state.phase, response) {
         (Phase::CreateBorrower { .. }, FinfraResponse::CreateBorrower(_)) => {
-            flow::after_create(&mut next, now);
+            route::after_create(&mut next, now);
             advance(next, "the resent create was accepted")
         }
         (
@@ -340,10 +133,10 @@ fn reconciled(
             if let Phase::SubmitKyc { kyc_id, .. } = &state.phase {
                 next.borrower.kyc_submitted = true;
                 let kyc_id = kyc_id.clone();
-                flow::await_user_created(&mut next, Some(kyc_id), now);
+                route::await_user_created(&mut next, Some(kyc_id), now);
                 return advance(next, "the KYC submission shows it was submitted");
             }
-            flow::after_create(&mut next, now);
+            route::after_create(&mut next, now);
             advance(next, "the KYC submission shows the borrower was created")
         }
         (Phase::ApproveBorrower { user_id, .. }, FinfraResponse::GetBorrower(borrower)) => {
@@ -352,7 +145,7 @@ fn reconciled(
                 .reach(borrower.status.clone(), now, Source::Poll);
             match &borrower.status {
                 BorrowerStatus::ApprovedByPartner | BorrowerStatus::Approved => {
-                    flow::after_approve(&mut next, user_id, now);
+                    route::after_approve(&mut next, user_id, now);
                     advance(next, format!("the borrower is {}: the approval was applied", borrower.status))
                 }
                 BorrowerStatus::Verified => resend(state, run, request, now, "the borrower is still VERIFIED"),
@@ -364,11 +157,11 @@ fn reconciled(
                         "unexpected_status",
                         "Finfra reports the borrower PENDING although VERIFIED was seen; approve refused",
                     )
-                    .with_hint(run::RETRY_HINT),
+                    .with_hint(kit::RETRY_HINT),
                     now,
                 ),
                 BorrowerStatus::Rejected | BorrowerStatus::Blocked => {
-                    flow::settle_dead_end(&mut next);
+                    route::settle_dead_end(&mut next);
                     advance(next, format!("the borrower is {}", borrower.status))
                 }
                 BorrowerStatus::Unknown(other) => unknown_status(next, other, now),
@@ -381,7 +174,7 @@ fn reconciled(
             match &borrower.status {
                 // A rejected borrower cannot be blocked, and cannot borrow either.
                 BorrowerStatus::Blocked | BorrowerStatus::Rejected => {
-                    flow::declined(&mut next, user_id);
+                    route::declined(&mut next, user_id);
                     advance(
                         next,
                         format!("the borrower is {}: declined", borrower.status),
@@ -401,7 +194,7 @@ fn kyc_rejected(mut state: OnboardState, reasons: &[String], now: DateTime<Utc>)
     state
         .borrower
         .reach(BorrowerStatus::Rejected, now, Source::Poll);
-    flow::settle_dead_end(&mut state);
+    route::settle_dead_end(&mut state);
     advance(state, "the KYC submission was rejected")
 }
 
@@ -412,13 +205,13 @@ fn unknown_status(state: OnboardState, status: &str, now: DateTime<Utc>) -> T {
             "unexpected_status",
             format!("Finfra answered an undocumented status {status:?}"),
         )
-        .with_hint(run::RETRY_HINT),
+        .with_hint(kit::RETRY_HINT),
         now,
     )
 }
 
 /// The step's request succeeded.
-fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>) -> T {
+pub(super) fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>) -> T {
     let mut next = state.clone();
     let ekyc = &state.definition.onboarding.ekyc;
     match (&state.phase, response) {
@@ -461,7 +254,7 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
             }
             next.phase = Phase::EkycBiometric {
                 kyc_id,
-                run: Run::new(flow::op_key(state, Step::EkycBiometric, 0)),
+                run: Run::new(Some(state.op_key(Step::EkycBiometric.as_str(), 0))),
             };
             advance(
                 next,
@@ -497,7 +290,7 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
                     ),
                 );
             }
-            flow::after_ekyc(&mut next);
+            route::after_ekyc(&mut next);
             advance(
                 next,
                 format!("liveness passed, face match {:.2}", bio.face_match_score),
@@ -524,14 +317,14 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
                 r#type: document.r#type.clone(),
                 id: document.id.clone(),
             });
-            flow::next_document(&mut next, index + 1);
+            route::next_document(&mut next, index + 1);
             advance(next, format!("document {} uploaded", document.id))
         }
         (
             Phase::CreateBorrower { .. },
             FinfraResponse::CreateBorrower(_) | FinfraResponse::CreateBorrowerForKyc(_),
         ) => {
-            flow::after_create(&mut next, now);
+            route::after_create(&mut next, now);
             advance(
                 next,
                 "borrower creation accepted; its id comes with user_created",
@@ -540,7 +333,7 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
         (Phase::SubmitKyc { kyc_id, .. }, FinfraResponse::SubmitKyc(_)) => {
             next.borrower.kyc_submitted = true;
             let kyc_id = kyc_id.clone();
-            flow::await_user_created(&mut next, Some(kyc_id), now);
+            route::await_user_created(&mut next, Some(kyc_id), now);
             advance(next, "KYC submitted")
         }
         (
@@ -559,7 +352,7 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
             });
             match &hub.status {
                 HubCheckStatus::Passed => {
-                    flow::next_check(&mut next, user_id.clone(), index + 1, now);
+                    route::next_check(&mut next, user_id.clone(), index + 1, now);
                     advance(next, format!("hub check {} passed", hub.provider))
                 }
                 HubCheckStatus::Failed => fail(
@@ -589,7 +382,7 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
             next.borrower.rdf = Some(rdf.status.clone());
             match &rdf.status {
                 RdfBiometricStatus::Verified => {
-                    flow::await_verified(&mut next, user_id.clone(), now);
+                    route::await_verified(&mut next, user_id.clone(), now);
                     advance(next, "RDF biometric verified")
                 }
                 RdfBiometricStatus::Failed => fail(
@@ -609,7 +402,7 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
                     run: Run::new(None),
                 };
             } else {
-                flow::decide_policy(&mut next, user_id, now);
+                route::decide_policy(&mut next, user_id, now);
             }
             advance(
                 next,
@@ -620,7 +413,7 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
             if let Some(facts) = next.borrower.credit.as_mut() {
                 policy::add_history(facts, history);
             }
-            flow::decide_policy(&mut next, user_id.clone(), now);
+            route::decide_policy(&mut next, user_id.clone(), now);
             let verdict = decision_note(&next);
             advance(
                 next,
@@ -633,7 +426,7 @@ fn succeeded(state: &OnboardState, response: &FinfraResponse, now: DateTime<Utc>
         (Phase::BlockBorrower { user_id, .. }, FinfraResponse::BlockBorrower(borrower)) => {
             next.borrower
                 .reach(borrower.status.clone(), now, Source::Response);
-            flow::declined(&mut next, user_id.clone());
+            route::declined(&mut next, user_id.clone());
             advance(next, "borrower blocked: declined by the credit policy")
         }
         _ => unexpected(state, response, now),
@@ -649,7 +442,7 @@ fn approved(
     state
         .borrower
         .reach(borrower.status.clone(), now, Source::Response);
-    flow::after_approve(&mut state, user_id, now);
+    route::after_approve(&mut state, user_id, now);
     advance(
         state,
         format!("approved by the partner; Finfra says {}", borrower.status),
@@ -674,7 +467,7 @@ fn pending(
 ) -> T {
     let since = since.unwrap_or(now);
     let policy = &state.definition.onboarding;
-    if now >= run::after(since, policy.timeouts.checks) {
+    if now >= kit::after(since, policy.timeouts.checks) {
         return attention(
             state,
             Reason::new(
@@ -685,7 +478,7 @@ fn pending(
             now,
         );
     }
-    let at = run::after(now, policy.poll_interval);
+    let at = kit::after(now, policy.poll_interval);
     match &mut state.phase {
         Phase::HubCheck {
             pending_since, run, ..

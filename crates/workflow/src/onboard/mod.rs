@@ -42,10 +42,11 @@
 //! `rdf`, `credit`, `decision`; and the state name at `$.phase.state`.
 
 mod calls;
-mod decide;
-mod flow;
+mod commands;
 pub mod input;
+mod machine;
 mod policy;
+mod route;
 mod schema;
 pub mod state;
 mod waits;
@@ -57,6 +58,7 @@ use crate::action::Action;
 use crate::definition::{DefinitionRef, Registry};
 use crate::event::Event;
 use crate::ids::WorkflowId;
+use crate::kit::{self, Phase as _, Run};
 use crate::machine::{InputErrors, Kind, Summary, Transition, Workflow};
 
 pub use input::{DocumentUpload, EkycInput, OnboardInput};
@@ -93,54 +95,35 @@ impl Workflow for OnboardBorrower {
             borrower: state::BorrowerRecord::new(kind),
             // Replaced by `begin` below; a placeholder that is never persisted.
             phase: Phase::EkycOcr {
-                run: crate::run::Run::new(None),
+                run: Run::new(None),
             },
         };
-        flow::begin(&mut state);
+        route::begin(&mut state);
         let note = format!(
             "started with definition {}: {}",
             state.definition.reference(),
             state.phase.name()
         );
-        flow::advance(state, note)
+        kit::advance(state, note)
     }
 
     fn decide(state: &OnboardState, event: &Event, now: DateTime<Utc>) -> Transition<OnboardState> {
-        decide::decide(state, event, now)
+        kit::decide(state, event, now)
     }
 
     fn action(state: &OnboardState) -> Action {
-        flow::action(state)
+        kit::action(state)
     }
 
     fn summary(state: &OnboardState) -> Summary {
-        let phase = match &state.phase {
-            Phase::NeedsAttention { stuck, .. } => stuck.as_ref(),
-            other => other,
-        };
-        let last_error = match &state.phase {
-            Phase::NeedsAttention { reason, .. } | Phase::Failed { reason, .. } => {
-                Some(reason.to_string())
-            }
-            other => other
-                .run()
-                .and_then(|r| r.last_failure.as_ref())
-                .or_else(|| other.wait().and_then(|w| w.last_failure.as_ref()))
-                .map(crate::failure::CallFailure::describe),
-        };
-        Summary {
-            state: state.phase.name().to_owned(),
-            status: state.phase.status(),
-            definition: state.definition.reference(),
-            attempt: phase.run().map_or(1, |r| r.attempt),
-            last_error,
-            facts: json!({
-                "user_id": state.borrower.user_id,
-                "borrower_type": state.borrower.r#type,
-                "borrower_status": state.borrower.status,
-                "credit_score": state.borrower.credit.as_ref().map(|c| c.score),
-                "approved": state.borrower.decision.as_ref().map(|d| d.approved),
-            }),
-        }
+        let borrower = &state.borrower;
+        let facts = json!({
+            "user_id": borrower.user_id,
+            "borrower_type": borrower.r#type,
+            "borrower_status": borrower.status,
+            "credit_score": borrower.credit.as_ref().map(|c| c.score),
+            "approved": borrower.decision.as_ref().map(|d| d.approved),
+        });
+        kit::summary(state, state.definition.reference(), facts)
     }
 }

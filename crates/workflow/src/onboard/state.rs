@@ -16,8 +16,8 @@ use finfra_api::model::ekyc::{HubCheckStatus, HubProvider, Liveness, RdfBiometri
 use crate::action::Reason;
 use crate::definition::Definition;
 use crate::ids::{KycId, Nik, UserId, WorkflowId};
+use crate::kit::{self, Run, Waiting};
 use crate::machine::Status;
-use crate::run::{Run, Waiting};
 
 use super::input::{DocumentUpload, EkycInput};
 
@@ -420,10 +420,10 @@ impl Phase {
             | Self::Cancelled { .. } => return None,
         })
     }
+}
 
-    /// The state name (a contract: see the module docs of `onboard`).
-    #[must_use]
-    pub fn name(&self) -> &'static str {
+impl kit::Phase for Phase {
+    fn name(&self) -> &'static str {
         match self {
             Self::NeedsAttention { .. } => NEEDS_ATTENTION,
             Self::Approved { .. } => APPROVED,
@@ -434,9 +434,16 @@ impl Phase {
         }
     }
 
-    /// The run of a phase that makes a call.
-    #[must_use]
-    pub fn run(&self) -> Option<&Run> {
+    fn finished(&self) -> Option<Status> {
+        match self {
+            Self::Approved { .. } | Self::Declined { .. } => Some(Status::Completed),
+            Self::Failed { .. } => Some(Status::Failed),
+            Self::Cancelled { .. } => Some(Status::Cancelled),
+            _ => None,
+        }
+    }
+
+    fn run(&self) -> Option<&Run> {
         match self {
             Self::EkycOcr { run }
             | Self::EkycBiometric { run, .. }
@@ -450,19 +457,11 @@ impl Phase {
             | Self::CreditHistory { run, .. }
             | Self::ApproveBorrower { run, .. }
             | Self::BlockBorrower { run, .. } => Some(run),
-            Self::AwaitUserCreated { .. }
-            | Self::AwaitUserVerified { .. }
-            | Self::AwaitUserApproved { .. }
-            | Self::NeedsAttention { .. }
-            | Self::Approved { .. }
-            | Self::Declined { .. }
-            | Self::Failed { .. }
-            | Self::Cancelled { .. } => None,
+            _ => None,
         }
     }
 
-    /// The run, to replace it.
-    pub(crate) fn run_mut(&mut self) -> Option<&mut Run> {
+    fn run_mut(&mut self) -> Option<&mut Run> {
         match self {
             Self::EkycOcr { run }
             | Self::EkycBiometric { run, .. }
@@ -476,20 +475,11 @@ impl Phase {
             | Self::CreditHistory { run, .. }
             | Self::ApproveBorrower { run, .. }
             | Self::BlockBorrower { run, .. } => Some(run),
-            Self::AwaitUserCreated { .. }
-            | Self::AwaitUserVerified { .. }
-            | Self::AwaitUserApproved { .. }
-            | Self::NeedsAttention { .. }
-            | Self::Approved { .. }
-            | Self::Declined { .. }
-            | Self::Failed { .. }
-            | Self::Cancelled { .. } => None,
+            _ => None,
         }
     }
 
-    /// The wait of a phase that waits for a callback.
-    #[must_use]
-    pub fn wait(&self) -> Option<&Waiting> {
+    fn wait(&self) -> Option<&Waiting> {
         match self {
             Self::AwaitUserCreated { wait, .. }
             | Self::AwaitUserVerified { wait, .. }
@@ -498,8 +488,7 @@ impl Phase {
         }
     }
 
-    /// The wait, to replace it.
-    pub(crate) fn wait_mut(&mut self) -> Option<&mut Waiting> {
+    fn wait_mut(&mut self) -> Option<&mut Waiting> {
         match self {
             Self::AwaitUserCreated { wait, .. }
             | Self::AwaitUserVerified { wait, .. }
@@ -508,30 +497,29 @@ impl Phase {
         }
     }
 
-    /// Whether the workflow is over.
-    #[must_use]
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            Self::Approved { .. }
-                | Self::Declined { .. }
-                | Self::Failed { .. }
-                | Self::Cancelled { .. }
-        )
+    fn stuck(&self) -> Option<(&Self, &Reason)> {
+        match self {
+            Self::NeedsAttention { stuck, reason, .. } => Some((stuck, reason)),
+            _ => None,
+        }
     }
 
-    /// The coarse status.
-    #[must_use]
-    pub fn status(&self) -> Status {
+    fn stuck_mut(&mut self) -> Option<&mut Self> {
         match self {
-            Self::NeedsAttention { .. } => Status::NeedsAttention,
-            Self::Approved { .. } | Self::Declined { .. } => Status::Completed,
-            Self::Failed { .. } => Status::Failed,
-            Self::Cancelled { .. } => Status::Cancelled,
-            other => match (other.run(), other.wait()) {
-                (Some(run), _) => run.status(),
-                (None, _) => Status::Waiting,
-            },
+            Self::NeedsAttention { stuck, .. } => Some(stuck),
+            _ => None,
         }
+    }
+
+    fn needs_attention(stuck: Self, reason: Reason, since: DateTime<Utc>) -> Self {
+        Self::NeedsAttention {
+            stuck: Box::new(stuck),
+            reason,
+            since,
+        }
+    }
+
+    fn failed(step: String, reason: Reason) -> Self {
+        Self::Failed { step, reason }
     }
 }

@@ -1,9 +1,9 @@
-//! Events in the phases that wait for a callback: the callbacks themselves (recorded as
-//! facts, whatever their order), the fallback polls, and the deadlines.
+//! The onboarding's wait steps: what a callback or a poll says about the borrower, and
+//! what a deadline that passed means.
 //!
 //! Callbacks are at least once and unordered. Each one is recorded as a fact about the
 //! borrower (its id, a status reached), once; then the current wait asks whether what it
-//! waits for is known (`flow::settle`). So a duplicate changes nothing, a `user_verified`
+//! waits for is known (`route::settle`). So a duplicate changes nothing, a `user_verified`
 //! that overtakes a lost `user_created` still gives the id, and a status learnt early skips
 //! its wait later.
 
@@ -14,13 +14,14 @@ use finfra_api::model::borrower::BorrowerStatus;
 use finfra_api::model::ekyc::KycSubmissionStatus;
 
 use crate::action::Reason;
-use crate::event::{CallbackEvent, Event};
+use crate::event::CallbackEvent;
 use crate::ids::UserId;
+use crate::kit::wait::poll_answered;
+use crate::kit::{Phase as _, Waiting, advance, attention, ignore, with_wait};
 use crate::machine::Transition;
 use crate::response::FinfraResponse;
-use crate::run::{self, GiveUp, StepCtx, WaitWake, Waiting};
 
-use super::flow::{self, advance, attention, ignore, resume};
+use super::route;
 use super::state::{OnboardState, Phase, Source};
 
 type T = Transition<OnboardState>;
@@ -66,80 +67,8 @@ pub(super) fn record(
     news.then(|| format!("recorded {}", callback.callback_title))
 }
 
-/// An event in a phase that waits.
-pub(super) fn on_event(state: &OnboardState, event: &Event, now: DateTime<Utc>) -> T {
-    let Some(wait) = state.phase.wait() else {
-        return ignore(state, "not waiting");
-    };
-    match event {
-        Event::Callback(callback) => {
-            let mut next = state.clone();
-            let recorded = record(&mut next, callback, now);
-            let from = state.phase.name();
-            if flow::settle(&mut next, now) {
-                let what = recorded.unwrap_or_else(|| "callback".to_owned());
-                let to = next.phase.name();
-                advance(next, format!("{what}: {from} → {to}"))
-            } else if let Some(what) = recorded {
-                advance(next, format!("{what}; still in {from}"))
-            } else {
-                ignore(state, "callback already known or not ours")
-            }
-        }
-        Event::Wake => match run::wait_woken(wait, now) {
-            WaitWake::TimedOut => timed_out(state, now),
-            WaitWake::Poll(wait) => with_wait(state, wait, "callback late: polling"),
-            WaitWake::NotDue => ignore(state, "woken before a poll or the deadline is due"),
-        },
-        Event::CallSucceeded(response) if wait.polling => match flow::poll_request(state) {
-            Some(poll) if response.answers(&poll) => polled(state, wait, response, now),
-            _ => ignore(
-                state,
-                format!("unexpected answer {} to a poll", response.name()),
-            ),
-        },
-        Event::CallFailed(failure) if wait.polling => {
-            let Some(poll) = flow::poll_request(state) else {
-                return ignore(state, "no poll in this state");
-            };
-            let policy = state.definition.retry.policy();
-            let ctx = StepCtx {
-                workflow: &state.workflow_id,
-                step: state.phase.name(),
-                policy: &policy,
-                now,
-            };
-            match run::poll_failed(wait, &poll, failure, ctx) {
-                Ok(wait) => with_wait(
-                    state,
-                    wait,
-                    format!("poll failed ({}): polling again later", failure.describe()),
-                ),
-                Err(GiveUp::Attention(reason) | GiveUp::Fail(reason)) => {
-                    attention(state.clone(), reason, now)
-                }
-            }
-        }
-        // A poll whose outcome was lost is simply asked for again (it is a read), as is the
-        // wait itself on a resume.
-        Event::CallInterrupted | Event::Start => resume(state, "resuming the wait"),
-        Event::CallSucceeded(_)
-        | Event::CallFailed(_)
-        | Event::Cancel { .. }
-        | Event::Resolve { .. } => ignore(state, format!("{} ignored while waiting", event.name())),
-    }
-}
-
-fn with_wait(state: &OnboardState, wait: Waiting, note: impl Into<String>) -> T {
-    let mut next = state.clone();
-    if let Some(slot) = next.phase.wait_mut() {
-        *slot = wait;
-    }
-    advance(next, note)
-}
-
 /// A poll answered.
-fn polled(
+pub(super) fn polled(
     state: &OnboardState,
     wait: &Waiting,
     response: &FinfraResponse,
@@ -167,7 +96,7 @@ fn polled(
                     .reach(BorrowerStatus::Rejected, now, Source::Poll);
                 // Rejected before an id was known: nothing to wait for any more.
                 if next.borrower.user_id.is_none() {
-                    flow::settle_dead_end(&mut next);
+                    route::settle_dead_end(&mut next);
                     return advance(next, "the KYC submission was rejected");
                 }
                 news = true;
@@ -181,7 +110,7 @@ fn polled(
         _ => {}
     }
     let from = state.phase.name();
-    if flow::settle(&mut next, now) {
+    if route::settle(&mut next, now) {
         let to = next.phase.name();
         return advance(next, format!("poll: {from} → {to}"));
     }
@@ -191,13 +120,13 @@ fn polled(
     } else {
         "poll: not yet"
     };
-    let wait = run::poll_answered(wait, now, every);
+    let wait = poll_answered(wait, now, every);
     with_wait(&next, wait, note)
 }
 
 /// The deadline passed with nothing: a person must look (the hint says what `resolve`
 /// accepts).
-fn timed_out(state: &OnboardState, now: DateTime<Utc>) -> T {
+pub(super) fn timed_out(state: &OnboardState, now: DateTime<Utc>) -> T {
     let since = state.phase.wait().map_or(now, |w| w.since);
     let nik = &state.request.nik;
     let reason = match &state.phase {

@@ -27,328 +27,73 @@ use chrono::{DateTime, Utc};
 use finfra_api::model::loan::{Loan, LoanStatus};
 
 use crate::action::Reason;
-use crate::event::Event;
 use crate::failure::CallFailure;
 use crate::ids::UserId;
-use crate::machine::{Handled, Transition};
+use crate::kit::call::resend;
+use crate::kit::{Phase as _, Run, advance, attention, fail, ignore, unexpected};
+use crate::machine::Transition;
 use crate::request::FinfraRequest;
 use crate::response::FinfraResponse;
-use crate::run::{self, GiveUp, Run, Stage, StepCtx};
 
 use super::facts::Source;
-use super::flow::{self, advance, attention, fail, ignore, resume};
 use super::state::{OriginateState, Phase, RejectWhy, Step};
-use super::waits;
+use super::{machine, route};
 
 type T = Transition<OriginateState>;
 
-/// An event in a phase that makes a call.
-pub(super) fn on_event(state: &OriginateState, event: &Event, now: DateTime<Utc>) -> T {
-    let (Some(run), Some(request)) = (state.phase.run(), flow::main_request(state)) else {
-        return ignore(state, "no call to make in this state");
-    };
-    match (event, &run.stage) {
-        (Event::CallSucceeded(response), Stage::Send) if response.answers(&request) => {
-            succeeded(state, response, now)
-        }
-        (Event::CallFailed(failure), Stage::Send) => failed(state, run, &request, failure, now),
-        (Event::CallSucceeded(response), Stage::Reconcile) => {
-            match (flow::reconcile_request(state), response) {
-                (Some(read), FinfraResponse::GetLoan(loan)) if response.answers(&read) => {
-                    reconciled(state, run, &request, loan, now)
-                }
-                _ => ignore(
-                    state,
-                    format!(
-                        "a stale {} answer ignored while reconciling",
-                        response.name()
-                    ),
-                ),
-            }
-        }
-        (Event::CallFailed(failure), Stage::Reconcile) => {
-            reconcile_failed(state, run, &request, failure, now)
-        }
-        (Event::Wake, Stage::Backoff { .. } | Stage::ReconcileBackoff { .. }) => {
-            match run::woken(run, now) {
-                Some(next) => {
-                    let what = if next.stage == Stage::Reconcile {
-                        "backoff over: reading the loan first"
-                    } else {
-                        "backoff over: sending again"
-                    };
-                    with_run(state, next, what)
-                }
-                None => ignore(state, "woken before the backoff is over"),
-            }
-        }
-        // Anything else while our request is outstanding means the executor no longer knows
-        // what became of it (a crash, a lost lease): never assume it was not sent.
-        (
-            Event::CallInterrupted
-            | Event::Start
-            | Event::Wake
-            | Event::Callback(_)
-            | Event::CallSucceeded(_),
-            Stage::Send,
-        ) => outstanding(state, run, &request, event, now),
-        // A reconcile read is a read, and a backoff a timer: re-issue them as they are.
-        (Event::CallInterrupted | Event::Start, _) => {
-            resume(state, format!("resumed in {}", state.phase.name()))
-        }
-        (Event::Callback(_), _) => waits::recorded_in_call(state, event, now),
-        _ => ignore(
-            state,
-            format!("{} ignored in {}", event.name(), state.phase.name()),
-        ),
-    }
-}
-
-/// An event other than the answer while the request is outstanding.
-fn outstanding(
-    state: &OriginateState,
-    run: &Run,
-    request: &FinfraRequest,
-    event: &Event,
-    now: DateTime<Utc>,
-) -> T {
-    if let Event::Callback(_) = event {
-        // What the callback says first: it may settle the step (a loan_disbursed while the
-        // disbursement's answer is lost); else the request is treated as interrupted.
-        // A duplicate or someone else's is ignored like anywhere else.
-        let recorded = waits::recorded_in_call(state, event, now);
-        if recorded.handled == Handled::Ignored
-            || recorded.state.phase.step() != state.phase.step()
-            || !request.effect().needs_reconcile()
-        {
-            return recorded;
-        }
-        let next = recorded.state;
-        return with_run(
-            &next,
-            run::interrupted(run, request),
-            format!(
-                "callback while {} was outstanding: its outcome is unknown, reading the loan",
-                request.name()
-            ),
-        );
-    }
-    if request.effect().needs_reconcile() {
-        return with_run(
-            state,
-            run::interrupted(run, request),
-            format!(
-                "{} while {} was outstanding: its outcome is unknown, reconciling before sending again",
-                event.name(),
-                request.name()
-            ),
-        );
-    }
-    match event {
-        Event::CallInterrupted | Event::Start | Event::Wake => with_run(
-            state,
-            run::interrupted(run, request),
-            format!(
-                "{} may not have been sent: sending it again (safe to repeat)",
-                request.name()
-            ),
-        ),
-        _ => ignore(
-            state,
-            format!(
-                "{} ignored: {} is outstanding",
-                event.name(),
-                request.name()
-            ),
-        ),
-    }
-}
-
-fn with_run(state: &OriginateState, run: Run, note: impl Into<String>) -> T {
-    let mut next = state.clone();
-    if let Some(slot) = next.phase.run_mut() {
-        *slot = run;
-    }
-    advance(next, note)
-}
-
-fn ctx<'a>(
-    state: &'a OriginateState,
-    policy: &'a finfra_api::retry::RetryPolicy,
-    now: DateTime<Utc>,
-) -> StepCtx<'a> {
-    StepCtx {
-        workflow: &state.workflow_id,
-        step: state.phase.name(),
-        policy,
-        now,
-    }
-}
-
-fn give_up(state: &OriginateState, outcome: GiveUp, now: DateTime<Utc>) -> T {
-    match outcome {
-        GiveUp::Fail(reason) => fail(state.clone(), reason),
-        GiveUp::Attention(reason) => attention(state.clone(), reason, now),
-    }
-}
-
-fn unexpected(state: &OriginateState, response: &FinfraResponse, now: DateTime<Utc>) -> T {
-    let expected = flow::action(state)
-        .request()
-        .map_or("nothing", FinfraRequest::name);
-    attention(
-        state.clone(),
-        Reason::new(
-            "unexpected_response",
-            format!("the executor answered {} to {expected}", response.name()),
-        )
-        .with_hint(run::RETRY_HINT),
-        now,
-    )
-}
-
-fn to_reconcile(run: &Run, failure: &CallFailure) -> Run {
-    let mut run = run.clone();
-    run.stage = Stage::Reconcile;
-    run.reads = 0;
-    run.last_failure = Some(failure.clone());
-    run
-}
-
-/// The step's request failed: the steps' own statuses first, then the generic rules.
-fn failed(
-    state: &OriginateState,
-    run: &Run,
-    request: &FinfraRequest,
-    failure: &CallFailure,
-    now: DateTime<Utc>,
-) -> T {
-    let is_disburse = matches!(state.phase, Phase::DisburseLoan { .. });
+/// The statuses of the step's request that mean something of their own here, before the
+/// kit's rules (which read the loan after a `409`).
+pub(super) fn own_failure(state: &OriginateState, failure: &CallFailure) -> Option<T> {
     match &state.phase {
-        Phase::CheckBorrower { user_id, .. } if failure.status == Some(404) => {
-            return fail(
-                state.clone(),
-                Reason::new(
-                    "borrower_not_found",
-                    format!("Finfra has no borrower {user_id}"),
-                ),
-            );
-        }
+        Phase::CheckBorrower { user_id, .. } if failure.status == Some(404) => Some(fail(
+            state.clone(),
+            Reason::new(
+                "borrower_not_found",
+                format!("Finfra has no borrower {user_id}"),
+            ),
+        )),
         Phase::RejectLoan {
             why: RejectWhy::Cancel { .. },
             ..
         } if failure.status == Some(404) && !state.loan.created => {
             // The create never reached Finfra: there is nothing to reject.
-            return cancelled(state, "404: Finfra has no such loan; nothing to reject");
-        }
-        Phase::CreateLoan { .. }
-        | Phase::InitiateSigning { .. }
-        | Phase::RejectLoan { .. }
-        | Phase::DisburseLoan { .. }
-            if failure.conflict =>
-        {
-            // 409 on a disbursement: Finfra already has one (or the loan is rejected). Not a
-            // failure of ours: it uses up no attempt.
-            let run = to_reconcile(run, failure);
-            return with_run(
+            Some(cancelled(
                 state,
-                run,
-                format!("409 on {}: reading the loan to learn why", request.name()),
-            );
+                "404: Finfra has no such loan; nothing to reject",
+            ))
         }
-        _ => {}
-    }
-    let policy = state.definition.retry.policy();
-    match run::send_failed(run, request, failure, ctx(state, &policy, now)) {
-        Ok(mut next) => {
-            if is_disburse && let Stage::Backoff { at, .. } = next.stage {
-                // Even a failure that proves nothing was applied (429, 503, no connection)
-                // is followed by a read, never by a blind re-send: the rule is simpler to
-                // trust than a classification.
-                next.stage = Stage::ReconcileBackoff { at };
-                next.reads = 0;
-            }
-            let note = match &next.stage {
-                Stage::Reconcile => format!(
-                    "{} outcome unknown ({}): reading the loan",
-                    request.name(),
-                    failure.describe()
-                ),
-                Stage::Backoff { at, .. } => format!(
-                    "{} failed ({}): again at {at}",
-                    request.name(),
-                    failure.describe()
-                ),
-                Stage::ReconcileBackoff { at } => format!(
-                    "{} failed ({}): reading the loan at {at} before any new request",
-                    request.name(),
-                    failure.describe()
-                ),
-                Stage::Send => format!("{} failed ({})", request.name(), failure.describe()),
-            };
-            with_run(state, next, note)
-        }
-        Err(outcome) => give_up(state, outcome, now),
+        _ => None,
     }
 }
 
-/// The reconcile read (the loan detail) failed. `404` answers the question for a create
-/// (not applied: send it again) and for a cancel's rejection (no loan: cancelled).
-fn reconcile_failed(
+/// A `404` to the read of the loan answers the question for a create (not applied: send it
+/// again) and for a cancel's rejection (no loan: cancelled).
+pub(super) fn own_read_failure(
     state: &OriginateState,
     run: &Run,
     request: &FinfraRequest,
     failure: &CallFailure,
     now: DateTime<Utc>,
-) -> T {
-    if failure.status == Some(404) {
-        match &state.phase {
-            Phase::CreateLoan { .. } => {
-                return resend(state, run, request, now, "404: the loan was not created");
-            }
-            Phase::RejectLoan {
-                why: RejectWhy::Cancel { .. },
-                ..
-            } if !state.loan.created => {
-                return cancelled(state, "404: Finfra has no such loan; nothing to reject");
-            }
-            _ => {}
-        }
+) -> Option<T> {
+    if failure.status != Some(404) {
+        return None;
     }
-    let Some(read) = flow::reconcile_request(state) else {
-        return ignore(state, "no reconcile read in this state");
-    };
-    let policy = state.definition.retry.policy();
-    match run::read_failed(run, &read, failure, ctx(state, &policy, now)) {
-        Ok(run) => with_run(
+    match &state.phase {
+        Phase::CreateLoan { .. } => Some(resend(
             state,
             run,
-            format!(
-                "{} failed ({}): reading again later",
-                read.name(),
-                failure.describe()
-            ),
-        ),
-        Err(outcome) => give_up(state, outcome, now),
-    }
-}
-
-/// Sends the step's request again after a read showed it was not applied.
-fn resend(
-    state: &OriginateState,
-    run: &Run,
-    request: &FinfraRequest,
-    now: DateTime<Utc>,
-    why: &str,
-) -> T {
-    let policy = state.definition.retry.policy();
-    match run::resend(run, request, ctx(state, &policy, now)) {
-        Ok(run) => with_run(
+            request,
+            now,
+            "404: the loan was not created",
+        )),
+        Phase::RejectLoan {
+            why: RejectWhy::Cancel { .. },
+            ..
+        } if !state.loan.created => Some(cancelled(
             state,
-            run,
-            format!("{why}: sending {} again", request.name()),
-        ),
-        Err(outcome) => give_up(state, outcome, now),
+            "404: Finfra has no such loan; nothing to reject",
+        )),
+        _ => None,
     }
 }
 
@@ -370,13 +115,16 @@ fn cancelled(state: &OriginateState, note: &str) -> T {
 }
 
 /// What the loan detail says about the lost (or `409`-refused) request.
-fn reconciled(
+pub(super) fn reconciled(
     state: &OriginateState,
     run: &Run,
     request: &FinfraRequest,
-    loan: &Loan,
+    response: &FinfraResponse,
     now: DateTime<Utc>,
 ) -> T {
+    let FinfraResponse::GetLoan(loan) = response else {
+        return unexpected(state, response, now);
+    };
     if state.loan.user_id.as_ref().map(UserId::as_str) != Some(loan.user_id.as_str()) {
         return attention(
             state.clone(),
@@ -408,7 +156,7 @@ fn reconciled(
             {
                 return resend(state, run, request, now, "the loan is still PENDING");
             }
-            flow::route_loan(&mut next, now);
+            route::route_loan(&mut next, now);
             let to = next.phase.name();
             advance(next, format!("the loan is {status}: on to {to}"))
         }
@@ -451,7 +199,7 @@ fn disbursement_reconciled(
     let status = &loan.status;
     match status {
         LoanStatus::Disbursing | LoanStatus::Disbursed | LoanStatus::Paid => {
-            flow::route_loan(&mut next, now);
+            route::route_loan(&mut next, now);
             let to = next.phase.name();
             advance(
                 next,
@@ -474,11 +222,11 @@ fn disbursement_reconciled(
         ),
         LoanStatus::DisbursementFailed => {
             // This request was applied and the bank refused it: its own failure.
-            flow::route_loan(&mut next, now);
+            route::route_loan(&mut next, now);
             advance(next, "the disbursement was accepted and refused by the bank")
         }
         LoanStatus::Rejected => {
-            flow::route_loan(&mut next, now);
+            route::route_loan(&mut next, now);
             advance(next, "the loan was rejected at Finfra")
         }
         LoanStatus::Pending | LoanStatus::Signing | LoanStatus::Unknown(_) => attention(
@@ -501,7 +249,7 @@ fn rejected(mut state: OriginateState, why: &RejectWhy) -> T {
                 "signing_timeout",
                 format!(
                     "loan {unique_id} was not signed within {} of {since}: rejected at Finfra",
-                    flow::human(state.policy.timeouts.signing)
+                    machine::human(state.policy.timeouts.signing)
                 ),
             );
             state.phase = Phase::Rejected {
@@ -528,11 +276,15 @@ fn rejected(mut state: OriginateState, why: &RejectWhy) -> T {
 }
 
 /// The step's request succeeded.
-fn succeeded(state: &OriginateState, response: &FinfraResponse, now: DateTime<Utc>) -> T {
+pub(super) fn succeeded(
+    state: &OriginateState,
+    response: &FinfraResponse,
+    now: DateTime<Utc>,
+) -> T {
     let mut next = state.clone();
     match (&state.phase, response) {
         (Phase::CheckBorrower { user_id, .. }, FinfraResponse::GetBorrower(borrower)) => {
-            match flow::after_borrower(&mut next, borrower, user_id, now) {
+            match route::after_borrower(&mut next, borrower, user_id, now) {
                 Ok(()) => {
                     let to = next.phase.name();
                     advance(next, format!("the borrower is {}: {to}", borrower.status))
@@ -545,7 +297,7 @@ fn succeeded(state: &OriginateState, response: &FinfraResponse, now: DateTime<Ut
             FinfraResponse::CreateSinglePaymentLoan(loan) | FinfraResponse::CreateBnplLoan(loan),
         ) => {
             next.loan.observe(loan, now, Source::Response);
-            flow::route_loan(&mut next, now);
+            route::route_loan(&mut next, now);
             advance(
                 next,
                 format!(
@@ -560,7 +312,7 @@ fn succeeded(state: &OriginateState, response: &FinfraResponse, now: DateTime<Ut
                 signing_url: Some(session.signing_url.clone()),
                 expires_at: Some(session.expires_at),
             });
-            flow::route_loan(&mut next, now);
+            route::route_loan(&mut next, now);
             advance(
                 next,
                 format!("signing session open until {}", session.expires_at),
@@ -575,7 +327,7 @@ fn succeeded(state: &OriginateState, response: &FinfraResponse, now: DateTime<Ut
             next.loan.disbursement_accepted(accepted.reference.clone());
             next.loan
                 .reach(LoanStatus::Disbursing, now, Source::Response);
-            flow::route_loan(&mut next, now);
+            route::route_loan(&mut next, now);
             advance(
                 next,
                 format!(
@@ -586,7 +338,7 @@ fn succeeded(state: &OriginateState, response: &FinfraResponse, now: DateTime<Ut
         }
         (Phase::RequestVirtualAccount { .. }, FinfraResponse::RequestVirtualAccount(va)) => {
             next.loan.learn_virtual_account(va);
-            flow::start_repaying(&mut next, now);
+            route::start_repaying(&mut next, now);
             advance(
                 next,
                 format!(

@@ -256,7 +256,7 @@ pub fn overdue_at(due_date: NaiveDate, grace: std::time::Duration) -> DateTime<U
         .and_time(NaiveTime::MIN)
         .and_utc()
         - TimeDelta::hours(7);
-    crate::run::after(end_of_day_wib, grace)
+    crate::kit::after(end_of_day_wib, grace)
 }
 
 impl LoanRecord {

@@ -85,10 +85,11 @@
 //! disbursement, the signing URL) and the state name at `$.phase.state`.
 
 mod calls;
-mod decide;
+mod commands;
 pub mod facts;
-mod flow;
 pub mod input;
+mod machine;
+mod route;
 pub mod state;
 mod waits;
 
@@ -99,11 +100,13 @@ use crate::action::Action;
 use crate::definition::{DefinitionRef, Registry};
 use crate::event::Event;
 use crate::ids::{LoanUniqueId, WorkflowId};
+use crate::kit::{self, Phase as _};
 use crate::machine::{InputErrors, Kind, Summary, Transition, Workflow};
 
 pub use facts::LoanRecord;
-pub use flow::{PAYMENT_TITLE, SETTLEMENT_GRACE};
 pub use input::OriginateInput;
+pub use machine::PAYMENT_TITLE;
+pub use route::SETTLEMENT_GRACE;
 pub use state::{BorrowerRef, LoanRequest, LoanTerms, OriginateState, Phase, RejectWhy, Step};
 
 /// The `originate-loan` workflow.
@@ -115,7 +118,7 @@ impl OriginateLoan {
     /// operation key): known before anything is sent.
     #[must_use]
     pub fn unique_id(id: &WorkflowId) -> LoanUniqueId {
-        LoanUniqueId::from(&flow::create_key(id))
+        LoanUniqueId::from(&route::create_key(id))
     }
 }
 
@@ -152,14 +155,14 @@ impl Workflow for OriginateLoan {
             // Replaced by `begin` below; a placeholder that is never persisted.
             phase: Phase::Paid,
         };
-        flow::begin(&mut state, now);
+        route::begin(&mut state, now);
         let note = format!(
             "started with definition {}: loan {}, {}",
             state.definition.reference(),
             state.loan.unique_id,
             state.phase.name()
         );
-        flow::advance(state, note)
+        kit::advance(state, note)
     }
 
     fn decide(
@@ -167,32 +170,14 @@ impl Workflow for OriginateLoan {
         event: &Event,
         now: DateTime<Utc>,
     ) -> Transition<OriginateState> {
-        decide::decide(state, event, now)
+        kit::decide(state, event, now)
     }
 
     fn action(state: &OriginateState) -> Action {
-        flow::action(state)
+        kit::action(state)
     }
 
     fn summary(state: &OriginateState) -> Summary {
-        let phase = state.phase.active();
-        let last_error = match &state.phase {
-            Phase::NeedsAttention { reason, .. }
-            | Phase::Failed { reason, .. }
-            | Phase::Rejected { reason, .. } => Some(reason.to_string()),
-            other => other
-                .run()
-                .and_then(|r| r.last_failure.as_ref())
-                .or_else(|| other.wait().and_then(|w| w.last_failure.as_ref()))
-                .map(crate::failure::CallFailure::describe),
-        };
-        Summary {
-            state: state.phase.name().to_owned(),
-            status: state.phase.status(),
-            definition: state.definition.reference(),
-            attempt: phase.run().map_or(1, |r| r.attempt),
-            last_error,
-            facts: state.loan.facts(),
-        }
+        kit::summary(state, state.definition.reference(), state.loan.facts())
     }
 }

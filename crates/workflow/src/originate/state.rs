@@ -12,8 +12,8 @@ use finfra_api::model::virtual_account::BankCode;
 use crate::action::Reason;
 use crate::definition::{Definition, OriginationPolicy};
 use crate::ids::{UserId, WorkflowId};
+use crate::kit::{self, Run, Waiting};
 use crate::machine::Status;
-use crate::run::{Run, Waiting};
 
 use super::facts::LoanRecord;
 
@@ -280,10 +280,10 @@ impl Phase {
             | Self::Cancelled { .. } => return None,
         })
     }
+}
 
-    /// The state name (a contract: see the module docs of `originate`).
-    #[must_use]
-    pub fn name(&self) -> &'static str {
+impl kit::Phase for Phase {
+    fn name(&self) -> &'static str {
         match self {
             Self::NeedsAttention { .. } => NEEDS_ATTENTION,
             Self::Paid => PAID,
@@ -294,18 +294,16 @@ impl Phase {
         }
     }
 
-    /// The phase a person would resume: the stuck one, or this one.
-    #[must_use]
-    pub fn active(&self) -> &Phase {
+    fn finished(&self) -> Option<Status> {
         match self {
-            Self::NeedsAttention { stuck, .. } => stuck,
-            other => other,
+            Self::Paid => Some(Status::Completed),
+            Self::Rejected { .. } | Self::Failed { .. } => Some(Status::Failed),
+            Self::Cancelled { .. } => Some(Status::Cancelled),
+            _ => None,
         }
     }
 
-    /// The run of a phase that makes a call.
-    #[must_use]
-    pub fn run(&self) -> Option<&Run> {
+    fn run(&self) -> Option<&Run> {
         match self {
             Self::CheckBorrower { run, .. }
             | Self::CreateLoan { run, .. }
@@ -317,8 +315,7 @@ impl Phase {
         }
     }
 
-    /// The run, to replace it.
-    pub(crate) fn run_mut(&mut self) -> Option<&mut Run> {
+    fn run_mut(&mut self) -> Option<&mut Run> {
         match self {
             Self::CheckBorrower { run, .. }
             | Self::CreateLoan { run, .. }
@@ -330,9 +327,7 @@ impl Phase {
         }
     }
 
-    /// The wait of a phase that waits.
-    #[must_use]
-    pub fn wait(&self) -> Option<&Waiting> {
+    fn wait(&self) -> Option<&Waiting> {
         match self {
             Self::AwaitOnboarding { wait, .. }
             | Self::AwaitBorrowerApproved { wait, .. }
@@ -343,8 +338,7 @@ impl Phase {
         }
     }
 
-    /// The wait, to replace it.
-    pub(crate) fn wait_mut(&mut self) -> Option<&mut Waiting> {
+    fn wait_mut(&mut self) -> Option<&mut Waiting> {
         match self {
             Self::AwaitOnboarding { wait, .. }
             | Self::AwaitBorrowerApproved { wait, .. }
@@ -355,24 +349,29 @@ impl Phase {
         }
     }
 
-    /// Whether the workflow is over.
-    #[must_use]
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            Self::Paid | Self::Rejected { .. } | Self::Failed { .. } | Self::Cancelled { .. }
-        )
+    fn stuck(&self) -> Option<(&Self, &Reason)> {
+        match self {
+            Self::NeedsAttention { stuck, reason, .. } => Some((stuck, reason)),
+            _ => None,
+        }
     }
 
-    /// The coarse status.
-    #[must_use]
-    pub fn status(&self) -> Status {
+    fn stuck_mut(&mut self) -> Option<&mut Self> {
         match self {
-            Self::NeedsAttention { .. } => Status::NeedsAttention,
-            Self::Paid => Status::Completed,
-            Self::Rejected { .. } | Self::Failed { .. } => Status::Failed,
-            Self::Cancelled { .. } => Status::Cancelled,
-            other => other.run().map_or(Status::Waiting, Run::status),
+            Self::NeedsAttention { stuck, .. } => Some(stuck),
+            _ => None,
         }
+    }
+
+    fn needs_attention(stuck: Self, reason: Reason, since: DateTime<Utc>) -> Self {
+        Self::NeedsAttention {
+            stuck: Box::new(stuck),
+            reason,
+            since,
+        }
+    }
+
+    fn failed(step: String, reason: Reason) -> Self {
+        Self::Failed { step, reason }
     }
 }

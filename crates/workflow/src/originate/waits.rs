@@ -8,13 +8,14 @@ use finfra_api::callback::{StatusCallback, UserEvent};
 use finfra_api::model::borrower::BorrowerStatus;
 
 use crate::action::{Outcome, Reason};
-use crate::event::{CallbackEvent, Event, WorkflowFinished};
-use crate::machine::{Kind, Status, Transition};
+use crate::event::{CallbackEvent, WorkflowFinished};
+use crate::kit::wait::{self, WaitWake, wait_woken};
+use crate::kit::{Machine, Phase as _, Run, Waiting, advance, attention, fail, ignore};
+use crate::machine::{Handled, Kind, Status, Transition};
 use crate::response::FinfraResponse;
-use crate::run::{self, GiveUp, Run, StepCtx, WaitWake, Waiting};
 
 use super::facts::Source;
-use super::flow::{self, advance, attention, fail, ignore, resume};
+use super::route;
 use super::state::{OriginateState, Phase, RejectWhy, Step};
 
 type T = Transition<OriginateState>;
@@ -64,10 +65,11 @@ fn record_borrower(state: &mut OriginateState, callback: &StatusCallback) -> Opt
 
 /// A callback in a phase that makes a call: recorded, and the step is left when the facts
 /// settle it (a disbursement known accepted, a rejection known applied).
-pub(super) fn recorded_in_call(state: &OriginateState, event: &Event, now: DateTime<Utc>) -> T {
-    let Event::Callback(callback) = event else {
-        return ignore(state, "not a callback");
-    };
+pub(super) fn callback_in_call(
+    state: &OriginateState,
+    callback: &CallbackEvent,
+    now: DateTime<Utc>,
+) -> T {
     let mut next = state.clone();
     let Some(what) = record(&mut next, callback, now) else {
         return ignore(state, "callback already known or not ours");
@@ -88,7 +90,7 @@ pub(super) fn recorded_in_call(state: &OriginateState, event: &Event, now: DateT
         let why = why.clone();
         return finish_rejection(next, &why, &what);
     }
-    flow::route_loan(&mut next, now);
+    route::route_loan(&mut next, now);
     let to = next.phase.name();
     advance(next, format!("{what}: {} → {to}", state.phase.name()))
 }
@@ -115,70 +117,27 @@ fn finish_rejection(mut state: OriginateState, why: &RejectWhy, what: &str) -> T
     advance(state, format!("{what}: {to}"))
 }
 
-/// An event in a phase that waits.
-pub(super) fn on_event(state: &OriginateState, event: &Event, now: DateTime<Utc>) -> T {
-    let Some(wait) = state.phase.wait() else {
-        return ignore(state, "not waiting");
-    };
-    match event {
-        Event::Callback(CallbackEvent::Workflow(finished)) => {
-            onboarding_finished(state, finished, now)
-        }
-        Event::Callback(callback) => {
-            let mut next = state.clone();
-            let recorded = record(&mut next, callback, now);
-            let from = state.phase.name();
-            if flow::settle(&mut next, now) {
-                let what = recorded.unwrap_or_else(|| "callback".to_owned());
-                let to = next.phase.name();
-                return advance(next, format!("{what}: {from} → {to}"));
-            }
-            let Some(what) = recorded else {
-                return ignore(state, "callback already known or not ours");
-            };
-            if next.loan.covered() && !next.loan.is_paid() {
-                // Paid in full as far as finflow knows: confirm with Finfra soon.
-                poll_soon(&mut next, now);
-            }
-            advance(next, format!("{what}; still in {from}"))
-        }
-        Event::Wake => woken(state, wait, now),
-        Event::CallSucceeded(response) if wait.polling => match flow::poll_request(state) {
-            Some(poll) if response.answers(&poll) => polled(state, wait, response, now),
-            _ => ignore(
-                state,
-                format!("unexpected answer {} to a poll", response.name()),
-            ),
-        },
-        Event::CallFailed(failure) if wait.polling => {
-            let Some(poll) = flow::poll_request(state) else {
-                return ignore(state, "no poll in this state");
-            };
-            let policy = state.definition.retry.policy();
-            let ctx = StepCtx {
-                workflow: &state.workflow_id,
-                step: state.phase.name(),
-                policy: &policy,
-                now,
-            };
-            match run::poll_failed(wait, &poll, failure, ctx) {
-                Ok(wait) => with_wait(
-                    state,
-                    wait,
-                    format!("poll failed ({}): polling again later", failure.describe()),
-                ),
-                Err(GiveUp::Attention(reason) | GiveUp::Fail(reason)) => {
-                    attention(state.clone(), reason, now)
-                }
-            }
-        }
-        // A poll whose outcome was lost is a read: asked for again, as is the wait itself.
-        Event::CallInterrupted | Event::Start => resume(state, "resuming the wait"),
-        Event::CallSucceeded(_)
-        | Event::CallFailed(_)
-        | Event::Cancel { .. }
-        | Event::Resolve { .. } => ignore(state, format!("{} ignored while waiting", event.name())),
+/// A callback in a phase that waits: the end of the onboarding it waits for, or a fact
+/// about the loan (a loan paid in full as far as finflow knows is confirmed with Finfra soon).
+pub(super) fn callback_in_wait(
+    state: &OriginateState,
+    callback: &CallbackEvent,
+    now: DateTime<Utc>,
+) -> T {
+    if let CallbackEvent::Workflow(finished) = callback {
+        return onboarding_finished(state, finished, now);
     }
+    let mut heard = wait::callback(state, callback, now);
+    let loan = &heard.state.loan;
+    if heard.handled == Handled::Advanced
+        && heard.state.phase.step() == state.phase.step()
+        && loan.covered()
+        && !loan.is_paid()
+    {
+        poll_soon(&mut heard.state, now);
+        heard.action = crate::kit::action(&heard.state);
+    }
+    heard
 }
 
 fn poll_soon(state: &mut OriginateState, now: DateTime<Utc>) {
@@ -188,14 +147,6 @@ fn poll_soon(state: &mut OriginateState, now: DateTime<Utc>) {
     {
         wait.next_poll = Some(now);
     }
-}
-
-fn with_wait(state: &OriginateState, wait: Waiting, note: impl Into<String>) -> T {
-    let mut next = state.clone();
-    if let Some(slot) = next.phase.wait_mut() {
-        *slot = wait;
-    }
-    advance(next, note)
 }
 
 /// The onboarding workflow the input names has finished.
@@ -217,7 +168,7 @@ fn onboarding_finished(
     let mut next = state.clone();
     match (finished.status, &finished.outcome) {
         (Status::Completed, Some(Outcome::BorrowerApproved { user_id })) => {
-            flow::check_borrower(&mut next, user_id.clone());
+            route::check_borrower(&mut next, user_id.clone());
             advance(
                 next,
                 format!("onboarding {business_key} approved borrower {user_id}: reading it"),
@@ -267,7 +218,7 @@ fn onboarding_finished(
 
 /// A wake-up during a wait: overdue installments first (repaying), then the poll or the
 /// deadline.
-fn woken(state: &OriginateState, wait: &Waiting, now: DateTime<Utc>) -> T {
+pub(super) fn woken(state: &OriginateState, wait: &Waiting, now: DateTime<Utc>) -> T {
     let mut next = state.clone();
     let mut flagged = None;
     if let Phase::Repaying {
@@ -286,7 +237,7 @@ fn woken(state: &OriginateState, wait: &Waiting, now: DateTime<Utc>) -> T {
             "overdue check: nothing overdue".to_owned()
         });
     }
-    match run::wait_woken(wait, now) {
+    match wait_woken(wait, now) {
         WaitWake::TimedOut if state.loan.is_paid() => {
             next.phase = Phase::Paid;
             advance(next, "the loan is PAID")
@@ -307,7 +258,7 @@ fn woken(state: &OriginateState, wait: &Waiting, now: DateTime<Utc>) -> T {
 }
 
 /// A poll answered.
-fn polled(
+pub(super) fn polled(
     state: &OriginateState,
     wait: &Waiting,
     response: &FinfraResponse,
@@ -318,7 +269,7 @@ fn polled(
     match (response, &state.phase) {
         (FinfraResponse::GetBorrower(borrower), Phase::AwaitBorrowerApproved { user_id, .. }) => {
             let user_id = user_id.clone();
-            if let Err(reason) = flow::after_borrower(&mut next, borrower, &user_id, now) {
+            if let Err(reason) = route::after_borrower(&mut next, borrower, &user_id, now) {
                 return fail(next, reason);
             }
         }
@@ -333,16 +284,16 @@ fn polled(
         }
         _ => {}
     }
-    if next.phase.step() != state.phase.step() || flow::settle(&mut next, now) {
+    if next.phase.step() != state.phase.step() || route::settle(&mut next, now) {
         let to = next.phase.name();
         return advance(next, format!("poll: {from} → {to}"));
     }
     let every = match next.phase {
-        Phase::Repaying { .. } => flow::repayment_poll_every(&next),
+        Phase::Repaying { .. } => route::repayment_poll_every(&next),
         _ => state.policy.poll_interval,
     };
     // From the wait `settle` may have shortened (a PAID loan waiting for its payments).
-    let wait = run::poll_answered(next.phase.wait().unwrap_or(wait), now, every);
+    let wait = crate::kit::wait::poll_answered(next.phase.wait().unwrap_or(wait), now, every);
     let mut out = next;
     if let Some(slot) = out.phase.wait_mut() {
         *slot = wait;
@@ -351,7 +302,7 @@ fn polled(
 }
 
 /// The deadline passed.
-fn timed_out(mut state: OriginateState, now: DateTime<Utc>) -> T {
+pub(super) fn timed_out(mut state: OriginateState, now: DateTime<Utc>) -> T {
     let since = state.phase.wait().map_or(now, |w| w.since);
     let unique_id = state.loan.unique_id.clone();
     let retry = "resolve with {\"retry\": true} to wait again (with a read at once)";
@@ -371,7 +322,7 @@ fn timed_out(mut state: OriginateState, now: DateTime<Utc>) -> T {
         .with_hint(retry),
         Phase::AwaitSigned { .. } => {
             // The borrower did not sign in time: the loan is rejected at Finfra.
-            let key = flow::op_key(&state, Step::RejectLoan, 0);
+            let key = state.op_key(Step::RejectLoan.as_str(), 0);
             state.phase = Phase::RejectLoan {
                 why: RejectWhy::SigningTimeout { since },
                 run: Run::new(Some(key)),

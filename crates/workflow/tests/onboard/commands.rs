@@ -4,6 +4,7 @@ use finfra_api::callback::CallbackTitle;
 use finfra_api::model::ekyc::KycSubmissionStatus;
 use serde_json::json;
 use workflow::ActionKind::{Call, Cancelled, Complete, NeedsAttention, SleepUntil, Wait};
+use workflow::kit::Phase as _;
 use workflow::onboard::OnboardState;
 use workflow::{Action, CallFailure, CallPurpose, Event, OnboardBorrower, Status, Workflow};
 
@@ -92,7 +93,9 @@ pub fn rows() -> Vec<Row> {
             .check(|t| assert!(t.note.contains("not at ekyc_ocr"), "{}", t.note)),
         row("resolve with a user id after a lost create", drive(&p_create_ambiguous(), &[err(CallFailure::rejected(404, "gone"))]), resolve(json!({"user_id": USER})), "hub_check", Call),
         row("resolve outside needs_attention is refused", p_hub(), resolve(json!({})), "hub_check", Call).ignored(),
-        row("other events in needs_attention change nothing", stuck_without_id(), callback(CallbackTitle::UserCreated), "needs_attention", NeedsAttention)
+        row("the awaited callback after the wait ran out resumes the workflow by itself", stuck_without_id(), callback(CallbackTitle::UserCreated), "hub_check", Call)
+            .check(|t| assert!(t.note.contains("resumed by itself"), "{}", t.note)),
+        row("another borrower's callback in needs_attention changes nothing", stuck_without_id(), callback_for(CallbackTitle::UserCreated, OTHER_USER, OTHER_NIK), "needs_attention", NeedsAttention)
             .ignored(),
         row("a wake in needs_attention", stuck_at_hub(), Event::Wake, "needs_attention", NeedsAttention).ignored(),
         row("a reconcile read's retry stays ambiguous", drive(&p_create_ambiguous(), &[err(CallFailure::server(500, true))]), Event::Wake, "create_borrower", Call)

@@ -10,6 +10,7 @@ use finfra_api::model::ekyc::{
     HubCheckStatus, HubProvider, KycSubmissionStatus, Liveness, RdfBiometricStatus,
 };
 use workflow::ActionKind::{Call, Complete, Fail, NeedsAttention, SleepUntil, Wait};
+use workflow::kit::Phase as _;
 use workflow::{
     Action, CallFailure, CallPurpose, Event, FailureKind, FinfraRequest, FinfraResponse,
     OnboardBorrower, Outcome, SleepReason, Status, Workflow,
@@ -156,7 +157,7 @@ pub fn rows() -> Vec<Row> {
         row("retries exhausted: attention", hub_failed(7), err(CallFailure::server(500, true)), "needs_attention", NeedsAttention)
             .check(|t| {
                 assert_eq!(reason_code(t), "retries_exhausted");
-                assert!(matches!(&t.action, Action::NeedsAttention { step, reason } if step == "hub_check" && reason.hint.is_some()));
+                assert!(matches!(&t.action, Action::NeedsAttention { step, reason, .. } if step == "hub_check" && reason.hint.is_some()));
             }),
         row("one attempt left still retries", hub_failed(6), err(CallFailure::server(500, true)), "hub_check", SleepUntil),
         row("400 on create: the input is at fault, fail with Finfra's message", b_create(), err(CallFailure::rejected(400, "authorised_signatory.email must be valid")), "failed", Fail)

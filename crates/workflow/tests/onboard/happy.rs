@@ -6,6 +6,7 @@ use finfra_api::model::borrower::BorrowerStatus;
 use finfra_api::model::document::DocumentType;
 use finfra_api::model::ekyc::{HubCheckStatus, HubProvider, Liveness, RdfBiometricStatus};
 use workflow::ActionKind::{Call, Complete, Wait};
+use workflow::kit::Phase as _;
 use workflow::{
     Action, CorrelationKey, FinfraRequest, FinfraResponse, OnboardBorrower, Outcome, Workflow,
 };

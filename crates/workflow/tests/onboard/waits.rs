@@ -5,6 +5,7 @@ use std::time::Duration;
 use finfra_api::model::borrower::BorrowerStatus;
 use finfra_api::model::ekyc::KycSubmissionStatus;
 use workflow::ActionKind::{Call, Complete, Fail, NeedsAttention, Wait};
+use workflow::kit::Phase as _;
 use workflow::onboard::OnboardState;
 use workflow::{Action, CallFailure, CallPurpose, Event, OnboardBorrower, Workflow};
 

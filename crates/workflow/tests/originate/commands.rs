@@ -4,6 +4,7 @@
 use finfra_api::callback::CallbackTitle;
 use serde_json::json;
 use workflow::ActionKind::{Call, Cancelled, Complete, NeedsAttention, Wait};
+use workflow::kit::Phase as _;
 use workflow::originate::Phase;
 use workflow::{CallFailure, CallPurpose, Engine, EngineError, Event, OriginateLoan, Workflow};
 

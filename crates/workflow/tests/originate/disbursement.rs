@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use finfra_api::callback::CallbackTitle;
 use workflow::ActionKind::{Call, NeedsAttention, SleepUntil, Wait};
+use workflow::kit::Phase as _;
 use workflow::originate::OriginateState;
 use workflow::{Action, CallFailure, CallPurpose, Event, FinfraRequest, Handled, Status, Workflow};
 

@@ -1,7 +1,6 @@
-//! Generic step handling, shared by every machine: a step that makes one Finfra call keeps
-//! a [`Run`]; a step that waits for a callback keeps a [`Waiting`]. The functions here
-//! decide, from a failure and the definition's `RetryPolicy`, what happens next, so no
-//! machine repeats the retry rules per step:
+//! The retry rules of a step that makes one Finfra call: its [`Run`] (operation key,
+//! attempts, [`Stage`]) and what follows each failure, from the failure and the
+//! definition's `RetryPolicy`, so no machine repeats them per step:
 //!
 //! | what happened | next |
 //! |---|---|
@@ -24,8 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use finfra_api::retry::{self, Jitter, RetryDecision, RetryPolicy};
 
-use crate::action::{Action, CallPurpose, Expected, Poll, Reason, SleepReason};
-use crate::event::Event;
+use crate::action::{Reason, SleepReason};
 use crate::failure::{CallFailure, FailureKind};
 use crate::ids::{OperationKey, WorkflowId, seed};
 use crate::machine::Status;
@@ -153,7 +151,7 @@ pub struct StepCtx<'a> {
 }
 
 impl StepCtx<'_> {
-    fn jitter(&self, what: &str, n: u32) -> Jitter {
+    pub(super) fn jitter(&self, what: &str, n: u32) -> Jitter {
         Jitter::from_seed(seed(&[
             self.workflow.as_str(),
             self.step,
@@ -434,249 +432,6 @@ fn give_up(request: &FinfraRequest, failure: &CallFailure, ctx: StepCtx<'_>) -> 
     }
 }
 
-/// A step waiting for a callback, with an optional poll to fall back on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Waiting {
-    /// Since when.
-    pub since: DateTime<Utc>,
-    /// Until when.
-    pub deadline: DateTime<Utc>,
-    /// When the next poll is due; `None` when the wait has no poll.
-    pub next_poll: Option<DateTime<Utc>>,
-    /// A poll call is outstanding.
-    pub polling: bool,
-    /// Failed polls in a row that count against the retry policy.
-    pub poll_failures: u32,
-    /// 429s answered to polls in a row.
-    pub poll_throttles: u32,
-    /// The last failed poll, for people.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure: Option<CallFailure>,
-}
-
-impl Waiting {
-    /// A wait of `timeout` from `now`, polling every `poll_every` when given (the first
-    /// poll after one interval: callbacks are the normal path).
-    #[must_use]
-    pub fn new(now: DateTime<Utc>, timeout: Duration, poll_every: Option<Duration>) -> Self {
-        Self {
-            since: now,
-            deadline: after(now, timeout),
-            next_poll: poll_every.map(|every| after(now, every)),
-            polling: false,
-            poll_failures: 0,
-            poll_throttles: 0,
-            last_failure: None,
-        }
-    }
-
-    /// When to wake if nothing arrives: the next poll or the deadline.
-    #[must_use]
-    pub fn wake_at(&self) -> DateTime<Utc> {
-        self.next_poll
-            .map_or(self.deadline, |poll| poll.min(self.deadline))
-    }
-}
-
-/// What a wake-up means to a wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WaitWake {
-    /// The deadline has passed.
-    TimedOut,
-    /// A poll is due: send it (the wait is now `polling`).
-    Poll(Waiting),
-    /// Nothing was due (an early or repeated wake-up).
-    NotDue,
-}
-
-/// A wake-up during a wait.
-#[must_use]
-pub fn wait_woken(wait: &Waiting, now: DateTime<Utc>) -> WaitWake {
-    if now >= wait.deadline {
-        return WaitWake::TimedOut;
-    }
-    match wait.next_poll {
-        Some(at) if at <= now && !wait.polling => {
-            let mut next = wait.clone();
-            next.polling = true;
-            WaitWake::Poll(next)
-        }
-        Some(_) | None => WaitWake::NotDue,
-    }
-}
-
-/// A poll answered but the wait goes on: poll again after `every`.
-#[must_use]
-pub fn poll_answered(wait: &Waiting, now: DateTime<Utc>, every: Duration) -> Waiting {
-    let mut next = wait.clone();
-    next.polling = false;
-    next.poll_failures = 0;
-    next.poll_throttles = 0;
-    next.next_poll = Some(after(now, every));
-    next
-}
-
-/// A poll failed: poll again later (exactly after `Retry-After` on a 429), or give up.
-///
-/// # Errors
-///
-/// [`GiveUp::Attention`] when polls keep failing or cannot succeed.
-pub fn poll_failed(
-    wait: &Waiting,
-    poll: &FinfraRequest,
-    failure: &CallFailure,
-    ctx: StepCtx<'_>,
-) -> Result<Waiting, GiveUp> {
-    let mut next = wait.clone();
-    next.polling = false;
-    next.last_failure = Some(failure.clone());
-    let throttled = failure.status == Some(429);
-    let (count, policy) = if throttled {
-        next.poll_throttles += 1;
-        let unlimited = RetryPolicy {
-            max_attempts: u32::MAX,
-            ..ctx.policy.clone()
-        };
-        (next.poll_throttles, unlimited)
-    } else {
-        next.poll_failures += 1;
-        (next.poll_failures, ctx.policy.clone())
-    };
-    let jitter = ctx.jitter("poll", count);
-    match retry::decide(
-        failure.class.as_idempotent().into(),
-        failure.retry_after,
-        count,
-        &policy,
-        jitter,
-    ) {
-        RetryDecision::RetryAt(delay) => {
-            next.next_poll = Some(after(ctx.now, delay));
-            Ok(next)
-        }
-        RetryDecision::Reconcile | RetryDecision::GiveUp => Err(GiveUp::Attention(
-            Reason::new(
-                "poll_failed",
-                format!(
-                    "{}: polling {} failed ({})",
-                    ctx.step,
-                    poll.name(),
-                    failure.describe()
-                ),
-            )
-            .with_hint("resolve with {\"retry\": true} to wait again"),
-        )),
-    }
-}
-
-/// What every machine does with an event before its phase sees it (after the operator's
-/// commands, which each machine judges itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settled {
-    /// `Start` or `CallInterrupted` on a finished or stuck workflow: report where it stands.
-    Resume(String),
-    /// Any other event on a finished or stuck workflow: nothing to do.
-    Ignore(String),
-}
-
-/// [`Settled`] for `event` in a phase named `phase` that is `terminal`, or stuck in
-/// `needs_attention`; `None` when the phase handles the event.
-#[must_use]
-pub fn before_phase(
-    event: &Event,
-    phase: &str,
-    terminal: bool,
-    needs_attention: bool,
-) -> Option<Settled> {
-    if matches!(event, Event::Start | Event::CallInterrupted) && (terminal || needs_attention) {
-        return Some(Settled::Resume(format!("resumed: the workflow is {phase}")));
-    }
-    if terminal {
-        return Some(Settled::Ignore(format!(
-            "{} ignored: the workflow is {phase}",
-            event.name()
-        )));
-    }
-    needs_attention.then(|| {
-        Settled::Ignore(format!(
-            "{} ignored: waiting for an operator to resolve or cancel",
-            event.name()
-        ))
-    })
-}
-
-/// The action of a step that makes a call, in its run's stage: the step's own request,
-/// its reconcile read, or a sleep. The machine supplies the requests (`None` when its state
-/// names none) and the action for a state it cannot act on.
-pub fn call_action(
-    step: &str,
-    run: &Run,
-    perform: impl FnOnce() -> Option<FinfraRequest>,
-    reconcile: impl FnOnce() -> Option<FinfraRequest>,
-    inconsistent: impl FnOnce() -> Action,
-) -> Action {
-    let call = |purpose, request: Option<FinfraRequest>, attempt| match request {
-        Some(request) => Action::Call {
-            step: step.to_owned(),
-            purpose,
-            request,
-            operation_key: run.operation_key.clone(),
-            attempt,
-        },
-        None => inconsistent(),
-    };
-    match &run.stage {
-        Stage::Send => call(CallPurpose::Perform, perform(), run.attempt),
-        Stage::Reconcile => call(CallPurpose::Reconcile, reconcile(), run.reads + 1),
-        Stage::Backoff { at, reason } => Action::SleepUntil {
-            step: step.to_owned(),
-            at: *at,
-            reason: *reason,
-        },
-        Stage::ReconcileBackoff { at } => Action::SleepUntil {
-            step: step.to_owned(),
-            at: *at,
-            reason: SleepReason::ReconcileRetry,
-        },
-    }
-}
-
-/// The action of a step that waits: its poll when one is due, else the wait for `events`,
-/// woken at the wait's own time or at `also_wake_at` if that is earlier (e.g. the next
-/// overdue check of a loan).
-pub fn wait_action(
-    step: &str,
-    wait: &Waiting,
-    events: impl FnOnce() -> Vec<Expected>,
-    poll: Option<FinfraRequest>,
-    poll_every: Duration,
-    also_wake_at: Option<DateTime<Utc>>,
-) -> Action {
-    if wait.polling
-        && let Some(request) = poll.clone()
-    {
-        return Action::Call {
-            step: step.to_owned(),
-            purpose: CallPurpose::Poll,
-            request,
-            operation_key: None,
-            attempt: wait.poll_failures + wait.poll_throttles + 1,
-        };
-    }
-    let wake_at = also_wake_at.map_or(wait.wake_at(), |at| wait.wake_at().min(at));
-    Action::Wait {
-        step: step.to_owned(),
-        events: events(),
-        deadline: wait.deadline,
-        wake_at,
-        poll: poll.zip(wait.next_poll).map(|(request, next_at)| Poll {
-            request,
-            every: poll_every,
-            next_at,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,29 +566,5 @@ mod tests {
             ctx(&wf, &p, now()),
         );
         assert_eq!(a, b);
-    }
-
-    #[test]
-    fn waits_poll_then_time_out() {
-        let wait = Waiting::new(
-            now(),
-            Duration::from_secs(100),
-            Some(Duration::from_secs(30)),
-        );
-        assert_eq!(wait.wake_at(), now() + TimeDelta::seconds(30));
-        assert_eq!(wait_woken(&wait, now()), WaitWake::NotDue);
-        let WaitWake::Poll(polling) = wait_woken(&wait, now() + TimeDelta::seconds(30)) else {
-            panic!("expected a poll");
-        };
-        let next = poll_answered(
-            &polling,
-            now() + TimeDelta::seconds(31),
-            Duration::from_secs(30),
-        );
-        assert_eq!(next.next_poll, Some(now() + TimeDelta::seconds(61)));
-        assert_eq!(
-            wait_woken(&next, now() + TimeDelta::seconds(100)),
-            WaitWake::TimedOut
-        );
     }
 }

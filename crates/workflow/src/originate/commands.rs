@@ -1,39 +1,16 @@
-//! The origination's decision: operator commands (cancel, resolve) first, then the event
-//! handed to the phase's kind (a call or a wait).
+//! The origination's answers to operator commands: `cancel`, and what `resolve` does here
+//! (the kit checks that the workflow is stuck and parses the data).
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
-use crate::event::Event;
+use crate::ids::UserId;
+use crate::kit::{Machine, Phase as _, Run, Stage, Waiting, advance, ignore};
 use crate::machine::{Status, Transition};
-use crate::resolution::{self, Resolution};
-use crate::run::{self, Run, Settled, Stage, Waiting};
 
-use super::flow::{self, advance, ignore};
+use super::route;
 use super::state::{OriginateState, Phase, RejectWhy, Step};
-use super::{calls, waits};
 
 type T = Transition<OriginateState>;
-
-/// `(state, event, now) -> transition`.
-pub(super) fn decide(state: &OriginateState, event: &Event, now: DateTime<Utc>) -> T {
-    match event {
-        Event::Cancel { by, reason } => return cancel(state, by, reason),
-        Event::Resolve { by, reason, data } => return resolve(state, by, reason, data, now),
-        _ => {}
-    }
-    let stuck = matches!(state.phase, Phase::NeedsAttention { .. });
-    match run::before_phase(event, state.phase.name(), state.phase.is_terminal(), stuck) {
-        Some(Settled::Resume(note)) => return flow::resume(state, note),
-        Some(Settled::Ignore(note)) => return ignore(state, note),
-        None => {}
-    }
-    if state.phase.run().is_some() {
-        calls::on_event(state, event, now)
-    } else {
-        waits::on_event(state, event, now)
-    }
-}
 
 /// Cancels before the disbursement; refuses after it was sent, or may have been.
 ///
@@ -43,16 +20,7 @@ pub(super) fn decide(state: &OriginateState, event: &Event, now: DateTime<Utc>) 
 ///   Finfra (`reject_loan`), then `cancelled` (a `404` there means no loan: cancelled).
 /// - From the decision to disburse on: refused. The request may have reached Finfra, money
 ///   may have left, and Finfra refuses to reject a loan once disbursement started.
-fn cancel(state: &OriginateState, by: &str, reason: &str) -> T {
-    if state.phase.is_terminal() {
-        return ignore(
-            state,
-            format!(
-                "cancel refused: the workflow is already {}",
-                state.phase.name()
-            ),
-        );
-    }
+pub(super) fn cancel(state: &OriginateState, by: &str, reason: &str) -> T {
     if state.loan.disbursement.requested {
         return ignore(
             state,
@@ -105,7 +73,7 @@ fn cancel(state: &OriginateState, by: &str, reason: &str) -> T {
         other if other.step().is_some_and(Step::loan_may_exist) => {
             next.phase = Phase::RejectLoan {
                 why,
-                run: Run::new(Some(flow::op_key(state, Step::RejectLoan, 0))),
+                run: Run::new(Some(state.op_key(Step::RejectLoan.as_str(), 0))),
             };
             advance(
                 next,
@@ -123,50 +91,35 @@ fn cancel(state: &OriginateState, by: &str, reason: &str) -> T {
     }
 }
 
-fn resolve(state: &OriginateState, by: &str, reason: &str, data: &Value, now: DateTime<Utc>) -> T {
-    let Phase::NeedsAttention { stuck, .. } = &state.phase else {
+/// `resolve` with a user id: accepted while waiting for the onboarding (the borrower is
+/// known another way); the borrower is read first.
+pub(super) fn resolve_user_id(
+    state: &OriginateState,
+    stuck: &Phase,
+    user_id: UserId,
+    by: &str,
+    reason: &str,
+) -> T {
+    if !matches!(stuck, Phase::AwaitOnboarding { .. }) {
         return ignore(
             state,
             format!(
-                "resolve ignored: the workflow is {}, not needs_attention",
-                state.phase.name()
+                "resolve refused: user_id is accepted while waiting for the onboarding, not at {}",
+                stuck.name()
             ),
         );
-    };
-    let resolution = match resolution::parse(data) {
-        Ok(resolution) => resolution,
-        Err(message) => return ignore(state, format!("resolve refused: {message}")),
-    };
-    let mut next = state.clone();
-    match resolution {
-        Resolution::Retry => {
-            next.phase = stuck.as_ref().clone();
-            restart(&mut next, now);
-            let step = next.phase.name();
-            advance(next, format!("resolved by {by} ({reason}): {step} again"))
-        }
-        Resolution::UserId(user_id) => {
-            if !matches!(stuck.as_ref(), Phase::AwaitOnboarding { .. }) {
-                return ignore(
-                    state,
-                    format!(
-                        "resolve refused: user_id is accepted while waiting for the onboarding, not at {}",
-                        stuck.name()
-                    ),
-                );
-            }
-            flow::check_borrower(&mut next, user_id.clone());
-            advance(
-                next,
-                format!("resolved by {by} ({reason}): borrower {user_id} supplied; reading it"),
-            )
-        }
     }
+    let mut next = state.clone();
+    route::check_borrower(&mut next, user_id.clone());
+    advance(
+        next,
+        format!("resolved by {by} ({reason}): borrower {user_id} supplied; reading it"),
+    )
 }
 
 /// The stuck phase (now `state.phase`), ready to run again. A disbursement is never sent
 /// straight away: it reads the loan first, whatever made it stop.
-fn restart(state: &mut OriginateState, now: DateTime<Utc>) {
+pub(super) fn restart(state: &mut OriginateState, now: DateTime<Utc>) {
     let policy = state.policy.clone();
     let refused = state.loan.disbursement_failed();
     let fresh = |timeout, poll: bool| {
@@ -180,7 +133,7 @@ fn restart(state: &mut OriginateState, now: DateTime<Utc>) {
     if refused && matches!(state.phase, Phase::AwaitDisbursement { .. }) {
         // A new disbursement after the bank's refusal (Finfra allows it from
         // DISBURSEMENT_FAILED), through the read like any other.
-        flow::disburse(state);
+        route::disburse(state);
         return;
     }
     match &mut state.phase {
