@@ -6,8 +6,8 @@
 //! | event | stage | next |
 //! |---|---|---|
 //! | the answer | `send` | the kind's `succeeded` |
-//! | a failure | `send` | the kind's own statuses; a `409` with a read → read; else the retry rules |
-//! | the read's answer | `reconcile` | the kind's `reconciled` |
+//! | a failure | `send` | the kind's own statuses; a refusal (`4xx`) after an unknown outcome → read before believing it; a `409` with a read → read; else the retry rules |
+//! | the read's answer | `reconcile` | the kind's `reconciled`: applied → on; not applied → send again, or, after a refusal, the refusal stands |
 //! | the read failed | `reconcile` | the kind's own statuses; else read again or give up |
 //! | `Wake` | a backoff | send (or read) again when it is over |
 //! | `CallInterrupted`, `Start`, `Wake`, a callback, a stale answer | `send` | reconcile if the request needs it, else send again |
@@ -181,7 +181,8 @@ fn outstanding<M: Machine>(
     }
 }
 
-/// The step's request failed: the kind's own statuses first, then the generic rules.
+/// The step's request failed: the kind's own statuses first, then "read before you
+/// believe" for a refusal after an unknown outcome, then the generic rules.
 fn failed<M: Machine>(
     state: &M,
     run: &Run,
@@ -192,7 +193,43 @@ fn failed<M: Machine>(
     if let Some(transition) = state.own_failure(run, request, failure, now) {
         return transition;
     }
-    if failure.conflict
+    if run.uncertain
+        && retry::is_refusal(failure)
+        && let Some(read) = state.reconcile_read()
+    {
+        // An earlier send may have been applied, and this refusal may only say that
+        // Finfra's state moved on since.
+        let mut next = run.clone();
+        next.stage = Stage::Reconcile;
+        next.reads = 0;
+        next.refused = true;
+        next.last_failure = Some(failure.clone());
+        return with_run(
+            state,
+            next,
+            format!(
+                "{} refused ({}) after an unknown outcome of an earlier send: reading {} before believing it",
+                request.name(),
+                failure.describe(),
+                read.name()
+            ),
+        );
+    }
+    rules(state, run, request, failure, now, true)
+}
+
+/// The generic rules for a failure: a `409` read (unless the state was just read), then
+/// the retry rules.
+fn rules<M: Machine>(
+    state: &M,
+    run: &Run,
+    request: &FinfraRequest,
+    failure: &CallFailure,
+    now: DateTime<Utc>,
+    read_on_conflict: bool,
+) -> Transition<M> {
+    if read_on_conflict
+        && failure.conflict
         && let Some(read) = state.reconcile_read()
     {
         // A 409 says Finfra's state is not what the request expects (already applied, or
@@ -278,7 +315,8 @@ fn read_failed<M: Machine>(
 }
 
 /// Sends the step's request again after a read showed it was not applied (within the
-/// retry policy's attempts).
+/// retry policy's attempts). When the read followed a refusal of a repeat, the refusal
+/// stands instead: judged as on a first send, by the kind's own statuses and the rules.
 pub fn resend<M: Machine>(
     state: &M,
     run: &Run,
@@ -286,6 +324,19 @@ pub fn resend<M: Machine>(
     now: DateTime<Utc>,
     why: &str,
 ) -> Transition<M> {
+    if run.refused
+        && let Some(refusal) = &run.last_failure
+    {
+        let mut first = run.clone();
+        first.uncertain = false;
+        first.refused = false;
+        first.stage = Stage::Send;
+        let mut t = state
+            .own_failure(&first, request, refusal, now)
+            .unwrap_or_else(|| rules(state, &first, request, refusal, now, false));
+        t.note = format!("{why}, so the refusal stands: {}", t.note);
+        return t;
+    }
     let policy = state.retry_policy();
     match retry::resend(run, request, ctx(state, &policy, now)) {
         Ok(run) => with_run(

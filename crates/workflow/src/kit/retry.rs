@@ -80,6 +80,16 @@ pub struct Run {
     /// The last failure, for people (`last_error` in SQL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<CallFailure>,
+    /// An earlier send of this operation may have been applied (its answer was lost, a
+    /// `5xx` after sending, a worker died mid-call): a `4xx` to a later send is not taken at
+    /// its word but read first (see "read before you believe" in the kit's docs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncertain: bool,
+    /// The reconcile in progress follows a `4xx` to a repeat: if the read shows the request
+    /// was not applied, that answer stands (judged as on a first send) rather than the
+    /// request being sent again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 impl Run {
@@ -94,6 +104,8 @@ impl Run {
             stage: Stage::Send,
             operation_key,
             last_failure: None,
+            uncertain: false,
+            refused: false,
         }
     }
 
@@ -133,6 +145,8 @@ impl Run {
             stage,
             operation_key: self.operation_key.clone(),
             last_failure: self.last_failure.clone(),
+            uncertain: self.uncertain,
+            refused: false,
         }
     }
 }
@@ -186,6 +200,7 @@ pub fn send_failed(
 ) -> Next {
     let mut next = run.clone();
     next.last_failure = Some(failure.clone());
+    next.uncertain |= failure.ambiguous;
     let effect = request.effect();
     if failure.kind == FailureKind::Decode && effect.needs_reconcile() {
         // A 2xx: applied, but we could not read what Finfra said. Read its state instead.
@@ -337,6 +352,9 @@ pub fn resend(run: &Run, request: &FinfraRequest, ctx: StepCtx<'_>) -> Next {
 #[must_use]
 pub fn interrupted(run: &Run, request: &FinfraRequest) -> Run {
     let mut next = run.clone();
+    if run.stage == Stage::Send {
+        next.uncertain = true;
+    }
     match run.stage {
         Stage::Send if request.effect().needs_reconcile() => {
             // Counted as a failure so that a crash loop cannot reconcile forever.
@@ -362,6 +380,15 @@ pub fn woken(run: &Run, now: DateTime<Utc>) -> Option<Run> {
         }
     }
     Some(next)
+}
+
+/// Whether a failure is Finfra refusing the request as it stands (a final `4xx`), as
+/// opposed to a failure of the way to Finfra or of our credentials.
+#[must_use]
+pub fn is_refusal(failure: &CallFailure) -> bool {
+    matches!(failure.status, Some(400..=499))
+        && !failure.retryable
+        && !matches!(failure.status, Some(401 | 403 | 429))
 }
 
 /// What `resolve` accepts to try a stuck step again.

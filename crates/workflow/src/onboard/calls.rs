@@ -26,19 +26,39 @@ type T = Transition<OnboardState>;
 /// kit's rules (which read Finfra's state after a `409`).
 pub(super) fn own_failure(
     state: &OnboardState,
+    run: &Run,
     failure: &CallFailure,
     now: DateTime<Utc>,
 ) -> Option<T> {
     let status = failure.status;
     let mut next = state.clone();
     match &state.phase {
-        Phase::CreateBorrower { .. } if failure.conflict => {
+        // Finfra deduplicates creates on the NIK: after an unknown outcome of our own
+        // create, 409 means it was applied.
+        Phase::CreateBorrower { .. } if failure.conflict && run.uncertain => {
             route::after_create(&mut next, now);
             Some(advance(
                 next,
-                "409: a borrower with this NIK already exists at Finfra; carrying on with it",
+                "409 after an unknown outcome of our own create: it was applied",
             ))
         }
+        // On a first send it means someone else registered this NIK: never carry on with a
+        // borrower this workflow did not create.
+        Phase::CreateBorrower { .. } if failure.conflict => Some(attention(
+            next,
+            Reason::new(
+                "borrower_exists_at_finfra",
+                format!(
+                    "Finfra already has a borrower with NIK {} that this workflow did not create ({})",
+                    state.request.nik,
+                    failure.describe()
+                ),
+            )
+            .with_hint(
+                "find the borrower at Finfra and resolve with {\"user_id\": \"<24 hex>\"} to onboard it, or cancel",
+            ),
+            now,
+        )),
         Phase::UploadDocument { index, .. } if status == Some(403) => {
             let index = *index;
             next.phase = Phase::CreateDocument {
@@ -50,15 +70,22 @@ pub(super) fn own_failure(
                 "403: the presigned upload URL expired; creating the document again",
             ))
         }
-        Phase::SubmitKyc { .. } if status == Some(400) => {
-            // No borrower on the session: a 409 on create meant the NIK was registered
-            // elsewhere. Its id can only come by callback (or from an operator).
-            route::await_user_created(&mut next, None, now);
-            Some(advance(
-                next,
-                "400: no borrower on the KYC session; waiting for user_created by NIK",
-            ))
-        }
+        // No borrower on the session although our create was accepted: Finfra contradicts
+        // itself. Waiting for a user_created by NIK could adopt someone else's borrower.
+        Phase::SubmitKyc { .. } if status == Some(400) && !run.uncertain => Some(attention(
+            next,
+            Reason::new(
+                "kyc_session_without_borrower",
+                format!(
+                    "Finfra has no borrower on this KYC session although the create was accepted ({})",
+                    failure.describe()
+                ),
+            )
+            .with_hint(
+                "find the borrower at Finfra and resolve with {\"user_id\": \"<24 hex>\"}, or cancel",
+            ),
+            now,
+        )),
         _ => None,
     }
 }

@@ -316,12 +316,12 @@ impl Machine for OnboardState {
 
     fn own_failure(
         &self,
-        _run: &Run,
+        run: &Run,
         _request: &FinfraRequest,
         failure: &CallFailure,
         now: DateTime<Utc>,
     ) -> Option<Transition<Self>> {
-        calls::own_failure(self, failure, now)
+        calls::own_failure(self, run, failure, now)
     }
 
     fn own_read_failure(

@@ -182,6 +182,34 @@ pub(super) fn reconciled(
         Phase::DisburseLoan { .. } => {
             disbursement_reconciled(state, next, run, request, loan, known_failure, now)
         }
+        Phase::RequestVirtualAccount { .. } => {
+            if next.loan.virtual_account.is_some() || next.loan.is_paid() {
+                route::route_loan(&mut next, now);
+                let to = next.phase.name();
+                return advance(
+                    next,
+                    format!("the loan is {status} and has its account: on to {to}"),
+                );
+            }
+            match status {
+                LoanStatus::Disbursed => resend(
+                    state,
+                    run,
+                    request,
+                    now,
+                    "the loan is DISBURSED without an account",
+                ),
+                other => attention(
+                    next,
+                    Reason::new(
+                        "unexpected_status",
+                        format!("the loan is {other} without a repayment account"),
+                    )
+                    .with_hint("inspect the loan at Finfra, then resolve with {\"retry\": true}"),
+                    now,
+                ),
+            }
+        }
         _ => ignore(state, "no reconcile in this state"),
     }
 }

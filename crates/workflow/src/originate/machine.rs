@@ -209,7 +209,8 @@ impl Machine for OriginateState {
             Phase::CreateLoan { .. }
             | Phase::InitiateSigning { .. }
             | Phase::RejectLoan { .. }
-            | Phase::DisburseLoan { .. } => Some(get_loan(self)),
+            | Phase::DisburseLoan { .. }
+            | Phase::RequestVirtualAccount { .. } => Some(get_loan(self)),
             _ => None,
         }
     }

@@ -109,7 +109,11 @@ pub(super) fn create_loan(state: &mut OriginateState, user_id: UserId) {
 pub(super) fn route_loan(state: &mut OriginateState, now: DateTime<Utc>) {
     let loan = &state.loan;
     let signing_started = loan.has_reached(&LoanStatus::Signing);
-    if loan.is_paid() {
+    if loan.is_paid() && loan.virtual_account.is_some() && loan.is_disbursed() {
+        // Finfra's PAID can overtake the payment webhooks: repayment waits for the payments
+        // it has not seen, up to the settlement grace.
+        start_repaying(state, now);
+    } else if loan.is_paid() {
         state.phase = Phase::Paid;
     } else if loan.is_rejected() {
         let reason = loan_rejected(state);
@@ -267,9 +271,6 @@ pub(super) fn settle(state: &mut OriginateState, now: DateTime<Utc>) -> bool {
         }
         Phase::AwaitDisbursement { .. } if loan.is_disbursed() || loan.is_paid() => {
             route_loan(state, now);
-        }
-        Phase::RequestVirtualAccount { .. } if loan.is_paid() => {
-            state.phase = Phase::Paid;
         }
         Phase::Repaying { .. } if loan.is_paid() => {
             let all_seen = loan.virtual_account.is_none() || loan.payments_cover_total();

@@ -10,7 +10,7 @@ use finfra_api::model::borrower::BorrowerStatus;
 use crate::action::{Outcome, Reason};
 use crate::event::{CallbackEvent, WorkflowFinished};
 use crate::kit::wait::{self, WaitWake, wait_woken};
-use crate::kit::{Machine, Phase as _, Run, Waiting, advance, attention, fail, ignore};
+use crate::kit::{Machine, Phase as _, Run, Stage, Waiting, advance, attention, fail, ignore};
 use crate::machine::{Handled, Kind, Status, Transition};
 use crate::response::FinfraResponse;
 
@@ -80,9 +80,24 @@ pub(super) fn callback_in_call(
             loan.disbursement_in_progress() || loan.disbursement_failed() || loan.is_rejected()
         }
         Phase::RejectLoan { .. } => loan.is_rejected(),
-        Phase::RequestVirtualAccount { .. } => loan.is_paid(),
         _ => false,
     };
+    if let Phase::RequestVirtualAccount { run } = &mut next.phase
+        && next.loan.is_paid()
+        && matches!(
+            run.stage,
+            Stage::Backoff { .. } | Stage::ReconcileBackoff { .. }
+        )
+    {
+        // Paid into an account whose request's answer was lost: read the loan now to learn
+        // the account, and wait for the payments on it that are not on record yet.
+        run.stage = Stage::Reconcile;
+        run.reads = 0;
+        return advance(
+            next,
+            format!("{what}: reading the loan to learn its account"),
+        );
+    }
     if !settles {
         return advance(next, format!("{what}; still in {}", state.phase.name()));
     }

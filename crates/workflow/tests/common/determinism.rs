@@ -10,7 +10,7 @@
 //! - a resume is never ignored and never sends a non-idempotent request blindly: what a new
 //!   worker sends when it picks up a workflow whose last call it cannot vouch for.
 
-use workflow::{Action, CallPurpose, Event, Handled, Workflow};
+use workflow::{Action, CallFailure, CallPurpose, Event, Handled, Workflow};
 
 use super::table::Row;
 
@@ -102,6 +102,82 @@ pub fn a_resume_is_never_ignored_and_never_resends_blindly<W: Workflow>(rows: &[
                 event.name(),
                 t.action.request().map(|r| r.name())
             );
+        }
+    }
+}
+
+/// Failing the call a row leads to, in each way a call can fail and again on every retry,
+/// leaves the workflow recoverable: still on its way (a call, a backoff, a wait), or stopped
+/// for a person who can `resolve` it with `{"retry": true}`, or failed only because Finfra
+/// refused the request as it stands (a `4xx`: the input is at fault).
+pub fn failing_each_call_in_turn_leaves_the_workflow_recoverable<W: Workflow>(rows: &[Row<W>]) {
+    let failures = [
+        CallFailure::server(500, false),
+        CallFailure::timeout(true, false),
+        CallFailure::connection(false, false),
+        CallFailure::rate_limited(Some(std::time::Duration::from_secs(2))),
+        CallFailure::rejected(400, "refused"),
+        CallFailure::rejected(404, "not found"),
+        CallFailure::conflict("conflict"),
+    ];
+    for row in rows {
+        let start = row.decide().state;
+        if !matches!(W::action(&start), Action::Call { .. }) {
+            continue;
+        }
+        for failure in &failures {
+            let mut state = start.clone();
+            let mut now = row.now;
+            let mut last = None;
+            for _ in 0..12 {
+                let t = W::decide(&state, &Event::CallFailed(failure.clone()), now);
+                state = t.state.clone();
+                let action = t.action.clone();
+                last = Some(t);
+                match action {
+                    Action::Call { .. } => {}
+                    Action::SleepUntil { at, .. } => {
+                        now = now.max(at);
+                        let woken = W::decide(&state, &Event::Wake, now);
+                        state = woken.state.clone();
+                        last = Some(woken);
+                        if !matches!(W::action(&state), Action::Call { .. }) {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            let Some(t) = last else { continue };
+            match &t.action {
+                Action::Fail { reason } => assert!(
+                    failure.status.is_some_and(|s| (400..500).contains(&s)),
+                    "{}: failing with {} ended failed ({reason}): only a refusal may",
+                    row.name,
+                    failure.describe()
+                ),
+                Action::NeedsAttention { .. } => {
+                    let retry = Event::Resolve {
+                        by: "ops".to_owned(),
+                        reason: "try again".to_owned(),
+                        data: serde_json::json!({"retry": true}),
+                    };
+                    let resolved = W::decide(&state, &retry, now);
+                    assert_ne!(
+                        resolved.handled,
+                        Handled::Ignored,
+                        "{}: stuck after {} and resolve refused: {}",
+                        row.name,
+                        failure.describe(),
+                        resolved.note
+                    );
+                }
+                Action::Call { .. }
+                | Action::SleepUntil { .. }
+                | Action::Wait { .. }
+                | Action::Complete { .. }
+                | Action::Cancelled { .. } => {}
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::common::determinism as property;
 use crate::table::Row;
-use crate::{callbacks, commands, failures, happy, waits};
+use crate::{callbacks, commands, failures, happy, repeats, waits};
 
 fn all_rows() -> Vec<Row> {
     [
@@ -11,6 +11,7 @@ fn all_rows() -> Vec<Row> {
         waits::rows(),
         callbacks::rows(),
         commands::rows(),
+        repeats::rows(),
     ]
     .into_iter()
     .flatten()
@@ -37,4 +38,9 @@ fn callbacks_delivered_twice_are_ignored_the_second_time() {
 #[test]
 fn a_resume_is_never_ignored_and_never_resends_blindly() {
     property::a_resume_is_never_ignored_and_never_resends_blindly(&all_rows());
+}
+
+#[test]
+fn failing_each_call_in_turn_leaves_the_workflow_recoverable() {
+    property::failing_each_call_in_turn_leaves_the_workflow_recoverable(&all_rows());
 }

@@ -120,11 +120,14 @@ pub fn rows() -> Vec<Row> {
         row("the resend answers 409: it was applied", b_create_ambiguous(), err(CallFailure::conflict("Borrower with this identity number already exists")), "await_user_created", Wait),
         row("the resend is accepted: it was not", b_create_ambiguous(), ok(FinfraResponse::CreateBorrower(accepted())), "await_user_created", Wait),
         // 409 on create.
-        row("409 same NIK: carry on, find the id by callback", b_create(), err(CallFailure::conflict("Borrower with this identity number already exists")), "await_user_created", Wait)
-            .check(|t| assert!(t.state.borrower.create_accepted)),
-        row("409 on the KYC path: submit", p_create(), err(CallFailure::conflict("A borrower was already created for this KYC session")), "submit_kyc", Call),
-        row("submit 400 (no borrower on the session): wait by NIK without polling", p_submit(), err(CallFailure::rejected(400, "No borrower has been created for this KYC session")), "await_user_created", Wait)
-            .check(|t| assert!(matches!(&t.action, Action::Wait { poll: None, .. }))),
+        row("409 on a first send: someone else's borrower, never carried on with", b_create(), err(CallFailure::conflict("Borrower with this identity number already exists")), "needs_attention", NeedsAttention)
+            .check(|t| assert_eq!(reason_code(t), "borrower_exists_at_finfra"))
+            .check(|t| assert!(!t.state.borrower.create_accepted))
+            .check(|t| assert!(matches!(&t.action, Action::NeedsAttention { reason, .. } if reason.hint.as_deref().is_some_and(|h| h.contains("user_id"))))),
+        row("409 on the KYC path on a first send: needs attention", p_create(), err(CallFailure::conflict("Borrower with this identity number already exists")), "needs_attention", NeedsAttention)
+            .check(|t| assert_eq!(reason_code(t), "borrower_exists_at_finfra")),
+        row("submit 400 (no borrower on the session) on a first send: never waits by NIK", p_submit(), err(CallFailure::rejected(400, "No borrower has been created for this KYC session")), "needs_attention", NeedsAttention)
+            .check(|t| assert_eq!(reason_code(t), "kyc_session_without_borrower")),
         row("submit lost: read the submission", p_submit(), err(CallFailure::timeout(true, false)), "submit_kyc", Call)
             .request("get_kyc_submission")
             .status(Status::Ambiguous),

@@ -10,5 +10,6 @@ mod commands;
 mod determinism;
 mod failures;
 mod happy;
+mod repeats;
 mod table;
 mod waits;

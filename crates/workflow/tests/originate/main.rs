@@ -16,4 +16,5 @@ mod happy;
 mod input;
 mod onboarding;
 mod repayment;
+mod repeats;
 mod table;
