@@ -13,6 +13,21 @@
 //! was created once and has exactly one accepted disbursement, no disbursement request was
 //! sent for a loan already disbursing, every payment was applied once and adds up to the
 //! loan; from SQL: every loan is `PAID` and every workflow completed.
+//!
+//! The race of a lost virtual-account answer: a quarter of the borrowers (`+paynow`, see
+//! [`Journey::pays_at_once`]) pay the whole loan inside the virtual-account request, before
+//! its answer leaves, and that request loses its answer far more often than the others
+//! ([`VIRTUAL_ACCOUNT_AMBIGUOUS`]). The request sent again then meets a `PAID` loan and gets
+//! `400 "Loan is PAID, not DISBURSED"`, which must lead to reading the loan, not to
+//! `needs_attention`. The run proves it met the race: the sandbox saw repeated
+//! virtual-account requests on paid loans of at least [`MIN_RACES_PER_40_PAYING_AT_ONCE`]
+//! such borrowers (per 40 of them), each after an unknown outcome in the journal (a lost
+//! answer, or the killed worker's interrupted call); no workflow ever needed attention (the
+//! wait fails at the first that does), and `workflow_status_counts` ends with nothing but
+//! `approved` onboardings and `paid` loans.
+//!
+//! `FINFLOW_E2E_JOURNEYS=n` runs `n` journeys instead of [`JOURNEYS`] (the race minimum
+//! scales down with it); `TEST_LOG=1` shows progress and the processes' logs.
 
 mod e2e;
 
@@ -25,7 +40,7 @@ use e2e::run::{
     Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_recovery,
     diagnose, kill_receiver_mid_call, start_fleet, wait_until_all_terminal,
 };
-use finfra_sandbox::{Ledger, LoanSummary};
+use finfra_sandbox::{EndpointFaults, Ledger, LoanSummary};
 use store::NewWorkflow;
 use store::testing::{TestBackend, TestDb};
 
@@ -34,6 +49,15 @@ const JOURNEYS: usize = 200;
 /// From the first submit until every workflow is terminal. A healthy run needs well under
 /// half of it.
 const SETTLE_WITHIN: Duration = Duration::from_secs(240);
+/// The ledger key of the virtual-account request.
+const VIRTUAL_ACCOUNT_REQUEST: &str = "POST /api/core/virtual-account/request";
+/// The share of virtual-account requests that are applied and then lose their answer
+/// (the other endpoints keep the run's general rates). With 50 borrowers paying at once, 15
+/// lost answers are expected among them; fewer than 5 has a chance below 2 in 10,000.
+const VIRTUAL_ACCOUNT_AMBIGUOUS: f64 = 0.3;
+/// The borrowers paying at once whose repeated virtual-account request must have met their
+/// paid loan, per 40 of them (5 in a run of 200 journeys).
+const MIN_RACES_PER_40_PAYING_AT_ONCE: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journeys_survive_faults_and_a_killed_worker_on_sqlite() {
@@ -89,6 +113,15 @@ async fn scenario(test_db: TestDb, run: Run) {
         &clock,
     )
     .await;
+    // The race under test: applied, answer lost, loan paid meanwhile.
+    let faults = sandbox.faults().await.with_endpoint(
+        VIRTUAL_ACCOUNT_REQUEST,
+        EndpointFaults {
+            ambiguous_rate: Some(VIRTUAL_ACCOUNT_AMBIGUOUS),
+            ..EndpointFaults::default()
+        },
+    );
+    sandbox.set_faults(&faults).await;
 
     // The loans first, for half of the journeys: they wait for onboardings not yet
     // submitted. Then every onboarding, then the other loans.
@@ -124,14 +157,18 @@ async fn scenario(test_db: TestDb, run: Run) {
     check_workflows(&db, &journeys, &workflows).await;
     let ours = check_loans_view(&db, &journeys).await;
     check_ledger(&ledger, &loans, &ours);
+    let races = check_the_lost_virtual_account_race(&db, &journeys, &ledger, &ours).await;
+    check_status_view(&db, n).await;
     check_recovery(&db, &interrupted).await;
     check_engine_saw_the_faults(&db).await;
     check_money_calls_were_ambiguous(&db).await;
     clock.note(format_args!(
-        "checked: faults injected {:?}, {} callbacks duplicated, {} payments",
+        "checked: faults injected {:?}, {} callbacks duplicated, {} payments, {races} \
+         borrowers paying at once met by a repeated virtual-account request ({} loans in all)",
         ledger.faults_injected,
         ledger.callbacks_duplicated,
-        ledger.payments_applied.values().sum::<u64>()
+        ledger.payments_applied.values().sum::<u64>(),
+        ledger.virtual_account_requests_after_paid.len(),
     ));
 }
 
@@ -276,6 +313,84 @@ fn check_ledger(ledger: &Ledger, loans: &[LoanSummary], ours: &BTreeMap<String, 
     );
     assert!(ledger.callbacks_duplicated > 0, "no duplicated callback");
     assert_eq!(ledger.callbacks_failed, 0, "a callback was given up");
+}
+
+/// The race happened and was survived: borrowers paying at once paid in one payment, and
+/// for enough of them a virtual-account request was sent again after an unknown outcome
+/// and met the loan already `PAID` (the sandbox's `400`); their workflows completed `paid`
+/// like every other (checked before). Returns how many such borrowers met the race.
+async fn check_the_lost_virtual_account_race(
+    db: &Db,
+    journeys: &[Journey],
+    ledger: &Ledger,
+    ours: &BTreeMap<String, LoanRow>,
+) -> usize {
+    let unique_id: BTreeMap<&str, &str> = ours
+        .iter()
+        .map(|(id, row)| (row.business_key.as_str(), id.as_str()))
+        .collect();
+    let workflows = db.workflows().await;
+    let paying_at_once: Vec<&Journey> = journeys.iter().filter(|j| j.pays_at_once).collect();
+    assert!(
+        paying_at_once.len() >= journeys.len() / 5,
+        "a quarter of the journeys pay at once: {} of {}",
+        paying_at_once.len(),
+        journeys.len()
+    );
+    let mut raced = Vec::new();
+    for journey in paying_at_once {
+        let id = unique_id[journey.loan_key.as_str()];
+        assert_eq!(
+            ledger.payments_applied.get(id).copied(),
+            Some(1),
+            "{}: paid at once, in one payment",
+            journey.loan_key
+        );
+        if ledger.virtual_account_requests_after_paid.contains_key(id) {
+            raced.push(journey);
+        }
+    }
+    let required =
+        journeys.iter().filter(|j| j.pays_at_once).count() * MIN_RACES_PER_40_PAYING_AT_ONCE / 40;
+    assert!(
+        raced.len() >= required,
+        "only {} of the borrowers paying at once met a repeated virtual-account request on \
+         their paid loan (at least {required} expected): the run did not exercise the race; \
+         virtual-account answers: {:?}",
+        raced.len(),
+        ledger.requests_by_status.get(VIRTUAL_ACCOUNT_REQUEST)
+    );
+    for journey in &raced {
+        let w = &workflows[&journey.loan_key];
+        let journal = db.journal(&w.id).await;
+        // The answer was lost to a fault (`ambiguous`), or the worker died waiting for it
+        // (`interrupted`, the kill).
+        let unknown_outcome = journal.iter().any(|row| {
+            (row.step == "request_virtual_account" || row.action == "request_virtual_account")
+                && matches!(row.outcome.as_str(), "ambiguous" | "interrupted")
+        });
+        assert!(
+            unknown_outcome,
+            "{}: asked again for the account of a paid loan, yet no request of it had an \
+             unknown outcome:\n{journal:#?}",
+            journey.loan_key
+        );
+    }
+    raced.len()
+}
+
+/// What an operator's dashboard shows at the end: every onboarding `approved`, every loan
+/// `paid`, all `completed`; nothing in `needs_attention` or anywhere else.
+async fn check_status_view(db: &Db, n: usize) {
+    let count = i64::try_from(n).expect("a small count");
+    let expected: BTreeMap<(String, String, String), i64> = [
+        (("onboard-borrower", "approved", "completed"), count),
+        (("originate-loan", "paid", "completed"), count),
+    ]
+    .into_iter()
+    .map(|((kind, state, status), c)| ((kind.into(), state.into(), status.into()), c))
+    .collect();
+    assert_eq!(db.status_view().await, expected, "workflow_status_counts");
 }
 
 /// The faults reached the calls that move money: a loan creation and a disbursement each

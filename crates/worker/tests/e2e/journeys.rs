@@ -1,6 +1,9 @@
 //! Whole journeys for `tests/e2e_journeys.rs`: a borrower onboarded, then a loan originated
 //! for them, signed, disbursed and repaid. Every borrower is one the credit policy of their
-//! product approves, so every loan can be paid.
+//! product approves, so every loan can be paid. A quarter of them, of every product, pay the
+//! whole loan the moment its virtual account exists (the sandbox's `+paynow`).
+
+use std::collections::BTreeMap;
 
 use chrono::{Days, Utc};
 use serde_json::{Value, json};
@@ -16,6 +19,10 @@ pub struct Journey {
     pub applicant: Applicant,
     /// The `originate-loan` workflow's business key.
     pub loan_key: String,
+    /// The borrower pays the whole loan inside the virtual-account request, before its
+    /// answer leaves (signatory email tagged `+paynow`): a lost answer and the request sent
+    /// again meet a loan already `PAID`.
+    pub pays_at_once: bool,
 }
 
 impl Journey {
@@ -60,7 +67,9 @@ impl Journey {
 
 /// `n` journeys, the four products in turn, from the onboarding mix without its rejected
 /// and declined applicants (some still have hub checks or RDF answering `PENDING` first).
+/// The second of every four journeys of each product pays at once ([`Journey::pays_at_once`]).
 pub fn journeys(n: usize) -> Vec<Journey> {
+    let mut of_product = BTreeMap::<Product, usize>::new();
     mix(n * 3)
         .into_iter()
         .filter(|a| match a.intent {
@@ -71,9 +80,18 @@ pub fn journeys(n: usize) -> Vec<Journey> {
             Intent::KycRejected | Intent::PolicyDeclined => false,
         })
         .take(n)
-        .map(|applicant| Journey {
-            loan_key: format!("loan-{}", applicant.business_key),
-            applicant,
+        .map(|mut applicant| {
+            let seen = of_product.entry(applicant.product).or_default();
+            let pays_at_once = *seen % 4 == 1;
+            *seen += 1;
+            if pays_at_once {
+                applicant.email = applicant.email.replacen('@', "+paynow@", 1);
+            }
+            Journey {
+                loan_key: format!("loan-{}", applicant.business_key),
+                applicant,
+                pays_at_once,
+            }
         })
         .collect()
 }
