@@ -1,10 +1,21 @@
-//! The store's one error type. Callers branch on the variant: `Conflict` and `Refused` are
-//! answers for a person, `LeaseLost` tells a worker to drop its step, the rest are faults.
+//! The store's one error type. Callers branch on the variant: `Conflict`,
+//! `InvalidBusinessKey`, `OnboardingInProgress` and `Refused` are answers for a person,
+//! `LeaseLost` tells a worker to drop its step, the rest are faults.
 
 use uuid::Uuid;
 
+use crate::business_key::BusinessKeyError;
+
 /// SQLSTATE raised by `finflow_submit` (PostgreSQL) when a key is reused with another input.
 pub const CONFLICT_SQLSTATE: &str = "FF409";
+
+/// SQLSTATE raised by `finflow_submit` (PostgreSQL) for a business key that breaks the rule
+/// (and for an empty kind): PostgreSQL's own `invalid_parameter_value`.
+pub const INVALID_BUSINESS_KEY_SQLSTATE: &str = "22023";
+
+/// SQLSTATE raised by `finflow_submit` (PostgreSQL) when another onboarding of the same
+/// borrower has not finished ("held"); its DETAIL names that workflow and its business key.
+pub const ONBOARDING_IN_PROGRESS_SQLSTATE: &str = "FF423";
 
 /// Everything a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +25,24 @@ pub enum StoreError {
         "a {kind} workflow with business key {business_key:?} already exists with a different input"
     )]
     Conflict { kind: String, business_key: String },
+
+    /// The business key breaks the rule (1 to 200 printable characters without surrounding
+    /// whitespace); the message states the rule and the problem. Nothing was stored.
+    #[error(transparent)]
+    InvalidBusinessKey(#[from] BusinessKeyError),
+
+    /// Another `onboard-borrower` workflow of the same borrower (same NIK), under another
+    /// business key, has not finished. Nothing was stored.
+    #[error(
+        "borrower already being onboarded under business key {business_key:?} (workflow \
+         {workflow_id}): wait for it to finish or cancel it"
+    )]
+    OnboardingInProgress {
+        /// The unfinished onboarding's business key.
+        business_key: String,
+        /// The unfinished onboarding's id.
+        workflow_id: Uuid,
+    },
 
     /// No workflow has this id.
     #[error("workflow {0} not found")]
@@ -55,6 +84,10 @@ impl StoreError {
             Self::Conflict { .. } | Self::NotFound(_) | Self::LeaseLost(_) | Self::Refused(_) => {
                 false
             }
+            // The key stays invalid whatever the database does.
+            Self::InvalidBusinessKey(_) => false,
+            // Not by retrying at once: the other onboarding must finish or be cancelled first.
+            Self::OnboardingInProgress { .. } => false,
             // Configuration or schema problems: need a person.
             Self::Migrate(_) | Self::InvalidUrl(_) => false,
             Self::Database(e) => is_transient_sqlx(e),

@@ -21,11 +21,13 @@
 //!
 //! Every fallible function documents its errors in [`StoreError`] terms.
 
+mod business_key;
 mod cancel;
 mod claim;
 mod commit;
 mod connect;
 mod error;
+mod identity;
 mod inbox;
 mod inspect;
 mod internal;
@@ -40,10 +42,14 @@ mod tx;
 mod wakeup;
 mod workflow;
 
+pub use business_key::{BUSINESS_KEY_MAX_CHARS, BusinessKeyError, check_business_key};
 pub use claim::Claimed;
 pub use commit::{Committed, StepCommit, Wait};
 pub use connect::{Backend, StoreOptions};
-pub use error::{CONFLICT_SQLSTATE, StoreError};
+pub use error::{
+    CONFLICT_SQLSTATE, INVALID_BUSINESS_KEY_SQLSTATE, ONBOARDING_IN_PROGRESS_SQLSTATE, StoreError,
+};
+pub use identity::{NIK_PATH, ONBOARD_KIND, ReturningBorrower, identity_key};
 pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
 pub use internal::Announcement;

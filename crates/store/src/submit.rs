@@ -2,6 +2,13 @@
 //! transaction. Idempotent on `(kind, business_key)`: the same input again returns the
 //! existing workflow; a different input is [`StoreError::Conflict`].
 //!
+//! Before anything is stored: the business key must follow the rule of `business_key`
+//! ([`StoreError::InvalidBusinessKey`]), and a new `onboard-borrower` must not name a
+//! borrower whose onboarding under another key has not finished
+//! ([`StoreError::OnboardingInProgress`], see `identity`). A resubmission of an existing key
+//! is answered before the second rule, so a database from before it keeps answering for the
+//! duplicates it holds.
+//!
 //! On PostgreSQL the Rust API calls the SQL function `finflow_submit_workflow`, which
 //! `finflow_submit` (for other systems' SQL) also calls: one implementation, one meaning of
 //! "same input" (jsonb equality). On SQLite the input is stored as canonical JSON (keys
@@ -11,10 +18,12 @@
 
 use chrono::Utc;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use crate::error::{CONFLICT_SQLSTATE, StoreError};
+use crate::business_key::check_business_key;
+use crate::error::{CONFLICT_SQLSTATE, ONBOARDING_IN_PROGRESS_SQLSTATE, StoreError};
+use crate::identity::{holder_sqlite, identity_key, sha256_hex};
 use crate::time::to_sqlite;
 use crate::wakeup::push_sqlite;
 use crate::workflow::uuid_from_sqlite;
@@ -83,19 +92,11 @@ pub(crate) fn canonical(value: &Value) -> Value {
     }
 }
 
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn check(new: &NewWorkflow) -> Result<(), StoreError> {
-    if new.kind.is_empty() || new.business_key.is_empty() {
-        return Err(StoreError::Refused(
-            "kind and business_key must not be empty".into(),
-        ));
+    if new.kind.is_empty() {
+        return Err(StoreError::Refused("kind must not be empty".into()));
     }
+    check_business_key(&new.business_key)?;
     Ok(())
 }
 
@@ -113,12 +114,21 @@ impl Store {
 
     /// Submits a workflow inside the caller's transaction: the row and its wake-up commit or
     /// roll back with the caller's other writes. Safe under concurrency: of two submits of a
-    /// new key, one creates and the other (after the first commits) gets `created: false`.
+    /// new key, one creates and the other (after the first commits) gets `created: false`;
+    /// of two onboardings of one borrower under two keys, one creates and the other (after
+    /// the first commits) is refused. On PostgreSQL that needs the transaction at READ
+    /// COMMITTED (the default, and what [`Store::begin`] opens) or SERIALIZABLE (the loser
+    /// may then get a serialization failure instead, [`StoreError::is_transient`]); the SQL
+    /// function refuses an onboarding inside REPEATABLE READ.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the key exists with a different input (on PostgreSQL the
-    /// transaction is then aborted, as after any SQL error: roll it back);
-    /// [`StoreError::Refused`] for an empty kind or key; [`StoreError::Database`] otherwise.
+    /// [`StoreError::InvalidBusinessKey`] for a key that breaks the rule (checked before the
+    /// database is asked); [`StoreError::Refused`] for an empty kind;
+    /// [`StoreError::Conflict`] when the key exists with a different input;
+    /// [`StoreError::OnboardingInProgress`] for a new `onboard-borrower` whose borrower (NIK)
+    /// has an unfinished onboarding under another key. After either of the last two the
+    /// PostgreSQL transaction is aborted, as after any SQL error: roll it back.
+    /// [`StoreError::Database`] otherwise.
     #[tracing::instrument(level = "debug", skip_all, fields(workflow.kind = %new.kind))]
     pub async fn submit_in(
         &self,
@@ -148,59 +158,118 @@ impl Store {
                     {
                         return Err(conflict(new));
                     }
+                    Err(sqlx::Error::Database(db))
+                        if db.code().as_deref() == Some(ONBOARDING_IN_PROGRESS_SQLSTATE) =>
+                    {
+                        let held = db
+                            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                            .and_then(|pg| held_from_detail(pg.detail()));
+                        return Err(
+                            held.unwrap_or_else(|| StoreError::Database(sqlx::Error::Database(db)))
+                        );
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }
-            StoreTx::Sqlite(tx) => {
-                let input = canonical(&new.input).to_string();
-                let hash = sha256_hex(&input);
-                let now = Utc::now();
-                let id = Uuid::new_v4();
-                let inserted: Option<String> = sqlx::query_scalar(
-                    "INSERT INTO workflows (id, kind, business_key, definition_name, \
-                     definition_version, status, state, context, input, input_hash, next_run_at, \
-                     created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $10, $10) \
-                     ON CONFLICT (kind, business_key) DO NOTHING RETURNING id",
-                )
-                .bind(id.to_string())
-                .bind(&new.kind)
-                .bind(&new.business_key)
-                .bind(&new.definition_name)
-                .bind(new.definition_version)
-                .bind(&new.state)
-                .bind(new.context.to_string())
-                .bind(&input)
-                .bind(&hash)
-                .bind(to_sqlite(now))
-                .fetch_optional(&mut **tx)
-                .await?;
-                if inserted.is_some() {
-                    push_sqlite(tx, &[(id, now)]).await?;
-                    Submitted { id, created: true }
-                } else {
-                    let (existing, existing_hash): (String, String) = sqlx::query_as(
-                        "SELECT id, input_hash FROM workflows WHERE kind = $1 AND business_key = $2",
-                    )
-                    .bind(&new.kind)
-                    .bind(&new.business_key)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    if existing_hash != hash {
-                        return Err(conflict(new));
-                    }
-                    Submitted {
-                        id: uuid_from_sqlite(&existing)?,
-                        created: false,
-                    }
-                }
-            }
+            StoreTx::Sqlite(tx) => submit_sqlite(tx, new).await?,
         };
         if submitted.created {
             tracing::debug!(workflow.id = %submitted.id, "workflow created (commits with its transaction)");
         }
         Ok(submitted)
     }
+}
+
+/// SQLite: the existing workflow of the key, else the held check, else the insert; all in
+/// the caller's write transaction, which serialises them against other submits.
+async fn submit_sqlite(
+    conn: &mut SqliteConnection,
+    new: &NewWorkflow,
+) -> Result<Submitted, StoreError> {
+    let input = canonical(&new.input).to_string();
+    let hash = sha256_hex(&input);
+    if let Some(existing) = existing_sqlite(conn, new, &hash).await? {
+        return Ok(existing);
+    }
+    let identity = identity_key(&new.kind, &new.input);
+    if let Some(identity) = &identity
+        && let Some((workflow_id, business_key)) =
+            holder_sqlite(conn, identity, &new.business_key).await?
+    {
+        return Err(StoreError::OnboardingInProgress {
+            business_key,
+            workflow_id,
+        });
+    }
+    let now = Utc::now();
+    let id = Uuid::new_v4();
+    let inserted: Option<String> = sqlx::query_scalar(
+        "INSERT INTO workflows (id, kind, business_key, definition_name, \
+         definition_version, status, state, context, input, input_hash, identity_key, \
+         next_run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11, $11) \
+         ON CONFLICT (kind, business_key) DO NOTHING RETURNING id",
+    )
+    .bind(id.to_string())
+    .bind(&new.kind)
+    .bind(&new.business_key)
+    .bind(&new.definition_name)
+    .bind(new.definition_version)
+    .bind(&new.state)
+    .bind(new.context.to_string())
+    .bind(&input)
+    .bind(&hash)
+    .bind(identity)
+    .bind(to_sqlite(now))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_some() {
+        push_sqlite(conn, &[(id, now)]).await?;
+        return Ok(Submitted { id, created: true });
+    }
+    // Only in a transaction the caller began without the write lock: another submit of the
+    // key committed between the read and the insert.
+    existing_sqlite(conn, new, &hash)
+        .await?
+        .ok_or_else(|| crate::error::decode_error("the conflicting workflow disappeared"))
+}
+
+/// The workflow already stored under the key: `created: false` with the same input (same
+/// hash of the canonical JSON), a conflict with another.
+async fn existing_sqlite(
+    conn: &mut SqliteConnection,
+    new: &NewWorkflow,
+    hash: &str,
+) -> Result<Option<Submitted>, StoreError> {
+    let existing: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, input_hash FROM workflows WHERE kind = $1 AND business_key = $2",
+    )
+    .bind(&new.kind)
+    .bind(&new.business_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, existing_hash)) = existing else {
+        return Ok(None);
+    };
+    if existing_hash != hash {
+        return Err(conflict(new));
+    }
+    Ok(Some(Submitted {
+        id: uuid_from_sqlite(&id)?,
+        created: false,
+    }))
+}
+
+/// The holder named in the DETAIL of `finflow_submit`'s FF423 (written by
+/// migrations/postgres/0005): `workflow <uuid> holds this borrower under business key <key>`,
+/// the key verbatim to the end.
+fn held_from_detail(detail: Option<&str>) -> Option<StoreError> {
+    let rest = detail?.strip_prefix("workflow ")?;
+    let (id, business_key) = rest.split_once(" holds this borrower under business key ")?;
+    Some(StoreError::OnboardingInProgress {
+        business_key: business_key.to_owned(),
+        workflow_id: Uuid::parse_str(id).ok()?,
+    })
 }
 
 fn conflict(new: &NewWorkflow) -> StoreError {
@@ -226,5 +295,23 @@ mod tests {
             canonical(&a).to_string(),
             r#"{"a":{"x":"s","y":[1,{"p":2,"q":1}]},"b":1}"#
         );
+    }
+
+    #[test]
+    fn the_holder_is_read_back_from_the_sql_functions_detail() {
+        let id = Uuid::new_v4();
+        let detail = format!("workflow {id} holds this borrower under business key budi \"2\" x");
+        match held_from_detail(Some(&detail)) {
+            Some(StoreError::OnboardingInProgress {
+                business_key,
+                workflow_id,
+            }) => {
+                assert_eq!(business_key, "budi \"2\" x");
+                assert_eq!(workflow_id, id);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(held_from_detail(None).is_none());
+        assert!(held_from_detail(Some("workflow nonsense")).is_none());
     }
 }

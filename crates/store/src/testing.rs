@@ -90,6 +90,16 @@ where
     store.close().await;
 }
 
+/// Brings `store`'s database to the schema an older finflow left: apalis's migrations and
+/// ours up to version `last`, without what later versions do (nor the Rust fill that follows
+/// the SQLite migrations). For tests that upgrade such a database with [`Store::migrate`].
+///
+/// # Errors
+/// As [`Store::migrate`].
+pub async fn migrate_up_to(store: &Store, last: i64) -> Result<(), crate::StoreError> {
+    store.migrate_up_to(Some(last)).await
+}
+
 /// Runs the cleanup when dropped, on a thread and runtime of its own (a destructor cannot
 /// await, and may run while the test's runtime unwinds).
 struct CleanupOnDrop(Option<Cleanup>);

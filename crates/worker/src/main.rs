@@ -81,11 +81,15 @@ enum Command {
     /// existing workflow; with a different input it is refused.
     #[command(after_help = "Examples:\n  \
         finflow submit onboard-borrower --business-key borrower-42 --input borrower-42.json\n\n\
-        Invalid input is refused with every problem listed, and nothing is stored.")]
+        Invalid input is refused with every problem listed, and nothing is stored. So is a\n\
+        business key that is not 1 to 200 printable characters without surrounding whitespace,\n\
+        and an onboarding of a borrower (NIK) whose onboarding under another key has not\n\
+        finished (the message names that key: wait for it, or finflow cancel it).")]
     Submit {
         /// The workflow kind, e.g. onboard-borrower.
         kind: String,
-        /// Your key for this piece of work (unique per kind), e.g. your borrower's id.
+        /// Your key for this piece of work (unique per kind), e.g. your borrower's id: 1 to
+        /// 200 printable characters without surrounding whitespace.
         #[arg(long)]
         business_key: String,
         /// The input, a JSON file.

@@ -329,6 +329,95 @@ fn submit_validates_deduplicates_and_refuses_conflicts() {
     assert_eq!(rows[0]["count"], 1, "the invalid input stored nothing");
 }
 
+store::test_both_backends!(submit_refuses_bad_keys_and_a_borrower_being_onboarded);
+
+/// `finflow submit` with a business key that breaks the rule, and with a borrower (the NIK of
+/// `onboard-personal.json`) whose onboarding under another key has not finished: one line on
+/// stderr saying why, exit status 1 (as for invalid input), nothing stored. Cancelling the
+/// first onboarding releases the borrower.
+async fn submit_refuses_bad_keys_and_a_borrower_being_onboarded(db: store::testing::TestDb) {
+    let run = |key: &str| {
+        let (key, url) = (key.to_owned(), db.url.clone());
+        tokio::task::spawn_blocking(move || {
+            finflow(
+                &[
+                    "submit",
+                    "onboard-borrower",
+                    "--business-key",
+                    &key,
+                    "--input",
+                    "workflows/inputs/onboard-personal.json",
+                ],
+                &[("FINFLOW_DATABASE_URL", &url)],
+            )
+        })
+    };
+    let rule = "business key must be 1 to 200 printable characters without surrounding \
+                whitespace";
+    let long = "k".repeat(5000);
+    for (key, problem) in [
+        ("budi\nx", "it has a newline at position 5"),
+        (" budi", "it starts with whitespace"),
+        ("budi\t", "it has a tab at position 5"),
+        (long.as_str(), "it has 5000 characters"),
+    ] {
+        let refused = run(key).await.expect("finflow runs");
+        assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+        assert!(refused.stdout.is_empty(), "{}", text(&refused));
+        assert_eq!(
+            String::from_utf8_lossy(&refused.stderr),
+            format!("error: {rule}: {problem}\n"),
+            "{key:?}"
+        );
+    }
+    let stored = |store: store::Store| async move {
+        let counts = store.status_counts().await.expect("counts");
+        counts.iter().map(|c| c.count).sum::<i64>()
+    };
+    assert_eq!(stored(db.store.clone()).await, 0, "nothing was stored");
+
+    let first = run("budi").await.expect("finflow runs");
+    assert!(first.status.success(), "{}", text(&first));
+    let id = String::from_utf8_lossy(&first.stdout).trim().to_owned();
+
+    let held = run("budi-2").await.expect("finflow runs");
+    assert_eq!(held.status.code(), Some(1), "{}", text(&held));
+    assert!(held.stdout.is_empty(), "{}", text(&held));
+    assert_eq!(
+        String::from_utf8_lossy(&held.stderr),
+        format!(
+            "error: borrower already being onboarded under business key \"budi\" (workflow \
+             {id}): wait for it to finish or cancel it\n"
+        )
+    );
+    assert_eq!(
+        stored(db.store.clone()).await,
+        1,
+        "only the first onboarding"
+    );
+    let again = run("budi").await.expect("finflow runs");
+    assert!(
+        again.status.success(),
+        "the same key stays idempotent: {}",
+        text(&again)
+    );
+
+    // Cancelled (it never started: at once), the borrower may be onboarded again.
+    let url = db.url.clone();
+    let cancel = tokio::task::spawn_blocking(move || {
+        finflow(
+            &["cancel", "budi", "--reason", "submitted twice"],
+            &[("FINFLOW_DATABASE_URL", &url), ("USER", "tester")],
+        )
+    })
+    .await
+    .expect("finflow runs");
+    assert!(cancel.status.success(), "{}", text(&cancel));
+    let second = run("budi-2").await.expect("finflow runs");
+    assert!(second.status.success(), "{}", text(&second));
+    assert_ne!(String::from_utf8_lossy(&second.stdout).trim(), id);
+}
+
 #[test]
 fn run_stops_gracefully_on_sigterm() {
     let sandbox = SandboxProcess::start(&[]);

@@ -162,7 +162,11 @@ async fn status_of(store: &Store, id: Uuid) -> (Status, String) {
 async fn never_started_workflows(db: TestDb) {
     let store = &db.store;
     let id = submit(store, "onboard-borrower", "fresh-1", personal_input()).await;
-    submit(store, "onboard-borrower", "fresh-2", personal_input()).await;
+    // Another borrower: one borrower has one unfinished onboarding at a time.
+    let mut other_borrower = personal_input();
+    other_borrower["borrower"]["authorised_signatory"]["documents"]["ktp"]["number"] =
+        "3275062009921999".into();
+    submit(store, "onboard-borrower", "fresh-2", other_borrower).await;
 
     for (command, extra) in [("resolve", &["--data", "{}"][..]), ("retry", &[][..])] {
         let mut args = vec![command, "fresh-2", "--reason", "try it"];

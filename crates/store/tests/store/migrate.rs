@@ -1,11 +1,22 @@
-//! Migrations: repeatable, concurrent, and beside apalis's own history.
+//! Migrations: repeatable, concurrent, beside apalis's own history, and upgrading a
+//! database an older finflow left.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use store::testing::{TestBackend, TestDb};
-use store::{MIGRATIONS_TABLE, Store};
+use store::{MIGRATIONS_TABLE, NewWorkflow, ReturningBorrower, Store, StoreError, StoreTx};
+use uuid::Uuid;
 
 use crate::count;
 
-store::test_both_backends!(unmigrated: migrate_twice_and_concurrently, histories_coexist_with_apalis);
+store::test_both_backends!(
+    unmigrated: migrate_twice_and_concurrently,
+    histories_coexist_with_apalis,
+    upgrade_fills_identity_keys_of_existing_onboardings,
+);
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
 /// Four "processes" (independent pools) migrate a fresh database at the same time, then one
@@ -31,9 +42,9 @@ async fn migrate_twice_and_concurrently(db: TestDb) {
     )
     .await;
     let expected = if db.backend == TestBackend::Postgres {
-        4
+        5
     } else {
-        3
+        4
     };
     assert_eq!(ours, expected, "each of our migrations applied once");
     // The schema is there and usable.
@@ -103,9 +114,9 @@ async fn histories_coexist_with_apalis(db: TestDb) {
     }
     .expect("our history");
     let expected: Vec<i64> = if db.backend == TestBackend::Postgres {
-        vec![1, 2, 3, 4]
+        vec![1, 2, 3, 4, 5]
     } else {
-        vec![1, 2, 3]
+        vec![1, 2, 3, 4]
     };
     assert_eq!(ours, expected);
 }
@@ -160,4 +171,308 @@ async fn a_pooled_sqlite_connection_stays_durable(db: TestDb) {
             assert_ne!(sync, "off");
         }
     }
+}
+
+/// Our last migration before `workflows.identity_key`.
+fn before_identity_keys(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 4,
+        TestBackend::Sqlite => 3,
+    }
+}
+
+/// An onboarding input naming the borrower's NIK.
+fn onboarding_input(nik: &str, note: &str) -> Value {
+    json!({
+        "borrower": {
+            "type": "PERSONAL",
+            "authorised_signatory": { "documents": { "ktp": { "number": nik } } }
+        },
+        "note": note
+    })
+}
+
+/// A `workflows` row as the previous schema holds it (no `identity_key`), written the way
+/// that finflow wrote them.
+struct OldRow {
+    key: String,
+    kind: &'static str,
+    status: &'static str,
+    input: Value,
+    facts: Value,
+    created_at: DateTime<Utc>,
+}
+
+impl OldRow {
+    fn new(key: &str, kind: &'static str, status: &'static str, input: Value) -> Self {
+        Self {
+            key: key.to_owned(),
+            kind,
+            status,
+            input,
+            facts: json!({}),
+            created_at: Utc::now(),
+        }
+    }
+}
+
+fn sqlite_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+async fn insert_old(tx: &mut StoreTx<'_>, row: &OldRow) -> Uuid {
+    let id = Uuid::new_v4();
+    let terminal = matches!(row.status, "completed" | "failed" | "cancelled");
+    let finished_at = terminal.then_some(row.created_at);
+    match tx {
+        StoreTx::Postgres(tx) => {
+            sqlx::query(
+                "INSERT INTO workflows (id, kind, business_key, definition_name, status, state, \
+                 input, input_hash, facts, created_at, updated_at, finished_at) \
+                 VALUES ($1, $2, $3, $2, $4, 'new', $5, \
+                 encode(sha256(convert_to($5::text, 'UTF8')), 'hex'), $6, $7, $7, $8)",
+            )
+            .bind(id)
+            .bind(row.kind)
+            .bind(&row.key)
+            .bind(row.status)
+            .bind(&row.input)
+            .bind(&row.facts)
+            .bind(row.created_at)
+            .bind(finished_at)
+            .execute(&mut **tx)
+            .await
+            .expect("an old row");
+        }
+        StoreTx::Sqlite(tx) => {
+            // The store's canonical JSON: serde_json prints object keys sorted (the
+            // workspace does not enable `preserve_order`), compact.
+            let input = row.input.to_string();
+            let hash: String = Sha256::digest(input.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            sqlx::query(
+                "INSERT INTO workflows (id, kind, business_key, definition_name, status, state, \
+                 input, input_hash, facts, created_at, updated_at, finished_at) \
+                 VALUES ($1, $2, $3, $2, $4, 'new', $5, $6, $7, $8, $8, $9)",
+            )
+            .bind(id.to_string())
+            .bind(row.kind)
+            .bind(&row.key)
+            .bind(row.status)
+            .bind(input)
+            .bind(hash)
+            .bind(row.facts.to_string())
+            .bind(sqlite_time(row.created_at))
+            .bind(finished_at.map(sqlite_time))
+            .execute(&mut **tx)
+            .await
+            .expect("an old row");
+        }
+    }
+    id
+}
+
+/// Every row's `(business_key, (kind, input, identity_key))`.
+async fn identity_keys(store: &Store) -> BTreeMap<String, (String, Value, Option<String>)> {
+    let sql = "SELECT business_key, kind, input, identity_key FROM workflows";
+    match store.backend() {
+        store::Backend::Postgres(pool) => {
+            sqlx::query_as::<_, (String, String, Value, Option<String>)>(sql)
+                .fetch_all(pool)
+                .await
+                .expect("rows")
+                .into_iter()
+                .map(|(key, kind, input, identity)| (key, (kind, input, identity)))
+                .collect()
+        }
+        store::Backend::Sqlite(pool) => {
+            sqlx::query_as::<_, (String, String, String, Option<String>)>(sql)
+                .fetch_all(pool)
+                .await
+                .expect("rows")
+                .into_iter()
+                .map(|(key, kind, input, identity)| {
+                    let input = serde_json::from_str(&input).expect("JSON input");
+                    (key, (kind, input, identity))
+                })
+                .collect()
+        }
+    }
+}
+
+/// A database at the previous schema with onboardings (two unfinished ones of one borrower,
+/// one without a NIK, one with a key the new rule refuses, more than a backfill batch of
+/// others) and a loan is upgraded: every onboarding with a NIK gets its identity key (the
+/// same the Rust store derives, on PostgreSQL computed by the migration's SQL), the rest stay
+/// NULL, nothing else changes, the duplicates survive, and a second migrate changes nothing.
+/// Afterwards the rules hold against the old rows.
+async fn upgrade_fills_identity_keys_of_existing_onboardings(db: TestDb) {
+    let store = &db.store;
+    store::testing::migrate_up_to(store, before_identity_keys(db.backend))
+        .await
+        .expect("the previous schema");
+
+    let (nik_a, nik_b) = ("3275062009921981", "3275064107850003");
+    let start = Utc::now() - chrono::Duration::hours(1);
+    let mut rows = vec![
+        OldRow::new(
+            "old-1",
+            "onboard-borrower",
+            "pending",
+            onboarding_input(nik_a, "1"),
+        ),
+        OldRow::new(
+            "old-2",
+            "onboard-borrower",
+            "needs_attention",
+            onboarding_input(nik_a, "2"),
+        ),
+        OldRow {
+            facts: json!({ "user_id": "user-b" }),
+            ..OldRow::new(
+                "old-3",
+                "onboard-borrower",
+                "completed",
+                onboarding_input(nik_b, "3"),
+            )
+        },
+        OldRow::new(
+            "old-4",
+            "onboard-borrower",
+            "failed",
+            json!({ "borrower": {} }),
+        ),
+        OldRow::new(
+            "loan-1",
+            "originate-loan",
+            "pending",
+            onboarding_input(nik_a, "loan"),
+        ),
+        OldRow::new(
+            " bad key\n",
+            "onboard-borrower",
+            "pending",
+            onboarding_input("3275060101010001", "x"),
+        ),
+    ];
+    for i in 0..1_200 {
+        rows.push(OldRow::new(
+            &format!("bulk-{i}"),
+            "onboard-borrower",
+            "completed",
+            onboarding_input(&format!("32{i:014}"), "bulk"),
+        ));
+    }
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.created_at = start + chrono::Duration::seconds(i64::try_from(i).expect("small"));
+    }
+    let mut tx = store.begin().await.expect("begin");
+    let mut ids = BTreeMap::new();
+    for row in &rows {
+        ids.insert(row.key.clone(), insert_old(&mut tx, row).await);
+    }
+    tx.commit().await.expect("commit");
+
+    store.migrate().await.expect("the upgrade");
+
+    let upgraded = identity_keys(store).await;
+    assert_eq!(upgraded.len(), rows.len(), "no row added or lost");
+    for (key, (kind, input, identity)) in &upgraded {
+        assert_eq!(
+            identity.as_deref(),
+            store::identity_key(kind, input).as_deref(),
+            "{key:?}"
+        );
+    }
+    let filled = upgraded.values().filter(|(_, _, i)| i.is_some()).count();
+    assert_eq!(
+        filled,
+        1_200 + 4,
+        "every onboarding with a NIK, nothing else"
+    );
+    assert_eq!(
+        upgraded["old-1"].2, upgraded["old-2"].2,
+        "the duplicates kept"
+    );
+    assert!(
+        upgraded[" bad key\n"].2.is_some(),
+        "old keys stay as they are"
+    );
+    assert_eq!(upgraded["loan-1"].2, None);
+    assert_eq!(upgraded["old-4"].2, None);
+    let index =
+        match db.backend {
+            TestBackend::Postgres => count(
+                store,
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'workflows_identity_key_idx'",
+            )
+            .await,
+            TestBackend::Sqlite => {
+                count(
+                    store,
+                    "SELECT count(*) FROM sqlite_master \
+                 WHERE type = 'index' AND name = 'workflows_identity_key_idx'",
+                )
+                .await
+            }
+        };
+    assert_eq!(index, 1, "identity_key is indexed");
+
+    store.migrate().await.expect("migrate again");
+    assert_eq!(
+        identity_keys(store).await,
+        upgraded,
+        "a second run changes nothing"
+    );
+
+    // The rules against the old rows: the borrower of the two unfinished onboardings is held
+    // (by the older), yet each of those keys still answers for itself.
+    match store
+        .submit(&NewWorkflow::new(
+            "onboard-borrower",
+            "new-a",
+            onboarding_input(nik_a, "new"),
+        ))
+        .await
+    {
+        Err(StoreError::OnboardingInProgress {
+            business_key,
+            workflow_id,
+        }) => {
+            assert_eq!(
+                (business_key.as_str(), workflow_id),
+                ("old-1", ids["old-1"])
+            );
+        }
+        other => panic!("expected old-1 to hold the borrower, got {other:?}"),
+    }
+    let again = store
+        .submit(&NewWorkflow::new(
+            "onboard-borrower",
+            "old-2",
+            onboarding_input(nik_a, "2"),
+        ))
+        .await
+        .expect("the same key and input");
+    assert_eq!((again.id, again.created), (ids["old-2"], false));
+
+    // The completed one makes its borrower a returning borrower.
+    let returning = store
+        .submit(&NewWorkflow::new(
+            "onboard-borrower",
+            "new-b",
+            onboarding_input(nik_b, "new"),
+        ))
+        .await
+        .expect("a returning borrower's onboarding");
+    assert_eq!(
+        store.returning_borrower(returning.id).await.expect("query"),
+        Some(ReturningBorrower {
+            business_key: "old-3".into(),
+            workflow_id: ids["old-3"],
+            user_id: "user-b".into(),
+        })
+    );
 }

@@ -7,17 +7,21 @@ use anyhow::Context as _;
 use chrono::Utc;
 use worker::config::Config;
 
-/// Validates the input, stores the workflow (or finds the same one) and prints its id.
+/// Checks the business key and the input, stores the workflow (or finds the same one) and
+/// prints its id.
 ///
 /// # Errors
-/// Unreadable input, invalid input (every problem listed), a conflicting business key, or
-/// the database fails.
+/// A business key that breaks the rule (checked first, before anything is read), unreadable
+/// input, invalid input (every problem listed), a conflicting business key, a borrower whose
+/// onboarding under another key has not finished, or the database fails. Each is one line
+/// on stderr and exit status 1; nothing is stored.
 pub async fn run(
     config_file: Option<&Path>,
     kind: &str,
     business_key: &str,
     input: &PathBuf,
 ) -> anyhow::Result<ExitCode> {
+    store::check_business_key(business_key)?;
     let config = Config::load(config_file)?;
     let raw = std::fs::read_to_string(input)
         .with_context(|| format!("cannot read {}", input.display()))?;
@@ -45,6 +49,8 @@ pub async fn run(
         store::StoreError::Conflict { .. } => anyhow::anyhow!(
             "{kind} {business_key:?} was already submitted with a different input; use a new business key"
         ),
+        // Names the unfinished onboarding (its key works with `finflow cancel`).
+        held @ store::StoreError::OnboardingInProgress { .. } => held.into(),
         other => other.into(),
     })?;
     store.close().await;
