@@ -9,7 +9,7 @@ use crate::definition::{DefinitionRef, Registry};
 use crate::event::Event;
 use crate::ids::WorkflowId;
 use crate::machine::{
-    CommandRefused, Handled, InputErrors, Kind, Summary, Transition, UnknownKind, Workflow,
+    CommandRefused, Handled, InputErrors, Kind, Prior, Summary, Transition, UnknownKind, Workflow,
 };
 use crate::onboard::OnboardBorrower;
 use crate::originate::OriginateLoan;
@@ -104,18 +104,19 @@ impl Engine {
         kind: &str,
         id: &WorkflowId,
         input: &Value,
+        prior: &Prior,
         now: DateTime<Utc>,
     ) -> Result<Decision, EngineError> {
         match kind.parse::<Kind>()? {
             Kind::OnboardBorrower => {
                 let input = OnboardBorrower::validate_input(input, &self.definitions, now)
                     .map_err(EngineError::Input)?;
-                decision::<OnboardBorrower>(OnboardBorrower::start(id, input, now))
+                decision::<OnboardBorrower>(OnboardBorrower::start(id, input, prior, now))
             }
             Kind::OriginateLoan => {
                 let input = OriginateLoan::validate_input(input, &self.definitions, now)
                     .map_err(EngineError::Input)?;
-                decision::<OriginateLoan>(OriginateLoan::start(id, input, now))
+                decision::<OriginateLoan>(OriginateLoan::start(id, input, prior, now))
             }
         }
     }

@@ -9,8 +9,9 @@ use finfra_api::callback::{CallbackTitle, InvoiceCallback, StatusCallback, Virtu
 
 use crate::action::{Action, CorrelationKey, Expected, Outcome, Reason};
 use crate::failure::CallFailure;
-use crate::machine::{Kind, Status, Summary};
+use crate::kind::Kind;
 use crate::response::FinfraResponse;
+use crate::summary::{Status, Summary};
 
 /// One thing that happened to a workflow.
 // One event is built per step and moved once: boxing the large answers would cost every

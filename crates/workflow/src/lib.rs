@@ -135,6 +135,7 @@ pub mod engine;
 pub mod event;
 pub mod failure;
 pub mod ids;
+mod kind;
 pub mod kit;
 pub mod machine;
 pub mod onboard;
@@ -143,6 +144,7 @@ pub mod request;
 mod resolution;
 pub mod response;
 mod serde_util;
+mod summary;
 
 pub use action::{
     Action, ActionKind, CallPurpose, CorrelationKey, Expected, Outcome, Poll, Reason, SleepReason,
@@ -153,7 +155,7 @@ pub use event::{CallbackEvent, Event, WorkflowFinished};
 pub use failure::{CallFailure, FailureClass, FailureKind};
 pub use ids::{InvalidId, KycId, LoanUniqueId, Nik, OperationKey, UserId, WorkflowId};
 pub use machine::{
-    CommandRefused, Handled, InputErrors, Kind, Status, Summary, Transition, Workflow,
+    CommandRefused, Handled, InputErrors, Kind, Prior, Status, Summary, Transition, Workflow,
 };
 pub use onboard::OnboardBorrower;
 pub use originate::OriginateLoan;

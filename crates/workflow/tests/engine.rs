@@ -38,7 +38,15 @@ fn an_onboarding_through_the_json_interface() {
     let pinned = engine.validate(KIND, &personal_input(), t0()).unwrap();
     assert_eq!(pinned.to_string(), "personal-single-payment@1");
     let id = WorkflowId::new(WORKFLOW).unwrap();
-    let first = engine.start(KIND, &id, &personal_input(), t0()).unwrap();
+    let first = engine
+        .start(
+            KIND,
+            &id,
+            &personal_input(),
+            &workflow::Prior::default(),
+            t0(),
+        )
+        .unwrap();
     assert_eq!(first.summary.state, "ekyc_ocr");
     assert_eq!(first.summary.status, Status::Running);
     assert_eq!(first.action.kind(), ActionKind::Call);
@@ -109,6 +117,7 @@ fn wire_shapes_of_events_and_actions() {
             KIND,
             &WorkflowId::new(WORKFLOW).unwrap(),
             &business_input(),
+            &workflow::Prior::default(),
             t0(),
         )
         .unwrap();
@@ -126,17 +135,33 @@ fn errors_for_the_executor_and_the_cli() {
     let engine = Engine::new(registry());
     let id = WorkflowId::new(WORKFLOW).unwrap();
     assert!(matches!(
-        engine.start("refinance-loan", &id, &personal_input(), t0()),
+        engine.start(
+            "refinance-loan",
+            &id,
+            &personal_input(),
+            &workflow::Prior::default(),
+            t0()
+        ),
         Err(EngineError::UnknownKind(_))
     ));
     // Every kind reads its own input: an onboarding's is not a loan's.
     assert!(matches!(
-        engine.start("originate-loan", &id, &personal_input(), t0()),
+        engine.start(
+            "originate-loan",
+            &id,
+            &personal_input(),
+            &workflow::Prior::default(),
+            t0()
+        ),
         Err(EngineError::Input(_))
     ));
-    let Err(EngineError::Input(errors)) =
-        engine.start(KIND, &id, &json!({"definition": "x"}), t0())
-    else {
+    let Err(EngineError::Input(errors)) = engine.start(
+        KIND,
+        &id,
+        &json!({"definition": "x"}),
+        &workflow::Prior::default(),
+        t0(),
+    ) else {
         panic!("invalid input");
     };
     assert!(errors.has("definition") && errors.has("borrower"));
@@ -144,7 +169,15 @@ fn errors_for_the_executor_and_the_cli() {
         engine.decide(KIND, &json!({"phase": 1}), &Event::Wake, t0()),
         Err(EngineError::State { .. })
     ));
-    let first = engine.start(KIND, &id, &personal_input(), t0()).unwrap();
+    let first = engine
+        .start(
+            KIND,
+            &id,
+            &personal_input(),
+            &workflow::Prior::default(),
+            t0(),
+        )
+        .unwrap();
     let resolve = Event::Resolve {
         by: "ops".into(),
         reason: "why".into(),
@@ -180,6 +213,7 @@ fn the_documented_sequence() {
             KIND,
             &WorkflowId::new(WORKFLOW).unwrap(),
             &personal_input(),
+            &workflow::Prior::default(),
             at(0),
         )
         .unwrap();

@@ -36,7 +36,8 @@ use store::{
 use uuid::Uuid;
 use workflow::{
     Action, CallFailure, CallbackEvent, CorrelationKey, Decision, Engine, EngineError, Event,
-    FailureKind, FinfraRequest, FinfraResponse, Handled, WorkflowFinished, WorkflowId,
+    FailureKind, FinfraRequest, FinfraResponse, Handled, Prior, UserId, WorkflowFinished,
+    WorkflowId,
 };
 
 use super::call;
@@ -85,6 +86,15 @@ pub enum ExecutorError {
         /// What the engine said.
         #[source]
         source: EngineError,
+    },
+    /// The workflow's id is not one the engine accepts.
+    #[error("workflow {id}: {source}")]
+    InvalidId {
+        /// Which workflow.
+        id: Uuid,
+        /// What is wrong with it.
+        #[source]
+        source: workflow::InvalidId,
     },
 }
 
@@ -196,13 +206,21 @@ impl Executor {
 
         // A workflow not yet started: validate its input again and pin its definition.
         if workflow.state == store::INITIAL_STATE {
-            let wf_id = WorkflowId::new(held.id.to_string()).map_err(|e| {
-                engine_error(EngineError::State {
-                    kind: workflow::Kind::OnboardBorrower,
-                    source: serde::de::Error::custom(e.to_string()),
-                })
-            })?;
-            let decision = match self.engine.start(&held.kind, &wf_id, &workflow.input, now) {
+            let wf_id = WorkflowId::new(held.id.to_string())
+                .map_err(|source| ExecutorError::InvalidId { id: held.id, source })?;
+            // A returning borrower (an earlier onboarding of the same NIK completed) is
+            // adopted, not created again.
+            let prior = Prior {
+                returning_borrower: self
+                    .store
+                    .returning_borrower(held.id)
+                    .await?
+                    .and_then(|earlier| UserId::new(earlier.user_id).ok()),
+            };
+            let decision = match self
+                .engine
+                .start(&held.kind, &wf_id, &workflow.input, &prior, now)
+            {
                 Ok(decision) => decision,
                 Err(EngineError::Input(errors)) => {
                     // Input submitted through SQL is only validated here: fail it, listing

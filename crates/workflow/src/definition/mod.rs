@@ -188,6 +188,36 @@ pub struct OnboardingPolicy {
     pub poll_interval: Duration,
     /// Deadlines.
     pub timeouts: OnboardingTimeouts,
+    /// What a new onboarding of a borrower whose earlier onboarding completed does.
+    #[serde(default)]
+    pub returning_borrowers: ReturningBorrowers,
+}
+
+/// `[onboarding] returning_borrowers`: a new onboarding of a NIK whose earlier onboarding
+/// completed adopts that borrower's Finfra id (reading the borrower first) instead of
+/// creating one, which Finfra would refuse with `409`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturningBorrowers {
+    /// An `APPROVED` borrower is approved again as it is (the default).
+    #[default]
+    Adopt,
+    /// The credit policy runs again (score, history, decision) before approving.
+    RecheckCredit,
+}
+
+impl ReturningBorrowers {
+    /// The spellings in a definition.
+    pub const KNOWN: &'static [&'static str] = &["adopt", "recheck_credit"];
+}
+
+impl From<&'static str> for ReturningBorrowers {
+    fn from(text: &'static str) -> Self {
+        match text {
+            "recheck_credit" => Self::RecheckCredit,
+            _ => Self::Adopt,
+        }
+    }
 }
 
 /// `[onboarding.ekyc]`.

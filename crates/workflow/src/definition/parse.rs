@@ -20,7 +20,7 @@ use finfra_api::model::ekyc::{DataSource, HubProvider};
 
 use super::{
     CreditPolicy, Definition, DefinitionError, EkycPolicy, OnboardingPolicy, OnboardingTimeouts,
-    RetrySettings,
+    RetrySettings, ReturningBorrowers,
 };
 use crate::ids::hex;
 
@@ -461,6 +461,11 @@ fn onboarding(p: &mut Problems, mut s: Section<'_>) -> Option<OnboardingPolicy> 
     let poll_interval = s.duration(p, "poll_interval", SECOND..=Duration::from_secs(3600));
     let ekyc = s.table(p, "ekyc").and_then(|e| ekyc(p, e));
     let timeouts = s.table(p, "timeouts").and_then(|t| timeouts(p, t));
+    let returning_borrowers = if s.get("returning_borrowers").is_some() {
+        s.choice::<ReturningBorrowers>(p, "returning_borrowers", ReturningBorrowers::KNOWN, true)
+    } else {
+        Some(ReturningBorrowers::default())
+    };
     s.finish(p);
     Some(OnboardingPolicy {
         borrower_type: borrower_type?,
@@ -470,6 +475,7 @@ fn onboarding(p: &mut Problems, mut s: Section<'_>) -> Option<OnboardingPolicy> 
         required_documents: required_documents?,
         poll_interval: poll_interval?,
         timeouts: timeouts?,
+        returning_borrowers: returning_borrowers?,
     })
 }
 

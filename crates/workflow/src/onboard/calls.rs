@@ -11,7 +11,7 @@ use crate::action::Reason;
 use crate::failure::CallFailure;
 use crate::ids::{KycId, UserId};
 use crate::kit::call::resend;
-use crate::kit::{self, Machine, Run, Stage, advance, attention, fail, unexpected};
+use crate::kit::{self, Machine, Phase as _, Run, Stage, advance, attention, fail, unexpected};
 use crate::machine::Transition;
 use crate::request::FinfraRequest;
 use crate::response::FinfraResponse;
@@ -57,6 +57,17 @@ pub(super) fn own_failure(
             .with_hint(
                 "find the borrower at Finfra and resolve with {\"user_id\": \"<24 hex>\"} to onboard it, or cancel",
             ),
+            now,
+        )),
+        Phase::CheckReturningBorrower { user_id, .. } if status == Some(404) => Some(attention(
+            next,
+            Reason::new(
+                "returning_borrower_not_found",
+                format!(
+                    "Finfra has no borrower {user_id}, which an earlier onboarding of this NIK approved"
+                ),
+            )
+            .with_hint("check the earlier onboarding's record at Finfra; cancel this workflow"),
             now,
         )),
         Phase::UploadDocument { index, .. } if status == Some(403) => {
@@ -242,6 +253,17 @@ pub(super) fn succeeded(state: &OnboardState, response: &FinfraResponse, now: Da
     let mut next = state.clone();
     let ekyc = &state.definition.onboarding.ekyc;
     match (&state.phase, response) {
+        (Phase::CheckReturningBorrower { user_id, .. }, FinfraResponse::GetBorrower(borrower)) => {
+            let user_id = user_id.clone();
+            next.borrower
+                .reach(borrower.status.clone(), now, Source::Response);
+            route::returning(&mut next, user_id, &borrower.status, now);
+            let to = next.phase.name();
+            advance(
+                next,
+                format!("the returning borrower is {}: {to}", borrower.status),
+            )
+        }
         (Phase::EkycOcr { .. }, FinfraResponse::Ocr(ocr)) => {
             let Ok(kyc_id) = KycId::new(ocr.kyc_id.clone()) else {
                 return unknown_status(next, "empty kyc_id", now);

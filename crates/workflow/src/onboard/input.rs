@@ -40,7 +40,19 @@ use crate::machine::InputErrors;
 use crate::request::FileSource;
 
 use super::schema;
-use super::state::OnboardRequest;
+
+/// The validated input, minus the definition (which sits beside it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnboardRequest {
+    /// The create-borrower body (document files replaced by uploads when created).
+    pub body: CreateBorrower,
+    /// The signatory's NIK: correlates `user_created` and reads the credit history.
+    pub nik: Nik,
+    /// e-KYC images, when the definition uses e-KYC.
+    pub ekyc: Option<EkycInput>,
+    /// Documents to upload before creating the borrower.
+    pub documents: Vec<DocumentUpload>,
+}
 
 /// A validated input: the definition it pinned and the request.
 #[derive(Debug, Clone, PartialEq)]

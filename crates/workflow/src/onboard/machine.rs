@@ -113,6 +113,9 @@ impl Machine for OnboardState {
     fn request(&self) -> Option<FinfraRequest> {
         let policy = &self.definition;
         Some(match &self.phase {
+            Phase::CheckReturningBorrower { user_id, .. } => FinfraRequest::GetBorrower {
+                user_id: user_id.clone(),
+            },
             Phase::EkycOcr { .. } => FinfraRequest::Ocr {
                 body: OcrRequest {
                     document_type: DocumentType::Ktp,

@@ -59,10 +59,10 @@ use crate::definition::{DefinitionRef, Registry};
 use crate::event::Event;
 use crate::ids::WorkflowId;
 use crate::kit::{self, Phase as _, Run};
-use crate::machine::{InputErrors, Kind, Summary, Transition, Workflow};
+use crate::machine::{InputErrors, Kind, Prior, Summary, Transition, Workflow};
 
-pub use input::{DocumentUpload, EkycInput, OnboardInput};
-pub use state::{BorrowerRecord, OnboardRequest, OnboardState, Phase, Step};
+pub use input::{DocumentUpload, EkycInput, OnboardInput, OnboardRequest};
+pub use state::{BorrowerRecord, OnboardState, Phase, Step};
 
 /// The `onboard-borrower` workflow.
 #[derive(Debug, Clone, Copy, Default)]
@@ -85,7 +85,12 @@ impl Workflow for OnboardBorrower {
         input.definition.reference()
     }
 
-    fn start(id: &WorkflowId, input: OnboardInput, now: DateTime<Utc>) -> Transition<OnboardState> {
+    fn start(
+        id: &WorkflowId,
+        input: OnboardInput,
+        prior: &Prior,
+        now: DateTime<Utc>,
+    ) -> Transition<OnboardState> {
         let kind = input.request.body.r#type.clone();
         let mut state = OnboardState {
             workflow_id: id.clone(),
@@ -98,9 +103,18 @@ impl Workflow for OnboardBorrower {
                 run: Run::new(None),
             },
         };
-        route::begin(&mut state);
+        let returning = match &prior.returning_borrower {
+            Some(user_id) => {
+                route::adopt(&mut state, user_id.clone());
+                format!(" (returning borrower {user_id}: no new borrower is created)")
+            }
+            None => {
+                route::begin(&mut state);
+                String::new()
+            }
+        };
         let note = format!(
-            "started with definition {}: {}",
+            "started with definition {}: {}{returning}",
             state.definition.reference(),
             state.phase.name()
         );

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use finfra_api::model::borrower::BorrowerStatus;
 
 use crate::action::Reason;
+use crate::definition::ReturningBorrowers;
 use crate::ids::{KycId, UserId};
 use crate::kit::{Machine, Phase as _, Run, Waiting};
 
@@ -33,6 +34,37 @@ pub(super) fn begin(state: &mut OnboardState) {
         };
     } else {
         after_ekyc(state);
+    }
+}
+
+/// A returning borrower: its id is known, and the borrower is read before anything else.
+pub(super) fn adopt(state: &mut OnboardState, user_id: UserId) {
+    state.borrower.learn_user_id(user_id.clone());
+    state.borrower.create_accepted = true;
+    state.phase = Phase::CheckReturningBorrower {
+        user_id,
+        run: Run::new(None),
+    };
+}
+
+/// What the read of a returning borrower means: carry on from its status (an `APPROVED`
+/// borrower is approved again, or its credit checked again when the definition asks), or
+/// stop where Finfra rejected or blocked it.
+pub(super) fn returning(
+    state: &mut OnboardState,
+    user_id: UserId,
+    status: &BorrowerStatus,
+    now: DateTime<Utc>,
+) {
+    match status {
+        BorrowerStatus::Approved => match state.definition.onboarding.returning_borrowers {
+            ReturningBorrowers::Adopt => state.phase = Phase::Approved { user_id },
+            ReturningBorrowers::RecheckCredit => credit_score(state, user_id),
+        },
+        BorrowerStatus::ApprovedByPartner => after_approve(state, user_id, now),
+        BorrowerStatus::Verified => credit_score(state, user_id),
+        BorrowerStatus::Pending | BorrowerStatus::Unknown(_) => await_verified(state, user_id, now),
+        BorrowerStatus::Rejected | BorrowerStatus::Blocked => settle_dead_end(state),
     }
 }
 

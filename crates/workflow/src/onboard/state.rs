@@ -8,18 +8,18 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use finfra_api::model::borrower::{BorrowerStatus, BorrowerType, CreateBorrower};
+use finfra_api::model::borrower::{BorrowerStatus, BorrowerType};
 use finfra_api::model::credit::{CreditGrade, CreditSource};
 use finfra_api::model::document::{CreatedDocument, DocumentType};
 use finfra_api::model::ekyc::{HubCheckStatus, HubProvider, Liveness, RdfBiometricStatus};
 
 use crate::action::Reason;
 use crate::definition::Definition;
-use crate::ids::{KycId, Nik, UserId, WorkflowId};
+use crate::ids::{KycId, UserId, WorkflowId};
 use crate::kit::{self, Run, Waiting};
 use crate::machine::Status;
 
-use super::input::{DocumentUpload, EkycInput};
+use super::input::OnboardRequest;
 
 /// The whole state of one onboarding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,19 +36,6 @@ pub struct OnboardState {
     pub borrower: BorrowerRecord,
     /// Where the workflow is: `$.phase.state` is the state name.
     pub phase: Phase,
-}
-
-/// The validated input, minus the definition (which sits beside it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OnboardRequest {
-    /// The create-borrower body (document files replaced by uploads when created).
-    pub body: CreateBorrower,
-    /// The signatory's NIK: correlates `user_created` and reads the credit history.
-    pub nik: Nik,
-    /// e-KYC images, when the definition uses e-KYC.
-    pub ekyc: Option<EkycInput>,
-    /// Documents to upload before creating the borrower.
-    pub documents: Vec<DocumentUpload>,
 }
 
 /// Where a fact came from.
@@ -250,6 +237,7 @@ pub struct PolicyDecision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
+    CheckReturningBorrower,
     EkycOcr,
     EkycBiometric,
     CreateDocument,
@@ -270,6 +258,7 @@ pub enum Step {
 impl Step {
     /// Every step, in the order an onboarding may go through them.
     pub const ALL: &'static [Step] = &[
+        Step::CheckReturningBorrower,
         Step::EkycOcr,
         Step::EkycBiometric,
         Step::CreateDocument,
@@ -291,6 +280,7 @@ impl Step {
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::CheckReturningBorrower => "check_returning_borrower",
             Self::EkycOcr => "ekyc_ocr",
             Self::EkycBiometric => "ekyc_biometric",
             Self::CreateDocument => "create_document",
@@ -325,6 +315,9 @@ pub const CANCELLED: &str = "cancelled";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Phase {
+    /// A returning borrower (an earlier onboarding of this NIK completed): reading the
+    /// borrower it created, to carry on from its status instead of creating another.
+    CheckReturningBorrower { user_id: UserId, run: Run },
     /// OCR of the KTP image; opens the KYC session.
     EkycOcr { run: Run },
     /// Liveness and face match on the session.
@@ -398,6 +391,7 @@ impl Phase {
     #[must_use]
     pub fn step(&self) -> Option<Step> {
         Some(match self {
+            Self::CheckReturningBorrower { .. } => Step::CheckReturningBorrower,
             Self::EkycOcr { .. } => Step::EkycOcr,
             Self::EkycBiometric { .. } => Step::EkycBiometric,
             Self::CreateDocument { .. } => Step::CreateDocument,
@@ -446,6 +440,7 @@ impl kit::Phase for Phase {
     fn run(&self) -> Option<&Run> {
         match self {
             Self::EkycOcr { run }
+            | Self::CheckReturningBorrower { run, .. }
             | Self::EkycBiometric { run, .. }
             | Self::CreateDocument { run, .. }
             | Self::UploadDocument { run, .. }
@@ -464,6 +459,7 @@ impl kit::Phase for Phase {
     fn run_mut(&mut self) -> Option<&mut Run> {
         match self {
             Self::EkycOcr { run }
+            | Self::CheckReturningBorrower { run, .. }
             | Self::EkycBiometric { run, .. }
             | Self::CreateDocument { run, .. }
             | Self::UploadDocument { run, .. }

@@ -101,7 +101,7 @@ use crate::definition::{DefinitionRef, Registry};
 use crate::event::Event;
 use crate::ids::{LoanUniqueId, WorkflowId};
 use crate::kit::{self, Phase as _};
-use crate::machine::{InputErrors, Kind, Summary, Transition, Workflow};
+use crate::machine::{InputErrors, Kind, Prior, Summary, Transition, Workflow};
 
 pub use facts::LoanRecord;
 pub use input::OriginateInput;
@@ -142,6 +142,7 @@ impl Workflow for OriginateLoan {
     fn start(
         id: &WorkflowId,
         input: OriginateInput,
+        _prior: &Prior,
         now: DateTime<Utc>,
     ) -> Transition<OriginateState> {
         let loan = LoanRecord::new(Self::unique_id(id), input.request.terms.loan_type());

@@ -24,7 +24,7 @@ use finfra_api::model::ekyc::{
 };
 use workflow::onboard::OnboardState;
 use workflow::{
-    CallFailure, CallbackEvent, Event, FinfraResponse, OnboardBorrower, Registry, Workflow,
+    CallFailure, CallbackEvent, Event, FinfraResponse, OnboardBorrower, Prior, Registry, Workflow,
     WorkflowId,
 };
 
@@ -130,7 +130,13 @@ pub fn business_input() -> Value {
 
 pub fn start(input: &Value) -> OnboardState {
     let input = OnboardBorrower::validate_input(input, &registry(), t0()).expect("a valid input");
-    OnboardBorrower::start(&WorkflowId::new(WORKFLOW).expect("an id"), input, t0()).state
+    OnboardBorrower::start(
+        &WorkflowId::new(WORKFLOW).expect("an id"),
+        input,
+        &Prior::default(),
+        t0(),
+    )
+    .state
 }
 
 /// Applies `events` at `t0`, one after the other.

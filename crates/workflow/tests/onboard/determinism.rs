@@ -2,7 +2,7 @@
 
 use crate::common::determinism as property;
 use crate::table::Row;
-use crate::{callbacks, commands, failures, happy, repeats, waits};
+use crate::{callbacks, commands, failures, happy, repeats, returning, waits};
 
 fn all_rows() -> Vec<Row> {
     [
@@ -12,6 +12,7 @@ fn all_rows() -> Vec<Row> {
         callbacks::rows(),
         commands::rows(),
         repeats::rows(),
+        returning::rows(),
     ]
     .into_iter()
     .flatten()

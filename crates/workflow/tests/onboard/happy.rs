@@ -180,7 +180,12 @@ fn start_pins_the_definition_and_asks_for_the_first_call() {
         OnboardBorrower::definition(&input).name,
         "personal-single-payment"
     );
-    let t = OnboardBorrower::start(&workflow::WorkflowId::new(WORKFLOW).unwrap(), input, t0());
+    let t = OnboardBorrower::start(
+        &workflow::WorkflowId::new(WORKFLOW).unwrap(),
+        input,
+        &workflow::Prior::default(),
+        t0(),
+    );
     assert_eq!(t.state.phase.name(), "ekyc_ocr");
     assert_eq!(t.state.definition.name, "personal-single-payment");
     let Some(FinfraRequest::Ocr {

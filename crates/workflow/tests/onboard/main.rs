@@ -11,5 +11,6 @@ mod determinism;
 mod failures;
 mod happy;
 mod repeats;
+mod returning;
 mod table;
 mod waits;

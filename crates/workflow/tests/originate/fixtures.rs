@@ -68,7 +68,13 @@ pub fn bnpl_input() -> Value {
 
 pub fn start(input: &Value) -> OriginateState {
     let input = OriginateLoan::validate_input(input, &registry(), t0()).expect("a valid input");
-    OriginateLoan::start(&WorkflowId::new(WORKFLOW).unwrap(), input, t0()).state
+    OriginateLoan::start(
+        &WorkflowId::new(WORKFLOW).unwrap(),
+        input,
+        &workflow::Prior::default(),
+        t0(),
+    )
+    .state
 }
 
 pub fn decide(state: &OriginateState, event: &Event, now: DateTime<Utc>) -> T {

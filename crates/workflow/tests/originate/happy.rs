@@ -323,7 +323,13 @@ fn a_single_payment_loan_from_start_to_paid_through_json() {
         "personal-single-payment@1"
     );
     let first = engine
-        .start("originate-loan", &id, &single_input(), t0())
+        .start(
+            "originate-loan",
+            &id,
+            &single_input(),
+            &workflow::Prior::default(),
+            t0(),
+        )
         .unwrap();
     assert_eq!(first.summary.state, "check_borrower");
     let script = [
