@@ -16,13 +16,13 @@ use serde_json::Value;
 use sqlx::{PgConnection, SqliteConnection};
 use uuid::Uuid;
 
+use crate::announce::{
+    Announcement, announce_pg, announce_sqlite, copy_announcements_pg, copy_announcements_sqlite,
+};
 use crate::error::StoreError;
 use crate::inbox::{
     KeyName, lock_keys_pg, mark_processed_pg, mark_processed_sqlite, match_waits_pg,
     match_waits_sqlite,
-};
-use crate::internal::{
-    Announcement, announce_pg, announce_sqlite, copy_announcements_pg, copy_announcements_sqlite,
 };
 use crate::journal::{JournalEntry, append_pg, append_sqlite};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};

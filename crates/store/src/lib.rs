@@ -21,16 +21,17 @@
 //!
 //! Every fallible function documents its errors in [`StoreError`] terms.
 
+mod announce;
 mod business_key;
 mod cancel;
 mod claim;
+mod command;
 mod commit;
 mod connect;
 mod error;
 mod identity;
 mod inbox;
 mod inspect;
-mod internal;
 mod journal;
 mod migrate;
 mod rate_limit;
@@ -42,6 +43,7 @@ mod tx;
 mod wakeup;
 mod workflow;
 
+pub use announce::Announcement;
 pub use business_key::{BUSINESS_KEY_MAX_CHARS, BusinessKeyError, check_business_key};
 pub use claim::Claimed;
 pub use commit::{Committed, StepCommit, Wait};
@@ -52,7 +54,6 @@ pub use error::{
 pub use identity::{NIK_PATH, ONBOARD_KIND, ReturningBorrower, identity_key};
 pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
-pub use internal::Announcement;
 pub use journal::{JournalEntry, JournalRow, outcome};
 pub use migrate::MIGRATIONS_TABLE;
 pub use rate_limit::Permit;

@@ -1,6 +1,6 @@
 //! finflow and Finfra in one process, for `finflow bench`, `finflow demo` and tests: an in-process
 //! `finfra-sandbox`, the callback receiver it calls back (`worker::receiver::router` on
-//! `127.0.0.1:0`) and a worker (`worker::runtime::run` driving a `worker::engine::Executor`),
+//! `127.0.0.1:0`) and a worker (`worker::runtime::run` driving a `worker::executor::Executor`),
 //! assembled as `finflow run` assembles them, over one store. Also what both commands need
 //! around it: the definitions (the configured folder, else the ones bundled with this build)
 //! and removing a SQLite database with its `-wal` and `-shm` files.
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::engine::Executor;
+use crate::executor::Executor;
 use crate::runtime::{self, RuntimeOptions};
 use anyhow::Context as _;
 use finfra_api::auth::Credentials;

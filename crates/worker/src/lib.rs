@@ -3,7 +3,7 @@
 //! programs that embed the engine.
 
 pub mod config;
-pub mod engine;
+pub mod executor;
 pub mod inprocess;
 pub mod metrics;
 pub mod ops;

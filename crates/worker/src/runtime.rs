@@ -27,7 +27,7 @@ use chrono::Utc;
 use store::{Backend, WAKEUP_QUEUE, Wakeup};
 use tokio::sync::{Semaphore, watch};
 
-use crate::engine::{Advanced, Executor};
+use crate::executor::{Advanced, Executor};
 
 /// How a worker process takes on work.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use finfra_sandbox::{Faults, RunningSandbox, Sandbox, SandboxConfig};
 use store::testing::{TestBackend, TestDb};
 use store::{Backend, NewWorkflow, Store};
 use uuid::Uuid;
-use worker::engine::Executor;
+use worker::executor::Executor;
 use workflow::{Engine, Registry};
 
 const SCOPE: &str = "finfra:test-client";

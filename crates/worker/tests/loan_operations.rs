@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use store::testing::TestDb;
 use store::{NewWorkflow, Status, Store, Workflow};
 use uuid::Uuid;
-use worker::engine::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
+use worker::executor::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
 use worker::inprocess::{EngineOptions, InProcess};
 use workflow::{Engine, EngineError, Event, Registry};
 

@@ -26,7 +26,7 @@ use serde_json::Value;
 use store::testing::TestDb;
 use store::{NewWorkflow, Status, Store};
 use uuid::Uuid;
-use worker::engine::{Advanced, Executor};
+use worker::executor::{Advanced, Executor};
 use workflow::{Engine, Registry};
 
 const FINFLOW: &str = env!("CARGO_BIN_EXE_finflow");

@@ -13,7 +13,7 @@ use finfra_api::{ClientConfig, FinfraClient};
 use finfra_sandbox::{CallbackTarget, Sandbox, SandboxConfig};
 use secrecy::SecretString;
 use store::{JournalEntry, NewWorkflow, StepCommit, Store};
-use worker::engine::{Advanced, Executor, perform};
+use worker::executor::{Advanced, Executor, perform};
 use workflow::{Action, Engine, Registry, WorkflowId};
 
 const KEY: &str = "recovery-key";
@@ -101,7 +101,13 @@ async fn a_create_sent_by_a_worker_that_died_is_reconciled_not_repeated() {
     let wf_id = WorkflowId::new(id.to_string()).expect("id");
     let mut decision = w
         .engine
-        .start("onboard-borrower", &wf_id, &input, Utc::now())
+        .start(
+            "onboard-borrower",
+            &wf_id,
+            &input,
+            &workflow::Prior::default(),
+            Utc::now(),
+        )
         .expect("start");
     loop {
         let commit = StepCommit {

@@ -19,7 +19,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use store::{Store, StoreError, Workflow};
 use worker::config::Config;
-use worker::engine::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
+use worker::executor::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
 use workflow::{EngineError, Event};
 
 use super::lookup::{self, Target};

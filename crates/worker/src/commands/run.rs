@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use finfra_api::callback::AuthKeyVerifier;
 use finfra_api::{ClientConfig, FinfraClient};
 use worker::config::Config;
-use worker::engine::Executor;
+use worker::executor::Executor;
 use worker::runtime::{self, RuntimeOptions};
 
 /// Runs the worker and the callback receiver until a shutdown signal.

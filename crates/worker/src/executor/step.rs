@@ -206,8 +206,12 @@ impl Executor {
 
         // A workflow not yet started: validate its input again and pin its definition.
         if workflow.state == store::INITIAL_STATE {
-            let wf_id = WorkflowId::new(held.id.to_string())
-                .map_err(|source| ExecutorError::InvalidId { id: held.id, source })?;
+            let wf_id = WorkflowId::new(held.id.to_string()).map_err(|source| {
+                ExecutorError::InvalidId {
+                    id: held.id,
+                    source,
+                }
+            })?;
             // A returning borrower (an earlier onboarding of the same NIK completed) is
             // adopted, not created again.
             let prior = Prior {

@@ -1,31 +1,23 @@
-//! Inbox events from inside finflow, beside Finfra's callbacks: the end of a workflow, told
-//! to the workflows that wait for it, and a person's command to one workflow.
+//! Announcements: the end of a workflow, told through the inbox (source `internal`) to the
+//! workflows that wait for it, beside Finfra's callbacks.
 //!
-//! **Announcements** (source `internal`). A workflow's terminal commit may carry an
-//! [`Announcement`]. In that transaction the store inserts it once, processed and unmatched
-//! (it wakes nobody itself, and stays as the record that the workflow finished), and one
-//! copy per workflow already waiting for it (a wait on the announcement's title, key
+//! A workflow's terminal commit may carry an [`Announcement`]. In that transaction the
+//! store inserts it once, processed and unmatched (it wakes nobody itself, and stays as the
+//! record that the workflow finished), and one copy per workflow already waiting for it (a wait on the announcement's title, key
 //! `external_id`, value [`Announcement::external_id`]), matched to that waiter, which is
 //! made due at once. A workflow that starts waiting later gets its copy in the commit that
 //! registers the wait. One row per waiter because an inbox row is consumed by one workflow,
 //! and several loans may wait for one onboarding. Copies have event id
 //! `<announcement event id>:<waiter id>`, so neither side can make two.
-//!
-//! **Commands** (source `operator`, [`Store::record_command`]): matched to their workflow
-//! when recorded, and the workflow is made due; the engine reads them with its other events.
 
-use chrono::Utc;
 use serde_json::Value;
 use sqlx::{PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::inbox::Source;
-use crate::time::to_sqlite;
-use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
 use crate::workflow::uuid_from_sqlite;
-use crate::{Backend, Store};
 
 /// What a finishing workflow tells the workflows waiting for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,101 +174,4 @@ pub(crate) async fn copy_announcements_sqlite(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-impl Store {
-    /// Records a person's command (`title` `cancel` or `resolve`, `payload` what the engine
-    /// needs: who, why, and for a resolve what they decided) for workflow `id`, and makes the
-    /// workflow due: the next worker to hold it hears the command, after the step in flight
-    /// if there is one. Returns the inbox row's id.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Refused`] when the workflow
-    /// has finished; [`StoreError::Database`] otherwise (then nothing was recorded).
-    #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %id, command = title))]
-    pub async fn record_command(
-        &self,
-        id: Uuid,
-        title: &str,
-        payload: &Value,
-    ) -> Result<i64, StoreError> {
-        let event_id = Uuid::new_v4().to_string();
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR UPDATE")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                refuse_finished(id, status.as_deref())?;
-                let inbox_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO callback_inbox (source, event_id, title, payload, \
-                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, now()) \
-                     RETURNING id",
-                )
-                .bind(Source::Operator.as_str())
-                .bind(&event_id)
-                .bind(title)
-                .bind(payload)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
-                     now()), updated_at = now() WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                push_pg(&mut tx, &[(id, AT_ONCE)]).await?;
-                tx.commit().await?;
-                Ok(inbox_id)
-            }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let now = to_sqlite(Utc::now());
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
-                        .bind(id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                refuse_finished(id, status.as_deref())?;
-                let inbox_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
-                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5) \
-                     RETURNING id",
-                )
-                .bind(Source::Operator.as_str())
-                .bind(&event_id)
-                .bind(title)
-                .bind(payload.to_string())
-                .bind(&now)
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
-                     updated_at = $2 WHERE id = $1",
-                )
-                .bind(id.to_string())
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-                push_sqlite(&mut tx, &[(id, AT_ONCE)]).await?;
-                tx.commit().await?;
-                Ok(inbox_id)
-            }
-        }
-    }
-}
-
-fn refuse_finished(id: Uuid, status: Option<&str>) -> Result<(), StoreError> {
-    match status {
-        None => Err(StoreError::NotFound(id)),
-        Some(status @ ("completed" | "failed" | "cancelled")) => Err(StoreError::Refused(format!(
-            "workflow {id} is {status}: it takes no more commands"
-        ))),
-        Some(_) => Ok(()),
-    }
 }

@@ -1,0 +1,112 @@
+//! A person's commands to one workflow (`cancel`, `resolve`), recorded in the inbox
+//! (source `operator`) beside Finfra's callbacks: matched to their workflow when recorded,
+//! and the workflow is made due; the executor reads them with its other events and the
+//! workflow's machine judges them.
+
+use chrono::Utc;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::inbox::Source;
+use crate::time::to_sqlite;
+use crate::tx::SQLITE_BEGIN;
+use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::{Backend, Store};
+
+impl Store {
+    /// Records a person's command (`title` `cancel` or `resolve`, `payload` what the engine
+    /// needs: who, why, and for a resolve what they decided) for workflow `id`, and makes the
+    /// workflow due: the next worker to hold it hears the command, after the step in flight
+    /// if there is one. Returns the inbox row's id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Refused`] when the workflow
+    /// has finished; [`StoreError::Database`] otherwise (then nothing was recorded).
+    #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %id, command = title))]
+    pub async fn record_command(
+        &self,
+        id: Uuid,
+        title: &str,
+        payload: &Value,
+    ) -> Result<i64, StoreError> {
+        let event_id = Uuid::new_v4().to_string();
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR UPDATE")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                refuse_finished(id, status.as_deref())?;
+                let inbox_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO callback_inbox (source, event_id, title, payload, \
+                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, now()) \
+                     RETURNING id",
+                )
+                .bind(Source::Operator.as_str())
+                .bind(&event_id)
+                .bind(title)
+                .bind(payload)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
+                     now()), updated_at = now() WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                push_pg(&mut tx, &[(id, AT_ONCE)]).await?;
+                tx.commit().await?;
+                Ok(inbox_id)
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = to_sqlite(Utc::now());
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                refuse_finished(id, status.as_deref())?;
+                let inbox_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
+                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5) \
+                     RETURNING id",
+                )
+                .bind(Source::Operator.as_str())
+                .bind(&event_id)
+                .bind(title)
+                .bind(payload.to_string())
+                .bind(&now)
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
+                     updated_at = $2 WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                push_sqlite(&mut tx, &[(id, AT_ONCE)]).await?;
+                tx.commit().await?;
+                Ok(inbox_id)
+            }
+        }
+    }
+}
+
+fn refuse_finished(id: Uuid, status: Option<&str>) -> Result<(), StoreError> {
+    match status {
+        None => Err(StoreError::NotFound(id)),
+        Some(status @ ("completed" | "failed" | "cancelled")) => Err(StoreError::Refused(format!(
+            "workflow {id} is {status}: it takes no more commands"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
