@@ -16,7 +16,8 @@
 //! 1. **Submit**: [`Engine::validate`] lists every problem of an input (store nothing if
 //!    any). **Start** (when a worker first picks the workflow up): [`Engine::start`]
 //!    validates again, pins the definition by copying it into the state, and returns the
-//!    first [`Decision`].
+//!    first [`Decision`]; [`Prior`] tells it what the store knows from earlier workflows (a
+//!    returning borrower).
 //! 2. **Persist** each decision in one transaction: `decision.state` as the context,
 //!    `decision.summary` into the SQL columns (`state` name, `status`, definition name and
 //!    version, `attempt`, `last_error`, the facts), a journal row (the event's name, the
@@ -50,7 +51,7 @@
 //! `Resumed` (nothing changed; act on the current action: the answer to `Start` and
 //! `CallInterrupted`), `Ignored` (nothing changed; keep the schedule, run nothing again).
 //!
-//! **Retries** are decided here, generically for every step (`run`): a `429` sleeps exactly
+//! **Retries** are decided here, once for every kind (the [`kit`]): a `429` sleeps exactly
 //! `Retry-After`; other transient failures back off per the definition's [`RetryPolicy`]
 //! (`finfra_api::retry::decide`, jitter seeded); a lost answer of a request whose
 //! [`Effect`] needs it is reconciled (status `ambiguous`) before any re-send; exhausted
@@ -120,7 +121,9 @@
 //! - [`machine`]: the [`Workflow`] trait, [`Transition`], [`Status`], [`Kind`].
 //! - [`engine`]: every kind behind JSON, for the executor and the CLI.
 //! - [`action`], [`event`], [`request`], [`response`], [`failure`]: the protocol's types.
-//! - [`run`]: the generic retry, reconcile and wait rules shared by all steps.
+//! - [`kit`]: what every kind does alike, written once: the decision's skeleton, the call
+//!   step with the retry rules and read-before-you-believe, the wait step, the action of a
+//!   state. A kind implements [`kit::Phase`] and [`kit::Machine`].
 //! - [`definition`]: `workflows/*.toml`, their format, validation and pinning.
 //! - [`onboard`]: `onboard-borrower`; its state names and `resolve` data are documented there.
 //! - [`originate`]: `originate-loan`; its states, money-safety rules, `resolve` data, and

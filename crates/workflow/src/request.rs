@@ -3,7 +3,7 @@
 //!
 //! Each variant maps to exactly one client method and one [`crate::FinfraResponse`]
 //! variant of the same name (the executor's table, in the crate docs). Each also says what
-//! sending it twice does ([`Effect`]): the generic retry logic in `crate::run` decides from
+//! sending it twice does ([`Effect`]): the generic retry logic in `crate::kit` decides from
 //! that, not from the HTTP method, whether a lost answer must be reconciled before sending
 //! again.
 //!

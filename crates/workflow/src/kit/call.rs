@@ -1,6 +1,6 @@
 //! The call step: a phase that makes one Finfra call, kept in a [`Run`]. Answers go to the
 //! kind ([`Machine::succeeded`], [`Machine::reconciled`]); failures go through the kind's
-//! own statuses first ([`Machine::own_failure`]), then the rules of [`retry`](super::retry);
+//! own statuses first ([`Machine::own_failure`]), then the [`retry`] rules;
 //! anything else while the request is outstanding means its outcome is unknown.
 //!
 //! | event | stage | next |

@@ -1,5 +1,5 @@
 //! Events in the phases that make a Finfra call: answers, failures, reconciliation. The
-//! generic rules (retries, backoff, ambiguity) are `crate::run`'s; this module adds what
+//! generic rules (retries, backoff, ambiguity) are the kit's; this module adds what
 //! each answer means, the statuses some steps give a meaning of their own (`409`, a `404`
 //! that proves a create was not applied), and the disbursement's stricter rule.
 //!
@@ -36,8 +36,8 @@ use crate::request::FinfraRequest;
 use crate::response::FinfraResponse;
 
 use super::facts::Source;
+use super::route;
 use super::state::{OriginateState, Phase, RejectWhy, Step};
-use super::{machine, route};
 
 type T = Transition<OriginateState>;
 
@@ -277,7 +277,7 @@ fn rejected(mut state: OriginateState, why: &RejectWhy) -> T {
                 "signing_timeout",
                 format!(
                     "loan {unique_id} was not signed within {} of {since}: rejected at Finfra",
-                    machine::human(state.policy.timeouts.signing)
+                    route::human(state.policy.timeouts.signing)
                 ),
             );
             state.phase = Phase::Rejected {

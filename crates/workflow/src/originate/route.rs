@@ -293,3 +293,15 @@ pub(super) fn settle(state: &mut OriginateState, now: DateTime<Utc>) -> bool {
     }
     true
 }
+
+/// A duration as people write it in definitions: `3d`, `2h`, `15m`, `30s`.
+pub(super) fn human(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{}ms", d.as_millis()),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
