@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::journal::{JournalEntry, append_pg, append_sqlite, outcome};
+use crate::journal::{JournalEntry, Outcome, append_pg, append_sqlite};
 use crate::submit::INITIAL_STATE;
 use crate::time::to_sqlite;
 use crate::tx::SQLITE_BEGIN;
@@ -29,7 +29,7 @@ impl Store {
     /// otherwise.
     #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %id, cancelled.by = who))]
     pub async fn cancel(&self, id: Uuid, who: &str, why: &str) -> Result<Workflow, StoreError> {
-        let mut entry = JournalEntry::new("", "cancel", outcome::CANCELLED);
+        let mut entry = JournalEntry::new("", "cancel", Outcome::Cancelled);
         entry.error = Some(why.to_owned());
         entry.request_summary = Some(json!({ "by": who, "reason": why }));
         let workflow = match &self.backend {

@@ -10,43 +10,103 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{PgConnection, Row, SqliteConnection};
 use uuid::Uuid;
 
-use crate::error::StoreError;
+use crate::error::{StoreError, decode_error};
 use crate::time::{from_sqlite, to_sqlite};
 use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
 use crate::{Backend, Store};
 
-/// Names for `step_journal.outcome`. The column is free text (a workflow may add its own);
-/// these are the ones the engine writes, and their meaning is a contract with operators.
-pub mod outcome {
-    /// The step did what it set out to do.
-    pub const OK: &str = "ok";
-    /// A retryable failure; the next attempt is scheduled.
-    pub const RETRY: &str = "retry";
-    /// A non-idempotent call whose result is unknown (timeout, reset): reconcile before
-    /// sending again.
-    pub const AMBIGUOUS: &str = "ambiguous";
-    /// An ambiguous call's result was established by reading Finfra.
-    pub const RECONCILED: &str = "reconciled";
-    /// A permanent failure of the step.
-    pub const FAILED: &str = "failed";
-    /// Finfra answered 429 (or the shared limiter said wait); retried after the window.
-    pub const RATE_LIMITED: &str = "rate_limited";
-    /// The workflow started waiting for a callback.
-    pub const WAITING: &str = "waiting";
-    /// A callback was consumed.
-    pub const CALLBACK: &str = "callback";
-    /// A wait or a call timed out.
-    pub const TIMEOUT: &str = "timeout";
-    /// An operator cancelled the workflow.
-    pub const CANCELLED: &str = "cancelled";
-    /// An operator resolved a workflow that needed attention.
-    pub const RESOLVED: &str = "resolved";
-    /// An operator's command (`finflow cancel`, `resolve`, `retry`) was delivered to the
-    /// workflow, which applied it (`request_summary` has who, why and what).
-    pub const COMMAND: &str = "command";
+/// `step_journal.outcome`: what came of one journaled step. Every value the engine writes
+/// is here and nothing else; the names are a contract with operators (SQL, the cookbook,
+/// metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// A workflow started: its input validated, its definition pinned.
+    Started,
+    /// A call was answered as the step expected.
+    Ok,
+    /// A call failed in a way another attempt may fix; the next attempt is scheduled.
+    Retry,
+    /// A call that changes something may or may not have been applied (timeout, reset,
+    /// `5xx` after sending): Finfra is read before anything is sent again.
+    Ambiguous,
+    /// Finfra answered `429`, or the request was held back inside a known `Retry-After`
+    /// window; sent again after the window, without using up an attempt.
+    RateLimited,
+    /// A call failed for good (a final `4xx`, bad credentials).
+    Failed,
+    /// A callback (or the end of a workflow this one waits for) was delivered.
+    Callback,
+    /// A callback was consumed but is of no use to this workflow.
+    Ignored,
+    /// A timer fired: a backoff, a poll or a deadline was due.
+    Woken,
+    /// A worker found a call its predecessor decided on but never recorded the answer to:
+    /// the workflow heard that its outcome is unknown.
+    Interrupted,
+    /// An operator's command (`finflow cancel`, `resolve`, `retry`) was delivered and
+    /// applied (`request_summary` has who, why and what).
+    Command,
     /// An operator's command was delivered, but the workflow refused it: it had moved on
     /// since the command was checked (`error` says why).
-    pub const COMMAND_REFUSED: &str = "command_refused";
+    CommandRefused,
+    /// A workflow that had not started was cancelled by an operator.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 13] = [
+        Outcome::Started,
+        Outcome::Ok,
+        Outcome::Retry,
+        Outcome::Ambiguous,
+        Outcome::RateLimited,
+        Outcome::Failed,
+        Outcome::Callback,
+        Outcome::Ignored,
+        Outcome::Woken,
+        Outcome::Interrupted,
+        Outcome::Command,
+        Outcome::CommandRefused,
+        Outcome::Cancelled,
+    ];
+
+    /// The stored name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Ok => "ok",
+            Self::Retry => "retry",
+            Self::Ambiguous => "ambiguous",
+            Self::RateLimited => "rate_limited",
+            Self::Failed => "failed",
+            Self::Callback => "callback",
+            Self::Ignored => "ignored",
+            Self::Woken => "woken",
+            Self::Interrupted => "interrupted",
+            Self::Command => "command",
+            Self::CommandRefused => "command_refused",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The outcome stored as `name`.
+    ///
+    /// # Errors
+    /// A decode error ([`StoreError::Database`]) when no outcome has that name.
+    pub fn parse(name: &str) -> Result<Self, StoreError> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == name)
+            .ok_or_else(|| decode_error(format!("unknown journal outcome {name:?}")))
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What happened in one attempt of a step, as the engine reports it.
@@ -56,8 +116,8 @@ pub struct JournalEntry {
     pub step: String,
     /// What was done: `create_borrower`, `wait_callback`, `poll_kyc`, ...
     pub action: String,
-    /// See [`outcome`].
-    pub outcome: String,
+    /// What came of it.
+    pub outcome: Outcome,
     pub attempt: i32,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -76,12 +136,12 @@ pub struct JournalEntry {
 
 impl JournalEntry {
     /// An entry for `step`/`action` with `outcome`, attempt 0, now, and nothing else.
-    pub fn new(step: impl Into<String>, action: impl Into<String>, outcome: &str) -> Self {
+    pub fn new(step: impl Into<String>, action: impl Into<String>, outcome: Outcome) -> Self {
         let now = Utc::now();
         Self {
             step: step.into(),
             action: action.into(),
-            outcome: outcome.to_owned(),
+            outcome,
             attempt: 0,
             started_at: now,
             finished_at: now,
@@ -121,7 +181,7 @@ impl RowFields for PgRow {
         Ok(JournalEntry {
             step: self.try_get("step")?,
             action: self.try_get("action")?,
-            outcome: self.try_get("outcome")?,
+            outcome: Outcome::parse(&self.try_get::<String, _>("outcome")?)?,
             attempt: self.try_get("attempt")?,
             started_at: self.try_get("started_at")?,
             finished_at: self.try_get("finished_at")?,
@@ -145,7 +205,7 @@ impl RowFields for SqliteRow {
         Ok(JournalEntry {
             step: self.try_get("step")?,
             action: self.try_get("action")?,
-            outcome: self.try_get("outcome")?,
+            outcome: Outcome::parse(&self.try_get::<String, _>("outcome")?)?,
             attempt: self.try_get("attempt")?,
             started_at: from_sqlite(&self.try_get::<String, _>("started_at")?)?,
             finished_at: from_sqlite(&self.try_get::<String, _>("finished_at")?)?,
@@ -181,7 +241,7 @@ pub(crate) async fn append_pg(
     .bind(workflow_id)
     .bind(&entry.step)
     .bind(&entry.action)
-    .bind(&entry.outcome)
+    .bind(entry.outcome.as_str())
     .bind(entry.attempt)
     .bind(entry.started_at)
     .bind(entry.finished_at)
@@ -219,7 +279,7 @@ pub(crate) async fn append_sqlite(
     .bind(workflow_id.to_string())
     .bind(&entry.step)
     .bind(&entry.action)
-    .bind(&entry.outcome)
+    .bind(entry.outcome.as_str())
     .bind(entry.attempt)
     .bind(to_sqlite(entry.started_at))
     .bind(to_sqlite(entry.finished_at))

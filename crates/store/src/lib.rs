@@ -54,7 +54,7 @@ pub use error::{
 pub use identity::{NIK_PATH, ONBOARD_KIND, ReturningBorrower, identity_key};
 pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
-pub use journal::{JournalEntry, JournalRow, outcome};
+pub use journal::{JournalEntry, JournalRow, Outcome};
 pub use migrate::MIGRATIONS_TABLE;
 pub use rate_limit::Permit;
 pub use submit::{INITIAL_STATE, NewWorkflow, Submitted};

@@ -373,14 +373,14 @@ impl Metrics {
     pub fn step_committed(
         &self,
         kind: &str,
-        outcome: &str,
+        outcome: store::Outcome,
         status: store::Status,
         created_at: DateTime<Utc>,
     ) {
-        self.steps.inc(&[kind, outcome]);
+        self.steps.inc(&[kind, outcome.as_str()]);
         match outcome {
-            store::outcome::RETRY => self.retries.inc(&[kind]),
-            store::outcome::AMBIGUOUS => self.ambiguous.inc(&[kind]),
+            store::Outcome::Retry => self.retries.inc(&[kind]),
+            store::Outcome::Ambiguous => self.ambiguous.inc(&[kind]),
             _ => {}
         }
         if status.is_terminal() {
@@ -424,7 +424,12 @@ pub fn global() -> &'static Metrics {
 }
 
 /// Records a committed step in the process's registry (see [`Metrics::step_committed`]).
-pub fn step_committed(kind: &str, outcome: &str, status: store::Status, created_at: DateTime<Utc>) {
+pub fn step_committed(
+    kind: &str,
+    outcome: store::Outcome,
+    status: store::Status,
+    created_at: DateTime<Utc>,
+) {
     global().step_committed(kind, outcome, status, created_at);
 }
 
@@ -545,17 +550,22 @@ mod tests {
         let created = Utc::now() - chrono::TimeDelta::seconds(90);
         m.step_committed(
             "onboard-borrower",
-            "retry",
+            store::Outcome::Retry,
             store::Status::Sleeping,
             created,
         );
         m.step_committed(
             "onboard-borrower",
-            "ambiguous",
+            store::Outcome::Ambiguous,
             store::Status::Running,
             created,
         );
-        m.step_committed("onboard-borrower", "ok", store::Status::Completed, created);
+        m.step_committed(
+            "onboard-borrower",
+            store::Outcome::Ok,
+            store::Status::Completed,
+            created,
+        );
         assert_eq!(m.steps.get(&["onboard-borrower", "retry"]), 1);
         assert_eq!(m.retries.get(&["onboard-borrower"]), 1);
         assert_eq!(m.ambiguous.get(&["onboard-borrower"]), 1);
@@ -585,7 +595,7 @@ mod tests {
     #[test]
     fn every_line_is_a_comment_or_a_well_formed_sample() {
         let m = Metrics::new();
-        m.step_committed("k", "ok", store::Status::Failed, Utc::now());
+        m.step_committed("k", store::Outcome::Ok, store::Status::Failed, Utc::now());
         m.callback_lag.observe(&["status"], 0.2);
         m.callbacks.inc(&["status", "stored"]);
         let mut out = String::new();

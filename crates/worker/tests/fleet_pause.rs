@@ -84,7 +84,11 @@ async fn held_back_call_does_not_extend_the_pause(db: TestDb) {
     assert_eq!(sandbox.ledger().requests_to(OCR), 0, "nothing was sent");
     let journal = db.store.journal(id).await.expect("journal");
     let held = journal.last().expect("a journal row");
-    assert_eq!(held.entry.outcome, "rate_limited", "{journal:#?}");
+    assert_eq!(
+        held.entry.outcome,
+        store::Outcome::RateLimited,
+        "{journal:#?}"
+    );
     assert_eq!(
         pause_written_at(&db).await,
         written,
@@ -126,7 +130,11 @@ async fn stops_before_the_store_has_the_pause(db: TestDb) {
     assert_eq!(sandbox.ledger().total_requests_inside_retry_after(), 0);
     let journal = db.store.journal(second).await.expect("journal");
     let held = journal.last().expect("a journal row");
-    assert_eq!(held.entry.outcome, "rate_limited", "{journal:#?}");
+    assert_eq!(
+        held.entry.outcome,
+        store::Outcome::RateLimited,
+        "{journal:#?}"
+    );
     sandbox.shutdown().await;
 }
 

@@ -162,7 +162,7 @@ async fn loans_take_commands_where_it_is_safe(db: TestDb) {
     let journal = store.journal(withdrawn).await.expect("journal");
     let applied = journal
         .iter()
-        .find(|row| row.entry.outcome == "command")
+        .find(|row| row.entry.outcome == store::Outcome::Command)
         .expect("the command is journaled");
     assert_eq!(applied.entry.action, "cancel");
     assert_eq!(

@@ -186,7 +186,7 @@ async fn never_started_workflows(db: TestDb) {
     assert_eq!(status_of(store, id).await.0, Status::Cancelled);
     let journal = store.journal(id).await.expect("journal");
     let last = journal.last().expect("the cancel is journaled");
-    assert_eq!(last.entry.outcome, "cancelled");
+    assert_eq!(last.entry.outcome, store::Outcome::Cancelled);
     assert_eq!(last.worker_id, "tester", "--by defaults to $USER");
     assert_eq!(last.entry.error.as_deref(), Some("duplicate"));
     assert!(
@@ -397,7 +397,7 @@ async fn started_workflows(db: TestDb) {
     let command = journal
         .iter()
         .skip(journal_before)
-        .find(|row| row.entry.outcome == "command")
+        .find(|row| row.entry.outcome == store::Outcome::Command)
         .expect("the retry is journaled with outcome command");
     assert_eq!(command.entry.action, "resolve");
     assert_eq!(
@@ -509,7 +509,7 @@ async fn started_workflows(db: TestDb) {
     let cancel = journal
         .iter()
         .rev()
-        .find(|row| row.entry.outcome == "command")
+        .find(|row| row.entry.outcome == store::Outcome::Command)
         .expect("the cancel is journaled");
     assert_eq!(cancel.entry.action, "cancel");
     assert_eq!(

@@ -124,7 +124,7 @@ async fn a_create_sent_by_a_worker_that_died_is_reconciled_not_repeated() {
             waits: Vec::new(),
             deadline: None,
             last_error: None,
-            journal: JournalEntry::new(&decision.summary.state, "test", "ok"),
+            journal: JournalEntry::new(&decision.summary.state, "test", store::Outcome::Ok),
             processed_events: Vec::new(),
             pin_definition_version: Some(1),
             pin_definition_name: Some("business-single-payment".into()),
@@ -200,7 +200,7 @@ async fn a_create_sent_by_a_worker_that_died_is_reconciled_not_repeated() {
     let journal = w.store.journal(id).await.expect("journal");
     let interrupted = journal
         .iter()
-        .find(|row| row.entry.outcome == "interrupted")
+        .find(|row| row.entry.outcome == store::Outcome::Interrupted)
         .expect("the take-over is journaled as interrupted");
     assert_eq!(interrupted.worker_id, "live-worker");
     // The create was sent again only as its reconciliation, answered 409: already there.

@@ -3,7 +3,7 @@
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use store::testing::TestDb;
-use store::{KeyName, Status, StoreError, Wait, outcome};
+use store::{KeyName, Outcome, Status, StoreError, Wait};
 
 use crate::{count, step, submit_and_claim, wakeups};
 
@@ -23,7 +23,7 @@ async fn a_commit_writes_state_journal_and_schedule(db: TestDb) {
     let mut commit = step(&claimed, "create_borrower", Status::Sleeping, Some(next));
     commit.journal.finfra_status = Some(500);
     commit.journal.error = Some("Finfra answered 500".into());
-    commit.journal.outcome = outcome::RETRY.into();
+    commit.journal.outcome = Outcome::Retry;
     commit.journal.operation_key = Some("op-123".into());
     commit.journal.request_summary = Some(json!({ "nik": "32******01" }));
     commit.journal.finished_at = commit.journal.started_at + TimeDelta::milliseconds(1250);
@@ -51,7 +51,7 @@ async fn a_commit_writes_state_journal_and_schedule(db: TestDb) {
     assert_eq!(journal.len(), 1);
     let j = &journal[0];
     assert_eq!((j.seq, j.worker_id.as_str()), (1, "w1"));
-    assert_eq!(j.entry.outcome, "retry");
+    assert_eq!(j.entry.outcome, Outcome::Retry);
     assert_eq!(j.entry.finfra_status, Some(500));
     assert_eq!(j.entry.operation_key.as_deref(), Some("op-123"));
     assert_eq!(
@@ -175,7 +175,7 @@ async fn cancel_stops_an_unstarted_workflow_and_beats_its_first_step(db: TestDb)
         Err(StoreError::LeaseLost(_))
     ));
     // ...and it records what its call did without changing the workflow.
-    let mut note = store::JournalEntry::new("new", "create_borrower", outcome::OK);
+    let mut note = store::JournalEntry::new("new", "create_borrower", Outcome::Ok);
     note.finfra_status = Some(200);
     assert_eq!(
         store.append_journal(id, "w1", &note).await.expect("append"),
@@ -184,7 +184,7 @@ async fn cancel_stops_an_unstarted_workflow_and_beats_its_first_step(db: TestDb)
 
     let journal = store.journal(id).await.expect("journal");
     assert_eq!(journal[0].entry.action, "cancel");
-    assert_eq!(journal[0].entry.outcome, outcome::CANCELLED);
+    assert_eq!(journal[0].entry.outcome, Outcome::Cancelled);
     assert_eq!(journal[0].worker_id, "ops@lender");
     assert_eq!(journal[0].entry.error.as_deref(), Some("customer withdrew"));
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use store::testing::TestDb;
-use store::{CorrelationKeys, InboxEvent, KeyName, Source, Status, Wait, outcome};
+use store::{CorrelationKeys, InboxEvent, KeyName, Outcome, Source, Status, Wait};
 
 use crate::{LEASE, count, is_about_now, step, submit_and_claim, wakeups};
 
@@ -134,7 +134,7 @@ async fn a_callback_wakes_the_workflow_waiting_for_it(db: TestDb) {
         Status::Sleeping,
         Some(Utc::now() + TimeDelta::hours(2)),
     );
-    consume.journal.outcome = outcome::CALLBACK.into();
+    consume.journal.outcome = Outcome::Callback;
     consume.processed_events = vec![recorded.inbox_id];
     let committed = store.commit_step(&consume).await.expect("consume");
     assert!(committed.pending_events.is_empty());

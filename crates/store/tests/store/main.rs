@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use store::testing::TestBackend;
 use store::{
-    Claimed, JournalEntry, NewWorkflow, Status, StepCommit, Store, StoreTx, Submitted, outcome,
+    Claimed, JournalEntry, NewWorkflow, Outcome, Status, StepCommit, Store, StoreTx, Submitted,
 };
 use uuid::Uuid;
 
@@ -49,7 +49,7 @@ pub fn step(
     status: Status,
     next: Option<DateTime<Utc>>,
 ) -> StepCommit {
-    let mut journal = JournalEntry::new(&claimed.workflow.state, "test_step", outcome::OK);
+    let mut journal = JournalEntry::new(&claimed.workflow.state, "test_step", Outcome::Ok);
     journal.attempt = 1;
     StepCommit {
         workflow_id: claimed.workflow.id,

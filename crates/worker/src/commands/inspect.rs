@@ -192,7 +192,7 @@ fn to_text(i: &Inspection, verbose: bool) -> String {
                     time(e.started_at),
                     e.step.clone(),
                     e.action.clone(),
-                    e.outcome.clone(),
+                    e.outcome.to_string(),
                     e.attempt.to_string(),
                     row.duration_ms.to_string(),
                     e.finfra_status
@@ -300,7 +300,7 @@ fn to_json(i: &Inspection) -> Value {
                 "finished_at": e.finished_at,
                 "step": e.step,
                 "action": e.action,
-                "outcome": e.outcome,
+                "outcome": e.outcome.as_str(),
                 "attempt": e.attempt,
                 "duration_ms": row.duration_ms,
                 "finfra_status": e.finfra_status,

@@ -2,6 +2,7 @@
 //! they decide on (`call`).
 
 mod call;
+mod record;
 mod step;
 
 pub use call::{MAX_UPLOAD_BYTES, perform};

@@ -29,18 +29,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use finfra_api::FinfraClient;
 use serde_json::{Value, json};
-use store::{
-    Announcement, Claimed, InboxRow, JournalEntry, KeyName, Source, StepCommit, Store, StoreError,
-    Wait,
-};
+use store::{Claimed, InboxRow, JournalEntry, Outcome, Source, Store, StoreError};
 use uuid::Uuid;
 use workflow::{
-    Action, CallFailure, CallbackEvent, CorrelationKey, Decision, Engine, EngineError, Event,
-    FailureKind, FinfraRequest, FinfraResponse, Handled, Prior, UserId, WorkflowFinished,
-    WorkflowId,
+    Action, CallFailure, CallbackEvent, Decision, Engine, EngineError, Event, FailureKind,
+    FinfraRequest, FinfraResponse, Handled, Prior, UserId, WorkflowId,
 };
 
 use super::call;
+use super::record::{self, journal, outcome_of};
 
 /// The inbox title of an operator's cancel ([`Store::record_command`]).
 pub const COMMAND_CANCEL: &str = "cancel";
@@ -116,13 +113,13 @@ pub struct Executor {
 }
 
 /// The workflow being advanced, and where its row stands.
-struct Held {
-    id: Uuid,
-    kind: String,
-    business_key: String,
-    created_at: DateTime<Utc>,
-    version: i64,
-    state: Value,
+pub(super) struct Held {
+    pub(super) id: Uuid,
+    pub(super) kind: String,
+    pub(super) business_key: String,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) version: i64,
+    pub(super) state: Value,
 }
 
 impl Executor {
@@ -233,7 +230,7 @@ impl Executor {
                 }
                 Err(other) => return Err(engine_error(other)),
             };
-            let entry = journal("start", "start", "started", now);
+            let entry = journal("start", "start", Outcome::Started, now);
             return self.run(&mut held, decision, entry, Vec::new()).await;
         }
 
@@ -248,7 +245,12 @@ impl Executor {
             .map_err(engine_error)?;
         if matches!(current, Action::Call { .. }) {
             let decision = self.decide(&held, &Event::CallInterrupted, now).await?;
-            let entry = journal(&workflow.state, "call_interrupted", "interrupted", now);
+            let entry = journal(
+                &workflow.state,
+                "call_interrupted",
+                Outcome::Interrupted,
+                now,
+            );
             if !self
                 .commit_or_lost(&mut held, &decision, entry, Vec::new())
                 .await?
@@ -267,13 +269,16 @@ impl Executor {
                 Some(event) if row.source == Source::Operator => {
                     // Who asked and why, as they said it (the journal's worker is the one
                     // that applied it).
-                    let mut entry = journal(&row.title, event.name(), store::outcome::COMMAND, now);
+                    let mut entry = journal(&row.title, event.name(), Outcome::Command, now);
                     entry.request_summary = Some(row.payload.clone());
                     (event, entry)
                 }
-                Some(event) => (event, journal(&row.title, "callback", "callback", now)),
+                Some(event) => (
+                    event,
+                    journal(&row.title, "callback", Outcome::Callback, now),
+                ),
                 None => {
-                    let mut entry = journal(&row.title, "callback", "ignored", now);
+                    let mut entry = journal(&row.title, "callback", Outcome::Ignored, now);
                     entry.error = Some("callback not usable by this workflow".to_owned());
                     (Event::Wake, entry)
                 }
@@ -282,7 +287,7 @@ impl Executor {
                 Some(json!({ "event_id": row.event_id, "source": row.source.as_str() }));
             let decision = self.decide(&held, &event, now).await?;
             if row.source == Source::Operator && decision.handled == Handled::Ignored {
-                entry.outcome = store::outcome::COMMAND_REFUSED.to_owned();
+                entry.outcome = Outcome::CommandRefused;
                 entry.error = Some(decision.note.clone());
             }
             if !self
@@ -300,7 +305,7 @@ impl Executor {
             // Woken by a timer (a backoff is over, a poll or a deadline is due).
             None => {
                 let decision = self.decide(&held, &Event::Wake, now).await?;
-                let entry = journal(&workflow.state, "wake", "woken", now);
+                let entry = journal(&workflow.state, "wake", Outcome::Woken, now);
                 self.run(&mut held, decision, entry, Vec::new()).await
             }
         }
@@ -392,7 +397,7 @@ impl Executor {
                 }
             };
             let finished = Utc::now();
-            let mut entry = journal(&step, request.name(), "ok", started);
+            let mut entry = journal(&step, request.name(), Outcome::Ok, started);
             entry.finished_at = finished;
             entry.attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
             entry.operation_key = operation_key.as_ref().map(|k| k.as_str().to_owned());
@@ -413,7 +418,7 @@ impl Executor {
                     if sent && failure.kind == FailureKind::RateLimited {
                         self.pause_fleet(&failure, finished).await?;
                     }
-                    entry.outcome = outcome_of(&failure).to_owned();
+                    entry.outcome = outcome_of(&failure);
                     entry.finfra_status = failure.status.map(i32::from);
                     entry.error = Some(failure.describe());
                     Event::CallFailed(failure)
@@ -511,85 +516,24 @@ impl Executor {
         &self,
         held: &mut Held,
         decision: &Decision,
-        mut entry: JournalEntry,
+        entry: JournalEntry,
         processed: Vec<i64>,
         keep_lease: bool,
     ) -> Result<(), ExecutorError> {
-        let now = Utc::now();
-        let action = &decision.action;
-        let waits_for = |events: &[workflow::Expected]| {
-            let waits = events
-                .iter()
-                .map(|e| Wait::new(e.title.to_string(), key_name(e.key), e.value.clone()))
-                .collect();
-            let titles = events
-                .iter()
-                .map(|e| e.title.to_string())
-                .collect::<Vec<_>>();
-            (waits, (!titles.is_empty()).then(|| titles.join(" or ")))
-        };
-        let (status, waits, waiting_for, deadline) = match action {
-            Action::Call { .. } => (store::Status::Running, Vec::new(), None, None),
-            Action::Wait {
-                events, deadline, ..
-            } => {
-                let (waits, waiting_for) = waits_for(events);
-                (store::Status::Waiting, waits, waiting_for, Some(*deadline))
-            }
-            Action::SleepUntil { .. } => (store::Status::Sleeping, Vec::new(), None, None),
-            // A stuck wait keeps listening: what it waited for resumes it by itself.
-            Action::NeedsAttention { listening, .. } => {
-                let (waits, waiting_for) = waits_for(listening);
-                (store::Status::NeedsAttention, waits, waiting_for, None)
-            }
-            Action::Complete { .. } => (store::Status::Completed, Vec::new(), None, None),
-            Action::Fail { .. } => (store::Status::Failed, Vec::new(), None, None),
-            Action::Cancelled { .. } => (store::Status::Cancelled, Vec::new(), None, None),
-        };
-        let next = json!({ "next": action.kind(), "note": decision.note });
-        entry.response_summary = Some(match entry.response_summary.take() {
-            Some(Value::Object(mut map)) => {
-                map.insert("decision".to_owned(), next);
-                Value::Object(map)
-            }
-            Some(other) => json!({ "answer": other, "decision": next }),
-            None => json!({ "decision": next }),
-        });
-        if entry.error.is_none() {
-            entry.error = match action {
-                Action::Fail { reason } | Action::NeedsAttention { reason, .. } => {
-                    Some(reason.to_string())
-                }
-                _ => None,
-            };
-        }
-        let summary = &decision.summary;
-        let commit = StepCommit {
-            workflow_id: held.id,
-            worker_id: self.worker_id.clone(),
-            expected_version: held.version,
-            status,
-            state: summary.state.clone(),
-            context: decision.state.clone(),
-            facts: summary.facts.clone(),
-            attempt: i32::try_from(summary.attempt).unwrap_or(i32::MAX),
-            next_run_at: action.next_run_at(now),
-            waiting_for,
-            waits,
-            deadline,
-            last_error: summary.last_error.clone(),
-            journal: entry,
-            processed_events: processed,
-            pin_definition_version: i32::try_from(summary.definition.version).ok(),
-            pin_definition_name: Some(summary.definition.name.clone()),
-            release_lease: !keep_lease,
-            announce: finished_announcement(held, decision),
-        };
+        let commit = record::step_commit(
+            held,
+            &self.worker_id,
+            decision,
+            entry,
+            processed,
+            keep_lease,
+            Utc::now(),
+        );
         let committed = self.store.commit_step(&commit).await?;
         held.version = committed.version;
         crate::metrics::step_committed(
             &held.kind,
-            &commit.journal.outcome,
+            commit.journal.outcome,
             commit.status,
             held.created_at,
         );
@@ -603,34 +547,12 @@ impl Executor {
         problems: &str,
         now: DateTime<Utc>,
     ) -> Result<Advanced, ExecutorError> {
-        let mut entry = journal("new", "start", "failed", now);
-        entry.error = Some(format!("invalid input: {problems}"));
-        let commit = StepCommit {
-            workflow_id: held.id,
-            worker_id: self.worker_id.clone(),
-            expected_version: held.version,
-            status: store::Status::Failed,
-            state: "invalid_input".to_owned(),
-            context: held.state.clone(),
-            facts: Value::Object(serde_json::Map::new()),
-            attempt: 1,
-            next_run_at: None,
-            waiting_for: None,
-            waits: Vec::new(),
-            deadline: None,
-            last_error: Some(format!("invalid input: {problems}")),
-            journal: entry,
-            processed_events: Vec::new(),
-            pin_definition_version: None,
-            pin_definition_name: None,
-            release_lease: true,
-            announce: invalid_input_announcement(held, problems),
-        };
+        let commit = record::invalid_input(held, &self.worker_id, problems, now);
         match self.store.commit_step(&commit).await {
             Ok(_) => {
                 crate::metrics::step_committed(
                     &held.kind,
-                    &commit.journal.outcome,
+                    commit.journal.outcome,
                     commit.status,
                     held.created_at,
                 );
@@ -639,72 +561,6 @@ impl Executor {
             Err(StoreError::LeaseLost(_)) => Ok(Advanced::LeaseLost),
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-fn journal(step: &str, action: &str, outcome: &str, at: DateTime<Utc>) -> JournalEntry {
-    let mut entry = JournalEntry::new(step, action, outcome);
-    entry.started_at = at;
-    entry.finished_at = at;
-    entry
-}
-
-/// The journal outcome of a failed call.
-fn outcome_of(failure: &CallFailure) -> &'static str {
-    if failure.kind == FailureKind::RateLimited {
-        store::outcome::RATE_LIMITED
-    } else if failure.ambiguous {
-        store::outcome::AMBIGUOUS
-    } else if failure.retryable {
-        store::outcome::RETRY
-    } else {
-        store::outcome::FAILED
-    }
-}
-
-fn key_name(key: CorrelationKey) -> KeyName {
-    match key {
-        CorrelationKey::UserId => KeyName::UserId,
-        CorrelationKey::IdentityNumber => KeyName::IdentityNumber,
-        CorrelationKey::KycId => KeyName::KycId,
-        CorrelationKey::LoanUniqueId => KeyName::LoanUniqueId,
-        CorrelationKey::ExternalId => KeyName::ExternalId,
-    }
-}
-
-/// The end of the workflow, for those waiting for it, when `decision` ends it.
-fn finished_announcement(held: &Held, decision: &Decision) -> Option<Announcement> {
-    WorkflowFinished::new(
-        &held.id.to_string(),
-        &held.kind,
-        &held.business_key,
-        &decision.summary,
-        &decision.action,
-    )
-    .map(announcement)
-}
-
-/// The end of a workflow that failed for its input.
-fn invalid_input_announcement(held: &Held, problems: &str) -> Option<Announcement> {
-    Some(announcement(WorkflowFinished {
-        workflow_id: held.id.to_string(),
-        kind: held.kind.clone(),
-        business_key: held.business_key.clone(),
-        status: workflow::Status::Failed,
-        state: "invalid_input".to_owned(),
-        outcome: None,
-        reason: Some(workflow::Reason::new(
-            "invalid_input",
-            format!("invalid input: {problems}"),
-        )),
-    }))
-}
-
-fn announcement(finished: WorkflowFinished) -> Announcement {
-    Announcement {
-        title: WorkflowFinished::TITLE.to_owned(),
-        external_id: finished.announced_as(),
-        payload: serde_json::to_value(&finished).unwrap_or(Value::Null),
     }
 }
 

@@ -451,7 +451,7 @@ mod tests {
         let t0 = Utc::now();
         let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
         let row = |seq: i32, action: &str, started: i64, finished: i64| {
-            let mut entry = store::JournalEntry::new("step", action, "ok");
+            let mut entry = store::JournalEntry::new("step", action, store::Outcome::Ok);
             entry.started_at = at(started);
             entry.finished_at = at(finished);
             JournalRow {
