@@ -11,12 +11,12 @@
 //! `<announcement event id>:<waiter id>`, so neither side can make two.
 
 use serde_json::Value;
-use sqlx::{PgConnection, SqliteConnection};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::inbox::Source;
-use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::wakeup::{AT_ONCE, push_sqlite};
 use crate::workflow::uuid_from_sqlite;
 
 /// What a finishing workflow tells the workflows waiting for it.
@@ -28,55 +28,6 @@ pub struct Announcement {
     pub external_id: String,
     /// Delivered to each waiter as the event's payload.
     pub payload: Value,
-}
-
-/// Inserts `announcement` of `workflow_id` and a copy for each workflow waiting for it; makes
-/// those due and wakes them. The caller holds the announcement key's advisory lock.
-pub(crate) async fn announce_pg(
-    conn: &mut PgConnection,
-    workflow_id: Uuid,
-    announcement: &Announcement,
-) -> Result<(), StoreError> {
-    let event_id = workflow_id.to_string();
-    sqlx::query(
-        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, processed_at) \
-         VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (source, event_id) DO NOTHING",
-    )
-    .bind(Source::Internal.as_str())
-    .bind(&event_id)
-    .bind(&announcement.title)
-    .bind(&announcement.external_id)
-    .bind(&announcement.payload)
-    .execute(&mut *conn)
-    .await?;
-    let waiters: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, \
-         matched_workflow_id, matched_at) \
-         SELECT $1, $2 || ':' || w.workflow_id, w.event, w.key_value, $5, w.workflow_id, now() \
-         FROM workflow_waits w JOIN workflows f ON f.id = w.workflow_id \
-         WHERE w.event = $3 AND w.key_name = 'external_id' AND w.key_value = $4 \
-         AND f.status NOT IN ('completed', 'failed', 'cancelled') \
-         ON CONFLICT (source, event_id) DO NOTHING RETURNING matched_workflow_id",
-    )
-    .bind(Source::Internal.as_str())
-    .bind(&event_id)
-    .bind(&announcement.title)
-    .bind(&announcement.external_id)
-    .bind(&announcement.payload)
-    .fetch_all(&mut *conn)
-    .await?;
-    if waiters.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), now()), \
-         updated_at = now() WHERE id = ANY($1)",
-    )
-    .bind(&waiters)
-    .execute(&mut *conn)
-    .await?;
-    let wakeups: Vec<(Uuid, _)> = waiters.iter().map(|id| (*id, AT_ONCE)).collect();
-    push_pg(conn, &wakeups).await
 }
 
 /// SQLite version of [`announce_pg`].
@@ -131,27 +82,6 @@ pub(crate) async fn announce_sqlite(
         wakeups.push((uuid_from_sqlite(waiter)?, AT_ONCE));
     }
     push_sqlite(conn, &wakeups).await
-}
-
-/// Gives workflow `waiter` its copy of every announcement one of its (just registered) waits
-/// is for; the commit's matching then makes it due.
-pub(crate) async fn copy_announcements_pg(
-    conn: &mut PgConnection,
-    waiter: Uuid,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, \
-         matched_workflow_id, matched_at) \
-         SELECT a.source, a.event_id || ':' || $1::text, a.title, a.external_id, a.payload, $1, now() \
-         FROM workflow_waits w JOIN callback_inbox a ON a.external_id = w.key_value \
-         AND a.title = w.event AND a.source = 'internal' AND a.matched_workflow_id IS NULL \
-         WHERE w.workflow_id = $1 AND w.key_name = 'external_id' \
-         ON CONFLICT (source, event_id) DO NOTHING",
-    )
-    .bind(waiter)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// SQLite version of [`copy_announcements_pg`].

@@ -12,11 +12,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, SqliteConnection};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::inbox::{InboxRow, pending_events_pg, pending_events_sqlite};
+use crate::inbox::{InboxRow, pending_events_sqlite};
 use crate::time::{delta, from_sqlite, to_sqlite};
 use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::{push_pg, push_sqlite};
@@ -43,13 +43,24 @@ impl Claimed {
     }
 }
 
+/// The claimed workflow's unprocessed matched events, oldest first, as one JSON array: the
+/// claim returns them with the row, in the same statement (one round trip).
+macro_rules! pending_events_json {
+    () => {
+        "(SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.received_at, i.id), '[]'::jsonb) \
+         FROM callback_inbox i WHERE i.matched_workflow_id = w.id AND i.processed_at IS NULL) \
+         AS pending_events"
+    };
+}
+
 const PG_CLAIM_ONE: &str = concat!(
     "WITH old AS (SELECT id, status FROM workflows WHERE id = $1 AND next_run_at <= now() ",
     "AND status NOT IN ('completed', 'failed', 'cancelled') ",
     "AND (lease_until IS NULL OR lease_until <= now()) FOR UPDATE) ",
     "UPDATE workflows w SET status = 'running', lease_owner = $2, ",
     "lease_until = now() + make_interval(secs => $3), version = w.version + 1, updated_at = now() ",
-    "FROM old WHERE w.id = old.id RETURNING w.*, old.status AS previous_status"
+    "FROM old WHERE w.id = old.id RETURNING w.*, old.status AS previous_status, ",
+    pending_events_json!()
 );
 
 const PG_CLAIM_DUE: &str = concat!(
@@ -59,7 +70,8 @@ const PG_CLAIM_DUE: &str = concat!(
     "ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) ",
     "UPDATE workflows w SET status = 'running', lease_owner = $2, ",
     "lease_until = now() + make_interval(secs => $3), version = w.version + 1, updated_at = now() ",
-    "FROM old WHERE w.id = old.id RETURNING w.*, old.status AS previous_status"
+    "FROM old WHERE w.id = old.id RETURNING w.*, old.status AS previous_status, ",
+    pending_events_json!()
 );
 
 impl Store {
@@ -78,19 +90,13 @@ impl Store {
     ) -> Result<Option<Claimed>, StoreError> {
         match &self.backend {
             Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
                 let row = sqlx::query(PG_CLAIM_ONE)
                     .bind(workflow_id)
                     .bind(worker_id)
                     .bind(lease.as_secs_f64())
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(pool)
                     .await?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let claimed = claimed_pg(&mut tx, &row).await?;
-                tx.commit().await?;
-                Ok(Some(claimed))
+                row.as_ref().map(claimed_pg).transpose()
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
@@ -131,17 +137,15 @@ impl Store {
         let mut claimed = Vec::new();
         match &self.backend {
             Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
                 let rows = sqlx::query(PG_CLAIM_DUE)
                     .bind(i64::from(limit))
                     .bind(worker_id)
                     .bind(lease.as_secs_f64())
-                    .fetch_all(&mut *tx)
+                    .fetch_all(pool)
                     .await?;
                 for row in &rows {
-                    claimed.push(claimed_pg(&mut tx, row).await?);
+                    claimed.push(claimed_pg(row)?);
                 }
-                tx.commit().await?;
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
@@ -289,14 +293,11 @@ impl Store {
 
 /// Finishes a PostgreSQL claim of one returned row: its pending events, in the claim's
 /// transaction.
-async fn claimed_pg(
-    conn: &mut PgConnection,
-    row: &sqlx::postgres::PgRow,
-) -> Result<Claimed, StoreError> {
+fn claimed_pg(row: &sqlx::postgres::PgRow) -> Result<Claimed, StoreError> {
     use sqlx::Row;
     let workflow = Workflow::from_pg(row)?;
     let previous_status = row.try_get::<String, _>("previous_status")?.parse()?;
-    let events = pending_events_pg(conn, workflow.id).await?;
+    let events = InboxRow::from_json_array(row.try_get("pending_events")?)?;
     Ok(Claimed {
         workflow,
         previous_status,

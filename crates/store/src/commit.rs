@@ -1,11 +1,14 @@
-//! Committing a step: the outcome of one step, in ONE transaction, or nothing.
+//! Committing a step: the outcome of one step, in ONE transaction, or nothing. On
+//! PostgreSQL that transaction is one call of the SQL function `finflow_commit_step`
+//! (migration 0007): one round trip per step. On SQLite it is one `BEGIN IMMEDIATE` …
+//! `COMMIT` on the process's own file.
 //!
 //! In order: (PostgreSQL) lock the correlation keys of the new waits (and of the
 //! announcement); update the workflow row if this worker still holds it at the version it
 //! claimed (else `LeaseLost`, nothing written); append the journal row; replace the wait
 //! registrations; mark the callbacks the step consumed as processed; for a terminal step,
 //! announce its end to the workflows waiting for it, and for new waits, copy the
-//! announcements they wait for (`crate::internal`); match already-received callbacks to the
+//! announcements they wait for (`crate::announce`); match already-received callbacks to the
 //! new waits; schedule the next wake-up — now, if an unprocessed callback is waiting for the
 //! workflow, else at `next_run_at`. A commit that keeps the lease (inline continuation)
 //! schedules no wake-up: its holder carries on, and if it dies the workflow (still due) is
@@ -13,21 +16,16 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, SqliteConnection};
+use sqlx::{PgPool, SqliteConnection};
 use uuid::Uuid;
 
-use crate::announce::{
-    Announcement, announce_pg, announce_sqlite, copy_announcements_pg, copy_announcements_sqlite,
-};
-use crate::error::StoreError;
-use crate::inbox::{
-    KeyName, lock_keys_pg, mark_processed_pg, mark_processed_sqlite, match_waits_pg,
-    match_waits_sqlite,
-};
-use crate::journal::{JournalEntry, append_pg, append_sqlite};
+use crate::announce::{Announcement, announce_sqlite, copy_announcements_sqlite};
+use crate::error::{StoreError, decode_error};
+use crate::inbox::{KeyName, lock_ids, mark_processed_sqlite, match_waits_sqlite};
+use crate::journal::{JournalEntry, append_sqlite};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
 use crate::tx::SQLITE_BEGIN;
-use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::wakeup::{AT_ONCE, push_sqlite};
 use crate::workflow::Status;
 use crate::{Backend, Store};
 
@@ -116,12 +114,7 @@ impl Store {
     #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %commit.workflow_id, worker.id = %commit.worker_id, step = %commit.journal.step))]
     pub async fn commit_step(&self, commit: &StepCommit) -> Result<Committed, StoreError> {
         let committed = match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let committed = commit_pg(&mut tx, commit).await?;
-                tx.commit().await?;
-                committed
-            }
+            Backend::Postgres(pool) => commit_pg(pool, commit).await?,
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
                 let committed = commit_sqlite(&mut tx, commit).await?;
@@ -158,7 +151,9 @@ fn effective(commit: &StepCommit) -> Effective<'_> {
     }
 }
 
-async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Committed, StoreError> {
+/// The PostgreSQL commit: one call of `finflow_commit_step` (migration 0007), which does the
+/// whole sequence server-side, in the call's own transaction: one round trip per step.
+async fn commit_pg(pool: &PgPool, commit: &StepCommit) -> Result<Committed, StoreError> {
     let eff = effective(commit);
     let announce = commit.announce.as_ref().filter(|_| eff.terminal);
     let keys: Vec<(KeyName, &str)> = eff
@@ -167,20 +162,15 @@ async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Commi
         .map(|w| (w.key, w.value.as_str()))
         .chain(announce.map(|a| (KeyName::ExternalId, a.external_id.as_str())))
         .collect();
-    lock_keys_pg(conn, &keys).await?;
-
-    let version: Option<(i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "UPDATE workflows SET status = $4, state = $5, context = $6, attempt = $7, \
-         next_run_at = CASE WHEN $8 <= $15 THEN least($8, now()) ELSE $8 END, \
-         waiting_for = $9, deadline = $10, last_error = $11, \
-         definition_name = CASE WHEN definition_version IS NULL \
-             THEN coalesce($16, definition_name) ELSE definition_name END, \
-         definition_version = coalesce(definition_version, $12), \
-         lease_owner = CASE WHEN $13 THEN NULL ELSE lease_owner END, \
-         lease_until = CASE WHEN $13 THEN NULL ELSE lease_until END, \
-         finished_at = CASE WHEN $14 THEN now() ELSE NULL END, \
-         facts = $17, version = version + 1, updated_at = now() \
-         WHERE id = $1 AND lease_owner = $2 AND version = $3 RETURNING version, next_run_at",
+    let events: Vec<&str> = eff.waits.iter().map(|w| w.event.as_str()).collect();
+    let names: Vec<&str> = eff.waits.iter().map(|w| w.key.as_str()).collect();
+    let values: Vec<&str> = eff.waits.iter().map(|w| w.value.as_str()).collect();
+    let j = &commit.journal;
+    let row: CommitRow = sqlx::query_as(
+        "SELECT result, new_version, journal_seq, stored_next_run_at, pending_events \
+         FROM finflow_commit_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
+         $32, $33, $34, $35, $36, $37)",
     )
     .bind(commit.workflow_id)
     .bind(&commit.worker_id)
@@ -190,98 +180,59 @@ async fn commit_pg(conn: &mut PgConnection, commit: &StepCommit) -> Result<Commi
     .bind(&commit.context)
     .bind(commit.attempt)
     .bind(eff.next_run_at)
+    .bind(Utc::now())
     .bind(&commit.waiting_for)
     .bind(commit.deadline)
     .bind(&commit.last_error)
     .bind(commit.pin_definition_version)
+    .bind(commit.pin_definition_name.as_deref())
     .bind(eff.release)
     .bind(eff.terminal)
-    // "Due by the caller's clock" must be due by the database's, which judges claims: a
-    // next run at or before the caller's now is stored as at most the database's now.
-    .bind(Utc::now())
-    .bind(commit.pin_definition_name.as_deref())
     .bind(&commit.facts)
-    .fetch_optional(&mut *conn)
+    .bind(lock_ids(&keys))
+    .bind(&events)
+    .bind(&names)
+    .bind(&values)
+    .bind(&commit.processed_events)
+    .bind(&j.step)
+    .bind(&j.action)
+    .bind(j.outcome.as_str())
+    .bind(j.attempt)
+    .bind(j.started_at)
+    .bind(j.finished_at)
+    .bind(j.duration_ms())
+    .bind(j.finfra_status)
+    .bind(&j.error)
+    .bind(&j.operation_key)
+    .bind(&j.request_summary)
+    .bind(&j.response_summary)
+    .bind(announce.map(|a| a.title.as_str()))
+    .bind(announce.map(|a| a.external_id.as_str()))
+    .bind(announce.map(|a| &a.payload))
+    .fetch_one(pool)
     .await?;
-    let Some((version, stored_next_run_at)) = version else {
-        return Err(lost_or_missing_pg(conn, commit.workflow_id).await?);
-    };
-
-    let seq = append_pg(conn, commit.workflow_id, &commit.worker_id, &commit.journal).await?;
-
-    sqlx::query("DELETE FROM workflow_waits WHERE workflow_id = $1")
-        .bind(commit.workflow_id)
-        .execute(&mut *conn)
-        .await?;
-    if !eff.waits.is_empty() {
-        let events: Vec<&str> = eff.waits.iter().map(|w| w.event.as_str()).collect();
-        let names: Vec<&str> = eff.waits.iter().map(|w| w.key.as_str()).collect();
-        let values: Vec<&str> = eff.waits.iter().map(|w| w.value.as_str()).collect();
-        sqlx::query(
-            "INSERT INTO workflow_waits (workflow_id, event, key_name, key_value) \
-             SELECT $1, e, k, v FROM unnest($2::text[], $3::text[], $4::text[]) AS t(e, k, v) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(commit.workflow_id)
-        .bind(&events)
-        .bind(&names)
-        .bind(&values)
-        .execute(&mut *conn)
-        .await?;
+    let (result, version, seq, next_run_at, pending_events) = row;
+    match result.as_str() {
+        "ok" => Ok(Committed {
+            version: version.ok_or_else(|| decode_error("commit: no version"))?,
+            seq: seq.ok_or_else(|| decode_error("commit: no journal seq"))?,
+            next_run_at,
+            pending_events: pending_events.unwrap_or_default(),
+        }),
+        "lease_lost" => Err(StoreError::LeaseLost(commit.workflow_id)),
+        "not_found" => Err(StoreError::NotFound(commit.workflow_id)),
+        other => Err(decode_error(format!("commit: unknown result {other:?}"))),
     }
-
-    mark_processed_pg(conn, commit.workflow_id, &commit.processed_events).await?;
-    if let Some(announcement) = announce {
-        announce_pg(conn, commit.workflow_id, announcement).await?;
-    }
-    if !eff.waits.is_empty() {
-        copy_announcements_pg(conn, commit.workflow_id).await?;
-    }
-
-    let mut next_run_at = stored_next_run_at;
-    let pending_events = if eff.terminal {
-        Vec::new()
-    } else {
-        match_waits_pg(conn, commit.workflow_id, !eff.waits.is_empty()).await?
-    };
-    if !pending_events.is_empty() {
-        next_run_at = sqlx::query_scalar(
-            "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), now()) \
-             WHERE id = $1 RETURNING next_run_at",
-        )
-        .bind(commit.workflow_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    }
-    let wake_at = if pending_events.is_empty() {
-        next_run_at
-    } else {
-        Some(AT_ONCE)
-    };
-    if let Some(at) = wake_at.filter(|_| eff.release) {
-        push_pg(conn, &[(commit.workflow_id, at)]).await?;
-    }
-    Ok(Committed {
-        version,
-        seq,
-        next_run_at,
-        pending_events,
-    })
 }
 
-/// Why a guarded update matched nothing: the row exists (so the lease or version moved on),
-/// or it does not.
-async fn lost_or_missing_pg(conn: &mut PgConnection, id: Uuid) -> Result<StoreError, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workflows WHERE id = $1)")
-        .bind(id)
-        .fetch_one(conn)
-        .await?;
-    Ok(if exists {
-        StoreError::LeaseLost(id)
-    } else {
-        StoreError::NotFound(id)
-    })
-}
+/// What `finflow_commit_step` returns.
+type CommitRow = (
+    String,
+    Option<i64>,
+    Option<i32>,
+    Option<DateTime<Utc>>,
+    Option<Vec<i64>>,
+);
 
 async fn commit_sqlite(
     conn: &mut SqliteConnection,

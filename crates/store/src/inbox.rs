@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::error::{StoreError, decode_error};
 use crate::time::{from_sqlite, from_sqlite_opt, to_sqlite};
 use crate::tx::SQLITE_BEGIN;
-use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::wakeup::{AT_ONCE, push_sqlite};
 use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
 use crate::{Backend, Store};
 
@@ -231,6 +231,51 @@ pub struct InboxRow {
 }
 
 impl InboxRow {
+    /// Rows as PostgreSQL's `jsonb_agg(to_jsonb(callback_inbox))` gives them.
+    pub(crate) fn from_json_array(rows: Value) -> Result<Vec<Self>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Json {
+            id: i64,
+            source: String,
+            event_id: String,
+            title: String,
+            user_id: Option<String>,
+            identity_number: Option<String>,
+            kyc_id: Option<String>,
+            loan_unique_id: Option<String>,
+            external_id: Option<String>,
+            payload: Value,
+            received_at: DateTime<Utc>,
+            matched_workflow_id: Option<Uuid>,
+            matched_at: Option<DateTime<Utc>>,
+            processed_at: Option<DateTime<Utc>>,
+        }
+        let rows: Vec<Json> =
+            serde_json::from_value(rows).map_err(|e| decode_error(format!("inbox rows: {e}")))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Self {
+                    id: r.id,
+                    source: r.source.parse()?,
+                    event_id: r.event_id,
+                    title: r.title,
+                    keys: CorrelationKeys {
+                        user_id: r.user_id,
+                        identity_number: r.identity_number,
+                        kyc_id: r.kyc_id,
+                        loan_unique_id: r.loan_unique_id,
+                        external_id: r.external_id,
+                    },
+                    payload: r.payload,
+                    received_at: r.received_at,
+                    matched_workflow_id: r.matched_workflow_id,
+                    matched_at: r.matched_at,
+                    processed_at: r.processed_at,
+                })
+            })
+            .collect()
+    }
+
     fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
         Ok(Self {
             id: row.try_get("id")?,
@@ -275,20 +320,11 @@ impl InboxRow {
     }
 }
 
-/// Takes, in a stable order, one transaction-scoped advisory lock per correlation key
-/// (PostgreSQL). Both `record_callback` and `commit_step` (for its new waits) take them
-/// before touching the other's table, and before locking a workflow row, so they never
-/// deadlock and never miss each other.
-///
-/// # Errors
-/// [`StoreError::Database`] when the lock statement fails.
-pub(crate) async fn lock_keys_pg(
-    conn: &mut PgConnection,
-    keys: &[(KeyName, &str)],
-) -> Result<(), StoreError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
+/// The transaction-scoped advisory lock ids (PostgreSQL) of correlation keys, sorted and
+/// without duplicates. Both `finflow_record_callback` and `finflow_commit_step` (for its new
+/// waits) take them, in this order, before touching the other's table and before locking a
+/// workflow row: they never deadlock, and never miss each other's rows.
+pub(crate) fn lock_ids(keys: &[(KeyName, &str)]) -> Vec<i64> {
     let mut ids: Vec<i64> = keys
         .iter()
         .map(|(name, value)| {
@@ -305,43 +341,7 @@ pub(crate) async fn lock_keys_pg(
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    // A function scan emits the array in order, so the locks are taken in sorted order.
-    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS t(k)")
-        .bind(&ids)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Matches a workflow's waits (if it `has_waits`) against unmatched, unprocessed inbox events
-/// (events that arrived before the wait began) and returns the ids of every unprocessed event now matched
-/// to the workflow: if any, it has something to consume and is due now.
-///
-/// # Errors
-/// [`StoreError::Database`] on a database failure.
-pub(crate) async fn match_waits_pg(
-    conn: &mut PgConnection,
-    workflow_id: Uuid,
-    has_waits: bool,
-) -> Result<Vec<i64>, StoreError> {
-    if has_waits {
-        sqlx::query(concat!(
-            "UPDATE callback_inbox SET matched_workflow_id = $1, matched_at = now() WHERE id IN (",
-            match_waits_candidates!(),
-            ")"
-        ))
-        .bind(workflow_id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    let ids = sqlx::query_scalar(
-        "SELECT id FROM callback_inbox WHERE matched_workflow_id = $1 AND processed_at IS NULL \
-         ORDER BY id",
-    )
-    .bind(workflow_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(ids)
+    ids
 }
 
 /// SQLite version of [`match_waits_pg`].
@@ -439,15 +439,13 @@ impl Store {
         let keys = event.keys.pairs();
         let k = &event.keys;
         match &self.backend {
+            // One call (migration 0008): lock, insert or find, match, wake.
             Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                lock_keys_pg(&mut tx, &keys).await?;
-                let inserted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO callback_inbox (source, event_id, title, user_id, \
-                     identity_number, kyc_id, loan_unique_id, external_id, payload) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+                let (inbox_id, duplicate, woke): (i64, bool, Option<Uuid>) = sqlx::query_as(
+                    "SELECT inbox_id, duplicate, woke FROM finflow_record_callback(\
+                     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 )
+                .bind(lock_ids(&keys))
                 .bind(event.source.as_str())
                 .bind(&event.event_id)
                 .bind(&event.title)
@@ -457,55 +455,12 @@ impl Store {
                 .bind(&k.loan_unique_id)
                 .bind(&k.external_id)
                 .bind(&event.payload)
-                .fetch_optional(&mut *tx)
+                .fetch_one(pool)
                 .await?;
-                let Some(inbox_id) = inserted else {
-                    let inbox_id = sqlx::query_scalar(
-                        "SELECT id FROM callback_inbox WHERE source = $1 AND event_id = $2",
-                    )
-                    .bind(event.source.as_str())
-                    .bind(&event.event_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    return Ok(Recorded {
-                        inbox_id,
-                        duplicate: true,
-                        woke: None,
-                    });
-                };
-                let waiting: Option<Uuid> = sqlx::query_scalar(waiting_workflow_sql!())
-                    .bind(&event.title)
-                    .bind(&k.identity_number)
-                    .bind(&k.user_id)
-                    .bind(&k.kyc_id)
-                    .bind(&k.loan_unique_id)
-                    .bind(&k.external_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(workflow_id) = waiting {
-                    sqlx::query(
-                        "UPDATE callback_inbox SET matched_workflow_id = $2, matched_at = now() \
-                         WHERE id = $1",
-                    )
-                    .bind(inbox_id)
-                    .bind(workflow_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
-                         now()), updated_at = now() WHERE id = $1",
-                    )
-                    .bind(workflow_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    push_pg(&mut tx, &[(workflow_id, AT_ONCE)]).await?;
-                }
-                tx.commit().await?;
                 Ok(Recorded {
                     inbox_id,
-                    duplicate: false,
-                    woke: waiting,
+                    duplicate,
+                    woke,
                 })
             }
             Backend::Sqlite(pool) => {

@@ -153,7 +153,7 @@ impl JournalEntry {
         }
     }
 
-    fn duration_ms(&self) -> i64 {
+    pub(crate) fn duration_ms(&self) -> i64 {
         (self.finished_at - self.started_at)
             .num_milliseconds()
             .max(0)

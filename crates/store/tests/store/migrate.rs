@@ -42,7 +42,7 @@ async fn migrate_twice_and_concurrently(db: TestDb) {
     )
     .await;
     let expected = if db.backend == TestBackend::Postgres {
-        6
+        8
     } else {
         4
     };
@@ -114,7 +114,7 @@ async fn histories_coexist_with_apalis(db: TestDb) {
     }
     .expect("our history");
     let expected: Vec<i64> = if db.backend == TestBackend::Postgres {
-        vec![1, 2, 3, 4, 5, 6]
+        vec![1, 2, 3, 4, 5, 6, 7, 8]
     } else {
         vec![1, 2, 3, 4]
     };
