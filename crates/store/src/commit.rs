@@ -122,6 +122,10 @@ impl Store {
                 committed
             }
         };
+        if effective(commit).release && !committed.pending_events.is_empty() {
+            // Released with events waiting (a callback arrived during the step): due now.
+            self.hand_over(commit.workflow_id);
+        }
         tracing::debug!(
             workflow.id = %commit.workflow_id,
             workflow.state = %commit.state,

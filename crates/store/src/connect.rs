@@ -146,7 +146,10 @@ impl Store {
                 Backend::Sqlite(pool)
             }
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            due: crate::due::Due::default(),
+        })
     }
 }
 

@@ -436,6 +436,14 @@ impl Store {
     /// [`StoreError::Database`] on a database failure; then nothing was stored.
     #[tracing::instrument(level = "debug", skip_all, fields(callback.source = %event.source, callback.title = %event.title))]
     pub async fn record_callback(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
+        let recorded = self.record_callback_tx(event).await?;
+        if let Some(id) = recorded.woke {
+            self.hand_over(id);
+        }
+        Ok(recorded)
+    }
+
+    async fn record_callback_tx(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
         let keys = event.keys.pairs();
         let k = &event.keys;
         match &self.backend {

@@ -28,6 +28,7 @@ mod claim;
 mod command;
 mod commit;
 mod connect;
+mod due;
 mod error;
 mod identity;
 mod inbox;
@@ -66,6 +67,7 @@ pub use workflow::{Status, StatusCount, Workflow};
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    due: due::Due,
 }
 
 impl Store {

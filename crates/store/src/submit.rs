@@ -109,6 +109,9 @@ impl Store {
         let mut tx = self.begin().await?;
         let submitted = self.submit_in(&mut tx, new).await?;
         tx.commit().await?;
+        if submitted.created {
+            self.hand_over(submitted.id);
+        }
         Ok(submitted)
     }
 

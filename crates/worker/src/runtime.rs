@@ -9,6 +9,12 @@
 //!   so an idle fleet picks up new work in milliseconds. Handlers always succeed from
 //!   apalis's point of view: apalis retries failed tasks at once, with no backoff, and our
 //!   retries live in the workflow's own state.
+//! - **The in-process hand-over (SQLite).** What this process's own store makes due (a
+//!   submit, a callback its receiver stored, events left waiting by a commit) reaches the
+//!   worker at once through [`store::Store::due_now`], instead of at apalis's next 100 ms
+//!   poll of the SQLite queue. On PostgreSQL `LISTEN/NOTIFY` already wakes every worker of
+//!   the fleet within milliseconds, and a second path would only add claims that find the
+//!   workflow taken.
 //! - **The due scan.** Every `poll_interval`, [`store::Store::claim_due`] takes workflows
 //!   whose `next_run_at` has come: wake-ups scheduled in the future (apalis's notifications
 //!   only cover tasks due now), workflows whose holder died (its lease expired), anything a
@@ -108,6 +114,8 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let scan = tokio::spawn(due_scan(gate.clone(), options.clone(), stop_rx.clone()));
+    let handed = matches!(store.backend(), Backend::Sqlite(_))
+        .then(|| tokio::spawn(hand_over(gate.clone(), stop_rx.clone())));
     let prune = tokio::spawn(prune_loop(store.clone(), stop_rx.clone()));
 
     let mut stopped = stop_rx.clone();
@@ -154,6 +162,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = scan.await;
     let _ = prune.await;
+    if let Some(handed) = handed {
+        let _ = handed.await;
+    }
     // Wait for in-flight steps: every permit back means nothing is running.
     let permits = u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(30), gate.permits.acquire_many(permits)).await;
@@ -165,6 +176,26 @@ pub async fn run(
         Err(_) => tracing::warn!("apalis worker did not stop in time"),
     }
     Ok(())
+}
+
+/// Advances what this process's store hands over as soon as it is made due.
+async fn hand_over(gate: Arc<Gate>, mut stop: watch::Receiver<bool>) {
+    let mut due = gate.executor.store().due_now();
+    loop {
+        let id = tokio::select! {
+            id = due.recv() => id,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        match id {
+            Ok(id) => {
+                let gate = gate.clone();
+                tokio::spawn(async move { gate.advance(id).await });
+            }
+            // Hints dropped for a slow listener: the wake-ups and the due scan still come.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Claims due workflows every `poll_interval` and advances them.

@@ -15,6 +15,7 @@ store::test_both_backends!(
     a_callback_wakes_the_workflow_waiting_for_it,
     an_early_callback_is_matched_when_the_wait_begins,
     callback_and_wait_racing_never_lose_the_event,
+    what_a_store_makes_due_is_handed_over_in_process,
 );
 
 fn user_event(event_id: &str, title: &str, nik: &str) -> InboxEvent {
@@ -250,4 +251,38 @@ async fn callback_and_wait_racing_never_lose_the_event(db: TestDb) {
             recorded.woke
         );
     }
+}
+
+/// A submit and a callback that wakes its workflow are handed over to listeners in the same
+/// process after they commit; a duplicate, or a callback nobody waits for, is not.
+async fn what_a_store_makes_due_is_handed_over_in_process(db: TestDb) {
+    let store = &db.store;
+    let mut due = store.due_now();
+    let nik = "3201000000000013";
+    let claimed = submit_and_claim(store, "hand-1", "w1").await;
+    let id = claimed.workflow.id;
+    assert_eq!(due.try_recv().ok(), Some(id), "the submit is handed over");
+    let mut wait = step(&claimed, "wait_user_verified", Status::Waiting, None);
+    wait.waits = vec![Wait::new("user_verified", KeyName::IdentityNumber, nik)];
+    store.commit_step(&wait).await.expect("start waiting");
+    assert!(due.try_recv().is_err(), "a wait is not due");
+    store
+        .record_callback(&user_event("evt-h0", "user_approved", nik))
+        .await
+        .expect("record");
+    assert!(due.try_recv().is_err(), "nobody waits for it");
+    store
+        .record_callback(&user_event("evt-h1", "user_verified", nik))
+        .await
+        .expect("record");
+    assert_eq!(
+        due.try_recv().ok(),
+        Some(id),
+        "the woken workflow is handed over"
+    );
+    store
+        .record_callback(&user_event("evt-h1", "user_verified", nik))
+        .await
+        .expect("record");
+    assert!(due.try_recv().is_err(), "a duplicate wakes nobody");
 }
