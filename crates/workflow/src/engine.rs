@@ -2,6 +2,7 @@
 //! and the CLI, which hold a kind name and a stored JSON state rather than Rust types.
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::action::Action;
@@ -196,7 +197,8 @@ impl Engine {
 }
 
 fn read<W: Workflow>(state: &Value) -> Result<W::State, EngineError> {
-    serde_json::from_value(state.clone()).map_err(|source| EngineError::State {
+    // Straight from the borrowed JSON: no copy of the whole state per decision.
+    W::State::deserialize(state).map_err(|source| EngineError::State {
         kind: W::KIND,
         source,
     })
