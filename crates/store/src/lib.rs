@@ -57,7 +57,9 @@ pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
 pub use journal::{JournalEntry, JournalRow, Outcome};
 pub use migrate::MIGRATIONS_TABLE;
-pub use rate_limit::Permit;
+pub use rate_limit::{
+    Bucket, BucketState, Heard, Lease, PAUSE_CHANNEL, PauseListener, PauseNotice, take_tokens,
+};
 pub use submit::{INITIAL_STATE, NewWorkflow, Submitted};
 pub use tx::StoreTx;
 pub use wakeup::{WAKEUP_MAX_ATTEMPTS, WAKEUP_QUEUE, Wakeup};

@@ -147,8 +147,8 @@ pub struct WorkerConfig {
     /// The folder of workflow definitions (`*.toml`).
     pub workflows_dir: PathBuf,
     /// Connections in the process's database pool; 0 picks one: on PostgreSQL
-    /// `concurrency` + 4 (the wake-up listener, the due scan and the callback receiver
-    /// beside the steps), on SQLite 4 (one writer at a time in any case).
+    /// `concurrency` + 5 (the wake-up listener, the pause listener, the due scan and the
+    /// callback receiver beside the steps), on SQLite 4 (one writer at a time in any case).
     pub database_connections: u32,
 }
 
@@ -162,7 +162,7 @@ impl WorkerConfig {
         database_url.starts_with("postgres").then(|| {
             u32::try_from(self.concurrency)
                 .unwrap_or(u32::MAX)
-                .saturating_add(4)
+                .saturating_add(5)
         })
     }
 }
@@ -179,6 +179,47 @@ pub struct FinfraConfig {
     pub client_secret: Option<SecretString>,
     /// Timeout of one request to Finfra, in seconds.
     pub timeout_secs: u64,
+    /// Finfra's rate limit on this client, kept by the whole fleet.
+    pub rate_limit: RateLimitConfig,
+}
+
+/// `finfra.rate_limit`: the token bucket Finfra applies to one client (CONTRACT §1: 20
+/// requests per second, burst 40). Every worker of a fleet shares it through the database
+/// (see `executor::governor`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second for the whole fleet; 0 turns pacing off (a `429`'s pause still
+    /// holds every worker).
+    pub per_second: f64,
+    /// Requests Finfra accepts at once after a quiet time.
+    pub burst: u32,
+}
+
+impl RateLimitConfig {
+    /// The limit to pace to, `None` when turned off.
+    ///
+    /// # Errors
+    /// A negative or non-finite rate, or a burst of 0.
+    pub fn limit(&self) -> Result<Option<crate::executor::RateLimit>, ConfigError> {
+        if !(self.per_second >= 0.0 && self.per_second.is_finite()) {
+            return Err(ConfigError(format!(
+                "finfra.rate_limit.per_second {} must be a number >= 0 (0 turns pacing off)",
+                self.per_second
+            )));
+        }
+        if self.burst == 0 {
+            return Err(ConfigError(
+                "finfra.rate_limit.burst must be at least 1".to_owned(),
+            ));
+        }
+        Ok(
+            (self.per_second > 0.0).then_some(crate::executor::RateLimit {
+                per_second: self.per_second,
+                burst: self.burst,
+            }),
+        )
+    }
 }
 
 impl std::fmt::Debug for FinfraConfig {
@@ -191,6 +232,7 @@ impl std::fmt::Debug for FinfraConfig {
                 &self.client_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("timeout_secs", &self.timeout_secs)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -227,6 +269,13 @@ struct WorkerDefaults {
 struct FinfraDefaults {
     base_url: &'static str,
     timeout_secs: u64,
+    rate_limit: RateLimitDefaults,
+}
+
+#[derive(Serialize)]
+struct RateLimitDefaults {
+    per_second: f64,
+    burst: u32,
 }
 
 impl Default for Defaults {
@@ -236,6 +285,11 @@ impl Default for Defaults {
             finfra: FinfraDefaults {
                 base_url: "sandbox",
                 timeout_secs: 30,
+                // Finfra's published limit (CONTRACT §1).
+                rate_limit: RateLimitDefaults {
+                    per_second: 20.0,
+                    burst: 40,
+                },
             },
             callbacks: CallbacksDefaults {
                 listen: "127.0.0.1:8080",
@@ -531,12 +585,45 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("FINFLOW_WORKER__CONCURRENCY", "32");
             let config = load_with(jail, None).expect("load");
-            assert_eq!(config.worker.pool_size("postgres://db/finflow"), Some(36));
+            assert_eq!(config.worker.pool_size("postgres://db/finflow"), Some(37));
             assert_eq!(config.worker.pool_size("sqlite://finflow.db"), None);
             jail.set_env("FINFLOW_WORKER__DATABASE_CONNECTIONS", "8");
             let config = load_with(jail, None).expect("load");
             assert_eq!(config.worker.pool_size("postgres://db/finflow"), Some(8));
             assert_eq!(config.worker.pool_size("sqlite://finflow.db"), Some(8));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_rate_limit_defaults_to_finfra_s_and_can_be_turned_off() {
+        figment::Jail::expect_with(|jail| {
+            let config = load_with(jail, None).expect("defaults load");
+            let limit = config.finfra.rate_limit.limit().expect("valid");
+            assert_eq!(
+                limit,
+                Some(crate::executor::RateLimit {
+                    per_second: 20.0,
+                    burst: 40
+                })
+            );
+            jail.set_env("FINFLOW_FINFRA__RATE_LIMIT__PER_SECOND", "0");
+            let config = load_with(jail, None).expect("load");
+            assert_eq!(config.finfra.rate_limit.limit().expect("valid"), None);
+            jail.set_env("FINFLOW_FINFRA__RATE_LIMIT__PER_SECOND", "-1");
+            let config = load_with(jail, None).expect("load");
+            let error = config.finfra.rate_limit.limit().expect_err("negative");
+            assert!(error.to_string().contains("finfra.rate_limit.per_second"));
+            jail.set_env("FINFLOW_FINFRA__RATE_LIMIT__PER_SECOND", "7.5");
+            jail.set_env("FINFLOW_FINFRA__RATE_LIMIT__BURST", "3");
+            let config = load_with(jail, None).expect("load");
+            assert_eq!(
+                config.finfra.rate_limit.limit().expect("valid"),
+                Some(crate::executor::RateLimit {
+                    per_second: 7.5,
+                    burst: 3
+                })
+            );
             Ok(())
         });
     }

@@ -309,6 +309,15 @@ pub struct Metrics {
     pub callback_lag: HistogramVec,
     /// `finflow_workflow_duration_seconds{kind,status}`: creation to a terminal status.
     pub workflow_duration: HistogramVec,
+    /// `finflow_rate_leases_total`: round trips of the rate governor to the fleet's bucket.
+    pub rate_leases: CounterVec,
+    /// `finflow_rate_tokens_total{result}`: tokens the governor leased (`leased`) and those
+    /// that went unused (`expired`).
+    pub rate_tokens: CounterVec,
+    /// `finflow_rate_held_total`: requests not sent because the fleet was paused.
+    pub rate_held: CounterVec,
+    /// `finflow_rate_wait_seconds`: how long a request waited for the governor.
+    pub rate_wait: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -364,6 +373,27 @@ impl Metrics {
                 &["kind", "status"],
                 WORKFLOW_BUCKETS,
             ),
+            rate_leases: CounterVec::new(
+                "finflow_rate_leases_total",
+                "Leases of tokens from the fleet's shared rate-limit bucket (one round trip each).",
+                &[],
+            ),
+            rate_tokens: CounterVec::new(
+                "finflow_rate_tokens_total",
+                "Rate-limit tokens leased by this process (leased) and left unused (expired).",
+                &["result"],
+            ),
+            rate_held: CounterVec::new(
+                "finflow_rate_held_total",
+                "Finfra requests not sent because the fleet was paused by a 429's Retry-After.",
+                &[],
+            ),
+            rate_wait: HistogramVec::new(
+                "finflow_rate_wait_seconds",
+                "Time a Finfra request waited for the rate governor before leaving.",
+                &[],
+                CALL_BUCKETS,
+            ),
         }
     }
 
@@ -397,6 +427,27 @@ impl Metrics {
         }
     }
 
+    /// The rate governor leased `granted` tokens in one round trip.
+    pub fn rate_leased(&self, granted: u32) {
+        self.rate_leases.inc(&[]);
+        self.rate_tokens.inc_by(&["leased"], u64::from(granted));
+    }
+
+    /// `n` leased tokens went unused.
+    pub fn rate_tokens_expired(&self, n: u64) {
+        self.rate_tokens.inc_by(&["expired"], n);
+    }
+
+    /// A request was held back by a known pause.
+    pub fn rate_held(&self) {
+        self.rate_held.inc(&[]);
+    }
+
+    /// A request left after waiting `waited` for the governor.
+    pub fn rate_waited(&self, waited: Duration) {
+        self.rate_wait.observe(&[], waited.as_secs_f64());
+    }
+
     /// Renders every in-process family.
     pub fn render(&self, out: &mut String) {
         self.steps.render(out);
@@ -407,6 +458,10 @@ impl Metrics {
         self.callbacks.render(out);
         self.callback_lag.render(out);
         self.workflow_duration.render(out);
+        self.rate_leases.render(out);
+        self.rate_tokens.render(out);
+        self.rate_held.render(out);
+        self.rate_wait.render(out);
     }
 }
 

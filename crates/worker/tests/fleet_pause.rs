@@ -6,6 +6,9 @@
 //!   same, and the pause never ended (a run of 120 onboardings made no progress at all);
 //! - the worker that received a `429` kept sending its other steps until the store had
 //!   taken the pause, which on a busy SQLite file took over a second.
+//!
+//! And, on PostgreSQL, that another process of the fleet hears of a `429` from the
+//! announcement (`NOTIFY`), not from a read of the store before each call (there is none).
 
 #[allow(dead_code)]
 #[path = "e2e/applicants.rs"]
@@ -65,6 +68,11 @@ async fn a_429_stops_the_worker_before_the_store_has_the_pause_on_postgres() {
         stops_before_the_store_has_the_pause,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_hears_a_429_without_reading_the_store_on_postgres() {
+    store::testing::run(TestBackend::Postgres, true, another_process_hears_the_pause).await;
 }
 
 async fn held_back_call_does_not_extend_the_pause(db: TestDb) {
@@ -135,6 +143,58 @@ async fn stops_before_the_store_has_the_pause(db: TestDb) {
         store::Outcome::RateLimited,
         "{journal:#?}"
     );
+    sandbox.shutdown().await;
+}
+
+/// Two executors with a pool each: two processes of a fleet. With the stored pause cleared
+/// before the second sends, only what it heard can hold it back.
+async fn another_process_hears_the_pause(db: TestDb) {
+    let sandbox = Sandbox::start(SandboxConfig::for_tests())
+        .await
+        .expect("sandbox");
+    let first = executor(&db.store, &sandbox);
+    let other_pool = Store::connect(&db.url)
+        .await
+        .expect("the second process's pool");
+    let second = executor(&other_pool, &sandbox);
+    // The second process has sent before, so it listens.
+    let warm = submit(&db.store, 0).await;
+    second
+        .advance(warm)
+        .await
+        .expect("advance the first onboarding");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(sandbox.ledger().requests_to(OCR), 1);
+
+    sandbox.set_faults(Faults {
+        error_429_rate: 1.0,
+        ..Faults::none()
+    });
+    let limited = submit(&db.store, 1).await;
+    first.advance(limited).await.expect("advance the second");
+    assert_eq!(sandbox.ledger().faults_injected.get("429"), Some(&1));
+    clear_stored_pause(&db).await;
+    sandbox.set_faults(Faults::none());
+    // The announcement takes milliseconds; the sandbox's grace for requests in flight at a
+    // `429` is 250 ms.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let held = submit(&db.store, 2).await;
+    second.advance(held).await.expect("advance the third");
+
+    assert_eq!(
+        sandbox.ledger().requests_to(OCR),
+        2,
+        "the second process sent inside the first one's Retry-After"
+    );
+    let journal = db.store.journal(held).await.expect("journal");
+    let last = journal.last().expect("a journal row");
+    assert_eq!(
+        last.entry.outcome,
+        store::Outcome::RateLimited,
+        "{journal:#?}"
+    );
+    other_pool.close().await;
     sandbox.shutdown().await;
 }
 

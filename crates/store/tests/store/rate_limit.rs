@@ -1,12 +1,17 @@
-//! The shared rate limiter: pauses only move later; the bucket is shared and atomic.
+//! The shared rate limiter: pauses only move later and are announced; the bucket is leased
+//! in batches, shared and atomic.
 
 use chrono::{TimeDelta, Utc};
-use store::Permit;
+use std::time::Duration;
+
 use store::testing::TestDb;
+use store::{Bucket, Heard};
 
 store::test_both_backends!(
     a_pause_keeps_the_later_time,
-    the_token_bucket_is_shared_and_atomic
+    the_token_bucket_is_shared_and_atomic,
+    a_lease_reserves_a_batch_in_time_slots,
+    a_pause_is_announced_to_every_listener
 );
 
 async fn a_pause_keeps_the_later_time(db: TestDb) {
@@ -71,46 +76,136 @@ async fn a_pause_keeps_the_later_time(db: TestDb) {
     );
 
     // A paused scope grants no token.
-    match store
-        .try_acquire(scope, 100.0, 10.0)
-        .await
-        .expect("acquire")
-    {
-        Permit::Wait(wait) => assert!(wait.as_secs() >= 25, "{wait:?}"),
-        Permit::Granted => panic!("granted while paused"),
-    }
+    let lease = store.lease_tokens(scope, &SLOW, 1).await.expect("lease");
+    assert_eq!(lease.granted, 0, "granted while paused");
+    assert_eq!(lease.paused_until.map(ms), Some(ms(longer)));
 }
+
+/// Refills one token in 1000 s: only the capacity is there during a test.
+const SLOW: Bucket = Bucket {
+    per_second: 0.001,
+    capacity: 5.0,
+    horizon: Duration::from_secs(1000),
+};
 
 async fn the_token_bucket_is_shared_and_atomic(db: TestDb) {
     let store = &db.store;
-    // Slow refill: only the burst is available during the test.
+    // Twelve concurrent leases of one token each: the capacity and one reserved ahead
+    // (the horizon refills one), never more.
     let mut tasks = Vec::new();
     for _ in 0..12 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.try_acquire("finfra:bucket", 0.001, 5.0).await
+            store.lease_tokens("finfra:bucket", &SLOW, 1).await
         }));
     }
-    let mut granted = 0;
+    let mut leases = Vec::new();
     for task in tasks {
-        if task.await.expect("task").expect("acquire") == Permit::Granted {
-            granted += 1;
-        }
+        leases.push(task.await.expect("task").expect("lease"));
     }
+    let granted: u32 = leases.iter().map(|l| l.granted).sum();
     assert_eq!(
-        granted, 5,
-        "exactly the burst is granted across concurrent callers"
+        granted, 6,
+        "the capacity and the horizon's one, across callers: {leases:?}"
     );
-    match store
-        .try_acquire("finfra:bucket", 0.001, 5.0)
-        .await
-        .expect("acquire")
-    {
-        Permit::Wait(wait) => assert!(wait.as_secs() > 100, "{wait:?}"),
-        Permit::Granted => panic!("bucket should be empty"),
-    }
+    // Each granted token is its own slot: five at once, the sixth when it is refilled.
+    let mut ready: Vec<Duration> = leases
+        .iter()
+        .filter(|l| l.granted == 1)
+        .map(|l| l.ready_after(0, &SLOW))
+        .collect();
+    ready.sort();
+    assert_eq!(ready[..5], [Duration::ZERO; 5]);
+    assert!(ready[5] > Duration::from_secs(900), "{ready:?}");
+    let refused = leases.iter().find(|l| l.granted == 0).expect("a refusal");
     assert!(
-        store.try_acquire("finfra:bucket", 0.0, 5.0).await.is_err(),
-        "rate must be positive"
+        refused
+            .retry_in
+            .is_some_and(|wait| wait > Duration::from_secs(900)),
+        "{refused:?}"
     );
+    assert!(
+        store
+            .lease_tokens(
+                "finfra:bucket",
+                &Bucket {
+                    per_second: 0.0,
+                    ..SLOW
+                },
+                1
+            )
+            .await
+            .is_err(),
+        "the rate must be positive"
+    );
+}
+
+async fn a_lease_reserves_a_batch_in_time_slots(db: TestDb) {
+    let store = &db.store;
+    let bucket = Bucket {
+        per_second: 10.0,
+        capacity: 4.0,
+        horizon: Duration::from_secs(1),
+    };
+    // A new scope is full: 4 at once, then 10 more over the next second.
+    let first = store
+        .lease_tokens("finfra:batch", &bucket, 30)
+        .await
+        .expect("lease");
+    assert_eq!(first.granted, 14, "{first:?}");
+    assert_eq!(first.available, 4.0);
+    assert_eq!(first.ready_after(3, &bucket), Duration::ZERO);
+    assert_eq!(first.ready_after(13, &bucket), Duration::from_secs(1));
+    // Everything within the horizon is reserved: the next token fits in about 0.1 s.
+    let second = store
+        .lease_tokens("finfra:batch", &bucket, 5)
+        .await
+        .expect("lease");
+    assert_eq!(second.granted, 0, "{second:?}");
+    let wait = second.retry_in.expect("a wait");
+    assert!(
+        wait > Duration::from_millis(20) && wait <= Duration::from_millis(100),
+        "{wait:?}"
+    );
+}
+
+async fn a_pause_is_announced_to_every_listener(db: TestDb) {
+    let store = &db.store;
+    let Some(mut listener) = store.listen_pauses().await.expect("listen") else {
+        // SQLite: one process, nothing to announce to.
+        return;
+    };
+    let other = store::Store::connect(&db.url)
+        .await
+        .expect("another process");
+    let until = Utc::now() + TimeDelta::seconds(3);
+    let stored = other.pause("finfra:heard", until).await.expect("pause");
+    let heard = tokio::time::timeout(Duration::from_secs(5), listener.next())
+        .await
+        .expect("announced at once")
+        .expect("listen");
+    match heard {
+        Heard::Pause(notice) => {
+            assert_eq!(notice.scope, "finfra:heard");
+            assert_eq!(notice.until, stored);
+        }
+        Heard::Reconnected => panic!("reconnected instead of hearing the pause"),
+    }
+    // A shorter pause announces the one in force.
+    other
+        .pause("finfra:heard", until - TimeDelta::seconds(2))
+        .await
+        .expect("pause");
+    let heard = tokio::time::timeout(Duration::from_secs(5), listener.next())
+        .await
+        .expect("announced at once")
+        .expect("listen");
+    assert_eq!(
+        heard,
+        Heard::Pause(store::PauseNotice {
+            scope: "finfra:heard".to_owned(),
+            until: stored,
+        })
+    );
+    other.close().await;
 }

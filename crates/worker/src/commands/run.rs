@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use finfra_api::callback::AuthKeyVerifier;
 use finfra_api::{ClientConfig, FinfraClient};
 use worker::config::Config;
-use worker::executor::Executor;
+use worker::executor::{Executor, Governor};
 use worker::runtime::{self, RuntimeOptions};
 
 /// Runs the worker and the callback receiver until a shutdown signal.
@@ -34,6 +34,7 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     .map_err(|e| anyhow::anyhow!("callbacks.auth_key: {e}"))?;
     let credentials = config.finfra.credentials()?;
+    let rate_limit = config.finfra.rate_limit.limit()?;
     let scope = format!("finfra:{}", credentials.client_id);
     let mut client_config = ClientConfig::new(config.finfra.base_url()?, credentials);
     client_config.timeout = config.finfra.timeout();
@@ -70,7 +71,8 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
         worker_id.clone(),
         Duration::from_secs(config.worker.lease_secs.max(1)),
         scope,
-    );
+    )
+    .with_governor(Governor::new(rate_limit));
     // Before the banner: whoever reads it may signal at once.
     let shutdown = crate::commands::shutdown_signal();
     println!(

@@ -23,7 +23,6 @@
 //! which the workflow reconciles by reading Finfra before sending a non-idempotent request
 //! again.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +36,7 @@ use workflow::{
 };
 
 use super::call;
+use super::governor::Governor;
 use super::record::{self, journal, outcome_of};
 
 /// The inbox title of an operator's cancel ([`Store::record_command`]).
@@ -105,11 +105,10 @@ pub struct Executor {
     lease: Duration,
     /// The shared rate-limiter scope of this Finfra client, e.g. `finfra:<client id>`.
     scope: String,
-    /// The latest pause a `429` answered to this process asked for. The store's pause is
-    /// how the rest of the fleet learns of it; this one stops the process's own steps at
-    /// once, not only after the store has taken the write (on a busy SQLite file that can
-    /// take a second, while every other step of this worker keeps sending).
-    local_pause: Arc<Mutex<Option<DateTime<Utc>>>>,
+    /// When this process's Finfra requests may leave: the pace of `finfra.rate_limit`
+    /// shared with the fleet, and the pause after a `429` (this process's own at once, the
+    /// fleet's as announced), all from memory (see `governor`).
+    pub(super) governor: Governor,
 }
 
 /// The workflow being advanced, and where its row stands.
@@ -139,7 +138,7 @@ impl Executor {
             worker_id: worker_id.into(),
             lease,
             scope: scope.into(),
-            local_pause: Arc::default(),
+            governor: Governor::default(),
         }
     }
 
@@ -384,7 +383,7 @@ impl Executor {
                 });
             };
             let started = Utc::now();
-            let (result, sent) = match self.fleet_pause(started).await? {
+            let (result, sent) = match self.fleet_pause(held).await? {
                 // Nothing is sent inside another worker's Retry-After window: the workflow
                 // hears a 429 that was never sent, which costs no attempt.
                 Some(remaining) => (Err(CallFailure::rate_limited(Some(remaining))), false),
@@ -474,22 +473,32 @@ impl Executor {
         }
     }
 
-    /// How long the fleet is still paused, if it is: by the store's pause, or by a `429`
-    /// this process has seen and may not have stored yet.
-    async fn fleet_pause(&self, now: DateTime<Utc>) -> Result<Option<Duration>, ExecutorError> {
-        let shared = self.store.paused_until(&self.scope).await?;
-        // Read after the store, the last thing before sending.
-        let local = *self
-            .local_pause
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Ok(shared
-            .max(local)
-            .and_then(|until| (until - now).to_std().ok())
-            .filter(|d| !d.is_zero()))
+    /// Waits for the governor to let this request leave (its turn under the fleet's rate
+    /// limit), renewing the lease meanwhile; then how long the fleet is still paused, if it
+    /// is. The pause is checked after the wait, the last thing before sending, from memory.
+    async fn fleet_pause(&self, held: &Held) -> Result<Option<Duration>, ExecutorError> {
+        let admit = self.governor.admit(&self.store, &self.scope);
+        tokio::pin!(admit);
+        let mut renew = tokio::time::interval(self.lease / 3);
+        renew.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                admitted = &mut admit => return Ok(admitted?),
+                _ = renew.tick() => {
+                    if let Err(error) = self
+                        .store
+                        .renew_lease(held.id, &self.worker_id, held.version, self.lease)
+                        .await
+                    {
+                        tracing::warn!(error.message = %error, "could not renew the lease while waiting to call");
+                    }
+                }
+            }
+        }
     }
 
-    /// Records a `429` in the shared limiter: every worker waits until it is over.
+    /// Records a `429` in the shared limiter: every worker waits until it is over, this
+    /// one at once, the others as soon as the store announces it.
     async fn pause_fleet(
         &self,
         failure: &CallFailure,
@@ -499,14 +508,7 @@ impl Executor {
         // exponentially on top of that.
         let wait = failure.retry_after.unwrap_or(Duration::from_secs(1));
         let until = workflow::kit::after(now, wait);
-        {
-            let mut local = self
-                .local_pause
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *local = (*local).max(Some(until));
-        }
-        self.store.pause(&self.scope, until).await?;
+        let until = self.governor.pause(&self.store, &self.scope, until).await?;
         tracing::info!(pause.until = %until, "Finfra rate limited this client: fleet paused");
         Ok(())
     }

@@ -97,6 +97,8 @@ pub struct SandboxArgs {
     pub error_429_rate: f64,
     pub ambiguous_rate: f64,
     pub duplicate_callback_rate: f64,
+    /// The token bucket per client (`--rate`, `--burst`); `None` turns it off.
+    pub rate_limit: Option<(f64, u32)>,
 }
 
 /// A `finflow sandbox` child process and its control API.
@@ -112,11 +114,10 @@ impl SandboxProcess {
     /// Starts `finflow sandbox --port 0 --zero-delay` with `args` and reads the banner.
     pub fn start(args: &SandboxArgs) -> Self {
         let dir = std::env::temp_dir();
+        let (rate, burst) = args.rate_limit.unwrap_or((0.0, 1));
         let mut child = finflow(&dir)
             .args(["sandbox", "--port", "0", "--zero-delay"])
-            // The token bucket would make 100 onboardings take minutes at Finfra's 20/s;
-            // the 429s under test come from the fault injection instead.
-            .args(["--rate", "0"])
+            .args(["--rate", &rate.to_string(), "--burst", &burst.to_string()])
             .args(["--callback-url", &args.callback_url])
             .args(["--callback-auth-key", &args.callback_auth_key])
             .args(["--seed", &args.seed.to_string()])
@@ -301,9 +302,17 @@ impl FinflowEnv {
         let lines = watch_stdout(&mut child, |line| line.starts_with("finflow worker "));
         let mut child = Killed(child);
         // The line is printed once the receiver's port is bound and the database migrated.
-        let id = lines
-            .recv_timeout(Duration::from_secs(30))
-            .ok()
+        let banner = lines.recv_timeout(Duration::from_secs(30)).ok();
+        let metrics_url = banner.as_deref().and_then(|line| {
+            let rest = line.split_once("metrics on ")?.1;
+            Some(
+                rest.split_whitespace()
+                    .next()?
+                    .trim_end_matches(',')
+                    .to_owned(),
+            )
+        });
+        let id = banner
             .and_then(|line| {
                 let rest = line.strip_prefix("finflow worker ")?;
                 Some(rest.split_once(':')?.0.to_owned())
@@ -315,7 +324,11 @@ impl FinflowEnv {
                     "finflow run on {listen} did not start (exit: {status:?}); TEST_LOG=1 shows why"
                 )
             });
-        WorkerProcess { child, id }
+        WorkerProcess {
+            child,
+            id,
+            metrics_url,
+        }
     }
 }
 
@@ -324,6 +337,8 @@ pub struct WorkerProcess {
     child: Killed,
     /// Its identity, as stored in leases and the journal.
     pub id: String,
+    /// Where it serves `/metrics`, from its banner.
+    pub metrics_url: Option<String>,
 }
 
 impl WorkerProcess {
