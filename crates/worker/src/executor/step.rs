@@ -10,9 +10,11 @@
 //!    died between recording the decision to call and recording the answer);
 //! 3. asks the pure workflow to decide, and commits the decision (state, journal row, waits,
 //!    next wake-up) in one transaction **before** acting on it;
-//! 4. for a call: checks the fleet-wide pause first (a `429` seen by any worker pauses all),
+//! 4. for a call: waits for the fleet's rate governor (`governor.rs`: a token of the shared
+//!    rate, and no known `Retry-After` window, checked from memory as the request leaves),
 //!    sends it while renewing its lease, turns the answer into the next event and goes back
-//!    to 3 inline; for a wait or a sleep, it releases the workflow and returns.
+//!    to 3 inline; for a wait or a sleep, it releases the workflow and returns. The commit
+//!    itself is built by `record.rs`.
 //!
 //! A decision that finishes a workflow is announced, in its commit, to the workflows
 //! waiting for it (an `originate-loan` waits for its `onboard-borrower`): see
