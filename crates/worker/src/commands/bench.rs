@@ -4,38 +4,54 @@
 //! temporary database `finflow_bench_<uuid>` on the given server, dropped afterwards), a fresh
 //! in-process zero-delay sandbox and an in-process engine assembled as `finflow run` does
 //! (callback receiver, apalis runtime, executor; same pool, concurrency and lease settings).
-//! A run has two phases, each with its own engine, so that PostgreSQL's transaction counter
-//! (flushed when connections close) can be read between them:
+//! A run goes through these phases, each with an engine of its own, so that PostgreSQL's
+//! counters (reported by a backend when it ends) can be read between them with every
+//! connection closed:
 //!
 //! 1. one warm-up onboarding (token, connections, caches), then the idle pickup samples;
-//! 2. the throughput measurement: `--onboardings` submitted one after the other while the
-//!    worker runs, until every one has stopped.
+//!    then, with `--preload N` and the engine stopped, N finished copies of the warm-up
+//!    onboarding inserted in bulk (`preload`);
+//! 2. with `--in-flight N`: N onboardings whose KYC review never ends (a sandbox of their
+//!    own), run until they all wait, the process's RSS read then (`memory`); they stay in
+//!    the store, waiting, through the rest of the run;
+//! 3. the database's floor (`floor`) for `--floor-secs`; PostgreSQL's counters read
+//!    (transactions, WAL position, `workflows` updates: `stats`);
+//! 4. the throughput measurement: `--onboardings` submitted one after the other while the
+//!    worker runs, until every one has stopped. On PostgreSQL its store connects through a
+//!    proxy in this process that counts SQL round trips on the wire (`proxy`, unless
+//!    `--direct`); the counters are read again after it;
+//! 5. the floor again.
 //!
 //! The figures come from the store afterwards: the workflows' `finished_at` and the step
 //! journal's timestamps (see `report` for what each one measures). Backends take turns run by
 //! run, so that the shared machine's noise falls on both alike; medians of runs are reported.
 
+mod databases;
+mod floor;
 mod harness;
 mod inputs;
+mod memory;
+mod preload;
+mod proxy;
 mod report;
+mod stats;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection as _, PgConnection, PgPool};
-use store::Store;
+use store::{Store, StoreOptions};
 use uuid::Uuid;
 use worker::config::Config;
 
 use worker::inprocess::{self, EngineOptions};
 
+use databases::{Database, Leftovers, PgServer, remove_sqlite};
+use floor::FloorRun;
 use harness::Harness;
 use inputs::Inputs;
-use report::{Measured, Observed, Report, RunFigures};
+use report::{InFlight, Measured, Observed, Report, RunFigures};
 
 /// The PostgreSQL server used when neither `--database-url` nor `DATABASE_URL` is given.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -78,6 +94,34 @@ pub struct Args {
     /// Print JSON instead of the table (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Seconds of each measurement of the database's floor (one journal insert + one row
+    /// update per transaction, at the same concurrency, on the same database), before and
+    /// after the workflows of each run; 0 skips it.
+    #[arg(long, default_value_t = 3.0, value_parser = non_negative_seconds)]
+    floor_secs: f64,
+    /// Finished workflows (copies of the run's warm-up onboarding, with its journal and
+    /// callbacks) inserted in bulk before each run is measured, so it measures a store with
+    /// history.
+    #[arg(long, default_value_t = 0)]
+    preload: u64,
+    /// Onboardings put in flight before the throughput measurement: their borrowers' KYC
+    /// review never ends, so they wait (for `user_verified`) through it. The report gives
+    /// the process's RSS once they all wait.
+    #[arg(long, default_value_t = 0)]
+    in_flight: u32,
+    /// PostgreSQL: connect the store straight to the server, not through the proxy that
+    /// counts SQL round trips (then not measured).
+    #[arg(long)]
+    direct: bool,
+}
+
+fn non_negative_seconds(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..=3600.0).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "{raw:?} is not a number of seconds between 0 and 3600"
+        )),
+    }
 }
 
 /// Runs the benchmark and prints the report.
@@ -87,8 +131,11 @@ pub struct Args {
 /// unreachable is an error only with `--backend postgres`.
 pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    let (definitions, definitions_from) = inprocess::definitions(&config)?;
+    let (mut definitions, definitions_from) = inprocess::definitions(&config)?;
     let inputs = Inputs::new(&definitions)?;
+    if args.in_flight > 0 {
+        definitions.insert(inputs.in_flight_definition().clone());
+    }
     let options = EngineOptions {
         concurrency: args
             .concurrency
@@ -102,6 +149,10 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
         definitions: &definitions,
         inputs: &inputs,
         options: &options,
+        pool: worker::config::WorkerConfig {
+            concurrency: options.concurrency,
+            ..config.worker.clone()
+        },
         leftovers: &leftovers,
     };
     let measured = tokio::select! {
@@ -121,6 +172,10 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
         idle_samples: args.idle_samples,
         definitions: inputs.definition_names(),
         definitions_from,
+        floor_secs: args.floor_secs,
+        preload: args.preload,
+        in_flight: args.in_flight,
+        round_trip_proxy: !args.direct,
         sqlite,
         postgres,
     };
@@ -138,30 +193,10 @@ struct Bench<'a> {
     definitions: &'a workflow::Registry,
     inputs: &'a Inputs,
     options: &'a EngineOptions,
+    /// The `[worker]` configuration with the benchmark's concurrency: how `finflow run`
+    /// would size its pool.
+    pool: worker::config::WorkerConfig,
     leftovers: &'a Leftovers,
-}
-
-/// A fresh database for one run.
-enum Database<'a> {
-    Sqlite { path: PathBuf },
-    Postgres { server: &'a PgServer, name: String },
-}
-
-impl Database<'_> {
-    fn url(&self) -> String {
-        match self {
-            Self::Sqlite { path } => format!("sqlite://{}", path.display()),
-            Self::Postgres { server, name } => server.url_of(name),
-        }
-    }
-
-    /// Committed transactions so far (PostgreSQL; counted when connections close).
-    async fn transactions(&self) -> anyhow::Result<Option<i64>> {
-        match self {
-            Self::Sqlite { .. } => Ok(None),
-            Self::Postgres { server, name } => server.transactions(name).await.map(Some),
-        }
-    }
 }
 
 impl Bench<'_> {
@@ -238,27 +273,74 @@ impl Bench<'_> {
         figures: anyhow::Result<RunFigures>,
     ) -> anyhow::Result<RunFigures> {
         let figures = figures.with_context(|| format!("{backend} run {run}"))?;
+        let shown = |value: Option<f64>, digits: usize| {
+            value.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
         eprintln!(
-            "finflow bench: {backend} run {run}/{}: {} onboardings in {:.2} s ({:.1}/s), \
-             step-to-step p50 {} ms, idle pickup p50 {} ms",
+            "finflow bench: {backend} run {run}/{}: {} onboardings in {:.2} s ({:.1}/s, {:.0} \
+             steps/s, floor {} tx/s), step-to-step p50 {} ms, idle pickup p50 {} ms, {} round \
+             trips per step, peak RSS {} MB",
             self.args.runs,
             self.args.onboardings,
             figures.elapsed_ms / 1000.0,
             figures.onboardings_per_second,
-            figures
-                .step_to_step_ms
-                .map_or_else(|| "-".to_owned(), |s| format!("{:.1}", s.p50)),
-            figures
-                .idle_pickup_ms
-                .map_or_else(|| "-".to_owned(), |s| format!("{:.1}", s.p50)),
+            figures.steps_per_second,
+            shown(figures.floor_tps, 0),
+            shown(figures.step_to_step_ms.map(|s| s.p50), 1),
+            shown(figures.idle_pickup_ms.map(|s| s.p50), 1),
+            shown(figures.round_trips_per_step, 2),
+            shown(figures.peak_rss_mb, 0),
         );
         Ok(figures)
     }
 
-    /// One run on a fresh database: warm-up and idle pickups, then throughput.
+    /// How the benchmark's stores open `url`: with the pool `finflow run` would have at
+    /// this concurrency (`WorkerConfig::pool_size`).
+    async fn connect(&self, url: &str) -> anyhow::Result<Store> {
+        let options = StoreOptions {
+            max_connections: self.pool.pool_size(url),
+            ..StoreOptions::default()
+        };
+        Ok(Store::connect_with(url, &options).await?)
+    }
+
+    /// A store on the same database for watching the workflows beside the engine's pool.
+    async fn observer(&self, database: &Database<'_>, store: &Store) -> anyhow::Result<Store> {
+        match database {
+            Database::Sqlite { .. } => Ok(store.clone()),
+            Database::Postgres { .. } => {
+                let options = StoreOptions {
+                    max_connections: Some(1),
+                    ..StoreOptions::default()
+                };
+                Ok(Store::connect_with(&database.url(), &options).await?)
+            }
+        }
+    }
+
+    /// One floor measurement, unless `--floor-secs 0`.
+    async fn floor(&self, database: &Database<'_>) -> anyhow::Result<Option<FloorRun>> {
+        if self.args.floor_secs <= 0.0 {
+            return Ok(None);
+        }
+        let duration = Duration::from_secs_f64(self.args.floor_secs);
+        let concurrency = self.options.concurrency;
+        let run = match database {
+            Database::Sqlite { path } => floor::sqlite(path, concurrency, duration).await,
+            Database::Postgres { server, name } => {
+                floor::postgres(&server.url_of(name), concurrency, duration).await
+            }
+        };
+        run.context("the floor measurement failed").map(Some)
+    }
+
+    /// One run on a fresh database: warm-up and idle pickups, preload; the onboardings put
+    /// in flight; the floor; throughput; the floor again.
     async fn run_on(&self, database: &Database<'_>) -> anyhow::Result<RunFigures> {
+        memory::reset_peak();
         let url = database.url();
-        let store = Store::connect(&url)
+        let store = self
+            .connect(&url)
             .await
             .context("cannot open the benchmark database")?;
         store
@@ -266,23 +348,78 @@ impl Bench<'_> {
             .await
             .context("cannot migrate the benchmark database")?;
 
-        let mut harness =
-            Harness::start(store.clone(), self.definitions.clone(), self.options, 0).await?;
-        harness
+        let mut harness = Harness::start(
+            store.clone(),
+            store.clone(),
+            self.definitions.clone(),
+            self.options,
+            Harness::ordinary_sandbox(),
+            0,
+        )
+        .await?;
+        let (warmup, _) = harness
             .onboard_one(self.inputs, "warmup", STALL)
             .await
             .context("the warm-up onboarding failed")?;
         let idle = harness.idle(self.inputs, self.args.idle_samples).await?;
-        let submitted = harness.submitted();
+        let mut submitted = harness.submitted();
         harness.stop().await?;
-        store.close().await;
-        let before = database.transactions().await?;
+        // With no engine running: nothing waits for the write lock (SQLite) meanwhile.
+        let preload = if self.args.preload > 0 {
+            eprintln!(
+                "finflow bench: preloading {} finished workflows",
+                self.args.preload
+            );
+            Some(
+                preload::preload(&url, warmup, self.args.preload)
+                    .await
+                    .context("preloading failed")?,
+            )
+        } else {
+            None
+        };
 
-        let store = Store::connect(&url).await?;
+        let in_flight = if self.args.in_flight > 0 {
+            let mut harness = Harness::start(
+                store.clone(),
+                store.clone(),
+                self.definitions.clone(),
+                self.options,
+                Harness::holding_sandbox(),
+                submitted,
+            )
+            .await?;
+            let parked = harness
+                .park(self.inputs, self.args.in_flight, STALL)
+                .await
+                .context("putting onboardings in flight failed")?;
+            let rss = memory::rss();
+            submitted = harness.submitted();
+            harness.stop().await?;
+            Some(InFlight {
+                workflows: self.args.in_flight,
+                seconds_to_park: parked.seconds,
+                rss_mb: rss.map(|r| r.current_mb),
+                peak_rss_mb: rss.map(|r| r.peak_mb),
+                rss_after_stop_mb: memory::rss().map(|r| r.current_mb),
+            })
+        } else {
+            None
+        };
+        store.close().await;
+
+        let floor_before = self.floor(database).await?;
+        let before = database.counters_before().await?;
+
+        let (run_url, proxy) = database.throughput_url(self.args.direct).await?;
+        let store = self.connect(&run_url).await?;
+        let observer = self.observer(database, &store).await?;
         let mut harness = Harness::start(
             store.clone(),
+            observer.clone(),
             self.definitions.clone(),
             self.options,
+            Harness::ordinary_sandbox(),
             submitted,
         )
         .await?;
@@ -291,9 +428,16 @@ impl Bench<'_> {
             .await?;
         harness.stop().await?;
         store.close().await;
-        let after = database.transactions().await?;
+        observer.close().await;
+        let round_trips = proxy.map(|proxy| {
+            let counted = proxy.counted();
+            proxy.stop();
+            counted
+        });
+        let after = database.counters_after().await?;
+        let floor_after = self.floor(database).await?;
 
-        // Read the results on a connection of their own, after the count.
+        // Read the results on a connection of their own, after the counts.
         let store = Store::connect(&url).await?;
         let mut workflows = Vec::with_capacity(load.ids.len());
         for id in &load.ids {
@@ -304,121 +448,37 @@ impl Bench<'_> {
             let journal = store.journal(*id).await?;
             workflows.push((workflow, journal));
         }
+        let context_bytes_avg = stats::context_bytes_avg(&store, &load.ids).await?;
         store.close().await;
+        let wal_bytes = match (&before, &after, database) {
+            (Some(b), Some(a), Database::Postgres { server, .. }) => {
+                Some(stats::wal_bytes(&server.admin, &b.wal_lsn, &a.wal_lsn).await?)
+            }
+            _ => None,
+        };
+        let (transactions, updates) = match (before, after) {
+            (Some(b), Some(a)) => (
+                Some(a.transactions - b.transactions),
+                Some((a.updates.all - b.updates.all, a.updates.hot - b.updates.hot)),
+            ),
+            _ => (None, None),
+        };
         Ok(RunFigures::from_observed(Observed {
             workflows,
             started: load.started,
             submit: load.submit,
             idle,
-            transactions: before.zip(after).map(|(b, a)| a - b),
+            transactions,
+            round_trips,
+            wal_bytes,
+            updates,
+            context_bytes_avg,
+            floor_before,
+            floor_after,
+            preload,
+            in_flight,
+            peak_rss_mb: memory::rss().map(|r| r.peak_mb),
         }))
-    }
-}
-
-/// A PostgreSQL server on which temporary databases are created.
-struct PgServer {
-    admin: PgPool,
-    url: url::Url,
-}
-
-impl PgServer {
-    /// Connects to the server's maintenance database given by `url`.
-    ///
-    /// # Errors
-    /// Not a PostgreSQL URL, or no connection within 5 seconds.
-    async fn connect(raw: &str) -> anyhow::Result<Self> {
-        let url = url::Url::parse(raw)
-            .map_err(|e| anyhow::anyhow!("--database-url / DATABASE_URL is not a URL ({e})"))?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") {
-            anyhow::bail!(
-                "--database-url / DATABASE_URL must be a postgres:// URL (SQLite is always measured in a temporary file)"
-            );
-        }
-        let shown = redacted(&url);
-        let options: PgConnectOptions = raw
-            .parse()
-            .with_context(|| format!("cannot parse the PostgreSQL URL {shown}"))?;
-        // One connection first: its error says why (refused, authentication, ...), where a
-        // pool would only say that it timed out.
-        let probe =
-            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options))
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer from PostgreSQL at {shown} within 5 s"))?
-                .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
-        let _ = probe.close().await;
-        let admin = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await
-            .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
-        Ok(Self { admin, url })
-    }
-
-    fn url_of(&self, database: &str) -> String {
-        let mut url = self.url.clone();
-        url.set_path(&format!("/{database}"));
-        url.to_string()
-    }
-
-    /// Creates an empty database and returns its name.
-    async fn create(&self) -> anyhow::Result<String> {
-        let name = format!("finflow_bench_{}", Uuid::new_v4().simple());
-        // The name is ours: letters, digits and underscores only.
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&self.admin)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot create the database {name} on {} (the user needs CREATEDB)",
-                    redacted(&self.url)
-                )
-            })?;
-        Ok(name)
-    }
-
-    /// Drops a database, closing whatever connection is still on it.
-    async fn drop_database(&self, name: &str) -> anyhow::Result<()> {
-        drop_database(&self.admin, name)
-            .await
-            .with_context(|| format!("cannot drop the benchmark database {name}"))
-    }
-
-    /// `xact_commit` of a database. Backends report their counts when they end (or when
-    /// idle, with a delay), so read it after closing the pool that worked on it, until two
-    /// reads 100 ms apart agree (an exiting backend may not have reported yet).
-    async fn transactions(&self, name: &str) -> anyhow::Result<i64> {
-        let mut last = None;
-        for _ in 0..20 {
-            let count: Option<i64> =
-                sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
-                    .bind(name)
-                    .fetch_optional(&self.admin)
-                    .await?;
-            let count = count.unwrap_or(0);
-            if last == Some(count) {
-                break;
-            }
-            last = Some(count);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(last.unwrap_or(0))
-    }
-}
-
-async fn drop_database(admin: &PgPool, name: &str) -> Result<(), sqlx::Error> {
-    // `WITH (FORCE)` (PostgreSQL 13+) ends connections a stopped pool may not have closed yet.
-    let forced = sqlx::query(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(admin)
-    .await;
-    match forced {
-        Ok(_) => Ok(()),
-        Err(_) => sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-            .execute(admin)
-            .await
-            .map(|_| ()),
     }
 }
 
@@ -432,88 +492,4 @@ fn one_line(error: &anyhow::Error) -> String {
         }
     }
     parts.join(": ").replace('\n', " ")
-}
-
-/// The URL with its password hidden.
-fn redacted(url: &url::Url) -> String {
-    let mut url = url.clone();
-    if url.password().is_some() {
-        let _ = url.set_password(Some("***"));
-    }
-    url.to_string()
-}
-
-fn remove_sqlite(path: &Path) {
-    if let Err(error) = inprocess::remove_sqlite(path) {
-        eprintln!(
-            "finflow bench: could not remove {}: {error}",
-            path.display()
-        );
-    }
-}
-
-/// Temporary databases and files to remove, even when the benchmark is interrupted.
-#[derive(Default)]
-struct Leftovers {
-    server: Mutex<Option<PgPool>>,
-    databases: Mutex<Vec<String>>,
-    files: Mutex<Vec<PathBuf>>,
-}
-
-impl Leftovers {
-    fn set_server(&self, admin: PgPool) {
-        if let Ok(mut server) = self.server.lock() {
-            *server = Some(admin);
-        }
-    }
-
-    fn add_database(&self, name: String) {
-        if let Ok(mut databases) = self.databases.lock() {
-            databases.push(name);
-        }
-    }
-
-    fn forget_database(&self, name: &str) {
-        if let Ok(mut databases) = self.databases.lock() {
-            databases.retain(|d| d != name);
-        }
-    }
-
-    fn add_file(&self, path: PathBuf) {
-        if let Ok(mut files) = self.files.lock() {
-            files.push(path);
-        }
-    }
-
-    fn forget_file(&self, path: &Path) {
-        if let Ok(mut files) = self.files.lock() {
-            files.retain(|f| f != path);
-        }
-    }
-
-    /// Removes what is left, and closes the server's pool.
-    async fn remove_all(&self) {
-        let files = self
-            .files
-            .lock()
-            .map(|mut f| std::mem::take(&mut *f))
-            .unwrap_or_default();
-        for file in files {
-            remove_sqlite(&file);
-        }
-        let databases = self
-            .databases
-            .lock()
-            .map(|mut d| std::mem::take(&mut *d))
-            .unwrap_or_default();
-        let server = self.server.lock().ok().and_then(|s| s.clone());
-        if let Some(admin) = server {
-            for name in databases {
-                if let Err(error) = drop_database(&admin, &name).await {
-                    eprintln!("finflow bench: could not drop the database {name}: {error}");
-                }
-            }
-            admin.close().await;
-        }
-    }
 }

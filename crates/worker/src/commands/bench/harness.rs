@@ -10,7 +10,11 @@ use store::{NewWorkflow, Store};
 use uuid::Uuid;
 
 use super::inputs::{Inputs, KIND};
+use super::stats;
 use worker::inprocess::{EngineOptions, InProcess, stopped};
+
+/// The state an `--in-flight` onboarding parks in: its borrower's KYC review never ends.
+const PARKED_STATE: &str = "await_user_verified";
 
 /// The submitted workflows of one throughput measurement.
 pub struct Throughput {
@@ -31,54 +35,95 @@ pub struct Idle {
     pub journals: Vec<Vec<store::JournalRow>>,
 }
 
+/// The `--in-flight` onboardings, parked.
+pub struct Parked {
+    /// From the first submit until the last one parked.
+    pub seconds: f64,
+}
+
+/// Which onboardings to submit.
+#[derive(Clone, Copy)]
+enum Flavour {
+    /// The benchmark's ordinary ones, the definitions taking turns.
+    Ordinary,
+    /// `--in-flight`: on the definition that polls hourly.
+    InFlight,
+}
+
 /// A running engine and sandbox over one store.
 pub struct Harness {
     store: Store,
+    /// Where the harness watches its workflows: the same database, beside the store's pool
+    /// (on PostgreSQL not through the round-trip proxy).
+    observer: Store,
     engine: workflow::Engine,
     running: InProcess,
-    /// Workflows submitted to this store so far, over every harness on it.
+    /// Onboardings submitted to this database so far, over every harness on it.
     submitted: u64,
 }
 
 impl Harness {
-    /// Starts the receiver, a zero-delay sandbox (no faults, no rate limit) that calls it
-    /// back, and a worker on `store`. `submitted` is how many workflows the store holds
-    /// already (they must all be finished).
+    /// Starts the receiver, a sandbox configured as `sandbox` that calls it back, and a
+    /// worker on `store`; `observer` is another store on the same database for watching.
+    /// `submitted` is how many onboardings were submitted to the database before (their
+    /// numbers give each borrower a NIK of its own).
     ///
     /// # Errors
     /// A socket cannot be bound or the client cannot be built.
     pub async fn start(
         store: Store,
+        observer: Store,
         definitions: workflow::Registry,
         options: &EngineOptions,
+        sandbox: SandboxConfig,
         submitted: u64,
     ) -> anyhow::Result<Self> {
         let engine = workflow::Engine::new(definitions.clone());
-        let running = InProcess::start(
-            store.clone(),
-            definitions,
-            SandboxConfig::for_tests(),
-            options,
-        )
-        .await?;
+        let running = InProcess::start(store.clone(), definitions, sandbox, options).await?;
         Ok(Self {
             store,
+            observer,
             engine,
             running,
             submitted,
         })
     }
 
-    /// How many workflows the store holds.
+    /// The sandbox for the ordinary onboardings: zero delays, no faults, no rate limit.
+    pub fn ordinary_sandbox() -> SandboxConfig {
+        SandboxConfig::for_tests()
+    }
+
+    /// The sandbox for `--in-flight`: the same, but a KYC review takes a day, so every
+    /// borrower stays `PENDING` and its onboarding waits for `user_verified`.
+    pub fn holding_sandbox() -> SandboxConfig {
+        let mut config = SandboxConfig::for_tests();
+        config.timing.kyc_review = Duration::from_secs(86_400);
+        config
+    }
+
+    /// How many onboardings were submitted to the database so far, over every harness on it.
     pub fn submitted(&self) -> u64 {
         self.submitted
     }
 
     /// The next onboarding, validated and pinned as `finflow submit` does.
     fn next_workflow(&mut self, inputs: &Inputs, tag: &str) -> anyhow::Result<NewWorkflow> {
+        self.next_of(inputs, tag, Flavour::Ordinary)
+    }
+
+    fn next_of(
+        &mut self,
+        inputs: &Inputs,
+        tag: &str,
+        flavour: Flavour,
+    ) -> anyhow::Result<NewWorkflow> {
         let n = self.submitted;
         self.submitted += 1;
-        let input = inputs.input(n);
+        let input = match flavour {
+            Flavour::Ordinary => inputs.input(n),
+            Flavour::InFlight => inputs.in_flight_input(n),
+        };
         let definition = self
             .engine
             .validate(KIND, &input, Utc::now())
@@ -143,9 +188,68 @@ impl Harness {
         Ok(idle)
     }
 
+    /// `--in-flight`: submits `n` onboardings on the hourly-polling definition one after
+    /// the other while the worker runs (use a [`Self::holding_sandbox`]), then waits until
+    /// every one of them waits in `await_user_verified`. Fails when none parks or stops for
+    /// `stall`, or when one stops (it should wait).
+    ///
+    /// # Errors
+    /// The store fails, an onboarding stops, or the run stalls.
+    pub async fn park(
+        &mut self,
+        inputs: &Inputs,
+        n: u32,
+        stall: Duration,
+    ) -> anyhow::Result<Parked> {
+        let clock = std::time::Instant::now();
+        let mut ids = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let new = self.next_of(inputs, "hold", Flavour::InFlight)?;
+            ids.push(self.store.submit(&new).await?.id);
+        }
+        let expected = i64::from(n);
+        let mut parked_before = -1;
+        let mut progress = tokio::time::Instant::now();
+        loop {
+            let tally = stats::tally(&self.observer, &ids).await?;
+            if let Some((state, status, _)) = tally.iter().find(|(_, status, _)| stopped(*status)) {
+                anyhow::bail!(
+                    "an --in-flight onboarding stopped ({state}/{status}) instead of waiting for \
+                     its KYC review"
+                );
+            }
+            let parked: i64 = tally
+                .iter()
+                .filter(|(state, status, _)| {
+                    state == PARKED_STATE && *status == store::Status::Waiting
+                })
+                .map(|(_, _, count)| count)
+                .sum();
+            if parked >= expected {
+                break;
+            }
+            if parked != parked_before {
+                parked_before = parked;
+                progress = tokio::time::Instant::now();
+            } else if progress.elapsed() > stall {
+                anyhow::bail!(
+                    "no --in-flight onboarding parked for {} s; {parked} of {n} parked, the others: {}",
+                    stall.as_secs(),
+                    open_states(&tally, |state, status| {
+                        !(state == PARKED_STATE && status == store::Status::Waiting)
+                    })
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Parked {
+            seconds: clock.elapsed().as_secs_f64(),
+        })
+    }
+
     /// Throughput: submits `n` onboardings one after the other with `Store::submit` while
-    /// the worker runs, then waits until every workflow of the store has stopped (terminal
-    /// or needing attention). Fails when nothing stops for `stall`.
+    /// the worker runs, then waits until every one of them has stopped (terminal or needing
+    /// attention). Fails when nothing stops for `stall`.
     ///
     /// # Errors
     /// The store fails or the run stalls.
@@ -166,33 +270,29 @@ impl Harness {
             ids.push(self.store.submit(new).await?.id);
         }
         let submit = clock.elapsed();
-        let expected = i64::try_from(self.submitted).unwrap_or(i64::MAX);
+        let expected = i64::from(n);
         let mut settled_before = -1;
         let mut progress = tokio::time::Instant::now();
         loop {
-            let counts = self.store.status_counts().await?;
-            let total: i64 = counts.iter().map(|c| c.count).sum();
-            let settled: i64 = counts
+            // By id, beside the store: with a preloaded history, counting the whole table
+            // every 100 ms would be a load of its own.
+            let tally = stats::tally(&self.observer, &ids).await?;
+            let settled: i64 = tally
                 .iter()
-                .filter(|c| stopped(c.status))
-                .map(|c| c.count)
+                .filter(|(_, status, _)| stopped(*status))
+                .map(|(_, _, count)| count)
                 .sum();
-            if total >= expected && settled == total {
+            if settled >= expected {
                 break;
             }
             if settled != settled_before {
                 settled_before = settled;
                 progress = tokio::time::Instant::now();
             } else if progress.elapsed() > stall {
-                let open: Vec<String> = counts
-                    .iter()
-                    .filter(|c| !stopped(c.status))
-                    .map(|c| format!("{} {}/{}", c.count, c.state, c.status))
-                    .collect();
                 anyhow::bail!(
                     "no onboarding finished for {} s; still open: {}",
                     stall.as_secs(),
-                    open.join(", ")
+                    open_states(&tally, |_, status| !stopped(status))
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -211,6 +311,19 @@ impl Harness {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.running.stop().await
     }
+}
+
+/// `3 state/status, ...` for the entries `open` picks.
+fn open_states(
+    tally: &[(String, store::Status, i64)],
+    open: impl Fn(&str, store::Status) -> bool,
+) -> String {
+    let open: Vec<String> = tally
+        .iter()
+        .filter(|(state, status, _)| open(state, *status))
+        .map(|(state, status, count)| format!("{count} {state}/{status}"))
+        .collect();
+    open.join(", ")
 }
 
 /// A duration in (fractional) milliseconds.

@@ -14,10 +14,67 @@ use workflow::{Definition, Registry};
 /// The workflow kind the benchmark submits.
 pub const KIND: &str = "onboard-borrower";
 
+/// The definition of the onboardings `--in-flight` keeps waiting: `personal-bnpl`'s policy
+/// under a name of its own, polling a waiting borrower once an hour (the most a definition
+/// allows) instead of every 30 s, so that once parked they stay parked through a benchmark.
+pub const IN_FLIGHT_DEFINITION: &str = "bench-in-flight";
+
+const IN_FLIGHT_TOML: &str = r#"
+name = "bench-in-flight"
+version = 1
+description = "finflow bench --in-flight: personal e-KYC onboardings that wait for a KYC review"
+
+[retry]
+max_attempts = 8
+base_delay = "1s"
+max_delay = "5m"
+
+[onboarding]
+borrower_type = "PERSONAL"
+hub_checks = ["VERIHUBS", "ASLIRI"]
+rdf_biometric = true
+required_documents = []
+poll_interval = "1h"
+
+[onboarding.ekyc]
+enabled = true
+min_ocr_confidence = 0.8
+min_face_match = 0.75
+
+[onboarding.timeouts]
+user_created = "15m"
+kyc_submission = "30m"
+checks = "30m"
+user_verified = "2h"
+user_approved = "2h"
+
+[credit]
+sources = ["afpi", "clik"]
+min_score = 550
+max_overdue_loans = 1
+max_days_past_due = 30
+history = true
+"#;
+
+/// The `--in-flight` definition, parsed as a definition file is.
+///
+/// # Errors
+/// Never for a build whose definition format still reads it (a unit test says so).
+pub fn in_flight_definition() -> anyhow::Result<Definition> {
+    let registry = Registry::from_sources([("bench-in-flight.toml", IN_FLIGHT_TOML)])
+        .map_err(|e| anyhow::anyhow!("the --in-flight definition: {e}"))?;
+    registry
+        .latest(IN_FLIGHT_DEFINITION)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the --in-flight definition did not load"))
+}
+
 /// Builds the inputs, one definition after the other in name order.
 pub struct Inputs {
     /// The latest version of each PERSONAL or BUSINESS definition, by name.
     definitions: Vec<Definition>,
+    /// For `--in-flight`.
+    in_flight: Definition,
 }
 
 impl Inputs {
@@ -43,7 +100,15 @@ impl Inputs {
         if definitions.is_empty() {
             anyhow::bail!("no PERSONAL or BUSINESS onboarding definition to benchmark");
         }
-        Ok(Self { definitions })
+        Ok(Self {
+            definitions,
+            in_flight: in_flight_definition()?,
+        })
+    }
+
+    /// The `--in-flight` definition, to add to the engine's registry.
+    pub fn in_flight_definition(&self) -> &Definition {
+        &self.in_flight
     }
 
     /// `name@version` of each definition used, in the order they take turns.
@@ -59,6 +124,11 @@ impl Inputs {
         let len = u64::try_from(self.definitions.len()).unwrap_or(1).max(1);
         let index = usize::try_from(n % len).unwrap_or(0);
         input_for(&self.definitions[index], &nik(n))
+    }
+
+    /// The `n`-th input on the `--in-flight` definition (NIK number `n`, as [`Self::input`]).
+    pub fn in_flight_input(&self, n: u64) -> Value {
+        input_for(&self.in_flight, &nik(n))
     }
 }
 
@@ -142,6 +212,8 @@ mod tests {
         let registry = worker::inprocess::bundled().expect("bundled definitions load");
         let inputs = Inputs::new(&registry).expect("inputs");
         assert_eq!(inputs.definition_names().len(), 4);
+        let mut registry = registry;
+        registry.insert(inputs.in_flight_definition().clone());
         let engine = workflow::Engine::new(registry);
         for n in 0..8 {
             let input = inputs.input(n);
@@ -149,5 +221,22 @@ mod tests {
                 .validate(KIND, &input, chrono::Utc::now())
                 .unwrap_or_else(|e| panic!("input {n} is refused: {e}"));
         }
+        engine
+            .validate(KIND, &inputs.in_flight_input(8), chrono::Utc::now())
+            .unwrap_or_else(|e| panic!("the in-flight input is refused: {e}"));
+    }
+
+    #[test]
+    fn in_flight_onboardings_poll_hourly_and_otherwise_follow_personal_bnpl() {
+        let held = in_flight_definition().expect("it loads");
+        assert_eq!(
+            held.onboarding.poll_interval,
+            std::time::Duration::from_secs(3600)
+        );
+        let registry = worker::inprocess::bundled().expect("bundled definitions load");
+        let bnpl = registry.latest("personal-bnpl").expect("personal-bnpl");
+        assert_eq!(held.onboarding.ekyc, bnpl.onboarding.ekyc);
+        assert_eq!(held.onboarding.hub_checks, bnpl.onboarding.hub_checks);
+        assert_eq!(held.credit, bnpl.credit);
     }
 }

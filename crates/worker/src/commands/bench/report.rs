@@ -9,7 +9,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use store::{JournalRow, Workflow};
 
+use super::floor::FloorRun;
 use super::harness::{Idle, millis};
+use super::preload::Preloaded;
+use super::proxy::RoundTrips;
 
 /// Percentiles of a set of samples, in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -72,6 +75,61 @@ pub struct RunFigures {
     pub transactions_per_onboarding: Option<f64>,
     /// How the onboardings ended, `status/state` → count.
     pub outcomes: BTreeMap<String, u64>,
+    /// Journal rows (steps) of the measured onboardings per second of the run.
+    pub steps_per_second: f64,
+    /// The database's floor before the workflows (one journal insert + one row update per
+    /// transaction, at the same concurrency on the same database).
+    pub floor_before: Option<FloorRun>,
+    /// The same after the workflows.
+    pub floor_after: Option<FloorRun>,
+    /// The floor's transactions per second: the median (midpoint) of before and after.
+    pub floor_tps: Option<f64>,
+    /// `steps_per_second` / `floor_tps`.
+    pub steps_share_of_floor: Option<f64>,
+    /// PostgreSQL: what the round-trip proxy counted during the throughput measurement.
+    pub round_trips: Option<RoundTrips>,
+    /// Round trips (Sync + Query + FunctionCall) per journal row.
+    pub round_trips_per_step: Option<f64>,
+    /// The same per onboarding.
+    pub round_trips_per_onboarding: Option<f64>,
+    /// PostgreSQL: committed transactions per journal row (as `transactions_per_onboarding`).
+    pub transactions_per_step: Option<f64>,
+    /// PostgreSQL: WAL written during the measurement (`pg_wal_lsn_diff`, the whole server)
+    /// per journal row.
+    pub wal_bytes_per_step: Option<f64>,
+    /// The measured onboardings' `workflows.context` after the run: PostgreSQL
+    /// `avg(pg_column_size(context))`, SQLite the JSON text's bytes.
+    pub context_bytes_avg: Option<f64>,
+    /// PostgreSQL: HOT updates / all updates of `workflows` during the measurement.
+    pub hot_update_share: Option<f64>,
+    /// Peak resident set size of the process over this run (`VmHWM`, reset at its start),
+    /// in-process sandbox included.
+    pub peak_rss_mb: Option<f64>,
+    /// `--preload`: what was loaded before the run and how long it took.
+    pub preload: Option<Preloaded>,
+    /// `--in-flight`: the parked onboardings.
+    pub in_flight: Option<InFlight>,
+    /// The group commit's batch sizes, once the store reports them (issue 9); always `None`
+    /// until then: nothing measures them yet.
+    pub group_commit_batch: Option<Spread>,
+}
+
+/// `--in-flight`: onboardings submitted and left waiting for a KYC review that never ends.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct InFlight {
+    /// How many.
+    pub workflows: u32,
+    /// From the first submit until the last one waited.
+    pub seconds_to_park: f64,
+    /// The process's resident set size once all of them waited (`VmRSS`), in-process
+    /// sandbox included.
+    pub rss_mb: Option<f64>,
+    /// Its peak so far in the run (`VmHWM`).
+    pub peak_rss_mb: Option<f64>,
+    /// `VmRSS` once their engine and their sandbox have stopped (the onboardings still wait
+    /// in the store): a hint of how much was the sandbox's and the engine's working memory,
+    /// no more, since the allocator need not give freed memory back.
+    pub rss_after_stop_mb: Option<f64>,
 }
 
 /// What one throughput measurement left in the store.
@@ -85,6 +143,20 @@ pub struct Observed {
     pub idle: Idle,
     /// Committed transactions during the throughput measurement (PostgreSQL).
     pub transactions: Option<i64>,
+    /// Round trips during the throughput measurement (PostgreSQL through the proxy).
+    pub round_trips: Option<RoundTrips>,
+    /// WAL bytes during the throughput measurement (PostgreSQL).
+    pub wal_bytes: Option<i64>,
+    /// Updates of `workflows` during the throughput measurement: (all, HOT) (PostgreSQL).
+    pub updates: Option<(i64, i64)>,
+    /// See [`RunFigures::context_bytes_avg`].
+    pub context_bytes_avg: Option<f64>,
+    pub floor_before: Option<FloorRun>,
+    pub floor_after: Option<FloorRun>,
+    pub preload: Option<Preloaded>,
+    pub in_flight: Option<InFlight>,
+    /// `VmHWM` at the end of the run.
+    pub peak_rss_mb: Option<f64>,
 }
 
 impl RunFigures {
@@ -112,7 +184,38 @@ impl RunFigures {
         for journal in &observed.idle.journals {
             gaps(journal, &mut Vec::new(), &mut Vec::new(), &mut idle_resume);
         }
+        let steps_per_second = rows as f64 / (elapsed_ms / 1000.0);
+        // Per step: per journal row of the measured onboardings.
+        let per_step = |value: f64| (rows > 0).then(|| value / rows as f64);
+        let floor_tps = match (&observed.floor_before, &observed.floor_after) {
+            (Some(before), Some(after)) => Some(f64::midpoint(before.tps(), after.tps())),
+            (Some(one), None) | (None, Some(one)) => Some(one.tps()),
+            (None, None) => None,
+        };
         Self {
+            steps_per_second,
+            floor_before: observed.floor_before,
+            floor_after: observed.floor_after,
+            floor_tps,
+            steps_share_of_floor: floor_tps
+                .filter(|tps| *tps > 0.0)
+                .map(|tps| steps_per_second / tps),
+            round_trips: observed.round_trips,
+            round_trips_per_step: observed
+                .round_trips
+                .and_then(|r| per_step(r.total() as f64)),
+            round_trips_per_onboarding: observed.round_trips.map(|r| r.total() as f64 / n),
+            transactions_per_step: observed.transactions.and_then(|t| per_step(t as f64)),
+            wal_bytes_per_step: observed.wal_bytes.and_then(|w| per_step(w as f64)),
+            context_bytes_avg: observed.context_bytes_avg,
+            hot_update_share: observed
+                .updates
+                .filter(|(all, _)| *all > 0)
+                .map(|(all, hot)| hot as f64 / all as f64),
+            peak_rss_mb: observed.peak_rss_mb,
+            preload: observed.preload,
+            in_flight: observed.in_flight,
+            group_commit_batch: None,
             onboardings_per_second: n / (elapsed_ms / 1000.0),
             elapsed_ms,
             submit_ms: observed.submit.as_secs_f64() * 1000.0,
@@ -216,6 +319,76 @@ const FIGURES: &[Figure] = &[
         label: "transactions per onboarding",
         get: |r| r.transactions_per_onboarding,
     },
+    Figure {
+        key: "steps_per_second",
+        label: "steps per second",
+        get: |r| Some(r.steps_per_second),
+    },
+    Figure {
+        key: "floor_tps_before",
+        label: "floor transactions/s, before",
+        get: |r| r.floor_before.map(|f| f.tps()),
+    },
+    Figure {
+        key: "floor_tps_after",
+        label: "floor transactions/s, after",
+        get: |r| r.floor_after.map(|f| f.tps()),
+    },
+    Figure {
+        key: "floor_tps",
+        label: "floor transactions/s (median)",
+        get: |r| r.floor_tps,
+    },
+    Figure {
+        key: "steps_share_of_floor",
+        label: "steps/s as a share of the floor",
+        get: |r| r.steps_share_of_floor,
+    },
+    Figure {
+        key: "round_trips_per_step",
+        label: "SQL round trips per step",
+        get: |r| r.round_trips_per_step,
+    },
+    Figure {
+        key: "round_trips_per_onboarding",
+        label: "SQL round trips per onboarding",
+        get: |r| r.round_trips_per_onboarding,
+    },
+    Figure {
+        key: "transactions_per_step",
+        label: "transactions per step",
+        get: |r| r.transactions_per_step,
+    },
+    Figure {
+        key: "wal_bytes_per_step",
+        label: "WAL bytes per step",
+        get: |r| r.wal_bytes_per_step,
+    },
+    Figure {
+        key: "context_bytes_avg",
+        label: "workflows.context bytes (avg)",
+        get: |r| r.context_bytes_avg,
+    },
+    Figure {
+        key: "hot_update_share",
+        label: "HOT share of workflows updates",
+        get: |r| r.hot_update_share,
+    },
+    Figure {
+        key: "peak_rss_mb",
+        label: "peak RSS (MB)",
+        get: |r| r.peak_rss_mb,
+    },
+    Figure {
+        key: "in_flight_rss_mb",
+        label: "RSS with --in-flight parked (MB)",
+        get: |r| r.in_flight.and_then(|f| f.rss_mb),
+    },
+    Figure {
+        key: "preload_seconds",
+        label: "preload loading time (s)",
+        get: |r| r.preload.map(|p| p.seconds),
+    },
 ];
 
 /// What each figure measures, printed under the table.
@@ -236,7 +409,36 @@ const MEANINGS: &[&str] = &[
     "idle pickup: with the worker idle (200-500 ms after the previous onboarding ended), the call \
      to Store::submit to started_at of the workflow's first journal row",
     "transactions per onboarding: PostgreSQL pg_stat_database.xact_commit over the throughput \
-     measurement (read-only ones and the benchmark's own polling included)",
+     measurement (read-only ones and the benchmark's own polling included); per step: the \
+     same divided by the measured onboardings' journal rows",
+    "steps per second: the measured onboardings' journal rows (one per step commit) divided by \
+     the same elapsed time as onboardings per second",
+    "floor: the database's own minimal durable step on the same database, at the same \
+     concurrency, for --floor-secs before and after the workflows: BEGIN; INSERT one journal \
+     row; UPDATE one row; COMMIT (four round trips, as pgbench sends them; SQLite: BEGIN \
+     IMMEDIATE, WAL, synchronous=FULL), each connection on rows of its own; committed \
+     transactions per second, the median being the midpoint of before and after; steps/s as \
+     a share of the floor is steps per second divided by it",
+    "SQL round trips: PostgreSQL, counted by a TCP proxy in this process between the store and \
+     the server (not in the store): every Sync ('S', the end of an extended-protocol batch), \
+     simple Query ('Q': BEGIN, COMMIT, LISTEN...) and FunctionCall ('F') the engine, the \
+     callback receiver and the submits sent during the throughput measurement (the \
+     benchmark's own polling goes around the proxy), divided by the journal rows; --direct \
+     turns the proxy off",
+    "WAL bytes per step: PostgreSQL pg_wal_lsn_diff of pg_current_wal_lsn() after and before the \
+     throughput measurement, divided by the journal rows; the WAL is the whole server's, so \
+     anything else writing on it meanwhile (autovacuum, other databases) is counted too",
+    "workflows.context bytes: after the run, over the measured onboardings: PostgreSQL \
+     avg(pg_column_size(context)) (as stored: compressed and TOASTed or inline), SQLite the \
+     JSON text's bytes",
+    "HOT share: PostgreSQL pg_stat_user_tables n_tup_hot_upd / n_tup_upd of workflows over the \
+     throughput measurement: updates that touched no index",
+    "RSS: /proc/self/status of this process, in-process sandbox included (an upper bound for \
+     finflow's own): the peak (VmHWM, reset at the start of each run) and, with --in-flight, \
+     VmRSS once every in-flight onboarding waits",
+    "preload: --preload N finished copies of the run's warm-up onboarding (its journal and \
+     callbacks too) inserted in bulk after the idle pickups, the engine stopped; loading includes VACUUM ANALYZE \
+     (PostgreSQL) or ANALYZE and a WAL checkpoint (SQLite)",
 ];
 
 /// The runs of one backend, or why it was not measured.
@@ -280,6 +482,14 @@ pub struct Report {
     pub idle_samples: u32,
     pub definitions: Vec<String>,
     pub definitions_from: String,
+    /// `--floor-secs`: each floor measurement's length (0: none).
+    pub floor_secs: f64,
+    /// `--preload`.
+    pub preload: u64,
+    /// `--in-flight`.
+    pub in_flight: u32,
+    /// Whether PostgreSQL's store went through the round-trip proxy (not `--direct`).
+    pub round_trip_proxy: bool,
     pub sqlite: Measured,
     pub postgres: Measured,
 }
@@ -319,6 +529,19 @@ impl Report {
             self.idle_samples,
             self.definitions.join(", "),
             self.definitions_from,
+        );
+        let _ = writeln!(
+            out,
+            "floor {} s before and after each run; preload {} finished workflow(s) per run; {} \
+             onboarding(s) in flight per run; PostgreSQL round trips {}",
+            self.floor_secs,
+            self.preload,
+            self.in_flight,
+            if self.round_trip_proxy {
+                "counted by the proxy"
+            } else {
+                "not counted (--direct)"
+            },
         );
         let _ = writeln!(out);
         let width = FIGURES.iter().map(|f| f.label.len()).max().unwrap_or(0);
@@ -369,6 +592,7 @@ impl Report {
                         "{name} outcomes over all runs: {}",
                         outcomes.join(", ")
                     );
+                    details(&mut out, name, runs);
                 }
             }
         }
@@ -408,6 +632,10 @@ impl Report {
             "idle_samples": self.idle_samples,
             "definitions": self.definitions,
             "definitions_from": self.definitions_from,
+            "floor_secs": self.floor_secs,
+            "preload": self.preload,
+            "in_flight": self.in_flight,
+            "round_trip_proxy": self.round_trip_proxy,
             "sandbox": "in-process, zero delay, no faults, no rate limit",
             "backends": {
                 "sqlite": backend(&self.sqlite),
@@ -416,6 +644,48 @@ impl Report {
             "sqlite_over_postgres": ratios,
             "meanings": MEANINGS,
         })
+    }
+}
+
+/// Per run, what the table's medians do not show: the preload, the parked onboardings, the
+/// round trips by message and the floor's failed transactions.
+fn details(out: &mut String, name: &str, runs: &[RunFigures]) {
+    for (index, run) in runs.iter().enumerate() {
+        let mut parts = Vec::new();
+        if let Some(p) = run.preload {
+            parts.push(format!(
+                "preloaded {} workflows ({} journal rows, {} inbox rows) in {:.1} s",
+                p.workflows, p.journal_rows, p.inbox_rows, p.seconds
+            ));
+        }
+        if let Some(f) = run.in_flight {
+            parts.push(format!(
+                "{} in flight parked after {:.1} s, RSS then {} MB (peak {} MB), {} MB once \
+                 their engine and sandbox stopped",
+                f.workflows,
+                f.seconds_to_park,
+                number(f.rss_mb),
+                number(f.peak_rss_mb),
+                number(f.rss_after_stop_mb)
+            ));
+        }
+        if let Some(r) = run.round_trips {
+            parts.push(format!(
+                "round trips {} Sync + {} Query + {} FunctionCall over {} connections",
+                r.syncs, r.queries, r.function_calls, r.connections
+            ));
+        }
+        let errors: u64 = [run.floor_before, run.floor_after]
+            .iter()
+            .flatten()
+            .map(|f| f.errors)
+            .sum();
+        if errors > 0 {
+            parts.push(format!("{errors} floor transactions failed"));
+        }
+        if !parts.is_empty() {
+            let _ = writeln!(out, "{name} run {}: {}", index + 1, parts.join("; "));
+        }
     }
 }
 
