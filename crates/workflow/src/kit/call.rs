@@ -199,14 +199,9 @@ fn failed<M: Machine>(
     {
         // An earlier send may have been applied, and this refusal may only say that
         // Finfra's state moved on since.
-        let mut next = run.clone();
-        next.stage = Stage::Reconcile;
-        next.reads = 0;
-        next.refused = true;
-        next.last_failure = Some(failure.clone());
         return with_run(
             state,
-            next,
+            reading(run, failure, true),
             format!(
                 "{} refused ({}) after an unknown outcome of an earlier send: reading {} before believing it",
                 request.name(),
@@ -216,6 +211,17 @@ fn failed<M: Machine>(
         );
     }
     rules(state, run, request, failure, now, true)
+}
+
+/// The run, now reading Finfra's state after `failure`; `refused` when the failure is a
+/// refusal that stands if the read shows nothing was applied.
+fn reading(run: &Run, failure: &CallFailure, refused: bool) -> Run {
+    let mut next = run.clone();
+    next.stage = Stage::Reconcile;
+    next.reads = 0;
+    next.refused = refused;
+    next.last_failure = Some(failure.clone());
+    next
 }
 
 /// The generic rules for a failure: a `409` read (unless the state was just read), then
@@ -234,13 +240,9 @@ fn rules<M: Machine>(
     {
         // A 409 says Finfra's state is not what the request expects (already applied, or
         // moved on): not a failure of ours, it uses up no attempt.
-        let mut next = run.clone();
-        next.stage = Stage::Reconcile;
-        next.reads = 0;
-        next.last_failure = Some(failure.clone());
         return with_run(
             state,
-            next,
+            reading(run, failure, false),
             format!(
                 "409 on {}: reading {} to learn why",
                 request.name(),
