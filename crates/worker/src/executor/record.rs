@@ -197,3 +197,157 @@ fn announcement(finished: WorkflowFinished) -> Announcement {
         payload: serde_json::to_value(&finished).unwrap_or(Value::Null),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use finfra_api::callback::CallbackTitle;
+    use serde_json::json;
+    use uuid::Uuid;
+    use workflow::{DefinitionRef, Expected, Handled, Reason, Status, Summary};
+
+    fn held() -> Held {
+        Held {
+            id: Uuid::new_v4(),
+            kind: "onboard-borrower".to_owned(),
+            business_key: "budi".to_owned(),
+            created_at: Utc::now(),
+            version: 7,
+            state: json!({}),
+        }
+    }
+
+    fn decision(action: Action, status: Status) -> Decision {
+        Decision {
+            state: json!({"phase": {"state": "await_user_created"}}),
+            summary: Summary {
+                state: "await_user_created".to_owned(),
+                status,
+                definition: DefinitionRef {
+                    name: "personal-single-payment".to_owned(),
+                    version: 3,
+                    digest: "d".to_owned(),
+                },
+                attempt: 1,
+                last_error: None,
+                facts: json!({"user_id": null}),
+            },
+            action,
+            note: "why".to_owned(),
+            handled: Handled::Advanced,
+        }
+    }
+
+    fn entry() -> JournalEntry {
+        journal("await_user_created", "wake", Outcome::Woken, Utc::now())
+    }
+
+    #[test]
+    fn a_stuck_wait_keeps_its_waits_and_says_why() {
+        let listening = vec![Expected::new(
+            CallbackTitle::UserCreated,
+            workflow::CorrelationKey::IdentityNumber,
+            "3275062009921981",
+        )];
+        let action = Action::NeedsAttention {
+            step: "await_user_created".to_owned(),
+            reason: Reason::new("user_created_timeout", "no user_created"),
+            listening,
+        };
+        let commit = step_commit(
+            &held(),
+            "w1",
+            &decision(action, Status::NeedsAttention),
+            entry(),
+            vec![4],
+            false,
+            Utc::now(),
+        );
+        assert_eq!(commit.status, store::Status::NeedsAttention);
+        assert_eq!(commit.waits.len(), 1);
+        assert_eq!(commit.waits[0].key, KeyName::IdentityNumber);
+        assert_eq!(commit.waiting_for.as_deref(), Some("user_created"));
+        assert_eq!(
+            commit.next_run_at, None,
+            "only its callback or a person moves it"
+        );
+        assert!(commit.release_lease);
+        assert_eq!(commit.expected_version, 7);
+        assert_eq!(commit.processed_events, vec![4]);
+        assert_eq!(commit.pin_definition_version, Some(3));
+        let error = commit.journal.error.as_deref().unwrap_or_default();
+        assert!(error.contains("user_created_timeout"), "{error}");
+        assert_eq!(
+            commit.journal.response_summary.unwrap()["decision"]["note"],
+            "why"
+        );
+        assert!(commit.announce.is_none(), "not finished");
+    }
+
+    #[test]
+    fn a_call_keeps_the_lease_and_an_end_is_announced() {
+        let call = step_commit(
+            &held(),
+            "w1",
+            &decision(
+                Action::SleepUntil {
+                    step: "hub_check".to_owned(),
+                    at: Utc::now(),
+                    reason: workflow::SleepReason::Retry,
+                },
+                Status::Retrying,
+            ),
+            entry(),
+            Vec::new(),
+            true,
+            Utc::now(),
+        );
+        assert_eq!(call.status, store::Status::Sleeping);
+        assert!(!call.release_lease);
+        assert!(call.waits.is_empty());
+        let failed = step_commit(
+            &held(),
+            "w1",
+            &decision(
+                Action::Fail {
+                    reason: Reason::new("kyc_rejected", "rejected"),
+                },
+                Status::Failed,
+            ),
+            entry(),
+            Vec::new(),
+            false,
+            Utc::now(),
+        );
+        assert_eq!(failed.status, store::Status::Failed);
+        let announced = failed.announce.expect("the end is announced");
+        assert_eq!(announced.external_id, "onboard-borrower/budi");
+    }
+
+    #[test]
+    fn invalid_input_fails_without_pinning_a_definition() {
+        let commit = invalid_input(&held(), "w1", "borrower: is required", Utc::now());
+        assert_eq!(commit.status, store::Status::Failed);
+        assert_eq!(commit.state, "invalid_input");
+        assert_eq!(commit.journal.outcome, Outcome::Failed);
+        assert_eq!(commit.pin_definition_version, None);
+        assert!(commit.announce.is_some());
+    }
+
+    #[test]
+    fn failures_map_to_one_journal_outcome_each() {
+        assert_eq!(
+            outcome_of(&CallFailure::rate_limited(None)),
+            Outcome::RateLimited
+        );
+        assert_eq!(
+            outcome_of(&CallFailure::timeout(true, false)),
+            Outcome::Ambiguous
+        );
+        assert_eq!(outcome_of(&CallFailure::server(503, true)), Outcome::Retry);
+        assert_eq!(
+            outcome_of(&CallFailure::rejected(400, "no")),
+            Outcome::Failed
+        );
+    }
+}
