@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use store::testing::{TestBackend, TestDb};
-use store::{MIGRATIONS_TABLE, NewWorkflow, ReturningBorrower, Store, StoreError, StoreTx};
+use store::{
+    CorrelationKeys, InboxEvent, KeyName, MIGRATIONS_TABLE, NewWorkflow, ReturningBorrower, Source,
+    Status, Store, StoreError, StoreTx, Wait,
+};
 use uuid::Uuid;
 
 use crate::count;
@@ -16,6 +19,7 @@ store::test_both_backends!(
     unmigrated: migrate_twice_and_concurrently,
     histories_coexist_with_apalis,
     upgrade_fills_identity_keys_of_existing_onboardings,
+    an_upgraded_workflow_commits_and_hears_callbacks_through_the_new_functions,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -475,4 +479,77 @@ async fn upgrade_fills_identity_keys_of_existing_onboardings(db: TestDb) {
             user_id: "user-b".into(),
         })
     );
+}
+
+/// A workflow a database of the build before this one holds (written at its schema, before
+/// the step commit, the claim and the callback became one call each on PostgreSQL) is
+/// claimed, waits, hears its callback and finishes through the upgraded store.
+async fn an_upgraded_workflow_commits_and_hears_callbacks_through_the_new_functions(db: TestDb) {
+    let store = &db.store;
+    store::testing::migrate_up_to(store, before_identity_keys(db.backend))
+        .await
+        .expect("the previous schema");
+    let nik = "3275062009921981";
+    let mut tx = store.begin().await.expect("tx");
+    let id = insert_old(
+        &mut tx,
+        &OldRow::new(
+            "old-due",
+            "onboard-borrower",
+            "pending",
+            onboarding_input(nik, "due"),
+        ),
+    )
+    .await;
+    tx.commit().await.expect("commit");
+    store.migrate().await.expect("upgrade");
+    let due = "UPDATE workflows SET next_run_at = created_at WHERE business_key = 'old-due'";
+    match store.backend() {
+        store::Backend::Postgres(pool) => sqlx::query(due).execute(pool).await.map(drop),
+        store::Backend::Sqlite(pool) => sqlx::query(due).execute(pool).await.map(drop),
+    }
+    .expect("due");
+
+    let claimed = store
+        .claim(id, "w1", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("the old workflow is due");
+    assert!(claimed.events.is_empty());
+    let mut wait = crate::step(&claimed, "await_user_verified", Status::Waiting, None);
+    wait.waits = vec![Wait::new("user_verified", KeyName::IdentityNumber, nik)];
+    store.commit_step(&wait).await.expect("a wait committed");
+
+    let recorded = store
+        .record_callback(&InboxEvent {
+            source: Source::Status,
+            event_id: "evt-upgraded".into(),
+            title: "user_verified".into(),
+            keys: CorrelationKeys {
+                identity_number: Some(nik.into()),
+                ..CorrelationKeys::default()
+            },
+            payload: json!({ "event_id": "evt-upgraded" }),
+        })
+        .await
+        .expect("record");
+    assert_eq!(
+        recorded.woke,
+        Some(id),
+        "the callback wakes the upgraded workflow"
+    );
+
+    let claimed = store
+        .claim(id, "w2", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("due after its callback");
+    assert_eq!(claimed.events.len(), 1, "the claim brings its event");
+    let mut done = crate::step(&claimed, "approved", Status::Completed, None);
+    done.processed_events = vec![claimed.events[0].id];
+    let committed = store.commit_step(&done).await.expect("finished");
+    assert!(committed.pending_events.is_empty());
+    assert_eq!(committed.seq, 2, "two journal rows");
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(row.status, Status::Completed);
 }

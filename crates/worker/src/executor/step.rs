@@ -212,12 +212,13 @@ impl Executor {
             })?;
             // A returning borrower (an earlier onboarding of the same NIK completed) is
             // adopted, not created again.
+            // Only a workflow that names a borrower by NIK can have one: no query for others.
+            let returning = match store::identity_key(&held.kind, &workflow.input) {
+                Some(_) => self.store.returning_borrower(held.id).await?,
+                None => None,
+            };
             let prior = Prior {
-                returning_borrower: self
-                    .store
-                    .returning_borrower(held.id)
-                    .await?
-                    .and_then(|earlier| UserId::new(earlier.user_id).ok()),
+                returning_borrower: returning.and_then(|earlier| UserId::new(earlier.user_id).ok()),
             };
             let decision = match self
                 .engine
@@ -323,10 +324,7 @@ impl Executor {
     ) -> Result<bool, ExecutorError> {
         let keep = matches!(decision.action, Action::Call { .. });
         match self.commit(held, decision, entry, processed, keep).await {
-            Ok(()) => {
-                held.state = decision.state.clone();
-                Ok(true)
-            }
+            Ok(()) => Ok(true),
             Err(ExecutorError::Store(StoreError::LeaseLost(_))) => Ok(false),
             Err(e) => Err(e),
         }
@@ -444,7 +442,6 @@ impl Executor {
                 }
                 Err(e) => return Err(e),
             }
-            held.state = decision.state.clone();
         }
     }
 
@@ -534,13 +531,15 @@ impl Executor {
             Utc::now(),
         );
         let committed = self.store.commit_step(&commit).await?;
-        held.version = committed.version;
         crate::metrics::step_committed(
             &held.kind,
             commit.journal.outcome,
             commit.status,
             held.created_at,
         );
+        // What was committed is what this worker now holds: moved, not copied again.
+        held.version = committed.version;
+        held.state = commit.context;
         Ok(())
     }
 
