@@ -271,6 +271,15 @@ impl Machine for OnboardState {
                     kyc_id: kyc_id.clone(),
                 })
             }
+            // A rejection without its reason: the KYC submission gives the reason.
+            Phase::AwaitUserVerified { .. } | Phase::AwaitUserApproved { .. }
+                if let Some(kyc_id) = &self.borrower.kyc_id
+                    && self.borrower.rejection_reason_due().is_some() =>
+            {
+                Some(FinfraRequest::GetKycSubmission {
+                    kyc_id: kyc_id.clone(),
+                })
+            }
             Phase::AwaitUserVerified { user_id, .. } | Phase::AwaitUserApproved { user_id, .. } => {
                 Some(FinfraRequest::GetBorrower {
                     user_id: user_id.clone(),

@@ -13,7 +13,7 @@
 //! | `await_user_created` | wait `user_created` by NIK; with e-KYC, poll the KYC submission | `hub_check`..., or `needs_attention` `user_created_timeout` |
 //! | `hub_check` | each of the definition's hubs; rechecked while `PENDING` | the next, `rdf_biometric`, or `failed` `hub_check_failed` |
 //! | `rdf_biometric` | RDF biometric verification, rechecked while `PENDING` | `await_user_verified` or `failed` `rdf_biometric_failed` |
-//! | `await_user_verified` | wait `user_verified`, polling the borrower | `credit_score`, or `failed` `kyc_rejected` |
+//! | `await_user_verified` | wait `user_verified`, polling the borrower; a `REJECTED` seen by the poll waits for its reason (the KYC submission, or `user_rejected` for as long as Finfra retries it) | `credit_score`, or `failed` `kyc_rejected` |
 //! | `credit_score`, `credit_history` | the bureaus; then the definition's credit policy | `approve_borrower` or `block_borrower` |
 //! | `approve_borrower` | approve (never re-sent without reading the borrower) | `await_user_approved` |
 //! | `await_user_approved` | wait `user_approved`, polling the borrower | `approved` |

@@ -148,7 +148,9 @@ pub(super) fn settle(state: &mut OnboardState, now: DateTime<Utc>) -> bool {
         Approved(UserId),
     }
     let record = &state.borrower;
-    let dead_end = dead_end(record);
+    // A rejection seen by a poll waits (a while) for the callback that gives the reason.
+    let dead_end =
+        dead_end(record).filter(|_| record.rejection_reason_due().is_none_or(|due| now >= due));
     let next = match (&state.phase, dead_end) {
         (Phase::AwaitUserCreated { .. }, dead_end) => match (&record.user_id, dead_end) {
             (Some(_), Some(reason)) => Next::Fail(reason),
@@ -182,7 +184,7 @@ pub(super) fn settle(state: &mut OnboardState, now: DateTime<Utc>) -> bool {
 }
 
 /// Why a borrower cannot be onboarded any more, if Finfra rejected or blocked them.
-fn dead_end(record: &BorrowerRecord) -> Option<Reason> {
+pub(super) fn dead_end(record: &BorrowerRecord) -> Option<Reason> {
     if record.has_reached(&BorrowerStatus::Rejected) {
         let reason = record
             .rejection_reason

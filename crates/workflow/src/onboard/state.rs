@@ -5,7 +5,7 @@
 //! KYC phases the `KycId`), so a state that would call Finfra without an id cannot be
 //! built.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use finfra_api::model::borrower::{BorrowerStatus, BorrowerType};
@@ -148,6 +148,20 @@ impl BorrowerRecord {
         self.statuses.iter().any(|s| &s.status == status)
     }
 
+    /// When a rejection seen by a poll, with no reason yet, stops waiting for the
+    /// `user_rejected` callback that carries Finfra's reason (the one place it gives the
+    /// reason of a borrower created without e-KYC); `None` when nothing waits for one.
+    pub(crate) fn rejection_reason_due(&self) -> Option<DateTime<Utc>> {
+        if self.rejection_reason.is_some() {
+            return None;
+        }
+        let seen = self
+            .statuses
+            .iter()
+            .find(|s| s.status == BorrowerStatus::Rejected)?;
+        (seen.source == Source::Poll).then(|| seen.at + CALLBACK_RETRY_HORIZON)
+    }
+
     /// Whether KYC verification is done (`VERIFIED` or any later approval status).
     pub(crate) fn is_verified(&self) -> bool {
         self.has_reached(&BorrowerStatus::Verified)
@@ -155,6 +169,10 @@ impl BorrowerRecord {
             || self.has_reached(&BorrowerStatus::Approved)
     }
 }
+
+/// How long Finfra goes on delivering a callback that is not answered `2xx` (CONTRACT §7:
+/// 10 tries, from 1 s doubling): a callback that has not come by then will not.
+pub(crate) const CALLBACK_RETRY_HORIZON: TimeDelta = TimeDelta::minutes(17);
 
 /// How far along the lifecycle a status is (CONTRACT §3); the two dead ends rank last so
 /// that nothing overrides them.

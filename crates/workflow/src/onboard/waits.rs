@@ -61,8 +61,12 @@ pub(super) fn record(
     // Every user event implies the borrower exists, i.e. reached PENDING at least.
     news |= record.reach(BorrowerStatus::Pending, now, Source::Callback);
     news |= record.reach(event.status(), now, Source::Callback);
-    if event.status() == BorrowerStatus::Rejected && record.rejection_reason.is_none() {
+    if event.status() == BorrowerStatus::Rejected
+        && record.rejection_reason.is_none()
+        && callback.data.reason.is_some()
+    {
         record.rejection_reason.clone_from(&callback.data.reason);
+        news = true;
     }
     news.then(|| format!("recorded {}", callback.callback_title))
 }
@@ -115,18 +119,39 @@ pub(super) fn polled(
         return advance(next, format!("poll: {from} → {to}"));
     }
     let every = state.definition.onboarding.poll_interval;
+    let mut wait = poll_answered(wait, now, every);
+    if let Some(due) = next.borrower.rejection_reason_due() {
+        // Only the KYC submission (e-KYC) or the `user_rejected` callback gives the reason:
+        // read the submission at the next poll if there is one, else wait for the callback.
+        let submission_read = matches!(response, FinfraResponse::GetKycSubmission(_));
+        if submission_read || next.borrower.kyc_id.is_none() {
+            wait.next_poll = Some(due);
+        }
+        return with_wait(
+            &next,
+            wait,
+            "poll: the borrower is REJECTED; waiting for the user_rejected callback and its reason",
+        );
+    }
     let note = if news {
         "poll recorded news; still waiting"
     } else {
         "poll: not yet"
     };
-    let wait = poll_answered(wait, now, every);
     with_wait(&next, wait, note)
 }
 
 /// The deadline passed with nothing: a person must look (the hint says what `resolve`
 /// accepts).
 pub(super) fn timed_out(state: &OnboardState, now: DateTime<Utc>) -> T {
+    if route::dead_end(&state.borrower).is_some() {
+        let mut next = state.clone();
+        route::settle_dead_end(&mut next);
+        return advance(
+            next,
+            "the deadline passed without Finfra's reason for the rejection",
+        );
+    }
     let since = state.phase.wait().map_or(now, |w| w.since);
     let nik = &state.request.nik;
     let reason = match &state.phase {

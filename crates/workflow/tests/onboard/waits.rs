@@ -17,6 +17,19 @@ fn polling(state: &OnboardState, poll_at: i64) -> OnboardState {
     OnboardBorrower::decide(state, &Event::Wake, at(poll_at)).state
 }
 
+/// A wait for verification whose poll at 30 s found the borrower REJECTED, with no reason.
+fn rejected_by_poll(state: &OnboardState) -> OnboardState {
+    let polled = polling(state, 30);
+    OnboardBorrower::decide(&polled, &ok(get_borrower(BorrowerStatus::Rejected)), at(31)).state
+}
+
+fn failure(t: &T) -> String {
+    match &t.action {
+        Action::Fail { reason } => reason.message.clone(),
+        _ => String::new(),
+    }
+}
+
 fn hint(t: &T) -> String {
     match &t.action {
         Action::NeedsAttention { reason, .. } => reason.hint.clone().unwrap_or_default(),
@@ -66,7 +79,29 @@ pub fn rows() -> Vec<Row> {
             }),
         row("verified poll: VERIFIED", polling(&p_await_verified(), 30), ok(get_borrower(BorrowerStatus::Verified)), "credit_score", Call).at(at(31)),
         row("verified poll: still PENDING", polling(&p_await_verified(), 30), ok(get_borrower(BorrowerStatus::Pending)), "await_user_verified", Wait).at(at(31)),
-        row("verified poll: REJECTED", polling(&p_await_verified(), 30), ok(get_borrower(BorrowerStatus::Rejected)), "failed", Fail).at(at(31)),
+        // Finfra gives a rejection's reason in the KYC submission (e-KYC) or in the
+        // `user_rejected` callback, never in the borrower: a poll that finds REJECTED first
+        // waits for the reason.
+        row("verified poll: REJECTED (e-KYC): read the submission for the reason", polling(&p_await_verified(), 30), ok(get_borrower(BorrowerStatus::Rejected)), "await_user_verified", Wait)
+            .at(at(31))
+            .check(|t| assert!(matches!(&t.action, Action::Wait { wake_at, .. } if *wake_at == at(61)))),
+        row("the next poll reads the KYC submission", rejected_by_poll(&p_await_verified()), Event::Wake, "await_user_verified", Call)
+            .at(at(61))
+            .request("get_kyc_submission"),
+        row("the submission gives the reason: failed with it", polling(&rejected_by_poll(&p_await_verified()), 61), ok(submission(KycSubmissionStatus::Rejected, Some(USER), &["blurry KTP"])), "failed", Fail)
+            .at(at(62))
+            .check(|t| assert!(failure(t).contains("blurry KTP"), "{}", failure(t))),
+        row("verified poll: REJECTED (no e-KYC): wait for user_rejected until Finfra stops retrying it", polling(&b_await_verified(), 30), ok(get_borrower(BorrowerStatus::Rejected)), "await_user_verified", Wait)
+            .at(at(31))
+            .check(|t| assert!(matches!(&t.action, Action::Wait { wake_at, .. } if *wake_at == at(31 + 17 * 60)))),
+        row("user_rejected after the poll: failed with its reason", rejected_by_poll(&b_await_verified()), rejected_callback("KTP data does not match the Dukcapil record"), "failed", Fail)
+            .at(at(40))
+            .check(|t| assert!(failure(t).contains("Dukcapil"), "{}", failure(t))),
+        row("no user_rejected within Finfra's retries: failed without a reason", polling(&rejected_by_poll(&b_await_verified()), 31 + 17 * 60), ok(get_borrower(BorrowerStatus::Rejected)), "failed", Fail)
+            .at(at(32 + 17 * 60))
+            .check(|t| assert!(failure(t).contains("no reason given"), "{}", failure(t))),
+        row("the deadline while waiting for the reason: failed, not stuck", rejected_by_poll(&b_await_verified()), Event::Wake, "failed", Fail)
+            .at(at(24 * 3600)),
         row("verified deadline: attention", p_await_verified(), Event::Wake, "needs_attention", NeedsAttention).at(at(2 * 3600)),
         row("approved poll: APPROVED", polling(&p_await_approved(), 30), ok(get_borrower(BorrowerStatus::Approved)), "approved", Complete).at(at(31)),
         row("approved poll: APPROVED_BY_PARTNER still", polling(&p_await_approved(), 30), ok(get_borrower(BorrowerStatus::ApprovedByPartner)), "await_user_approved", Wait).at(at(31)),
