@@ -72,7 +72,11 @@ impl App {
                             path: n.path.clone(),
                             body: n.body.clone(),
                         });
-                        if let Some(target) = s.callback.clone() {
+                        if let Some(loan) = State::loan_of(&n)
+                            && self.config.delivery.drops_loan(&loan)
+                        {
+                            *s.ledger.callbacks_dropped.entry(loan).or_default() += 1;
+                        } else if let Some(target) = s.callback.clone() {
                             let delays =
                                 callbacks::plan(&mut s.delivery_rng, &self.config.delivery);
                             if delays.len() > 1 {

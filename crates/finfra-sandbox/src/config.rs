@@ -316,6 +316,30 @@ pub struct CallbackDelivery {
     pub max_attempts: u32,
     /// An attempt without an answer within this time counts as failed.
     pub answer_timeout: Duration,
+    /// Share of loans whose status callbacks (`loan_*` and `bnpl_*` events: signed,
+    /// disbursed, paid, ...) are never delivered, as if lost for good between Finfra and the
+    /// partner; the payment webhooks still arrive. Chosen per loan from its `unique_id` and
+    /// `seed`, so the same loans every run; counted in [`crate::Ledger::callbacks_dropped`].
+    pub drop_loan_callbacks_rate: f64,
+}
+
+impl CallbackDelivery {
+    /// Whether the callbacks of loan `unique_id` are dropped for good.
+    #[must_use]
+    pub fn drops_loan(&self, unique_id: &str) -> bool {
+        if self.drop_loan_callbacks_rate <= 0.0 {
+            return false;
+        }
+        // FNV-1a of the seed and the id: stable across runs and platforms.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.seed.to_le_bytes().iter().chain(unique_id.as_bytes()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        #[allow(clippy::cast_precision_loss)] // a share, not an exact count
+        let share = (hash >> 11) as f64 / (1u64 << 53) as f64;
+        share < self.drop_loan_callbacks_rate
+    }
 }
 
 impl Default for CallbackDelivery {
@@ -328,6 +352,7 @@ impl Default for CallbackDelivery {
             retry_base: Duration::from_secs(1),
             max_attempts: 10,
             answer_timeout: Duration::from_secs(10),
+            drop_loan_callbacks_rate: 0.0,
         }
     }
 }
@@ -459,5 +484,28 @@ mod opt_duration_range_ms {
                 Duration::from_millis(r.max_ms),
             )
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_loans_are_a_stable_share() {
+        let delivery = CallbackDelivery {
+            seed: 7,
+            drop_loan_callbacks_rate: 0.25,
+            ..CallbackDelivery::default()
+        };
+        let ids: Vec<String> = (0..2000).map(|i| format!("op-{i:08}")).collect();
+        let dropped = ids.iter().filter(|id| delivery.drops_loan(id)).count();
+        assert!((400..600).contains(&dropped), "{dropped} of 2000 at 25 %");
+        assert!(
+            ids.iter()
+                .all(|id| delivery.drops_loan(id) == delivery.drops_loan(id)),
+            "the same loans every time"
+        );
+        assert!(!CallbackDelivery::default().drops_loan("op-00000001"));
     }
 }

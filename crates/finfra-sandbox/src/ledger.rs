@@ -61,6 +61,9 @@ pub struct Ledger {
     pub callback_attempts: u64,
     /// Extra deliveries created by `duplicate_rate`.
     pub callbacks_duplicated: u64,
+    /// Callbacks never delivered because `drop_loan_callbacks_rate` chose their loan, per
+    /// loan `unique_id`.
+    pub callbacks_dropped: BTreeMap<String, u64>,
     /// Virtual-account payments applied per loan.
     pub payments_applied: BTreeMap<String, u64>,
     /// Virtual-account requests for loans already `PAID` (refused with `400`), per loan. A

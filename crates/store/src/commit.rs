@@ -16,13 +16,14 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgPool, SqliteConnection};
+use sqlx::{PgConnection, PgPool, SqliteConnection};
 use uuid::Uuid;
 
 use crate::announce::{Announcement, announce_sqlite, copy_announcements_sqlite};
 use crate::error::{StoreError, decode_error};
 use crate::inbox::{KeyName, lock_ids, mark_processed_sqlite, match_waits_sqlite};
 use crate::journal::{JournalEntry, append_sqlite};
+use crate::reconcile::{self, Observed};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
 use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::{AT_ONCE, push_sqlite};
@@ -86,6 +87,9 @@ pub struct StepCommit {
     /// With a terminal status: told to the workflows waiting for this one (see
     /// `crate::internal`). Ignored otherwise.
     pub announce: Option<Announcement>,
+    /// What a reconciliation step observed (findings, loans compared, nudges): written in
+    /// the same transaction. Empty for other kinds.
+    pub observed: Observed,
 }
 
 /// What [`Store::commit_step`] wrote.
@@ -158,6 +162,22 @@ fn effective(commit: &StepCommit) -> Effective<'_> {
 /// The PostgreSQL commit: one call of `finflow_commit_step` (migration 0007), which does the
 /// whole sequence server-side, in the call's own transaction: one round trip per step.
 async fn commit_pg(pool: &PgPool, commit: &StepCommit) -> Result<Committed, StoreError> {
+    if commit.observed.is_empty() {
+        let mut conn = pool.acquire().await?;
+        return commit_step_pg(&mut conn, commit).await;
+    }
+    // A reconciliation step: its observations in the same transaction.
+    let mut tx = pool.begin().await?;
+    let committed = commit_step_pg(&mut tx, commit).await?;
+    reconcile::write_pg(&mut tx, commit.workflow_id, &commit.observed).await?;
+    tx.commit().await?;
+    Ok(committed)
+}
+
+async fn commit_step_pg(
+    conn: &mut PgConnection,
+    commit: &StepCommit,
+) -> Result<Committed, StoreError> {
     let eff = effective(commit);
     let announce = commit.announce.as_ref().filter(|_| eff.terminal);
     let keys: Vec<(KeyName, &str)> = eff
@@ -213,7 +233,7 @@ async fn commit_pg(pool: &PgPool, commit: &StepCommit) -> Result<Committed, Stor
     .bind(announce.map(|a| a.title.as_str()))
     .bind(announce.map(|a| a.external_id.as_str()))
     .bind(announce.map(|a| &a.payload))
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     let (result, version, seq, next_run_at, pending_events) = row;
     match result.as_str() {
@@ -343,6 +363,9 @@ async fn commit_sqlite(
     };
     if let Some(at) = wake_at.filter(|_| eff.release) {
         push_sqlite(conn, &[(commit.workflow_id, at)]).await?;
+    }
+    if !commit.observed.is_empty() {
+        reconcile::write_sqlite(conn, commit.workflow_id, &commit.observed).await?;
     }
     Ok(Committed {
         version,

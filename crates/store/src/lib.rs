@@ -36,6 +36,7 @@ mod inspect;
 mod journal;
 mod migrate;
 mod rate_limit;
+mod reconcile;
 mod submit;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -60,6 +61,7 @@ pub use migrate::MIGRATIONS_TABLE;
 pub use rate_limit::{
     Bucket, BucketState, Heard, Lease, PAUSE_CHANNEL, PauseListener, PauseNotice, take_tokens,
 };
+pub use reconcile::{FindingRow, KnownLoanRow, NUDGE_TITLE, NewFinding, Observed, RECONCILE_KIND};
 pub use submit::{INITIAL_STATE, NewWorkflow, Submitted};
 pub use tx::StoreTx;
 pub use wakeup::{WAKEUP_MAX_ATTEMPTS, WAKEUP_QUEUE, Wakeup};

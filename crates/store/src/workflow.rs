@@ -275,6 +275,36 @@ impl Store {
         }
     }
 
+    /// The `limit` newest workflows of `kind`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure or an undecodable row.
+    pub async fn latest(&self, kind: &str, limit: u32) -> Result<Vec<Workflow>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflows WHERE kind = $1 ORDER BY created_at DESC, id LIMIT $2"
+        );
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let rows = sqlx::query(sql)
+                    .bind(kind)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(Workflow::from_pg).collect()
+            }
+            Backend::Sqlite(pool) => {
+                let rows = sqlx::query(sql)
+                    .bind(kind)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(Workflow::from_sqlite).collect()
+            }
+        }
+    }
+
     /// How many workflows are due now and free: what the due scan ([`Store::claim_due`])
     /// would claim, counted with the same predicate (one indexed count).
     ///

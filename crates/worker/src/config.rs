@@ -53,6 +53,58 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// The operations endpoints of `finflow run`: `/metrics`, `/healthz`, `/readyz`.
     pub metrics: MetricsConfig,
+    /// Reconciliation runs the fleet starts on its own.
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
+}
+
+/// `[reconcile]`: the fleet starts a `reconcile-loans` run once per period.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// The period, e.g. `"1h"` or `"1d"`; absent: only `finflow reconcile` starts runs.
+    pub every: Option<String>,
+    /// How far back a scheduled run looks (loans created from `window` before the period
+    /// began), e.g. `"30d"`; absent: every loan.
+    pub window: Option<String>,
+}
+
+impl ReconcileConfig {
+    /// The period, if runs are scheduled.
+    ///
+    /// # Errors
+    /// A value that is not a duration of at least a minute.
+    pub fn every(&self) -> Result<Option<Duration>, ConfigError> {
+        self.every
+            .as_deref()
+            .map(|raw| {
+                workflow::definition::parse_duration(raw.trim())
+                    .filter(|d| *d >= Duration::from_secs(60))
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "reconcile.every {raw:?} is not a period of at least a minute (e.g. \"1h\", \"1d\")"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
+    /// How far back a scheduled run looks.
+    ///
+    /// # Errors
+    /// A value that is not a duration (e.g. `"30d"`).
+    pub fn window(&self) -> Result<Option<Duration>, ConfigError> {
+        self.window
+            .as_deref()
+            .map(|raw| {
+                workflow::definition::parse_duration(raw.trim()).ok_or_else(|| {
+                    ConfigError(format!(
+                        "reconcile.window {raw:?} is not a duration (e.g. \"30d\")"
+                    ))
+                })
+            })
+            .transpose()
+    }
 }
 
 /// Where `finflow run` serves `/metrics`, `/healthz` and `/readyz`.

@@ -8,6 +8,7 @@ pub mod inprocess;
 pub mod metrics;
 pub mod ops;
 pub mod receiver;
+pub mod reconcile;
 pub mod runtime;
 pub mod sample;
 pub mod telemetry;

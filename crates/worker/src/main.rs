@@ -133,6 +133,10 @@ enum Command {
     /// Run a needs_attention workflow's stuck step again (resolve with {"retry": true}).
     #[command(after_help = commands::operate::RETRY_HELP)]
     Retry(commands::operate::RetryArgs),
+    /// Compare Finfra's loans with finflow's records now, or show the last runs and the
+    /// open findings.
+    #[command(after_help = commands::reconcile::RECONCILE_HELP)]
+    Reconcile(commands::reconcile::Args),
 }
 
 fn main() -> ExitCode {
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
             Command::Cancel(args) => commands::operate::cancel(cli.config.as_deref(), args).await,
             Command::Resolve(args) => commands::operate::resolve(cli.config.as_deref(), args).await,
             Command::Retry(args) => commands::operate::retry(cli.config.as_deref(), args).await,
+            Command::Reconcile(args) => commands::reconcile::run(cli.config.as_deref(), args).await,
         }
     });
     match result {

@@ -117,6 +117,31 @@ async fn store_gauges(store: &Store, out: &mut String) {
         Ok(Err(error)) => tracing::warn!(error.message = %error, "metrics: due count failed"),
         Err(_) => tracing::warn!("metrics: due count timed out"),
     }
+    match tokio::time::timeout(DB_TIMEOUT, store.open_findings_by_kind()).await {
+        Ok(Ok(open)) => {
+            // Every kind, zeros included: a series drops to 0 when its findings resolve.
+            let samples: Vec<GaugeSample> = workflow::reconcile::FindingKind::ALL
+                .iter()
+                .map(|kind| GaugeSample {
+                    labels: vec![kind.as_str().to_owned()],
+                    #[allow(clippy::cast_precision_loss)] // a count far below 2^52
+                    value: open
+                        .iter()
+                        .find(|(k, _)| k == kind.as_str())
+                        .map_or(0.0, |(_, n)| *n as f64),
+                })
+                .collect();
+            metrics::render_gauge(
+                out,
+                "finflow_reconcile_findings",
+                "Open reconciliation findings by kind (view reconciliation_findings), read at scrape time.",
+                &["kind"],
+                &samples,
+            );
+        }
+        Ok(Err(error)) => tracing::warn!(error.message = %error, "metrics: findings failed"),
+        Err(_) => tracing::warn!("metrics: findings timed out"),
+    }
 }
 
 /// Every status of every kind seen, zeros included, so that a series drops to 0 rather than

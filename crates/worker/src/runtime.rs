@@ -42,6 +42,8 @@ pub struct RuntimeOptions {
     pub concurrency: usize,
     /// How often the due scan runs.
     pub poll_interval: Duration,
+    /// `[reconcile]`: start a reconciliation run every period, looking back a window.
+    pub reconcile_every: Option<(Duration, Option<Duration>)>,
 }
 
 impl Default for RuntimeOptions {
@@ -49,6 +51,7 @@ impl Default for RuntimeOptions {
         Self {
             concurrency: 16,
             poll_interval: Duration::from_millis(250),
+            reconcile_every: None,
         }
     }
 }
@@ -117,6 +120,15 @@ pub async fn run(
     let handed = matches!(store.backend(), Backend::Sqlite(_))
         .then(|| tokio::spawn(hand_over(gate.clone(), stop_rx.clone())));
     let prune = tokio::spawn(prune_loop(store.clone(), stop_rx.clone()));
+    let reconcile = options.reconcile_every.map(|(every, window)| {
+        tokio::spawn(crate::reconcile::schedule(
+            store.clone(),
+            gate.executor.engine().clone(),
+            every,
+            window,
+            stop_rx.clone(),
+        ))
+    });
 
     let mut stopped = stop_rx.clone();
     let signal = async move {
@@ -162,6 +174,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = scan.await;
     let _ = prune.await;
+    if let Some(reconcile) = reconcile {
+        let _ = reconcile.await;
+    }
     if let Some(handed) = handed {
         let _ = handed.await;
     }

@@ -322,4 +322,11 @@ pub enum Outcome {
         /// What the borrower paid in total, as far as finflow knows (overpayments included).
         total_paid: Decimal,
     },
+    /// A reconciliation run compared Finfra's books with finflow's.
+    Reconciled {
+        /// Loans compared.
+        loans: u64,
+        /// Discrepancies found.
+        findings: u64,
+    },
 }

@@ -10,10 +10,12 @@ use crate::definition::{DefinitionRef, Registry};
 use crate::event::Event;
 use crate::ids::WorkflowId;
 use crate::machine::{
-    CommandRefused, Handled, InputErrors, Kind, Prior, Summary, Transition, UnknownKind, Workflow,
+    CommandRefused, Handled, InputErrors, Kind, Observations, Prior, Summary, Transition,
+    UnknownKind, Workflow,
 };
 use crate::onboard::OnboardBorrower;
 use crate::originate::OriginateLoan;
+use crate::reconcile::ReconcileLoans;
 
 /// One decision, with the state as the JSON to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +30,8 @@ pub struct Decision {
     pub note: String,
     /// Whether anything changed.
     pub handled: Handled,
+    /// What the step saw besides its state (a reconciliation's findings).
+    pub observations: Observations,
 }
 
 /// What can go wrong between the engine and its callers.
@@ -90,6 +94,9 @@ impl Engine {
             Kind::OriginateLoan => OriginateLoan::validate_input(input, &self.definitions, now)
                 .map(|i| OriginateLoan::definition(&i))
                 .map_err(EngineError::Input),
+            Kind::ReconcileLoans => ReconcileLoans::validate_input(input, &self.definitions, now)
+                .map(|i| ReconcileLoans::definition(&i))
+                .map_err(EngineError::Input),
         }
     }
 
@@ -119,6 +126,11 @@ impl Engine {
                     .map_err(EngineError::Input)?;
                 decision::<OriginateLoan>(OriginateLoan::start(id, input, prior, now))
             }
+            Kind::ReconcileLoans => {
+                let input = ReconcileLoans::validate_input(input, &self.definitions, now)
+                    .map_err(EngineError::Input)?;
+                decision::<ReconcileLoans>(ReconcileLoans::start(id, input, prior, now))
+            }
         }
     }
 
@@ -143,6 +155,10 @@ impl Engine {
                 let state = read::<OriginateLoan>(state)?;
                 decision::<OriginateLoan>(OriginateLoan::decide(&state, event, now))
             }
+            Kind::ReconcileLoans => {
+                let state = read::<ReconcileLoans>(state)?;
+                decision::<ReconcileLoans>(ReconcileLoans::decide(&state, event, now))
+            }
         }
     }
 
@@ -155,6 +171,7 @@ impl Engine {
         match kind.parse::<Kind>()? {
             Kind::OnboardBorrower => Ok(OnboardBorrower::action(&read::<OnboardBorrower>(state)?)),
             Kind::OriginateLoan => Ok(OriginateLoan::action(&read::<OriginateLoan>(state)?)),
+            Kind::ReconcileLoans => Ok(ReconcileLoans::action(&read::<ReconcileLoans>(state)?)),
         }
     }
 
@@ -167,6 +184,7 @@ impl Engine {
         match kind.parse::<Kind>()? {
             Kind::OnboardBorrower => Ok(OnboardBorrower::summary(&read::<OnboardBorrower>(state)?)),
             Kind::OriginateLoan => Ok(OriginateLoan::summary(&read::<OriginateLoan>(state)?)),
+            Kind::ReconcileLoans => Ok(ReconcileLoans::summary(&read::<ReconcileLoans>(state)?)),
         }
     }
 
@@ -192,6 +210,10 @@ impl Engine {
                 let state = read::<OriginateLoan>(state)?;
                 Ok(OriginateLoan::check_command(&state, command, now)?)
             }
+            Kind::ReconcileLoans => {
+                let state = read::<ReconcileLoans>(state)?;
+                Ok(ReconcileLoans::check_command(&state, command, now)?)
+            }
         }
     }
 }
@@ -216,5 +238,6 @@ fn decision<W: Workflow>(transition: Transition<W::State>) -> Result<Decision, E
         action: transition.action,
         note: transition.note,
         handled: transition.handled,
+        observations: transition.observations,
     })
 }

@@ -38,6 +38,12 @@ pub enum Event {
     /// `wake_at` of `Action::Wait` (a poll is due or the deadline has passed; the workflow
     /// tells which from `now`).
     Wake,
+    /// Finfra's books show the workflow behind (a reconciliation run found it): a wait
+    /// with a poll reads Finfra now instead of at its next poll; anything else ignores it.
+    PollNow {
+        /// Who asked (the run).
+        by: String,
+    },
     /// An operator cancels the workflow.
     Cancel {
         /// Who (an operator's name, a system).
@@ -70,6 +76,7 @@ impl Event {
             Self::CallInterrupted => "call_interrupted",
             Self::Callback(_) => "callback",
             Self::Wake => "wake",
+            Self::PollNow { .. } => "poll_now",
             Self::Cancel { .. } => "cancel",
             Self::Resolve { .. } => "resolve",
         }

@@ -14,11 +14,18 @@ pub enum Kind {
     /// `originate-loan`.
     #[serde(rename = "originate-loan")]
     OriginateLoan,
+    /// `reconcile-loans`.
+    #[serde(rename = "reconcile-loans")]
+    ReconcileLoans,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: &'static [Kind] = &[Kind::OnboardBorrower, Kind::OriginateLoan];
+    pub const ALL: &'static [Kind] = &[
+        Kind::OnboardBorrower,
+        Kind::OriginateLoan,
+        Kind::ReconcileLoans,
+    ];
 
     /// The stored name: a contract (changing it needs a migration).
     #[must_use]
@@ -26,6 +33,7 @@ impl Kind {
         match self {
             Self::OnboardBorrower => "onboard-borrower",
             Self::OriginateLoan => "originate-loan",
+            Self::ReconcileLoans => "reconcile-loans",
         }
     }
 }
@@ -38,7 +46,7 @@ impl fmt::Display for Kind {
 
 /// A workflow kind that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown workflow kind {0:?} (known: onboard-borrower, originate-loan)")]
+#[error("unknown workflow kind {0:?} (known: onboard-borrower, originate-loan, reconcile-loans)")]
 pub struct UnknownKind(pub String);
 
 impl FromStr for Kind {

@@ -143,6 +143,7 @@ pub mod kit;
 pub mod machine;
 pub mod onboard;
 pub mod originate;
+pub mod reconcile;
 pub mod request;
 mod resolution;
 pub mod response;
@@ -158,9 +159,11 @@ pub use event::{CallbackEvent, Event, WorkflowFinished};
 pub use failure::{CallFailure, FailureClass, FailureKind};
 pub use ids::{InvalidId, KycId, LoanUniqueId, Nik, OperationKey, UserId, WorkflowId};
 pub use machine::{
-    CommandRefused, Handled, InputErrors, Kind, Prior, Status, Summary, Transition, Workflow,
+    CommandRefused, Handled, InputErrors, Kind, Observations, Prior, Status, Summary, Transition,
+    Workflow,
 };
 pub use onboard::OnboardBorrower;
 pub use originate::OriginateLoan;
+pub use reconcile::ReconcileLoans;
 pub use request::{Effect, FileSource, FinfraRequest};
 pub use response::FinfraResponse;

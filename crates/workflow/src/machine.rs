@@ -47,6 +47,24 @@ pub struct Transition<S> {
     pub note: String,
     /// Whether anything changed.
     pub handled: Handled,
+    /// What the step saw of the world besides its own state, written with it.
+    pub observations: Observations,
+}
+
+/// What a step saw of the world besides its own state, committed with the step: findings
+/// of a reconciliation run, the loans it compared, and the workflows it tells to read
+/// Finfra now. Empty for every other kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observations {
+    /// Discrepancies found.
+    pub findings: Vec<crate::reconcile::Finding>,
+    /// The loans compared (their `unique_id`): open findings of theirs that this step did
+    /// not find again are resolved.
+    pub seen: Vec<String>,
+    /// Workflows behind Finfra: each is told to read Finfra now.
+    pub nudge: Vec<String>,
+    /// The run compared its last loan: what it kept to know which loans it saw can go.
+    pub complete: bool,
 }
 
 /// What the store knows about a new workflow's subject from earlier workflows, given to

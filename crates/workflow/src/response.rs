@@ -14,6 +14,7 @@ use finfra_api::model::ekyc::{
 use finfra_api::model::loan::{DisbursementAccepted, Loan, LoanPage, SigningSession};
 use finfra_api::model::virtual_account::VirtualAccount;
 
+use crate::reconcile::KnownLoans;
 use crate::request::FinfraRequest;
 
 /// The answer to a [`FinfraRequest`] of the same name.
@@ -40,7 +41,9 @@ pub enum FinfraResponse {
     CreateSinglePaymentLoan(Loan),
     CreateBnplLoan(Loan),
     GetLoan(Loan),
-    ListLoans(LoanPage),
+    /// A page of Finfra's loans, with finflow's own records of them (joined by the
+    /// executor; empty until it does).
+    ListLoans(LoanPage, #[serde(default)] KnownLoans),
     InitiateSigning(SigningSession),
     DisburseLoan(DisbursementAccepted),
     RejectLoan(Loan),
@@ -71,7 +74,7 @@ impl FinfraResponse {
             Self::CreateSinglePaymentLoan(_) => "create_single_payment_loan",
             Self::CreateBnplLoan(_) => "create_bnpl_loan",
             Self::GetLoan(_) => "get_loan",
-            Self::ListLoans(_) => "list_loans",
+            Self::ListLoans(..) => "list_loans",
             Self::InitiateSigning(_) => "initiate_signing",
             Self::DisburseLoan(_) => "disburse_loan",
             Self::RejectLoan(_) => "reject_loan",
@@ -113,7 +116,7 @@ impl FinfraResponse {
             | Self::CreateBnplLoan(l)
             | Self::GetLoan(l)
             | Self::RejectLoan(l) => json!({"unique_id": l.unique_id, "status": l.status}),
-            Self::ListLoans(p) => json!({"items": p.data.len(), "total": p.total_items}),
+            Self::ListLoans(p, _) => json!({"items": p.data.len(), "total": p.total_items}),
             Self::InitiateSigning(s) => json!({"unique_id": s.unique_id, "status": s.status}),
             Self::DisburseLoan(d) => json!({"unique_id": d.unique_id, "status": d.status}),
             Self::RequestVirtualAccount(v) => {

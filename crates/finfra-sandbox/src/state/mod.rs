@@ -125,6 +125,14 @@ impl State {
         }
     }
 
+    /// The loan a status callback is about (`loan_*` and `bnpl_*` events).
+    pub fn loan_of(n: &Notification) -> Option<String> {
+        n.body
+            .get("loan_unique_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    }
+
     /// Queues a callback.
     pub fn notify(&mut self, n: Notification) {
         self.outbox.push(Effect::Notify(n));

@@ -75,6 +75,7 @@ pub fn step(
         pin_definition_name: None,
         release_lease: true,
         announce: None,
+        observed: store::Observed::default(),
     }
 }
 

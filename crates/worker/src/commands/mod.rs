@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod lookup;
 pub mod migrate;
 pub mod operate;
+pub mod reconcile;
 pub mod run;
 pub mod sandbox;
 pub mod status;

@@ -102,6 +102,11 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut runtime_stop = stop_rx.clone();
     let options = RuntimeOptions {
         concurrency: config.worker.concurrency.max(1),
+        reconcile_every: config
+            .reconcile
+            .every()?
+            .map(|every| config.reconcile.window().map(|window| (every, window)))
+            .transpose()?,
         ..RuntimeOptions::default()
     };
     // Ready from here until shutdown begins or the loop ends on its own.

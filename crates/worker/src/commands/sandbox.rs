@@ -74,6 +74,10 @@ pub struct Args {
     /// Share of callbacks delivered twice.
     #[arg(long, default_value_t = 0.0, value_parser = rate)]
     duplicate_callback_rate: f64,
+    /// Share of loans whose callbacks are never delivered (as if the receiver was down
+    /// longer than Finfra retries): only polls and `finflow reconcile` find out.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    drop_loan_callbacks_rate: f64,
 }
 
 /// `--auto-repay-ms`: an interval, or `off`.
@@ -165,6 +169,7 @@ fn config_from(args: &Args) -> SandboxConfig {
     };
     config.delivery.seed = args.seed;
     config.delivery.duplicate_rate = args.duplicate_callback_rate;
+    config.delivery.drop_loan_callbacks_rate = args.drop_loan_callbacks_rate;
     config
 }
 

@@ -148,7 +148,10 @@ pub async fn perform(
         Rq::GetLoan { unique_id } => {
             Rs::GetLoan(client.get_loan(unique_id).await.map_err(failure)?)
         }
-        Rq::ListLoans { query } => Rs::ListLoans(client.list_loans(query).await.map_err(failure)?),
+        Rq::ListLoans { query } => Rs::ListLoans(
+            client.list_loans(query).await.map_err(failure)?,
+            workflow::reconcile::KnownLoans::default(),
+        ),
         Rq::InitiateSigning { body } => {
             Rs::InitiateSigning(client.initiate_signing(body).await.map_err(failure)?)
         }

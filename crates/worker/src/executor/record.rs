@@ -90,6 +90,30 @@ pub(super) fn step_commit(
         pin_definition_name: Some(summary.definition.name.clone()),
         release_lease: !keep_lease,
         announce: finished_announcement(held, decision),
+        observed: observed(&decision.observations),
+    }
+}
+
+/// What a reconciliation step observed, as the store records it. Workflow ids that are not
+/// UUIDs name no workflow of this store and are dropped.
+fn observed(o: &workflow::Observations) -> store::Observed {
+    let uuid = |id: &str| uuid::Uuid::parse_str(id).ok();
+    store::Observed {
+        findings: o
+            .findings
+            .iter()
+            .map(|f| store::NewFinding {
+                loan_unique_id: f.loan_unique_id.clone(),
+                workflow_id: f.workflow_id.as_deref().and_then(uuid),
+                kind: f.kind.as_str().to_owned(),
+                ours: f.ours.clone(),
+                theirs: f.theirs.clone(),
+                money: f.money,
+            })
+            .collect(),
+        seen: o.seen.clone(),
+        nudge: o.nudge.iter().filter_map(|id| uuid(id)).collect(),
+        complete: o.complete,
     }
 }
 
@@ -123,6 +147,7 @@ pub(super) fn invalid_input(
         pin_definition_name: None,
         release_lease: true,
         announce: invalid_input_announcement(held, problems),
+        observed: store::Observed::default(),
     }
 }
 
@@ -235,6 +260,7 @@ mod tests {
             action,
             note: "why".to_owned(),
             handled: Handled::Advanced,
+            observations: workflow::Observations::default(),
         }
     }
 

@@ -57,6 +57,10 @@ pub fn command_payload(by: &str, reason: &str, data: Option<&Value>) -> Value {
     payload
 }
 
+/// At most this many of finflow's loans that no page of a run showed are read one by one
+/// at its end.
+const UNSEEN_LIMIT: u32 = 1_000;
+
 /// What one `advance` ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advanced {
@@ -157,6 +161,11 @@ impl Executor {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The workflows.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Advances workflow `id` until it waits, finishes or needs a person.
@@ -330,6 +339,64 @@ impl Executor {
         }
     }
 
+    /// finflow's records of the loans on a page of Finfra's, for the run comparing them; on
+    /// the run's last page, also the loans finflow created in its window that no page
+    /// showed.
+    async fn known_loans(
+        &self,
+        held: &Held,
+        request: &FinfraRequest,
+        page: &finfra_api::model::loan::LoanPage,
+    ) -> Result<workflow::reconcile::KnownLoans, ExecutorError> {
+        let FinfraRequest::ListLoans { query } = request else {
+            return Ok(workflow::reconcile::KnownLoans::default());
+        };
+        let ids: Vec<String> = page.data.iter().map(|l| l.unique_id.clone()).collect();
+        let convert = |rows: Vec<store::KnownLoanRow>| -> Vec<workflow::reconcile::KnownLoan> {
+            rows.into_iter()
+                .map(|r| workflow::reconcile::KnownLoan {
+                    workflow_id: r.workflow_id.to_string(),
+                    loan_unique_id: r.loan_unique_id,
+                    status: r.status,
+                    loan_status: r.loan_status,
+                    disbursement_reference: r.disbursement_reference,
+                    disbursement_requested: r.disbursement_requested,
+                    amount_paid: r.amount_paid,
+                })
+                .collect()
+        };
+        let loans = convert(self.store.known_loans(&ids).await?);
+        let size = u64::from(
+            query
+                .page_size
+                .unwrap_or(finfra_api::model::loan::MAX_PAGE_SIZE),
+        );
+        let number = u64::from(query.page_number.unwrap_or(1));
+        let last = (page.data.len() as u64) < size || number * size >= page.total_items;
+        // Only a run over every loan (no borrower, loan or amount filter) can tell that
+        // one of finflow's loans is missing at Finfra.
+        let whole = query.user_id.is_none()
+            && query.unique_id.is_none()
+            && query.start_range_amount.is_none()
+            && query.end_range_amount.is_none();
+        let unseen = if last && whole {
+            convert(
+                self.store
+                    .unseen_loans(
+                        held.id,
+                        query.start_date,
+                        query.end_date,
+                        &ids,
+                        UNSEEN_LIMIT,
+                    )
+                    .await?,
+            )
+        } else {
+            Vec::new()
+        };
+        Ok(workflow::reconcile::KnownLoans { loans, unseen })
+    }
+
     async fn decide(
         &self,
         held: &Held,
@@ -394,6 +461,13 @@ impl Executor {
                         true,
                     )
                 }
+            };
+            let result = match result {
+                Ok(FinfraResponse::ListLoans(page, _)) => {
+                    let known = self.known_loans(held, &request, &page).await?;
+                    Ok(FinfraResponse::ListLoans(page, known))
+                }
+                other => other,
             };
             let finished = Utc::now();
             let mut entry = journal(&step, request.name(), Outcome::Ok, started);
@@ -577,6 +651,10 @@ fn inbox_event(row: &InboxRow) -> Option<Event> {
             CallbackEvent::VirtualAccountPayment(serde_json::from_value(payload).ok()?)
         }
         Source::Invoice => CallbackEvent::Invoice(serde_json::from_value(payload).ok()?),
+        Source::Internal if row.title == store::NUDGE_TITLE => {
+            let by = payload.get("by").and_then(Value::as_str)?.to_owned();
+            return Some(Event::PollNow { by });
+        }
         Source::Internal => CallbackEvent::Workflow(serde_json::from_value(payload).ok()?),
         Source::Didit => return None,
         Source::Operator => return command_event(&row.title, payload),

@@ -73,6 +73,8 @@
 mod origination;
 mod parse;
 
+pub use parse::parse_duration;
+
 pub use origination::{BnplLimits, OriginationPolicy, OriginationTimeouts, SinglePaymentLimits};
 
 use std::collections::BTreeMap;

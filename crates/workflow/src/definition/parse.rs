@@ -301,7 +301,8 @@ impl<'a> Section<'a> {
 }
 
 /// `"30s"`, `"15m"`, `"2h"`, `"1d"`, `"500ms"`.
-pub(super) fn parse_duration(text: &str) -> Option<Duration> {
+#[must_use]
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;

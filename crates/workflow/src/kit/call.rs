@@ -66,6 +66,12 @@ pub(super) fn on_event<M: Machine>(state: &M, event: &Event, now: DateTime<Utc>)
     let (Some(run), Some(request)) = (state.phase().run(), state.request()) else {
         return ignore(state, "no call to make in this state");
     };
+    if let Event::PollNow { .. } = event {
+        return ignore(
+            state,
+            "asked to read Finfra while a call is under way: nothing to do",
+        );
+    }
     match (event, &run.stage) {
         (Event::CallSucceeded(response), Stage::Send) if response.answers(&request) => {
             state.succeeded(response, now)

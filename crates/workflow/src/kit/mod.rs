@@ -41,7 +41,7 @@ use crate::definition::DefinitionRef;
 use crate::event::{CallbackEvent, Event};
 use crate::failure::CallFailure;
 use crate::ids::{OperationKey, UserId, WorkflowId};
-use crate::machine::{Handled, Status, Summary, Transition};
+use crate::machine::{Handled, Observations, Status, Summary, Transition};
 use crate::request::FinfraRequest;
 use crate::resolution::{self, Resolution};
 use crate::response::FinfraResponse;
@@ -221,6 +221,7 @@ pub fn advance<M: Machine>(state: M, note: impl Into<String>) -> Transition<M> {
         state,
         note: note.into(),
         handled: Handled::Advanced,
+        observations: Observations::default(),
     }
 }
 
@@ -231,6 +232,7 @@ pub fn ignore<M: Machine>(state: &M, note: impl Into<String>) -> Transition<M> {
         action: action(state),
         note: note.into(),
         handled: Handled::Ignored,
+        observations: Observations::default(),
     }
 }
 
@@ -242,6 +244,7 @@ pub fn resume<M: Machine>(state: &M, note: impl Into<String>) -> Transition<M> {
         action: action(state),
         note: note.into(),
         handled: Handled::Resumed,
+        observations: Observations::default(),
     }
 }
 

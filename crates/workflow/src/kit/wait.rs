@@ -208,6 +208,20 @@ pub(super) fn on_event<M: Machine>(state: &M, event: &Event, now: DateTime<Utc>)
     match event {
         Event::Callback(callback) => state.callback_in_wait(callback, now),
         Event::Wake => state.woken_in_wait(wait, now),
+        Event::PollNow { by } => match state.poll_request() {
+            Some(_) if !wait.polling => {
+                let mut next = wait.clone();
+                next.next_poll = Some(now);
+                next.polling = true;
+                with_wait(
+                    state,
+                    next,
+                    format!("{by}: Finfra's books show news, polling now"),
+                )
+            }
+            Some(_) => ignore(state, "a poll is already under way"),
+            None => ignore(state, "this wait has no poll"),
+        },
         Event::CallSucceeded(response) if wait.polling => match state.poll_request() {
             Some(poll) if response.answers(&poll) => state.polled(wait, response, now),
             _ => ignore(

@@ -659,6 +659,7 @@ impl LoanRecord {
             "total_amount": self.total_amount,
             "disbursement_status": self.disbursement.status,
             "disbursement_reference": self.disbursement.reference,
+            "disbursement_requested": self.disbursement.requested,
             "disbursement_failures": self.disbursement.failures.len(),
             "virtual_account_bank": va.map(|v| &v.bank_code),
             "virtual_account_number": va.map(|v| &v.account_number),

@@ -102,6 +102,13 @@ pub fn rows() -> Vec<Row> {
             .check(|t| assert!(failure(t).contains("no reason given"), "{}", failure(t))),
         row("the deadline while waiting for the reason: failed, not stuck", rejected_by_poll(&b_await_verified()), Event::Wake, "failed", Fail)
             .at(at(24 * 3600)),
+        row("a reconciliation nudge polls at once", p_await_verified(), Event::PollNow { by: "reconcile-loans run".into() }, "await_user_verified", Call)
+            .at(at(5))
+            .request("get_borrower")
+            .purpose(CallPurpose::Poll),
+        row("a nudge while the poll is out changes nothing", polling(&p_await_verified(), 30), Event::PollNow { by: "reconcile-loans run".into() }, "await_user_verified", Call)
+            .at(at(31))
+            .ignored(),
         row("verified deadline: attention", p_await_verified(), Event::Wake, "needs_attention", NeedsAttention).at(at(2 * 3600)),
         row("approved poll: APPROVED", polling(&p_await_approved(), 30), ok(get_borrower(BorrowerStatus::Approved)), "approved", Complete).at(at(31)),
         row("approved poll: APPROVED_BY_PARTNER still", polling(&p_await_approved(), 30), ok(get_borrower(BorrowerStatus::ApprovedByPartner)), "await_user_approved", Wait).at(at(31)),
