@@ -277,13 +277,14 @@ impl Store {
         }
     }
 
-    /// Open findings by kind (for the `finflow_reconcile_findings` gauge).
+    /// Open findings by kind: how many, and how many of them about money (for the
+    /// `finflow_reconcile_findings` gauges).
     ///
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
-    pub async fn open_findings_by_kind(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let sql = "SELECT kind, count(*) FROM reconcile_findings WHERE resolved_at IS NULL \
-                   GROUP BY kind ORDER BY kind";
+    pub async fn open_findings_by_kind(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let sql = "SELECT kind, count(*), count(*) FILTER (WHERE money) FROM reconcile_findings \
+                   WHERE resolved_at IS NULL GROUP BY kind ORDER BY kind";
         Ok(match &self.backend {
             Backend::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
             Backend::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,

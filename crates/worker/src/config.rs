@@ -633,6 +633,44 @@ mod tests {
     }
 
     #[test]
+    fn reconcile_schedule_is_off_by_default_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let config = load_with(jail, None).expect("defaults load");
+            assert_eq!(config.reconcile.every().expect("valid"), None);
+            jail.create_file(
+                "finflow.toml",
+                "[reconcile]\nevery = \"1h\"\nwindow = \"30d\"\n",
+            )?;
+            let config = load_with(jail, Some(Path::new("finflow.toml"))).expect("load");
+            assert_eq!(
+                config.reconcile.every().expect("valid"),
+                Some(Duration::from_secs(3600))
+            );
+            assert_eq!(
+                config.reconcile.window().expect("valid"),
+                Some(Duration::from_secs(30 * 86_400))
+            );
+            jail.set_env("FINFLOW_RECONCILE__EVERY", "5s");
+            let error = load_with(jail, Some(Path::new("finflow.toml")))
+                .expect("load")
+                .reconcile
+                .every()
+                .expect_err("shorter than a minute")
+                .to_string();
+            assert!(error.contains("reconcile.every"), "{error}");
+            jail.set_env("FINFLOW_RECONCILE__WINDOW", "a month");
+            let error = load_with(jail, Some(Path::new("finflow.toml")))
+                .expect("load")
+                .reconcile
+                .window()
+                .expect_err("not a duration")
+                .to_string();
+            assert!(error.contains("reconcile.window"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_pool_fits_the_concurrency_on_postgres_unless_configured() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("FINFLOW_WORKER__CONCURRENCY", "32");

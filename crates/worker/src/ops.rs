@@ -120,23 +120,32 @@ async fn store_gauges(store: &Store, out: &mut String) {
     match tokio::time::timeout(DB_TIMEOUT, store.open_findings_by_kind()).await {
         Ok(Ok(open)) => {
             // Every kind, zeros included: a series drops to 0 when its findings resolve.
-            let samples: Vec<GaugeSample> = workflow::reconcile::FindingKind::ALL
-                .iter()
-                .map(|kind| GaugeSample {
-                    labels: vec![kind.as_str().to_owned()],
-                    #[allow(clippy::cast_precision_loss)] // a count far below 2^52
-                    value: open
-                        .iter()
-                        .find(|(k, _)| k == kind.as_str())
-                        .map_or(0.0, |(_, n)| *n as f64),
-                })
-                .collect();
+            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+            let samples = |pick: fn(&(String, i64, i64)) -> i64| -> Vec<GaugeSample> {
+                workflow::reconcile::FindingKind::ALL
+                    .iter()
+                    .map(|kind| GaugeSample {
+                        labels: vec![kind.as_str().to_owned()],
+                        value: open
+                            .iter()
+                            .find(|row| row.0 == kind.as_str())
+                            .map_or(0.0, |row| pick(row) as f64),
+                    })
+                    .collect()
+            };
             metrics::render_gauge(
                 out,
                 "finflow_reconcile_findings",
                 "Open reconciliation findings by kind (view reconciliation_findings), read at scrape time.",
                 &["kind"],
-                &samples,
+                &samples(|row| row.1),
+            );
+            metrics::render_gauge(
+                out,
+                "finflow_reconcile_money_findings",
+                "Open reconciliation findings where money may have moved without finflow, by kind.",
+                &["kind"],
+                &samples(|row| row.2),
             );
         }
         Ok(Err(error)) => tracing::warn!(error.message = %error, "metrics: findings failed"),

@@ -246,6 +246,77 @@ fn finflow(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 #[test]
+fn reconcile_starts_a_run_and_reports_on_runs() {
+    let dir = std::env::temp_dir().join(format!("finflow-reconcile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = format!("sqlite://{}", dir.join("finflow.db").display());
+    let env = [("FINFLOW_DATABASE_URL", db.as_str())];
+
+    let bad = finflow(
+        &[
+            "reconcile",
+            "--page-size",
+            "500",
+            "--from",
+            "2026-12-03",
+            "--to",
+            "2026-12-01",
+        ],
+        &env,
+    );
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("page_size") && text(&bad).contains("`from`"),
+        "every bad filter is named: {}",
+        text(&bad)
+    );
+
+    let run = finflow(
+        &[
+            "reconcile",
+            "--from",
+            "2026-12-01",
+            "--business-key",
+            "nightly/2026-12-03",
+        ],
+        &env,
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let id = String::from_utf8_lossy(&run.stdout).trim().to_owned();
+    assert_eq!(id.len(), 36, "prints the run's id: {id:?}");
+    let again = finflow(
+        &[
+            "reconcile",
+            "--from",
+            "2026-12-01",
+            "--business-key",
+            "nightly/2026-12-03",
+        ],
+        &env,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        id,
+        "one run per key"
+    );
+
+    let status = finflow(&["reconcile", "--status", "--json"], &env);
+    assert!(status.status.success(), "{}", text(&status));
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(report["runs"][0]["id"], id.as_str());
+    assert_eq!(report["runs"][0]["business_key"], "nightly/2026-12-03");
+    assert_eq!(report["open_findings"], serde_json::json!([]));
+    let table = finflow(&["reconcile", "--status"], &env);
+    assert!(
+        text(&table).contains("nightly/2026-12-03") && text(&table).contains("Open findings: 0"),
+        "{}",
+        text(&table)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn submit_validates_deduplicates_and_refuses_conflicts() {
     let dir = std::env::temp_dir().join(format!("finflow-submit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -251,6 +251,13 @@ async fn reconciliation_brings_behind_loans_home_and_finds_orphans(db: TestDb) {
     assert_eq!(open[0].kind, "orphan");
     assert!(!open[0].money, "not disbursed");
     assert_eq!(last.facts["loans"], LOANS as u64 + 1);
+    assert_eq!(
+        store
+            .open_findings_by_kind()
+            .await
+            .expect("the gauge's query"),
+        [("orphan".to_owned(), 1, 0)]
+    );
 
     // Nudges are journaled on the loans they moved.
     let nudged = findings

@@ -139,8 +139,10 @@ async fn status(config: &Config, as_json: bool) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        let by_kind: serde_json::Map<String, Value> =
-            by_kind.into_iter().map(|(k, n)| (k, json!(n))).collect();
+        let by_kind: serde_json::Map<String, Value> = by_kind
+            .into_iter()
+            .map(|(k, n, money)| (k, json!({"open": n, "money": money})))
+            .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
@@ -178,14 +180,14 @@ async fn status(config: &Config, as_json: bool) -> anyhow::Result<ExitCode> {
         )
     );
     println!();
-    let total: i64 = by_kind.iter().map(|(_, n)| n).sum();
+    let total: i64 = by_kind.iter().map(|(_, n, _)| n).sum();
     println!("Open findings: {total}");
     if !by_kind.is_empty() {
         let rows: Vec<Vec<String>> = by_kind
             .iter()
-            .map(|(k, n)| vec![k.clone(), n.to_string()])
+            .map(|(k, n, money)| vec![k.clone(), n.to_string(), money.to_string()])
             .collect();
-        println!("{}", render(&["kind", "open"], &rows));
+        println!("{}", render(&["kind", "open", "about money"], &rows));
         let rows: Vec<Vec<String>> = findings
             .iter()
             .map(|f| {
