@@ -637,11 +637,8 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             let config = load_with(jail, None).expect("defaults load");
             assert_eq!(config.reconcile.every().expect("valid"), None);
-            jail.create_file(
-                "finflow.toml",
-                "[reconcile]\nevery = \"1h\"\nwindow = \"30d\"\n",
-            )?;
-            let config = load_with(jail, Some(Path::new("finflow.toml"))).expect("load");
+            let toml = "[reconcile]\nevery = \"1h\"\nwindow = \"30d\"\n";
+            let config = load_with(jail, Some(toml)).expect("load");
             assert_eq!(
                 config.reconcile.every().expect("valid"),
                 Some(Duration::from_secs(3600))
@@ -651,7 +648,7 @@ mod tests {
                 Some(Duration::from_secs(30 * 86_400))
             );
             jail.set_env("FINFLOW_RECONCILE__EVERY", "5s");
-            let error = load_with(jail, Some(Path::new("finflow.toml")))
+            let error = load_with(jail, None)
                 .expect("load")
                 .reconcile
                 .every()
@@ -659,7 +656,7 @@ mod tests {
                 .to_string();
             assert!(error.contains("reconcile.every"), "{error}");
             jail.set_env("FINFLOW_RECONCILE__WINDOW", "a month");
-            let error = load_with(jail, Some(Path::new("finflow.toml")))
+            let error = load_with(jail, None)
                 .expect("load")
                 .reconcile
                 .window()
