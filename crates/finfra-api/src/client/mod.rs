@@ -185,6 +185,14 @@ impl FinfraClient {
         })
     }
 
+    /// Holds every request of this client (all its clones) for `wait` from now, as a `429`'s
+    /// `Retry-After` does: for a window learnt elsewhere, e.g. by another process of a fleet
+    /// sharing Finfra's limit. Checked as the last step before a request leaves, after its
+    /// token; a held request fails with [`Error::RateLimited`] without being sent.
+    pub fn hold_for(&self, wait: std::time::Duration) {
+        self.inner.pause(wait);
+    }
+
     /// Exchanges the client credentials for a fresh access token now (and caches it), e.g.
     /// for a `doctor` command to check the credentials.
     ///

@@ -252,7 +252,7 @@ impl Inner {
     }
 
     /// Extends the pause to `wait` from now (a later window wins).
-    fn pause(&self, wait: std::time::Duration) {
+    pub(crate) fn pause(&self, wait: std::time::Duration) {
         let until = Instant::now() + wait;
         let mut paused = self
             .paused_until

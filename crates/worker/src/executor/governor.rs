@@ -111,6 +111,9 @@ struct Inner {
     changed: Notify,
     /// The first request reads the stored pause and starts the listener.
     started: OnceCell<()>,
+    /// Clients that hold their requests during a pause too: their own check is the last
+    /// step before a request leaves (after its token), later than the governor's.
+    clients: Mutex<Vec<finfra_api::FinfraClient>>,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +174,19 @@ impl Governor {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state()
+    }
+
+    /// Makes `client` hold its requests during every pause this governor learns of, so
+    /// that a pause announced after a request was admitted still stops it before it leaves.
+    pub fn hold_client(&self, client: finfra_api::FinfraClient) {
+        if let Some(until) = self.state().paused_until {
+            hold(&client, until);
+        }
+        self.inner
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(client);
     }
 
     /// Waits until one request of `scope` may leave. `None`: send it now. `Some(left)`: the
@@ -338,6 +354,16 @@ impl Governor {
         scope: &str,
         until: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
+        // A 429 the client answered itself, for a pause already known (up to the rounding
+        // of its clock): nothing new to tell the fleet.
+        let slack = chrono::TimeDelta::milliseconds(100);
+        if self
+            .state()
+            .paused_until
+            .is_some_and(|known| known + slack >= until)
+        {
+            return Ok(until);
+        }
         self.inner.note_pause(until);
         let until = store.pause(scope, until).await?;
         self.inner.note_pause(until);
@@ -385,7 +411,22 @@ impl Inner {
             let mut state = self.state();
             state.paused_until = state.paused_until.max(Some(until));
         }
+        for client in self
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            hold(client, until);
+        }
         self.changed.notify_waiters();
+    }
+}
+
+/// Holds `client`'s requests until `until` (nothing when it has passed).
+fn hold(client: &finfra_api::FinfraClient, until: DateTime<Utc>) {
+    if let Ok(wait) = (until - Utc::now()).to_std() {
+        client.hold_for(wait);
     }
 }
 
@@ -486,6 +527,7 @@ impl super::Executor {
     /// they are not paced, only held back by a pause).
     #[must_use]
     pub fn with_governor(mut self, governor: Governor) -> Self {
+        governor.hold_client(self.client.clone());
         self.governor = governor;
         self
     }
@@ -624,5 +666,55 @@ mod tests {
         );
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[cfg(test)]
+mod held_clients {
+    use finfra_api::auth::Credentials;
+    use finfra_api::{ClientConfig, Error, FinfraClient};
+    use secrecy::SecretString;
+
+    use super::*;
+
+    /// A client of a port nothing listens on: a request that leaves fails to connect.
+    fn unreachable() -> FinfraClient {
+        FinfraClient::new(ClientConfig::new(
+            url::Url::parse("http://127.0.0.1:9/").expect("url"),
+            Credentials::new("c", SecretString::from("s".to_owned())),
+        ))
+        .expect("client")
+    }
+
+    #[tokio::test]
+    async fn a_pause_learnt_after_admission_still_stops_the_request_before_it_leaves() {
+        let governor = Governor::new(None);
+        let client = unreachable();
+        governor.hold_client(client.clone());
+        // Admitted (no pause yet); then the fleet's pause arrives before the request leaves.
+        governor
+            .inner
+            .note_pause(Utc::now() + chrono::TimeDelta::seconds(2));
+        let held = client.approve_borrower("6a41ff87dda4eefd0b7b0300").await;
+        assert!(
+            matches!(held, Err(Error::RateLimited { .. })),
+            "held by the client's last check, never sent: {held:?}"
+        );
+        // Without a pause the request does leave (and finds nobody listening).
+        let free = unreachable();
+        let sent = free.approve_borrower("6a41ff87dda4eefd0b7b0300").await;
+        assert!(!matches!(sent, Err(Error::RateLimited { .. })), "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn a_client_registered_during_a_pause_holds_at_once() {
+        let governor = Governor::new(None);
+        governor
+            .inner
+            .note_pause(Utc::now() + chrono::TimeDelta::seconds(2));
+        let client = unreachable();
+        governor.hold_client(client.clone());
+        let held = client.approve_borrower("6a41ff87dda4eefd0b7b0300").await;
+        assert!(matches!(held, Err(Error::RateLimited { .. })), "{held:?}");
     }
 }

@@ -105,7 +105,7 @@ pub enum ExecutorError {
 #[derive(Clone)]
 pub struct Executor {
     store: Store,
-    client: FinfraClient,
+    pub(super) client: FinfraClient,
     engine: Engine,
     worker_id: String,
     lease: Duration,
@@ -137,6 +137,8 @@ impl Executor {
         lease: Duration,
         scope: impl Into<String>,
     ) -> Self {
+        let governor = Governor::default();
+        governor.hold_client(client.clone());
         Self {
             store,
             client,
@@ -144,7 +146,7 @@ impl Executor {
             worker_id: worker_id.into(),
             lease,
             scope: scope.into(),
-            governor: Governor::default(),
+            governor,
         }
     }
 
