@@ -118,6 +118,23 @@ async fn nothing_is_sent_inside_a_retry_after_window() {
 }
 
 #[tokio::test]
+async fn a_held_client_does_not_even_ask_for_a_token() {
+    let sandbox = common::sandbox().await;
+    // A fresh process of a fleet that already knows of a window: no token yet.
+    let client = common::client(&sandbox);
+    client.hold_for(Duration::from_secs(2));
+    let held = client
+        .list_loans(&ListLoansQuery::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(held, Error::RateLimited { .. }), "{held:?}");
+    let ledger = sandbox.ledger();
+    assert_eq!(ledger.token_requests, 0, "the token request waits too");
+    assert!(!ledger.requests.contains_key("GET /api/core/loans"));
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_500_is_retryable_and_ambiguous_only_for_a_post() {
     let sandbox = common::sandbox().await;
     let client = common::client(&sandbox);

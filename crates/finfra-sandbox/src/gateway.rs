@@ -131,6 +131,10 @@ pub(crate) async fn gateway(State(app): State<Arc<App>>, req: Request, next: Nex
             match s.limiter.inside_window(&who, now, grace) {
                 Some(InsideWindow::Violation) => {
                     bump(&mut s.ledger.requests_inside_retry_after, &who);
+                    bump(
+                        &mut s.ledger.requests_inside_retry_after_by_endpoint,
+                        &label,
+                    );
                 }
                 Some(InsideWindow::InFlight) => {
                     bump(&mut s.ledger.requests_in_flight_at_429, &who);

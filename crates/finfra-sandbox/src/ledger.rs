@@ -41,6 +41,9 @@ pub struct Ledger {
     /// [`crate::SandboxConfig::retry_after_grace`] after the `429`: sent by a client that had
     /// been told to wait. Per client. A client that honours `Retry-After` keeps this at 0.
     pub requests_inside_retry_after: BTreeMap<String, u64>,
+    /// The same requests by endpoint (the ledger's `"METHOD /template"` key), to tell
+    /// which of a client's calls did not wait.
+    pub requests_inside_retry_after_by_endpoint: BTreeMap<String, u64>,
     /// Requests that arrived inside such a window but within the grace after the `429`:
     /// already on their way when it was answered (a fleet or a connection pool has several
     /// requests in flight). Per client; not a fault of the client.

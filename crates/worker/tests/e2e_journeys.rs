@@ -308,8 +308,9 @@ fn check_ledger(ledger: &Ledger, loans: &[LoanSummary], ours: &BTreeMap<String, 
     assert_eq!(
         ledger.total_requests_inside_retry_after(),
         0,
-        "requests sent inside a Retry-After window: {:?}",
-        ledger.requests_inside_retry_after
+        "requests sent inside a Retry-After window: {:?}, by endpoint {:?}",
+        ledger.requests_inside_retry_after,
+        ledger.requests_inside_retry_after_by_endpoint
     );
     assert!(ledger.callbacks_duplicated > 0, "no duplicated callback");
     assert_eq!(ledger.callbacks_failed, 0, "a callback was given up");

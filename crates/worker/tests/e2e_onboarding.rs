@@ -311,8 +311,9 @@ fn check_ledger(applicants: &[Applicant], ledger: &Ledger) {
     assert_eq!(
         ledger.total_requests_inside_retry_after(),
         0,
-        "requests sent inside a Retry-After window: {:?} (faults {:?})",
+        "requests sent inside a Retry-After window: {:?}, by endpoint {:?} (faults {:?})",
         ledger.requests_inside_retry_after,
+        ledger.requests_inside_retry_after_by_endpoint,
         ledger.faults_injected
     );
     // The run exercised what it claims to.

@@ -168,6 +168,9 @@ impl Inner {
     /// # Errors
     /// Any [`Error`]: a non-2xx answer is read and classified.
     pub(crate) async fn send(&self, call: &Call) -> Result<Response, Error> {
+        // Nothing leaves inside a window, not even the token request a Bearer call may
+        // need first (Finfra counts it against the same client).
+        self.held(call)?;
         let response = match call.auth {
             AuthScheme::None => self.send_once(call, None).await?,
             AuthScheme::Bearer => {
@@ -180,6 +183,7 @@ impl Inner {
                         path = call.template,
                         "401: renewing the token and repeating once"
                     );
+                    self.held(call)?;
                     let token = self.tokens.replace(&self.http, &token).await?;
                     self.send_once(call, Some(&token)).await?
                 } else {
@@ -214,20 +218,7 @@ impl Inner {
     /// the window while the caller is still handling the `429`.
     async fn send_once(&self, call: &Call, token: Option<&AccessToken>) -> Result<Response, Error> {
         let request = call.build(&self.http, token)?;
-        if let Some(remaining) = self.pause_remaining() {
-            tracing::debug!(
-                path = call.template,
-                "not sent: inside Finfra's Retry-After window"
-            );
-            return Err(Error::RateLimited {
-                retry_after: Some(remaining),
-                body: ErrorBody::Api(crate::error::ApiErrorBody {
-                    status: 429,
-                    error: "Too Many Requests".to_owned(),
-                    message: "not sent: Finfra asked this client to wait (Retry-After)".to_owned(),
-                }),
-            });
-        }
+        self.held(call)?;
         let response = exchange(request, &call.method, call.template).await?;
         if response.status() == StatusCode::TOO_MANY_REQUESTS
             && let Some(wait) = response
@@ -238,6 +229,25 @@ impl Inner {
             self.pause(wait);
         }
         Ok(response)
+    }
+
+    /// A `429` of our own, never sent, while a `Retry-After` window lasts.
+    fn held(&self, call: &Call) -> Result<(), Error> {
+        let Some(remaining) = self.pause_remaining() else {
+            return Ok(());
+        };
+        tracing::debug!(
+            path = call.template,
+            "not sent: inside Finfra's Retry-After window"
+        );
+        Err(Error::RateLimited {
+            retry_after: Some(remaining),
+            body: ErrorBody::Api(crate::error::ApiErrorBody {
+                status: 429,
+                error: "Too Many Requests".to_owned(),
+                message: "not sent: Finfra asked this client to wait (Retry-After)".to_owned(),
+            }),
+        })
     }
 
     /// How much of the current `Retry-After` window is left, if any.

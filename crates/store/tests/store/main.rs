@@ -8,6 +8,7 @@ mod inbox;
 mod internal;
 mod migrate;
 mod rate_limit;
+mod reconcile;
 mod submit;
 mod views;
 
