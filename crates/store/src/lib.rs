@@ -30,6 +30,7 @@ mod commit;
 mod connect;
 mod due;
 mod error;
+mod events;
 mod identity;
 mod inbox;
 mod inspect;
@@ -42,6 +43,7 @@ pub mod testing;
 mod time;
 mod tx;
 mod wakeup;
+mod webhooks;
 mod workflow;
 
 pub use announce::Announcement;
@@ -52,6 +54,7 @@ pub use connect::{Backend, StoreOptions};
 pub use error::{
     CONFLICT_SQLSTATE, INVALID_BUSINESS_KEY_SQLSTATE, ONBOARDING_IN_PROGRESS_SQLSTATE, StoreError,
 };
+pub use events::{EVENTS_CHANNEL, EVENTS_PAGE_MAX, EventRow, NewEvent};
 pub use identity::{NIK_PATH, ONBOARD_KIND, ReturningBorrower, identity_key};
 pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
@@ -63,6 +66,7 @@ pub use rate_limit::{
 pub use submit::{INITIAL_STATE, NewWorkflow, Submitted};
 pub use tx::StoreTx;
 pub use wakeup::{WAKEUP_MAX_ATTEMPTS, WAKEUP_QUEUE, Wakeup};
+pub use webhooks::{ClaimedDelivery, DeliveryRow, DeliveryStatus, delivery_id};
 pub use workflow::{Status, StatusCount, Workflow};
 
 /// The store: a pool on one of the two backends. Cheap to clone (the pool is shared).

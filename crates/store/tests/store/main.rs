@@ -4,6 +4,7 @@
 mod claim;
 mod commit;
 mod dispatch;
+mod events;
 mod inbox;
 mod internal;
 mod migrate;
@@ -75,6 +76,7 @@ pub fn step(
         pin_definition_name: None,
         release_lease: true,
         announce: None,
+        events: Vec::new(),
     }
 }
 
