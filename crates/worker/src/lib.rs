@@ -11,3 +11,4 @@ pub mod receiver;
 pub mod runtime;
 pub mod sample;
 pub mod telemetry;
+pub mod webhooks;
