@@ -425,8 +425,10 @@ impl Store {
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         // Only the claim's holder records its attempt (a lease that ran out was taken over).
+        // A success keeps the last error: the history of a delivery that was retried.
         const SQL: &str = "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, \
-             last_error = $4, last_status = $5, next_attempt_at = coalesce($6, next_attempt_at), \
+             last_error = coalesce($4, last_error), last_status = $5, \
+             next_attempt_at = coalesce($6, next_attempt_at), \
              claimed_by = NULL, claimed_until = NULL, updated_at = $7, \
              delivered_at = CASE WHEN $3 = 'delivered' THEN $7 ELSE delivered_at END \
              WHERE id = $1 AND claimed_by = $2";
