@@ -404,3 +404,46 @@ async fn notifies(db: TestDb) {
     let feed = db.store.events_after(0, 10).await.expect("feed");
     assert_eq!(heard.payload(), feed[1].id.to_string());
 }
+
+/// A worker of the build before the feed (a rolling deploy) calls `finflow_commit_step`
+/// with the 37 arguments of migration 0007: after 0009 that call still resolves, to the new
+/// function with no events, and commits its step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_older_worker_still_commits_through_the_old_signature() {
+    store::testing::run(TestBackend::Postgres, true, old_signature).await;
+}
+
+async fn old_signature(db: TestDb) {
+    let pool = db.store.pg_pool().expect("a PostgreSQL store");
+    let claimed = submit_and_claim(&db.store, "old-caller", "w1").await;
+    let result: String = sqlx::query_scalar(
+        "SELECT result FROM finflow_commit_step($1::uuid, 'w1', $2::bigint, 'sleeping', \
+         'create_loan', '{}'::jsonb, 1, now() + interval '1 hour', now(), NULL::text, \
+         NULL::timestamptz, NULL::text, 1, NULL::text, true, false, '{}'::jsonb, \
+         '{}'::bigint[], '{}'::text[], '{}'::text[], '{}'::text[], '{}'::bigint[], 'new', \
+         'start', 'started', 1, now(), now(), 0::bigint, NULL::integer, NULL::text, \
+         NULL::text, NULL::jsonb, NULL::jsonb, NULL::text, NULL::text, NULL::jsonb)",
+    )
+    .bind(claimed.workflow.id)
+    .bind(claimed.workflow.version)
+    .fetch_one(pool)
+    .await
+    .expect("the old call resolves");
+    assert_eq!(result, "ok");
+    let row = db
+        .store
+        .get(claimed.workflow.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(row.state, "create_loan");
+    assert_eq!(
+        db.store
+            .journal(claimed.workflow.id)
+            .await
+            .expect("journal")
+            .len(),
+        1
+    );
+    assert_eq!(count(&db.store, "SELECT count(*) FROM events").await, 0);
+}
