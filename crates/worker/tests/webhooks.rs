@@ -1,6 +1,7 @@
 //! Outbound webhooks against a receiver that is down for a while: real workflows (an
 //! onboarding and two loans driven to `paid` through the sandbox) write their lifecycle
-//! events, two deliverers (a fleet of two processes, as `finflow run` runs them) push them
+//! events, two deliverers (a fleet of two processes: the worker's own, started by the
+//! runtime as `finflow run` starts it, and one more on the same database) push them
 //! to a local receiver that answers 500 for its first seconds and 200 after. Every event
 //! must arrive, accepted exactly once (no delivery sent by both deliverers), in order per
 //! workflow (no later event of a workflow before its earlier one was accepted), each with a
@@ -145,15 +146,6 @@ async fn every_event_reaches_a_receiver_that_was_down_in_order_and_signed(db: Te
         retry_initial: Duration::from_millis(100),
         timeout: Duration::from_secs(5),
     };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let deliverers: Vec<_> = (0..2)
-        .map(|i| {
-            let deliverer = Deliverer::new(store.clone(), vec![webhook.clone()], format!("d{i}"))
-                .expect("deliverer");
-            tokio::spawn(deliverer.run(stopped.clone()))
-        })
-        .collect();
-
     let world = InProcess::start(
         store.clone(),
         Registry::load_dir(&repo().join("workflows")).expect("definitions"),
@@ -161,6 +153,7 @@ async fn every_event_reaches_a_receiver_that_was_down_in_order_and_signed(db: Te
         &EngineOptions {
             concurrency: 8,
             lease: Duration::from_secs(5),
+            webhooks: vec![webhook.clone()],
         },
     )
     .await
@@ -204,6 +197,26 @@ async fn every_event_reaches_a_receiver_that_was_down_in_order_and_signed(db: Te
             .expect("paid");
         until_state(store, id, "paid").await;
     }
+
+    // The worker's own deliverer (started by the runtime) has been at work alone so far;
+    // now a second process of the fleet joins it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.lock().expect("lock").log.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the worker's runtime delivers nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The second process of the fleet: only its deliverer.
+    let deliverers: Vec<_> = (1..2)
+        .map(|i| {
+            let deliverer = Deliverer::new(store.clone(), vec![webhook.clone()], format!("d{i}"))
+                .expect("deliverer");
+            tokio::spawn(deliverer.run(stopped.clone()))
+        })
+        .collect();
 
     // Every event of the feed delivered (the receiver was down for its first seconds).
     let events = store.events_after(0, 500).await.expect("feed");
