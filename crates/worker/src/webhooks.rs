@@ -274,6 +274,7 @@ impl Deliverer {
         let (error, status) = match sent {
             Ok(response) if response.status().is_success() => {
                 let status = response.status().as_u16();
+                crate::metrics::webhook_attempt(&webhook.name, "delivered");
                 return self
                     .store
                     .delivery_succeeded(&delivery.id, &self.worker_id, status)
@@ -293,6 +294,12 @@ impl Deliverer {
         let deadline = delivery.created_at
             + chrono::TimeDelta::from_std(webhook.retry_for).unwrap_or(chrono::TimeDelta::MAX);
         let retry_at = (next <= deadline).then_some(next);
+        let result = if retry_at.is_some() {
+            "retry"
+        } else {
+            "given_up"
+        };
+        crate::metrics::webhook_attempt(&webhook.name, result);
         if retry_at.is_none() {
             tracing::warn!(error.message = %error, attempts = failed, "webhook delivery given up");
         } else {
