@@ -7,6 +7,8 @@
 --   lock (held until the commit, a few microseconds later), so ids become visible in id
 --   order: a consumer that reads `WHERE id > cursor ORDER BY id` never skips a row that
 --   commits after it read a higher id. NOTIFY finflow_events carries the step's last id.
+--   Any other writer of events (reconciliation's reconcile.finding) must take the same lock,
+--   pg_advisory_xact_lock(20260009, 1), in its transaction before it inserts.
 -- * webhook_cursors: per configured webhook, the last event id a dispatcher turned into
 --   deliveries (or skipped, when its type is not subscribed).
 -- * webhook_deliveries: one row per (webhook, event): status, attempts, next attempt, last
@@ -63,10 +65,6 @@ CREATE INDEX webhook_deliveries_order_idx ON webhook_deliveries (webhook, workfl
     WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_failed_idx ON webhook_deliveries (updated_at)
     WHERE status = 'failed';
-
--- The advisory lock key that orders event ids (one constant, shared with store::events).
-CREATE FUNCTION finflow_events_lock_key() RETURNS bigint
-LANGUAGE sql IMMUTABLE AS $$ SELECT 7224011970390339590::bigint $$;
 
 DROP FUNCTION finflow_commit_step(uuid, text, bigint, text, text, jsonb, integer, timestamptz,
     timestamptz, text, timestamptz, text, integer, text, boolean, boolean, jsonb, bigint[],
@@ -269,7 +267,9 @@ BEGIN
     -- 10. The step's lifecycle events, last: the lock that orders them is held only from
     --     here to the commit, and nothing after it waits for another lock.
     IF coalesce(cardinality(p_event_types), 0) > 0 THEN
-        PERFORM pg_advisory_xact_lock(finflow_events_lock_key());
+        -- The two-key form: a key space apart from the one-key locks (correlation keys,
+        -- identity keys, sqlx's migrator), so it can collide with none of them.
+        PERFORM pg_advisory_xact_lock(20260009, 1);
         WITH written AS (
             INSERT INTO events (workflow_id, journal_seq, position, kind, business_key,
                 event_type, payload)

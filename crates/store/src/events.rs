@@ -1,9 +1,9 @@
 //! The lifecycle event feed (`events`): written only by [`Store::commit_step`], in the
 //! step's own transaction (an outbox), one row per (workflow, journal seq, position), and
 //! read by consumers with a cursor: `SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT
-//! 500`. Ids become visible in id order on both backends (PostgreSQL: an advisory lock
-//! around the insert, see migration 0009; SQLite: one writer), so a cursor never skips an
-//! event. PostgreSQL also announces each step's last id on [`EVENTS_CHANNEL`].
+//! 500`. Ids become visible in id order on both backends (PostgreSQL: the advisory lock
+//! `(20260009, 1)` held from the insert to the commit, see migration 0009, which any other
+//! writer of events must take too; SQLite: one writer), so a cursor never skips an event. PostgreSQL also announces each step's last id on [`EVENTS_CHANNEL`].
 //!
 //! Which events a step emits is decided by `workflow::lifecycle_events`; this module only
 //! stores and reads them, and prunes them after their retention.
