@@ -109,6 +109,35 @@ pub(crate) async fn append_sqlite(
     Ok(())
 }
 
+/// Writes events on PostgreSQL outside `finflow_commit_step` (a cancel before the start),
+/// inside the caller's transaction, under the same ordering lock, announced the same way.
+pub(crate) async fn append_pg(
+    conn: &mut sqlx::PgConnection,
+    workflow_id: Uuid,
+    seq: i32,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(20260009, 1)")
+        .execute(&mut *conn)
+        .await?;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+    sqlx::query(
+        "WITH written AS (              INSERT INTO events (workflow_id, journal_seq, position, kind, business_key,                  event_type, payload)              SELECT w.id, $2, (t.n - 1)::smallint, w.kind, w.business_key, t.ty,                  coalesce(($4::jsonb[])[t.n], '{}'::jsonb)              FROM workflows w, unnest($3::text[]) WITH ORDINALITY AS t(ty, n)              WHERE w.id = $1 ORDER BY t.n RETURNING id)          SELECT pg_notify($5, max(id)::text) FROM written",
+    )
+    .bind(workflow_id)
+    .bind(seq)
+    .bind(&types)
+    .bind(&payloads)
+    .bind(EVENTS_CHANNEL)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Up to `limit` (at most [`EVENTS_PAGE_MAX`]) events after id `after`, oldest first:
     /// the feed's cursor read.

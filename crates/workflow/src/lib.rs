@@ -158,7 +158,10 @@ pub use engine::{Decision, Engine, EngineError};
 pub use event::{CallbackEvent, Event, WorkflowFinished};
 pub use failure::{CallFailure, FailureClass, FailureKind};
 pub use ids::{InvalidId, KycId, LoanUniqueId, Nik, OperationKey, UserId, WorkflowId};
-pub use lifecycle::{After, Before, EventType, LifecycleEvent, UnknownEventType, lifecycle_events};
+pub use lifecycle::{
+    After, Before, EventType, LifecycleEvent, UnknownEventType, cancelled_before_start,
+    lifecycle_events,
+};
 pub use machine::{
     CommandRefused, Handled, InputErrors, Kind, Prior, Status, Summary, Transition, Workflow,
 };

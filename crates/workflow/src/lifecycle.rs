@@ -243,6 +243,43 @@ pub fn lifecycle_events(kind: &str, before: &Before<'_>, after: &After<'_>) -> V
     events
 }
 
+/// The events of cancelling a workflow of `kind` that never started (the store cancels it
+/// without a step: nothing was sent to Finfra): as a step that decided `Cancelled` from
+/// state `new` would emit.
+#[must_use]
+pub fn cancelled_before_start(kind: &str) -> Vec<LifecycleEvent> {
+    let empty = Value::Object(Map::new());
+    let summary = Summary {
+        state: "new".to_owned(),
+        status: crate::machine::Status::Cancelled,
+        definition: crate::definition::DefinitionRef {
+            name: String::new(),
+            version: 0,
+            digest: String::new(),
+        },
+        attempt: 1,
+        last_error: None,
+        facts: empty.clone(),
+    };
+    let action = Action::Cancelled {
+        by: String::new(),
+        reason: String::new(),
+    };
+    lifecycle_events(
+        kind,
+        &Before {
+            facts: &empty,
+            state: &empty,
+            needs_attention: false,
+        },
+        &After {
+            summary: &summary,
+            state: &empty,
+            action: &action,
+        },
+    )
+}
+
 fn insert(payload: &mut Value, key: &str, value: Value) {
     if let Value::Object(map) = payload {
         map.insert(key.to_owned(), value);
@@ -681,6 +718,20 @@ mod tests {
         assert_eq!(got[0].payload["reason"], "disbursement_timeout");
         let again = emitted(ONBOARD, (&facts, &facts, true), (&s, &facts, &stuck));
         assert!(again.is_empty(), "still stuck: nothing new");
+    }
+
+    #[test]
+    fn a_cancel_before_the_start_is_announced_like_any_cancel() {
+        let loan = cancelled_before_start(ORIGINATE);
+        assert_eq!(types(&loan), ["loan.cancelled"]);
+        assert_eq!(
+            loan[0].payload,
+            json!({ "loan_unique_id": null, "state": "new" })
+        );
+        assert_eq!(
+            types(&cancelled_before_start(ONBOARD)),
+            ["workflow.cancelled"]
+        );
     }
 
     #[test]

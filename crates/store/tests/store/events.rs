@@ -17,6 +17,7 @@ store::test_both_backends!(
     an_event_belongs_to_one_journal_row,
     pruning_keeps_pending_deliveries_and_never_reuses_ids,
     deliveries_keep_order_per_workflow_and_record_attempts,
+    a_cancel_before_the_start_writes_its_events_with_its_journal_row,
 );
 
 fn event(event_type: &str, n: i64) -> NewEvent {
@@ -446,4 +447,39 @@ async fn old_signature(db: TestDb) {
         1
     );
     assert_eq!(count(&db.store, "SELECT count(*) FROM events").await, 0);
+}
+
+async fn a_cancel_before_the_start_writes_its_events_with_its_journal_row(db: TestDb) {
+    let store = &db.store;
+    let pending = store
+        .submit(&crate::new_workflow("cancel-feed"))
+        .await
+        .expect("submit");
+    store
+        .cancel(
+            pending.id,
+            "ops",
+            "withdrawn",
+            &[event("workflow.cancelled", 1)],
+        )
+        .await
+        .expect("cancelled");
+    let feed = store.events_after(0, 10).await.expect("feed");
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].event_type, "workflow.cancelled");
+    assert_eq!(feed[0].journal_seq, Some(1));
+    assert_eq!(feed[0].business_key.as_deref(), Some("cancel-feed"));
+    // Refused (already cancelled): nothing more.
+    assert!(matches!(
+        store
+            .cancel(
+                pending.id,
+                "ops",
+                "again",
+                &[event("workflow.cancelled", 2)]
+            )
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert_eq!(count(store, "SELECT count(*) FROM events").await, 1);
 }
