@@ -487,50 +487,12 @@ store::test_both_backends!(events_and_webhooks_from_the_shell);
 /// input is refused naming what is wrong.
 async fn events_and_webhooks_from_the_shell(db: store::testing::TestDb) {
     let store = &db.store;
-    let id = store
-        .submit(&store::NewWorkflow::new(
-            "onboard-borrower",
-            "feed-cli",
-            serde_json::json!({ "borrower": {} }),
-        ))
-        .await
-        .expect("submit")
-        .id;
-    let claimed = store
-        .claim(id, "w1", std::time::Duration::from_secs(30))
-        .await
-        .expect("claim")
-        .expect("due");
-    let event = |t: &str| store::NewEvent {
-        event_type: t.to_owned(),
-        payload: serde_json::json!({ "user_id": "6a41b2c3d4e5f60718293a4b" }),
-    };
-    let commit = store::StepCommit {
-        workflow_id: id,
-        worker_id: "w1".into(),
-        expected_version: claimed.workflow.version,
-        status: store::Status::Completed,
-        state: "approved".into(),
-        context: serde_json::json!({}),
-        facts: serde_json::json!({}),
-        attempt: 1,
-        next_run_at: None,
-        waiting_for: None,
-        waits: Vec::new(),
-        deadline: None,
-        last_error: None,
-        journal: store::JournalEntry::new("new", "start", store::Outcome::Started),
-        processed_events: Vec::new(),
-        pin_definition_version: None,
-        pin_definition_name: None,
-        release_lease: true,
-        announce: None,
-        events: vec![
-            event("workflow.needs_attention"),
-            event("borrower.approved"),
-        ],
-    };
-    store.commit_step(&commit).await.expect("commit");
+    let id = commit_with_events(
+        store,
+        "feed-cli",
+        &["workflow.needs_attention", "borrower.approved"],
+    )
+    .await;
     store
         .dispatch_webhook("lender", &["borrower.approved".to_owned()])
         .await
@@ -559,6 +521,7 @@ async fn events_and_webhooks_from_the_shell(db: store::testing::TestDb) {
         .collect();
     assert_eq!(types, ["workflow.needs_attention", "borrower.approved"]);
     assert_eq!(lines[1]["business_key"], "feed-cli");
+    assert_eq!(lines[1]["workflow_id"], id.to_string());
     let first = lines[0]["id"].as_i64().expect("an id").to_string();
     let second = lines[1]["id"].as_i64().expect("an id");
     let out = run(&["events", "--after", &first, "--json"])
@@ -620,4 +583,87 @@ async fn events_and_webhooks_from_the_shell(db: store::testing::TestDb) {
     let left = store.events_after(0, 10).await.expect("feed");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].event_type, "borrower.approved");
+}
+
+/// Submits a workflow under `key` and commits one step with events of `types`.
+async fn commit_with_events(store: &store::Store, key: &str, types: &[&str]) -> uuid::Uuid {
+    let id = store
+        .submit(&store::NewWorkflow::new(
+            "onboard-borrower",
+            key,
+            serde_json::json!({ "borrower": {} }),
+        ))
+        .await
+        .expect("submit")
+        .id;
+    let claimed = store
+        .claim(id, "w1", std::time::Duration::from_secs(30))
+        .await
+        .expect("claim")
+        .expect("due");
+    let event = |t: &str| store::NewEvent {
+        event_type: t.to_owned(),
+        payload: serde_json::json!({ "user_id": "6a41b2c3d4e5f60718293a4b" }),
+    };
+    let commit = store::StepCommit {
+        workflow_id: id,
+        worker_id: "w1".into(),
+        expected_version: claimed.workflow.version,
+        status: store::Status::Completed,
+        state: "approved".into(),
+        context: serde_json::json!({}),
+        facts: serde_json::json!({}),
+        attempt: 1,
+        next_run_at: None,
+        waiting_for: None,
+        waits: Vec::new(),
+        deadline: None,
+        last_error: None,
+        journal: store::JournalEntry::new("new", "start", store::Outcome::Started),
+        processed_events: Vec::new(),
+        pin_definition_version: None,
+        pin_definition_name: None,
+        release_lease: true,
+        announce: None,
+        events: types.iter().map(|t| event(t)).collect(),
+    };
+    store.commit_step(&commit).await.expect("commit");
+    id
+}
+
+store::test_both_backends!(events_follow_prints_each_event_as_it_commits);
+
+/// `finflow events --follow --json` prints an event committed after it started, within
+/// seconds (NOTIFY on PostgreSQL, a poll on SQLite).
+async fn events_follow_prints_each_event_as_it_commits(db: store::testing::TestDb) {
+    let mut command = Command::new(FINFLOW);
+    command
+        .args(["events", "--follow", "--json", "--after", "0"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("FINFLOW_DATABASE_URL", &db.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("spawn finflow events --follow");
+    let stdout = child.stdout.take().expect("piped");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    commit_with_events(&db.store, "follow-me", &["borrower.approved"]).await;
+    let line = tokio::task::spawn_blocking(move || {
+        lines_rx.recv_timeout(std::time::Duration::from_secs(15))
+    })
+    .await
+    .expect("join");
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a line in time").expect("read");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(event["event_type"], "borrower.approved");
+    assert_eq!(event["business_key"], "follow-me");
 }
