@@ -10,6 +10,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::events::{
+    NewEvent, append_pg as append_events_pg, append_sqlite as append_events_sqlite,
+};
 use crate::journal::{JournalEntry, Outcome, append_pg, append_sqlite};
 use crate::submit::INITIAL_STATE;
 use crate::time::to_sqlite;
@@ -20,15 +23,22 @@ use crate::{Backend, Store};
 impl Store {
     /// Cancels a workflow that has not started (state `new`): status `cancelled`,
     /// `last_error` = `why`, nothing scheduled, lease and waits cleared, and a journal row
-    /// (`action` `cancel`, outcome `cancelled`, `worker_id` = `who`), in one transaction.
-    /// Returns the cancelled row.
+    /// (`action` `cancel`, outcome `cancelled`, `worker_id` = `who`) with its lifecycle
+    /// `events` (`workflow::cancelled_before_start`), in one transaction. Returns the
+    /// cancelled row.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Refused`] when it already
     /// finished (completed, failed or cancelled) or has started; [`StoreError::Database`]
     /// otherwise.
     #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %id, cancelled.by = who))]
-    pub async fn cancel(&self, id: Uuid, who: &str, why: &str) -> Result<Workflow, StoreError> {
+    pub async fn cancel(
+        &self,
+        id: Uuid,
+        who: &str,
+        why: &str,
+        events: &[NewEvent],
+    ) -> Result<Workflow, StoreError> {
         let mut entry = JournalEntry::new("", "cancel", Outcome::Cancelled);
         entry.error = Some(why.to_owned());
         entry.request_summary = Some(json!({ "by": who, "reason": why }));
@@ -63,7 +73,8 @@ impl Store {
                     .await?;
                 entry.step.clone_from(&workflow.state);
                 entry.attempt = workflow.attempt;
-                append_pg(&mut tx, id, who, &entry).await?;
+                let seq = append_pg(&mut tx, id, who, &entry).await?;
+                append_events_pg(&mut tx, id, seq, events).await?;
                 tx.commit().await?;
                 workflow
             }
@@ -99,7 +110,8 @@ impl Store {
                     .await?;
                 entry.step.clone_from(&workflow.state);
                 entry.attempt = workflow.attempt;
-                append_sqlite(&mut tx, id, who, &entry).await?;
+                let seq = append_sqlite(&mut tx, id, who, &entry).await?;
+                append_events_sqlite(&mut tx, id, seq, events, &now).await?;
                 tx.commit().await?;
                 workflow
             }

@@ -12,7 +12,10 @@
 //! new waits; schedule the next wake-up — now, if an unprocessed callback is waiting for the
 //! workflow, else at `next_run_at`. A commit that keeps the lease (inline continuation)
 //! schedules no wake-up: its holder carries on, and if it dies the workflow (still due) is
-//! taken by the due scan once the lease ends.
+//! taken by the due scan once the lease ends. Last, the step's lifecycle events
+//! (`crate::events`): in the same transaction, so an event exists exactly when its step
+//! committed (on PostgreSQL behind the lock that keeps ids in commit order, and announced
+//! with `NOTIFY finflow_events`).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -21,6 +24,7 @@ use uuid::Uuid;
 
 use crate::announce::{Announcement, announce_sqlite, copy_announcements_sqlite};
 use crate::error::{StoreError, decode_error};
+use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
 use crate::inbox::{KeyName, lock_ids, mark_processed_sqlite, match_waits_sqlite};
 use crate::journal::{JournalEntry, append_sqlite};
 use crate::reconcile::{self, Observed};
@@ -90,6 +94,9 @@ pub struct StepCommit {
     /// What a reconciliation step observed (findings, loans compared, nudges): written in
     /// the same transaction. Empty for other kinds.
     pub observed: Observed,
+    /// The step's lifecycle events, in order (`workflow::lifecycle_events`): written with
+    /// the step, tied to its journal row.
+    pub events: Vec<NewEvent>,
 }
 
 /// What [`Store::commit_step`] wrote.
@@ -189,12 +196,18 @@ async fn commit_step_pg(
     let events: Vec<&str> = eff.waits.iter().map(|w| w.event.as_str()).collect();
     let names: Vec<&str> = eff.waits.iter().map(|w| w.key.as_str()).collect();
     let values: Vec<&str> = eff.waits.iter().map(|w| w.value.as_str()).collect();
+    let event_types: Vec<&str> = commit
+        .events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    let event_payloads: Vec<&Value> = commit.events.iter().map(|e| &e.payload).collect();
     let j = &commit.journal;
     let row: CommitRow = sqlx::query_as(
         "SELECT result, new_version, journal_seq, stored_next_run_at, pending_events \
          FROM finflow_commit_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
          $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
-         $32, $33, $34, $35, $36, $37)",
+         $32, $33, $34, $35, $36, $37, $38, $39)",
     )
     .bind(commit.workflow_id)
     .bind(&commit.worker_id)
@@ -233,6 +246,8 @@ async fn commit_step_pg(
     .bind(announce.map(|a| a.title.as_str()))
     .bind(announce.map(|a| a.external_id.as_str()))
     .bind(announce.map(|a| &a.payload))
+    .bind(&event_types)
+    .bind(&event_payloads)
     .fetch_one(&mut *conn)
     .await?;
     let (result, version, seq, next_run_at, pending_events) = row;
@@ -338,6 +353,8 @@ async fn commit_sqlite(
     if !eff.waits.is_empty() {
         copy_announcements_sqlite(conn, commit.workflow_id, &stamp).await?;
     }
+
+    append_events_sqlite(conn, commit.workflow_id, seq, &commit.events, &stamp).await?;
 
     let mut next_run_at = eff.next_run_at;
     let pending_events = if eff.terminal {

@@ -30,6 +30,7 @@ mod commit;
 mod connect;
 mod due;
 mod error;
+mod events;
 mod identity;
 mod inbox;
 mod inspect;
@@ -43,6 +44,7 @@ pub mod testing;
 mod time;
 mod tx;
 mod wakeup;
+mod webhooks;
 mod workflow;
 
 pub use announce::Announcement;
@@ -53,6 +55,7 @@ pub use connect::{Backend, StoreOptions};
 pub use error::{
     CONFLICT_SQLSTATE, INVALID_BUSINESS_KEY_SQLSTATE, ONBOARDING_IN_PROGRESS_SQLSTATE, StoreError,
 };
+pub use events::{EVENTS_CHANNEL, EVENTS_PAGE_MAX, EventRow, NewEvent};
 pub use identity::{NIK_PATH, ONBOARD_KIND, ReturningBorrower, identity_key};
 pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
@@ -65,6 +68,7 @@ pub use reconcile::{FindingRow, KnownLoanRow, NUDGE_TITLE, NewFinding, Observed,
 pub use submit::{INITIAL_STATE, NewWorkflow, Submitted};
 pub use tx::StoreTx;
 pub use wakeup::{WAKEUP_MAX_ATTEMPTS, WAKEUP_QUEUE, Wakeup};
+pub use webhooks::{ClaimedDelivery, DeliveryRow, DeliveryStatus, delivery_id};
 pub use workflow::{Status, StatusCount, Workflow};
 
 /// The store: a pool on one of the two backends. Cheap to clone (the pool is shared).

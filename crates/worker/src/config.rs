@@ -56,6 +56,172 @@ pub struct Config {
     /// Reconciliation runs the fleet starts on its own.
     #[serde(default)]
     pub reconcile: ReconcileConfig,
+    /// The lifecycle event feed.
+    pub events: EventsConfig,
+    /// Outbound webhooks (`[[webhooks]]`), validated by [`Config::webhooks`].
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[events]`: the lifecycle event feed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// How long events are kept (e.g. `90d`); `finflow run` prunes older ones every minute
+    /// (those a webhook still owes are kept). `off` keeps them for ever.
+    pub retain: String,
+}
+
+impl EventsConfig {
+    /// The retention, `None` when `off`.
+    ///
+    /// # Errors
+    /// A value that is neither `off` nor a duration such as `90d`.
+    pub fn retain(&self) -> Result<Option<Duration>, ConfigError> {
+        match self.retain.trim() {
+            "off" => Ok(None),
+            raw => parse_duration(raw)
+                .map(Some)
+                .map_err(|e| ConfigError(format!("events.retain: {e}"))),
+        }
+    }
+}
+
+/// One `[[webhooks]]` entry.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Names its deliveries (`<name>-<event id>`): 1 to 64 of `a-z`, `0-9`, `_`, `-`.
+    pub name: String,
+    /// Where events are POSTed (`http` or `https`).
+    pub url: String,
+    /// The signing secret shared with the receiver.
+    pub secret: SecretString,
+    /// Event types to send (e.g. `loan.disbursed`); absent or empty: all.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// How long a delivery is retried before it is given up (default `24h`).
+    #[serde(default)]
+    pub retry_for: Option<String>,
+    /// The first wait after a failure, doubling up to an hour (default `10s`).
+    #[serde(default)]
+    pub retry_initial: Option<String>,
+    /// Timeout of one request in seconds (default 10).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &"[redacted]")
+            .field("secret", &"[redacted]")
+            .field("events", &self.events)
+            .field("retry_for", &self.retry_for)
+            .field("retry_initial", &self.retry_initial)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+/// Parses `500ms`, `45s`, `30m`, `24h` or `90d`.
+///
+/// # Errors
+/// Anything else, named in the message.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number.parse().map_err(|_| {
+        format!("{raw:?} is not a duration: use a whole number and a unit, e.g. 500ms, 45s, 30m, 24h, 90d")
+    })?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{raw:?} has no known unit: use ms, s, m, h or d (e.g. 90d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
+}
+
+impl Config {
+    /// The configured webhooks, validated: each names what is wrong with it.
+    ///
+    /// # Errors
+    /// A bad or repeated name, a URL that is not `http(s)`, an empty secret, an unknown
+    /// event type or a bad duration.
+    pub fn webhooks(&self) -> Result<Vec<crate::webhooks::Webhook>, ConfigError> {
+        use secrecy::ExposeSecret;
+        let mut seen = std::collections::BTreeSet::new();
+        self.webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let at = format!("webhooks[{i}]");
+                let name_ok = (1..=64).contains(&w.name.len())
+                    && w.name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                if !name_ok {
+                    return Err(ConfigError(format!(
+                        "{at}.name {:?} must be 1 to 64 of a-z, 0-9, _ and -",
+                        w.name
+                    )));
+                }
+                if !seen.insert(w.name.clone()) {
+                    return Err(ConfigError(format!(
+                        "{at}.name {:?} is used by another webhook",
+                        w.name
+                    )));
+                }
+                let url = Url::parse(&w.url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "{at}.url of webhook {:?} must be an http:// or https:// URL with a host",
+                            w.name
+                        ))
+                    })?;
+                if w.secret.expose_secret().is_empty() {
+                    return Err(ConfigError(format!(
+                        "{at}.secret of webhook {:?} is empty",
+                        w.name
+                    )));
+                }
+                for event in &w.events {
+                    event.parse::<workflow::EventType>().map_err(|e| {
+                        ConfigError(format!("{at}.events of webhook {:?}: {e}", w.name))
+                    })?;
+                }
+                let duration = |key: &str, value: &Option<String>, default: Duration| {
+                    value.as_deref().map_or(Ok(default), |raw| {
+                        parse_duration(raw).map_err(|e| ConfigError(format!("{at}.{key}: {e}")))
+                    })
+                };
+                Ok(crate::webhooks::Webhook {
+                    name: w.name.clone(),
+                    url,
+                    secret: w.secret.clone(),
+                    events: w.events.clone(),
+                    retry_for: duration("retry_for", &w.retry_for, Duration::from_secs(86_400))?,
+                    retry_initial: duration(
+                        "retry_initial",
+                        &w.retry_initial,
+                        Duration::from_secs(10),
+                    )?,
+                    timeout: Duration::from_secs(w.timeout_secs.unwrap_or(10).max(1)),
+                })
+            })
+            .collect()
+    }
 }
 
 /// `[reconcile]`: the fleet starts a `reconcile-loans` run once per period.
@@ -297,6 +463,12 @@ struct Defaults {
     callbacks: CallbacksDefaults,
     worker: WorkerDefaults,
     metrics: MetricsDefaults,
+    events: EventsDefaults,
+}
+
+#[derive(Serialize)]
+struct EventsDefaults {
+    retain: &'static str,
 }
 
 #[derive(Serialize)]
@@ -355,6 +527,7 @@ impl Default for Defaults {
             metrics: MetricsDefaults {
                 listen: DEFAULT_METRICS_LISTEN,
             },
+            events: EventsDefaults { retain: "90d" },
         }
     }
 }
@@ -721,5 +894,78 @@ mod tests {
             .expect_err("missing file")
             .to_string();
         assert!(error.contains("/nonexistent/finflow.toml"), "{error}");
+    }
+
+    #[test]
+    fn webhooks_and_retention_load_and_bad_ones_are_named() {
+        figment::Jail::expect_with(|jail| {
+            let config = load_with(jail, None).expect("defaults");
+            assert_eq!(
+                config.events.retain().expect("valid"),
+                Some(Duration::from_secs(90 * 86_400))
+            );
+            assert!(config.webhooks().expect("none").is_empty());
+            let config = load_with(
+                jail,
+                Some(
+                    r#"
+[events]
+retain = "30d"
+
+[[webhooks]]
+name = "lender-a"
+url = "https://hooks.example.com/finflow"
+secret = "whsec_1"
+events = ["loan.disbursed", "loan.paid"]
+retry_for = "1h"
+retry_initial = "500ms"
+"#,
+                ),
+            )
+            .expect("load");
+            assert_eq!(
+                config.events.retain().expect("valid"),
+                Some(Duration::from_secs(30 * 86_400))
+            );
+            let hooks = config.webhooks().expect("valid");
+            assert_eq!(hooks.len(), 1);
+            assert_eq!(hooks[0].retry_for, Duration::from_secs(3600));
+            assert_eq!(hooks[0].retry_initial, Duration::from_millis(500));
+            assert_eq!(hooks[0].timeout, Duration::from_secs(10));
+            assert!(!format!("{:?}", config.webhooks).contains("whsec_1"));
+
+            for (bad, names) in [
+                (r#"name = "Lender A""#, "webhooks[0].name"),
+                (
+                    r#"name = "a"
+url = "ftp://x""#,
+                    "webhooks[0].url",
+                ),
+                (
+                    r#"name = "a"
+events = ["loan.exploded"]"#,
+                    "loan.exploded",
+                ),
+                (
+                    r#"name = "a"
+retry_for = "soon""#,
+                    "webhooks[0].retry_for",
+                ),
+            ] {
+                let mut toml = format!("[[webhooks]]\n{bad}\n");
+                if !bad.contains("url") {
+                    toml.push_str("url = \"http://127.0.0.1:9/\"\n");
+                }
+                toml.push_str("secret = \"s\"\n");
+                let config = load_with(jail, Some(&toml)).expect("load");
+                let error = config.webhooks().expect_err(bad).to_string();
+                assert!(error.contains(names), "{bad}: {error}");
+            }
+            let config =
+                load_with(jail, Some("[events]\nretain = \"ninety days\"\n")).expect("load");
+            let error = config.events.retain().expect_err("bad").to_string();
+            assert!(error.contains("events.retain"), "{error}");
+            Ok(())
+        });
     }
 }

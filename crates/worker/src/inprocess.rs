@@ -29,6 +29,8 @@ pub struct EngineOptions {
     pub concurrency: usize,
     /// `worker.lease_secs`.
     pub lease: Duration,
+    /// Outbound webhooks the worker delivers to (`finflow demo` and `bench` deliver none).
+    pub webhooks: Vec<crate::webhooks::Webhook>,
 }
 
 impl EngineOptions {
@@ -37,6 +39,7 @@ impl EngineOptions {
         Self {
             concurrency: config.worker.concurrency.max(1),
             lease: Duration::from_secs(config.worker.lease_secs.max(1)),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl InProcess {
             executor,
             RuntimeOptions {
                 concurrency: options.concurrency.max(1),
+                webhooks: options.webhooks.clone(),
                 ..RuntimeOptions::default()
             },
             async move {

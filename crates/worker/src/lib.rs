@@ -12,3 +12,4 @@ pub mod reconcile;
 pub mod runtime;
 pub mod sample;
 pub mod telemetry;
+pub mod webhooks;

@@ -3,7 +3,8 @@
 //! Subcommands: `demo` runs everything in one process against a local Finfra with faults,
 //! to see the engine work; `sandbox` runs a local, strict fake of Finfra; `doctor` checks the
 //! configuration and the way to Finfra; `migrate`, `run`, `submit` and `status` run the
-//! engine; `inspect`, `cancel`, `resolve` and `retry` are the operator's tools; `bench`
+//! engine; `inspect`, `cancel`, `resolve` and `retry` are the operator's tools; `events`
+//! and `webhooks` show the lifecycle feed and its deliveries; `bench`
 //! measures it on both backends. Every failure ends in one line on stderr and a
 //! non-zero exit code, never a stack trace.
 
@@ -137,6 +138,12 @@ enum Command {
     /// open findings.
     #[command(after_help = commands::reconcile::RECONCILE_HELP)]
     Reconcile(commands::reconcile::Args),
+    /// Read the lifecycle event feed from a cursor (once, or following it), or prune it.
+    #[command(after_help = commands::events::EVENTS_HELP)]
+    Events(commands::events::EventsArgs),
+    /// List webhook deliveries (--failed: the ones given up), or replay one.
+    #[command(after_help = commands::events::WEBHOOKS_HELP)]
+    Webhooks(commands::events::WebhooksArgs),
 }
 
 fn main() -> ExitCode {
@@ -171,6 +178,10 @@ fn main() -> ExitCode {
             Command::Resolve(args) => commands::operate::resolve(cli.config.as_deref(), args).await,
             Command::Retry(args) => commands::operate::retry(cli.config.as_deref(), args).await,
             Command::Reconcile(args) => commands::reconcile::run(cli.config.as_deref(), args).await,
+            Command::Events(args) => commands::events::events(cli.config.as_deref(), args).await,
+            Command::Webhooks(args) => {
+                commands::events::webhooks(cli.config.as_deref(), args).await
+            }
         }
     });
     match result {

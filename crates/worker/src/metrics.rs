@@ -318,6 +318,9 @@ pub struct Metrics {
     pub rate_held: CounterVec,
     /// `finflow_rate_wait_seconds`: how long a request waited for the governor.
     pub rate_wait: HistogramVec,
+    /// `finflow_webhook_attempts_total{webhook,result}`: webhook delivery attempts by
+    /// result (`delivered`, `retry`, `given_up`).
+    pub webhook_attempts: CounterVec,
 }
 
 impl Default for Metrics {
@@ -394,6 +397,11 @@ impl Metrics {
                 &[],
                 CALL_BUCKETS,
             ),
+            webhook_attempts: CounterVec::new(
+                "finflow_webhook_attempts_total",
+                "Webhook delivery attempts by webhook and result (delivered, retry, given_up).",
+                &["webhook", "result"],
+            ),
         }
     }
 
@@ -462,6 +470,7 @@ impl Metrics {
         self.rate_tokens.render(out);
         self.rate_held.render(out);
         self.rate_wait.render(out);
+        self.webhook_attempts.render(out);
     }
 }
 
@@ -486,6 +495,11 @@ pub fn step_committed(
     created_at: DateTime<Utc>,
 ) {
     global().step_committed(kind, outcome, status, created_at);
+}
+
+/// Records a webhook delivery attempt: `result` is `delivered`, `retry` or `given_up`.
+pub fn webhook_attempt(webhook: &str, result: &str) {
+    global().webhook_attempts.inc(&[webhook, result]);
 }
 
 /// Records a callback received by the receiver: `result` is `stored`, `duplicate`,

@@ -20,8 +20,9 @@
 //!   only cover tasks due now), workflows whose holder died (its lease expired), anything a
 //!   lost task would have left behind.
 //!
-//! Finished apalis tasks, and the registrations of workers gone for a day, are pruned
-//! periodically. On shutdown, fetching stops and in-flight
+//! Finished apalis tasks, the registrations of workers gone for a day, and lifecycle events
+//! past their retention (`[events] retain`) are pruned periodically. With `[[webhooks]]`
+//! configured, a deliverer (`crate::webhooks`) pushes the lifecycle events to them. On shutdown, fetching stops and in-flight
 //! steps finish; a step cut short is reconciled by the next worker once its lease expires.
 
 use std::future::Future;
@@ -44,6 +45,10 @@ pub struct RuntimeOptions {
     pub poll_interval: Duration,
     /// `[reconcile]`: start a reconciliation run every period, looking back a window.
     pub reconcile_every: Option<(Duration, Option<Duration>)>,
+    /// Outbound webhooks this process delivers to (with the rest of the fleet).
+    pub webhooks: Vec<crate::webhooks::Webhook>,
+    /// How long lifecycle events are kept; `None`: for ever.
+    pub events_retain: Option<Duration>,
 }
 
 impl Default for RuntimeOptions {
@@ -52,6 +57,8 @@ impl Default for RuntimeOptions {
             concurrency: 16,
             poll_interval: Duration::from_millis(250),
             reconcile_every: None,
+            webhooks: Vec::new(),
+            events_retain: None,
         }
     }
 }
@@ -119,7 +126,18 @@ pub async fn run(
     let scan = tokio::spawn(due_scan(gate.clone(), options.clone(), stop_rx.clone()));
     let handed = matches!(store.backend(), Backend::Sqlite(_))
         .then(|| tokio::spawn(hand_over(gate.clone(), stop_rx.clone())));
-    let prune = tokio::spawn(prune_loop(store.clone(), stop_rx.clone()));
+    let prune = tokio::spawn(prune_loop(
+        store.clone(),
+        options.events_retain,
+        stop_rx.clone(),
+    ));
+    let deliverer = if options.webhooks.is_empty() {
+        None
+    } else {
+        let deliverer =
+            crate::webhooks::Deliverer::new(store.clone(), options.webhooks.clone(), &worker_id)?;
+        Some(tokio::spawn(deliverer.run(stop_rx.clone())))
+    };
     let reconcile = options.reconcile_every.map(|(every, window)| {
         tokio::spawn(crate::reconcile::schedule(
             store.clone(),
@@ -176,6 +194,9 @@ pub async fn run(
     let _ = prune.await;
     if let Some(reconcile) = reconcile {
         let _ = reconcile.await;
+    }
+    if let Some(deliverer) = deliverer {
+        let _ = deliverer.await;
     }
     if let Some(handed) = handed {
         let _ = handed.await;
@@ -255,8 +276,13 @@ async fn due_scan(gate: Arc<Gate>, options: RuntimeOptions, mut stop: watch::Rec
     }
 }
 
-/// Removes finished wake-up tasks older than ten minutes, every minute.
-async fn prune_loop(store: store::Store, mut stop: watch::Receiver<bool>) {
+/// Removes finished wake-up tasks older than ten minutes, and events older than
+/// `events_retain`, every minute.
+async fn prune_loop(
+    store: store::Store,
+    events_retain: Option<Duration>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -272,6 +298,14 @@ async fn prune_loop(store: store::Store, mut stop: watch::Receiver<bool>) {
         let gone = Utc::now() - chrono::TimeDelta::days(1);
         if let Err(error) = store.prune_workers(gone).await {
             tracing::warn!(error.message = %error, "pruning apalis worker registrations failed");
+        }
+        // An indexed range delete, usually of nothing: cheap enough for every worker.
+        if let Some(retain) = events_retain {
+            let before =
+                Utc::now() - chrono::TimeDelta::from_std(retain).unwrap_or(chrono::TimeDelta::MAX);
+            if let Err(error) = store.prune_events(before).await {
+                tracing::warn!(error.message = %error, "pruning events failed");
+            }
         }
     }
 }

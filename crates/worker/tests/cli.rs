@@ -550,3 +550,192 @@ fn run_stops_gracefully_on_sigterm() {
     assert!(status.success(), "exit {status:?}: {stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+store::test_both_backends!(events_and_webhooks_from_the_shell);
+
+/// `finflow events` reads the feed from a cursor (JSON Lines), `finflow events prune` keeps
+/// what a webhook still owes, `finflow webhooks` lists deliveries and replays one, and bad
+/// input is refused naming what is wrong.
+async fn events_and_webhooks_from_the_shell(db: store::testing::TestDb) {
+    let store = &db.store;
+    let id = commit_with_events(
+        store,
+        "feed-cli",
+        &["workflow.needs_attention", "borrower.approved"],
+    )
+    .await;
+    store
+        .dispatch_webhook("lender", &["borrower.approved".to_owned()])
+        .await
+        .expect("dispatch");
+
+    let url = db.url.clone();
+    let run = move |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            finflow(&args, &[("FINFLOW_DATABASE_URL", &url)])
+        })
+    };
+    let out = run(&["events", "--after", "0", "--json"])
+        .await
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let types: Vec<&str> = lines
+        .iter()
+        .map(|l| l["event_type"].as_str().expect("a type"))
+        .collect();
+    assert_eq!(types, ["workflow.needs_attention", "borrower.approved"]);
+    assert_eq!(lines[1]["business_key"], "feed-cli");
+    assert_eq!(lines[1]["workflow_id"], id.to_string());
+    let first = lines[0]["id"].as_i64().expect("an id").to_string();
+    let second = lines[1]["id"].as_i64().expect("an id");
+    let out = run(&["events", "--after", &first, "--json"])
+        .await
+        .expect("run");
+    let after: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .expect("utf8")
+        .lines()
+        .collect();
+    assert_eq!(after.len(), 1, "the cursor: only what follows it");
+    let out = run(&["events"]).await.expect("run");
+    assert!(text(&out).contains("borrower.approved"), "{}", text(&out));
+
+    let out = run(&["webhooks", "--json"]).await.expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let deliveries: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let delivery = format!("lender-{second}");
+    assert_eq!(deliveries[0]["id"], delivery.as_str());
+    assert_eq!(deliveries[0]["status"], "pending");
+    let out = run(&["webhooks", "replay", &delivery]).await.expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["webhooks", "replay", "lender-0"]).await.expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no webhook delivery \"lender-0\""),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["webhooks", "--failed"]).await.expect("run");
+    assert!(
+        text(&out).contains("no failed webhook deliveries"),
+        "{}",
+        text(&out)
+    );
+
+    for (args, names) in [
+        (&["events", "--limit", "0"][..], "--limit"),
+        (&["events", "--after", "x"][..], "--after"),
+        (&["events", "prune"][..], "--before"),
+        (&["events", "prune", "--older-than", "3x"][..], "3x"),
+        (
+            &["events", "prune", "--before", "yesterday"][..],
+            "yesterday",
+        ),
+    ] {
+        let out = run(args).await.expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(names), "{args:?}: {}", text(&out));
+    }
+    let out = run(&["events", "prune", "--before", "2100-01-01"])
+        .await
+        .expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("deleted 1 events"),
+        "the owed one is kept: {}",
+        text(&out)
+    );
+    let left = store.events_after(0, 10).await.expect("feed");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event_type, "borrower.approved");
+}
+
+/// Submits a workflow under `key` and commits one step with events of `types`.
+async fn commit_with_events(store: &store::Store, key: &str, types: &[&str]) -> uuid::Uuid {
+    let id = store
+        .submit(&store::NewWorkflow::new(
+            "onboard-borrower",
+            key,
+            serde_json::json!({ "borrower": {} }),
+        ))
+        .await
+        .expect("submit")
+        .id;
+    let claimed = store
+        .claim(id, "w1", std::time::Duration::from_secs(30))
+        .await
+        .expect("claim")
+        .expect("due");
+    let event = |t: &str| store::NewEvent {
+        event_type: t.to_owned(),
+        payload: serde_json::json!({ "user_id": "6a41b2c3d4e5f60718293a4b" }),
+    };
+    let commit = store::StepCommit {
+        workflow_id: id,
+        worker_id: "w1".into(),
+        expected_version: claimed.workflow.version,
+        status: store::Status::Completed,
+        state: "approved".into(),
+        context: serde_json::json!({}),
+        facts: serde_json::json!({}),
+        attempt: 1,
+        next_run_at: None,
+        waiting_for: None,
+        waits: Vec::new(),
+        deadline: None,
+        last_error: None,
+        journal: store::JournalEntry::new("new", "start", store::Outcome::Started),
+        processed_events: Vec::new(),
+        pin_definition_version: None,
+        pin_definition_name: None,
+        release_lease: true,
+        announce: None,
+        events: types.iter().map(|t| event(t)).collect(),
+        observed: store::Observed::default(),
+    };
+    store.commit_step(&commit).await.expect("commit");
+    id
+}
+
+store::test_both_backends!(events_follow_prints_each_event_as_it_commits);
+
+/// `finflow events --follow --json` prints an event committed after it started, within
+/// seconds (NOTIFY on PostgreSQL, a poll on SQLite).
+async fn events_follow_prints_each_event_as_it_commits(db: store::testing::TestDb) {
+    let mut command = Command::new(FINFLOW);
+    command
+        .args(["events", "--follow", "--json", "--after", "0"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("FINFLOW_DATABASE_URL", &db.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("spawn finflow events --follow");
+    let stdout = child.stdout.take().expect("piped");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    commit_with_events(&db.store, "follow-me", &["borrower.approved"]).await;
+    let line = tokio::task::spawn_blocking(move || {
+        lines_rx.recv_timeout(std::time::Duration::from_secs(15))
+    })
+    .await
+    .expect("join");
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a line in time").expect("read");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(event["event_type"], "borrower.approved");
+    assert_eq!(event["business_key"], "follow-me");
+}

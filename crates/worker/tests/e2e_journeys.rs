@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 use e2e::db::{Db, WorkflowRow};
 use e2e::journeys::{Journey, journeys};
 use e2e::run::{
-    Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_recovery,
-    diagnose, kill_receiver_mid_call, start_fleet, wait_until_all_terminal,
+    Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_events,
+    check_recovery, diagnose, kill_receiver_mid_call, start_fleet, wait_until_all_terminal,
 };
 use finfra_sandbox::{EndpointFaults, Ledger, LoanSummary};
 use store::NewWorkflow;
@@ -162,6 +162,7 @@ async fn scenario(test_db: TestDb, run: Run) {
     check_recovery(&db, &interrupted).await;
     check_engine_saw_the_faults(&db).await;
     check_money_calls_were_ambiguous(&db).await;
+    check_events(&db, &workflows.values().cloned().collect::<Vec<_>>()).await;
     clock.note(format_args!(
         "checked: faults injected {:?}, {} callbacks duplicated, {} payments, {races} \
          borrowers paying at once met by a repeated virtual-account request ({} loans in all)",

@@ -29,8 +29,8 @@ use e2e::applicants::{Applicant, Intent, mix};
 use e2e::db::{Db, WorkflowRow};
 use e2e::processes::{FinflowEnv, SandboxProcess};
 use e2e::run::{
-    Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_recovery,
-    diagnose, e2e_workflows, kill_receiver_mid_call, repo_dir, start_fleet,
+    Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_events,
+    check_recovery, diagnose, e2e_workflows, kill_receiver_mid_call, repo_dir, start_fleet,
     wait_until_all_terminal,
 };
 use finfra_sandbox::{BorrowerSummary, Ledger};
@@ -160,6 +160,7 @@ async fn scenario(test_db: TestDb, run: Run) {
     check_recovery(&db, &interrupted).await;
     check_engine_saw_the_faults(&db).await;
     check_status_counts(&db, &env, &workflows).await;
+    check_events(&db, &workflows.values().cloned().collect::<Vec<_>>()).await;
     clock.note(format_args!(
         "checked: faults injected {:?}, {:?} requests in flight at a 429, {} callbacks \
          duplicated, {} delivery attempts for {} deliveries",

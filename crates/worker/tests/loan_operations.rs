@@ -111,6 +111,7 @@ async fn loans_take_commands_where_it_is_safe(db: TestDb) {
         &EngineOptions {
             concurrency: 16,
             lease: Duration::from_secs(5),
+            webhooks: Vec::new(),
         },
     )
     .await

@@ -193,6 +193,10 @@ async fn never_started_workflows(db: TestDb) {
         store.matched_events(id).await.expect("inbox").is_empty(),
         "nothing queued"
     );
+    let feed = store.workflow_events(id).await.expect("events");
+    let types: Vec<&str> = feed.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types, ["workflow.cancelled"], "the cancel is in the feed");
+    assert_eq!(feed[0].journal_seq, Some(last.seq));
 
     // Finished: every command is refused, by id as by key.
     let sid = id.to_string();

@@ -121,6 +121,7 @@ async fn reconciliation_brings_behind_loans_home_and_finds_orphans(db: TestDb) {
         &EngineOptions {
             concurrency: 16,
             lease: Duration::from_secs(5),
+            webhooks: Vec::new(),
         },
     )
     .await
@@ -257,6 +258,30 @@ async fn reconciliation_brings_behind_loans_home_and_finds_orphans(db: TestDb) {
             .await
             .expect("the gauge's query"),
         [("orphan".to_owned(), 1, 0)]
+    );
+
+    // The feed announced each finding of each run, on the run's own journal rows.
+    let events = store.events_after(0, 500).await.expect("events");
+    let announced: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "reconcile.finding")
+        .collect();
+    assert!(
+        announced.len() > dropped.len(),
+        "the dropped loans and the orphan: {announced:?}"
+    );
+    for unique_id in &dropped {
+        assert!(
+            announced
+                .iter()
+                .any(|e| e.payload["loan_unique_id"] == unique_id.as_str()),
+            "a reconcile.finding for {unique_id}"
+        );
+    }
+    assert!(
+        announced
+            .iter()
+            .all(|e| e.kind.as_deref() == Some("reconcile-loans"))
     );
 
     // Nudges are journaled on the loans they moved.

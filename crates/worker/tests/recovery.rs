@@ -131,6 +131,7 @@ async fn a_create_sent_by_a_worker_that_died_is_reconciled_not_repeated() {
             release_lease: false,
             announce: None,
             observed: store::Observed::default(),
+            events: Vec::new(),
         };
         version = w.store.commit_step(&commit).await.expect("commit").version;
         let Action::Call { request, .. } = decision.action.clone() else {

@@ -75,6 +75,7 @@ async fn a_returning_borrower_is_adopted_not_created_again(db: TestDb) {
         &EngineOptions {
             concurrency: 8,
             lease: Duration::from_secs(5),
+            webhooks: Vec::new(),
         },
     )
     .await

@@ -140,6 +140,7 @@ pub mod failure;
 pub mod ids;
 mod kind;
 pub mod kit;
+pub mod lifecycle;
 pub mod machine;
 pub mod onboard;
 pub mod originate;
@@ -158,6 +159,10 @@ pub use engine::{Decision, Engine, EngineError};
 pub use event::{CallbackEvent, Event, WorkflowFinished};
 pub use failure::{CallFailure, FailureClass, FailureKind};
 pub use ids::{InvalidId, KycId, LoanUniqueId, Nik, OperationKey, UserId, WorkflowId};
+pub use lifecycle::{
+    After, Before, EventType, LifecycleEvent, UnknownEventType, cancelled_before_start,
+    lifecycle_events,
+};
 pub use machine::{
     CommandRefused, Handled, InputErrors, Kind, Observations, Prior, Status, Summary, Transition,
     Workflow,

@@ -160,7 +160,7 @@ async fn cancel_stops_an_unstarted_workflow_and_beats_its_first_step(db: TestDb)
     let claimed = submit_and_claim(store, "cancel-1", "w1").await;
     let id = claimed.workflow.id;
     let cancelled = store
-        .cancel(id, "ops@lender", "customer withdrew")
+        .cancel(id, "ops@lender", "customer withdrew", &[])
         .await
         .expect("cancel");
     assert_eq!(cancelled.status, Status::Cancelled);
@@ -189,12 +189,12 @@ async fn cancel_stops_an_unstarted_workflow_and_beats_its_first_step(db: TestDb)
     assert_eq!(journal[0].entry.error.as_deref(), Some("customer withdrew"));
 
     // Refused once finished; unknown ids are NotFound.
-    match store.cancel(id, "ops", "again").await {
+    match store.cancel(id, "ops", "again", &[]).await {
         Err(StoreError::Refused(msg)) => assert!(msg.contains("already cancelled"), "{msg}"),
         other => panic!("expected Refused, got {other:?}"),
     }
     assert!(matches!(
-        store.cancel(uuid::Uuid::new_v4(), "ops", "x").await,
+        store.cancel(uuid::Uuid::new_v4(), "ops", "x", &[]).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(
@@ -211,7 +211,7 @@ async fn cancel_stops_an_unstarted_workflow_and_beats_its_first_step(db: TestDb)
         .await
         .expect("submit");
     store
-        .cancel(pending.id, "ops", "duplicate order")
+        .cancel(pending.id, "ops", "duplicate order", &[])
         .await
         .expect("cancel pending");
 
@@ -227,7 +227,10 @@ async fn cancel_stops_an_unstarted_workflow_and_beats_its_first_step(db: TestDb)
         ))
         .await
         .expect("start");
-    match store.cancel(started.workflow.id, "ops", "too late").await {
+    match store
+        .cancel(started.workflow.id, "ops", "too late", &[])
+        .await
+    {
         Err(StoreError::Refused(msg)) => assert!(msg.contains("has started"), "{msg}"),
         other => panic!("expected Refused, got {other:?}"),
     }

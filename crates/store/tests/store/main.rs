@@ -4,6 +4,7 @@
 mod claim;
 mod commit;
 mod dispatch;
+mod events;
 mod inbox;
 mod internal;
 mod migrate;
@@ -77,6 +78,7 @@ pub fn step(
         release_lease: true,
         announce: None,
         observed: store::Observed::default(),
+        events: Vec::new(),
     }
 }
 

@@ -522,7 +522,7 @@ async fn one_unfinished_onboarding_per_borrower(db: TestDb) {
 
     // Cancelled releases it.
     store
-        .cancel(budi.id, "tester", "duplicate")
+        .cancel(budi.id, "tester", "duplicate", &[])
         .await
         .expect("cancel");
     let second = store

@@ -45,7 +45,7 @@ async fn views_show_counts_and_latest_steps(db: TestDb) {
         .expect("find")
         .expect("exists");
     store
-        .cancel(pending.id, "ops", "test")
+        .cancel(pending.id, "ops", "test", &[])
         .await
         .expect("cancel");
 

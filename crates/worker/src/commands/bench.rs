@@ -142,6 +142,7 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
             .map_or(config.worker.concurrency, |c| c as usize)
             .max(1),
         lease: Duration::from_secs(config.worker.lease_secs.max(1)),
+        webhooks: Vec::new(),
     };
     let leftovers = Leftovers::default();
     let bench = Bench {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod doctor;
+pub mod events;
 pub mod inspect;
 pub mod lookup;
 pub mod migrate;

@@ -236,7 +236,10 @@ async fn apply(
             // A worker starting it at this very instant loses its first commit (the cancel
             // moves the row's version on); one that committed first wins, and the store
             // refuses the cancel as "started" (run the command again to queue it).
-            Command::Cancel => match store.cancel(workflow.id, by, reason).await {
+            Command::Cancel => match store
+                .cancel(workflow.id, by, reason, &cancel_events(&workflow.kind))
+                .await
+            {
                 Ok(cancelled) => {
                     println!(
                         "cancelled {name}: it had not started, nothing was sent to Finfra (status {}, by {by}: {reason})",
@@ -382,4 +385,16 @@ async fn decision_note(
             .and_then(Value::as_str)
             .map(str::to_owned)
     }))
+}
+
+/// The lifecycle events of cancelling a workflow that never started (`loan.cancelled` or
+/// `workflow.cancelled`), as `workflow::lifecycle` decides them.
+fn cancel_events(kind: &str) -> Vec<store::NewEvent> {
+    workflow::cancelled_before_start(kind)
+        .into_iter()
+        .map(|e| store::NewEvent {
+            event_type: e.event_type.as_str().to_owned(),
+            payload: e.payload,
+        })
+        .collect()
 }

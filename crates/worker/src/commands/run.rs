@@ -40,6 +40,8 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     client_config.timeout = config.finfra.timeout();
     let client = FinfraClient::new(client_config).context("cannot build the Finfra client")?;
 
+    let webhooks = config.webhooks()?;
+    let events_retain = config.events.retain()?;
     let store = super::open_store(&config, true).await?;
 
     let listener = tokio::net::TcpListener::bind(config.callbacks.listen)
@@ -107,6 +109,8 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
             .every()?
             .map(|every| config.reconcile.window().map(|window| (every, window)))
             .transpose()?,
+        webhooks,
+        events_retain,
         ..RuntimeOptions::default()
     };
     // Ready from here until shutdown begins or the loop ends on its own.

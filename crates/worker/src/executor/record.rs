@@ -1,12 +1,16 @@
 //! From a decision to a record: the one place where what a workflow decided becomes the
 //! [`StepCommit`] the store writes in one transaction (the stored status, the waits and
 //! the wake-up its action implies, the journal row with the decision's note, the
-//! announcement of its end). Pure: no I/O, the clock passed in.
+//! announcement of its end, the lifecycle events `workflow::lifecycle_events` finds in the
+//! step). Pure: no I/O, the clock passed in.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use store::{Announcement, JournalEntry, KeyName, Outcome, StepCommit, Wait};
-use workflow::{Action, CallFailure, CorrelationKey, Decision, FailureKind, WorkflowFinished};
+use store::{Announcement, JournalEntry, KeyName, NewEvent, Outcome, StepCommit, Wait};
+use workflow::{
+    Action, After, Before, CallFailure, CorrelationKey, Decision, FailureKind, Summary,
+    WorkflowFinished,
+};
 
 use super::step::Held;
 
@@ -91,6 +95,7 @@ pub(super) fn step_commit(
         release_lease: !keep_lease,
         announce: finished_announcement(held, decision),
         observed: observed(&decision.observations),
+        events: lifecycle(held, decision),
     }
 }
 
@@ -127,6 +132,33 @@ pub(super) fn invalid_input(
 ) -> StepCommit {
     let mut entry = journal("new", "start", Outcome::Failed, now);
     entry.error = Some(format!("invalid input: {problems}"));
+    let facts = Value::Object(serde_json::Map::new());
+    let failed = Action::Fail {
+        reason: workflow::Reason::new("invalid_input", "invalid input"),
+    };
+    let summary = Summary {
+        state: "invalid_input".to_owned(),
+        status: workflow::Status::Failed,
+        definition: workflow::DefinitionRef {
+            name: String::new(),
+            version: 0,
+            digest: String::new(),
+        },
+        attempt: 1,
+        last_error: None,
+        facts: facts.clone(),
+    };
+    let events = lifecycle(
+        held,
+        &Decision {
+            state: held.state.clone(),
+            summary,
+            action: failed,
+            note: String::new(),
+            handled: workflow::Handled::Advanced,
+            observations: workflow::Observations::default(),
+        },
+    );
     StepCommit {
         workflow_id: held.id,
         worker_id: worker_id.to_owned(),
@@ -134,7 +166,7 @@ pub(super) fn invalid_input(
         status: store::Status::Failed,
         state: "invalid_input".to_owned(),
         context: held.state.clone(),
-        facts: Value::Object(serde_json::Map::new()),
+        facts,
         attempt: 1,
         next_run_at: None,
         waiting_for: None,
@@ -148,7 +180,30 @@ pub(super) fn invalid_input(
         release_lease: true,
         announce: invalid_input_announcement(held, problems),
         observed: store::Observed::default(),
+        events,
     }
+}
+
+/// The lifecycle events of a step of `held` that decided `summary`, `state` and `action`.
+fn lifecycle(held: &Held, decision: &Decision) -> Vec<NewEvent> {
+    let before = Before {
+        facts: &held.facts,
+        state: &held.state,
+        needs_attention: held.needs_attention,
+    };
+    let after = After {
+        summary: &decision.summary,
+        state: &decision.state,
+        action: &decision.action,
+        observations: &decision.observations,
+    };
+    workflow::lifecycle_events(&held.kind, &before, &after)
+        .into_iter()
+        .map(|e| NewEvent {
+            event_type: e.event_type.as_str().to_owned(),
+            payload: e.payload,
+        })
+        .collect()
 }
 
 /// A journal entry of `step`/`action` with `outcome`, at `at`.
@@ -239,6 +294,8 @@ mod tests {
             created_at: Utc::now(),
             version: 7,
             state: json!({}),
+            facts: json!({}),
+            needs_attention: false,
         }
     }
 
@@ -308,6 +365,33 @@ mod tests {
             "why"
         );
         assert!(commit.announce.is_none(), "not finished");
+        let types: Vec<&str> = commit
+            .events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect();
+        assert_eq!(
+            types,
+            ["workflow.needs_attention"],
+            "announced when it begins"
+        );
+        let mut stuck = held();
+        stuck.needs_attention = true;
+        let action = Action::NeedsAttention {
+            step: "await_user_created".to_owned(),
+            reason: Reason::new("user_created_timeout", "no user_created"),
+            listening: Vec::new(),
+        };
+        let again = step_commit(
+            &stuck,
+            "w1",
+            &decision(action, Status::NeedsAttention),
+            entry(),
+            Vec::new(),
+            false,
+            Utc::now(),
+        );
+        assert!(again.events.is_empty(), "still stuck: no second event");
     }
 
     #[test]
@@ -348,6 +432,10 @@ mod tests {
         assert_eq!(failed.status, store::Status::Failed);
         let announced = failed.announce.expect("the end is announced");
         assert_eq!(announced.external_id, "onboard-borrower/budi");
+        assert_eq!(failed.events.len(), 1, "the end is in the feed");
+        assert_eq!(failed.events[0].event_type, "borrower.failed");
+        assert_eq!(failed.events[0].payload["reason"], "kyc_rejected");
+        assert!(call.events.is_empty(), "a retry is no lifecycle event");
     }
 
     #[test]
@@ -358,6 +446,13 @@ mod tests {
         assert_eq!(commit.journal.outcome, Outcome::Failed);
         assert_eq!(commit.pin_definition_version, None);
         assert!(commit.announce.is_some());
+        assert_eq!(commit.events.len(), 1);
+        assert_eq!(commit.events[0].event_type, "borrower.failed");
+        assert_eq!(commit.events[0].payload["reason"], "invalid_input");
+        assert!(
+            !commit.events[0].payload.to_string().contains("borrower:"),
+            "the problems (which may quote the input) stay out of the feed"
+        );
     }
 
     #[test]

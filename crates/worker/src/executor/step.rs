@@ -125,6 +125,10 @@ pub(super) struct Held {
     pub(super) created_at: DateTime<Utc>,
     pub(super) version: i64,
     pub(super) state: Value,
+    /// The stored facts and whether it is stored `needs_attention`: what the lifecycle
+    /// events of the next step are measured against.
+    pub(super) facts: Value,
+    pub(super) needs_attention: bool,
 }
 
 impl Executor {
@@ -197,7 +201,9 @@ impl Executor {
     )]
     pub async fn advance_claimed(&self, claimed: Claimed) -> Result<Advanced, ExecutorError> {
         let Claimed {
-            workflow, events, ..
+            workflow,
+            events,
+            previous_status,
         } = claimed;
         let engine_error = |source| ExecutorError::Engine {
             id: workflow.id,
@@ -210,6 +216,8 @@ impl Executor {
             created_at: workflow.created_at,
             version: workflow.version,
             state: workflow.context.clone(),
+            facts: workflow.facts.clone(),
+            needs_attention: previous_status == store::Status::NeedsAttention,
         };
         let now = Utc::now();
 
@@ -616,6 +624,8 @@ impl Executor {
         // What was committed is what this worker now holds: moved, not copied again.
         held.version = committed.version;
         held.state = commit.context;
+        held.facts = commit.facts;
+        held.needs_attention = commit.status == store::Status::NeedsAttention;
         Ok(())
     }
 

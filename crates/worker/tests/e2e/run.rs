@@ -347,3 +347,121 @@ pub async fn check_engine_saw_the_faults(db: &Db) {
         );
     }
 }
+
+/// The lifecycle feed agrees with where every workflow ended: each terminal outcome has
+/// exactly one event of its type, written by the workflow's last step (its last journal
+/// row) and last in its feed; a paid loan's milestones each appear once, in the order they
+/// happened, with one `loan.payment_applied` per payment it recorded; every event belongs
+/// to a committed journal row, in commit order. A worker killed mid-step left no event
+/// for a step that did not commit (its successor's step is the one that wrote it, once).
+pub async fn check_events(db: &Db, workflows: &[WorkflowRow]) {
+    let mut problems = Vec::new();
+    for w in workflows {
+        let id: uuid::Uuid = w.id.parse().expect("a uuid");
+        let kind = db
+            .store
+            .get(id)
+            .await
+            .expect("get")
+            .expect("the workflow")
+            .kind;
+        let events = db.store.workflow_events(id).await.expect("events");
+        let journal = db.store.journal(id).await.expect("journal");
+        let seqs: BTreeSet<i32> = journal.iter().map(|j| j.seq).collect();
+        let last_seq = journal.iter().map(|j| j.seq).max();
+        let mut say = |p: String| problems.push(format!("{} ({kind}): {p}", w.business_key));
+        let expected = match (kind.as_str(), w.status.as_str(), w.state.as_str()) {
+            ("onboard-borrower", "completed", "approved") => "borrower.approved",
+            ("onboard-borrower", "completed", "declined") => "borrower.declined",
+            ("onboard-borrower", "failed", _) => "borrower.failed",
+            ("originate-loan", "completed", "paid") => "loan.paid",
+            ("originate-loan", "failed", "rejected") => "loan.rejected",
+            ("originate-loan", "failed", _) => "workflow.failed",
+            ("originate-loan", "cancelled", _) => "loan.cancelled",
+            (_, "cancelled", _) => "workflow.cancelled",
+            other => {
+                say(format!("not terminal: {other:?}"));
+                continue;
+            }
+        };
+        const ENDS: &[&str] = &[
+            "borrower.approved",
+            "borrower.declined",
+            "borrower.failed",
+            "loan.paid",
+            "loan.rejected",
+            "loan.cancelled",
+            "workflow.failed",
+            "workflow.cancelled",
+        ];
+        let ends: Vec<_> = events
+            .iter()
+            .filter(|e| ENDS.contains(&e.event_type.as_str()))
+            .collect();
+        match ends[..] {
+            [end] if end.event_type == expected => {
+                if Some(end) != events.last() {
+                    say(format!("{expected} is not its last event"));
+                }
+                if end.journal_seq != last_seq {
+                    say(format!(
+                        "{expected} belongs to journal row {:?}, its last is {last_seq:?}",
+                        end.journal_seq
+                    ));
+                }
+            }
+            _ => say(format!(
+                "expected one {expected}, the feed has {:?}",
+                ends.iter().map(|e| &e.event_type).collect::<Vec<_>>()
+            )),
+        }
+        let mut previous = 0;
+        for e in &events {
+            let seq = e.journal_seq.unwrap_or_default();
+            if !seqs.contains(&seq) {
+                say(format!(
+                    "{} belongs to no journal row ({seq})",
+                    e.event_type
+                ));
+            }
+            if seq < previous {
+                say(format!("{} out of commit order", e.event_type));
+            }
+            previous = seq;
+            if e.kind.as_deref() != Some(kind.as_str())
+                || e.business_key.as_deref() != Some(w.business_key.as_str())
+            {
+                say(format!("{} names another workflow", e.event_type));
+            }
+        }
+        if expected == "loan.paid" {
+            let milestones: Vec<&str> = events
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .filter(|t| ["loan.created", "loan.signed", "loan.disbursed"].contains(t))
+                .collect();
+            if milestones != ["loan.created", "loan.signed", "loan.disbursed"] {
+                say(format!("milestones {milestones:?}"));
+            }
+            let context: serde_json::Value =
+                serde_json::from_str(&w.context).expect("context is JSON");
+            let payments = context["loan"]["repayment"]["payments"]
+                .as_array()
+                .map_or(0, Vec::len);
+            let applied = events
+                .iter()
+                .filter(|e| e.event_type == "loan.payment_applied")
+                .count();
+            if applied != payments || payments == 0 {
+                say(format!(
+                    "{applied} loan.payment_applied for {payments} payments recorded"
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the event feed disagrees with the workflows:\n{}",
+        problems.join("\n")
+    );
+}

@@ -1,0 +1,219 @@
+//! The lifecycle event feed (`events`): written only by [`Store::commit_step`], in the
+//! step's own transaction (an outbox), one row per (workflow, journal seq, position), and
+//! read by consumers with a cursor: `SELECT * FROM events WHERE id > $1 ORDER BY id LIMIT
+//! 500`. Ids become visible in id order on both backends (PostgreSQL: the advisory lock
+//! `(20260009, 1)` held from the insert to the commit, see migration 0009, which any other
+//! writer of events must take too; SQLite: one writer), so a cursor never skips an event. PostgreSQL also announces each step's last id on [`EVENTS_CHANNEL`].
+//!
+//! Which events a step emits is decided by `workflow::lifecycle_events`; this module only
+//! stores and reads them, and prunes them after their retention.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::time::{from_sqlite, to_sqlite};
+use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
+use crate::{Backend, Store};
+
+/// The PostgreSQL channel on which each step that wrote events notifies its last event id.
+pub const EVENTS_CHANNEL: &str = "finflow_events";
+
+/// The most rows one read of the feed returns.
+pub const EVENTS_PAGE_MAX: i64 = 500;
+
+/// An event a step emits, as the step's commit carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// e.g. `loan.disbursed` (see `workflow::EventType`).
+    pub event_type: String,
+    /// A JSON object without personal data beyond ids.
+    pub payload: Value,
+}
+
+/// One row of `events`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub workflow_id: Option<Uuid>,
+    pub journal_seq: Option<i32>,
+    pub kind: Option<String>,
+    pub business_key: Option<String>,
+    pub event_type: String,
+    pub payload: Value,
+}
+
+pub(crate) const EVENT_COLUMNS: &str =
+    "id, occurred_at, workflow_id, journal_seq, kind, business_key, event_type, payload";
+
+impl EventRow {
+    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            occurred_at: row.try_get("occurred_at")?,
+            workflow_id: row.try_get("workflow_id")?,
+            journal_seq: row.try_get("journal_seq")?,
+            kind: row.try_get("kind")?,
+            business_key: row.try_get("business_key")?,
+            event_type: row.try_get("event_type")?,
+            payload: row.try_get("payload")?,
+        })
+    }
+
+    pub(crate) fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            occurred_at: from_sqlite(&row.try_get::<String, _>("occurred_at")?)?,
+            workflow_id: row
+                .try_get::<Option<String>, _>("workflow_id")?
+                .as_deref()
+                .map(uuid_from_sqlite)
+                .transpose()?,
+            journal_seq: row.try_get("journal_seq")?,
+            kind: row.try_get("kind")?,
+            business_key: row.try_get("business_key")?,
+            event_type: row.try_get("event_type")?,
+            payload: json_from_sqlite(&row.try_get::<String, _>("payload")?)?,
+        })
+    }
+}
+
+/// Writes a step's events on SQLite, inside the commit's transaction.
+pub(crate) async fn append_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    workflow_id: Uuid,
+    seq: i32,
+    events: &[NewEvent],
+    at: &str,
+) -> Result<(), StoreError> {
+    for (position, event) in events.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO events (occurred_at, workflow_id, journal_seq, position, kind, \
+             business_key, event_type, payload) \
+             SELECT $1, id, $2, $3, kind, business_key, $4, $5 FROM workflows WHERE id = $6",
+        )
+        .bind(at)
+        .bind(seq)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .bind(&event.event_type)
+        .bind(event.payload.to_string())
+        .bind(workflow_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes events on PostgreSQL outside `finflow_commit_step` (a cancel before the start),
+/// inside the caller's transaction, under the same ordering lock, announced the same way.
+pub(crate) async fn append_pg(
+    conn: &mut sqlx::PgConnection,
+    workflow_id: Uuid,
+    seq: i32,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(20260009, 1)")
+        .execute(&mut *conn)
+        .await?;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let payloads: Vec<&Value> = events.iter().map(|e| &e.payload).collect();
+    sqlx::query(
+        "WITH written AS (              INSERT INTO events (workflow_id, journal_seq, position, kind, business_key,                  event_type, payload)              SELECT w.id, $2, (t.n - 1)::smallint, w.kind, w.business_key, t.ty,                  coalesce(($4::jsonb[])[t.n], '{}'::jsonb)              FROM workflows w, unnest($3::text[]) WITH ORDINALITY AS t(ty, n)              WHERE w.id = $1 ORDER BY t.n RETURNING id)          SELECT pg_notify($5, max(id)::text) FROM written",
+    )
+    .bind(workflow_id)
+    .bind(seq)
+    .bind(&types)
+    .bind(&payloads)
+    .bind(EVENTS_CHANNEL)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Up to `limit` (at most [`EVENTS_PAGE_MAX`]) events after id `after`, oldest first:
+    /// the feed's cursor read.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+        let limit = limit.clamp(1, EVENTS_PAGE_MAX);
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
+        match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(EventRow::from_pg)
+                .collect(),
+            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(EventRow::from_sqlite)
+                .collect(),
+        }
+    }
+
+    /// The events of one workflow, in commit order.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn workflow_events(&self, workflow_id: Uuid) -> Result<Vec<EventRow>, StoreError> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE workflow_id = $1 ORDER BY id");
+        match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(workflow_id)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(EventRow::from_pg)
+                .collect(),
+            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(workflow_id.to_string())
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(EventRow::from_sqlite)
+                .collect(),
+        }
+    }
+
+    /// Deletes the events that occurred before `before`, except those a webhook has yet to
+    /// deliver (status `pending`); their delivery records go with them. Returns how many
+    /// events were deleted. Ids are never reused, so consumers' cursors stay valid.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        const KEEP_PENDING: &str = "NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                                    WHERE d.event_id = events.id AND d.status = 'pending')";
+        let sql = format!("DELETE FROM events WHERE occurred_at < $1 AND {KEEP_PENDING}");
+        let deleted = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(to_sqlite(before))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        tracing::info!(events.deleted = deleted, before = %before, "events pruned");
+        Ok(deleted)
+    }
+}
