@@ -1,10 +1,12 @@
 //! A person's commands to one workflow (`cancel`, `resolve`), recorded in the inbox
 //! (source `operator`) beside Finfra's callbacks: matched to their workflow when recorded,
-//! and the workflow is made due; the executor reads them with its other events and the
-//! workflow's machine judges them.
+//! and the workflow is made due: the executor reads them with its other events and the
+//! workflow's machine judges them. A command that needs a second person's approval waits in
+//! `command_requests` first (see `approval`) and is queued here when approved.
 
 use chrono::Utc;
 use serde_json::Value;
+use sqlx::{PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -30,70 +32,16 @@ impl Store {
         title: &str,
         payload: &Value,
     ) -> Result<i64, StoreError> {
-        let event_id = Uuid::new_v4().to_string();
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR UPDATE")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                refuse_finished(id, status.as_deref())?;
-                let inbox_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO callback_inbox (source, event_id, title, payload, \
-                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, now()) \
-                     RETURNING id",
-                )
-                .bind(Source::Operator.as_str())
-                .bind(&event_id)
-                .bind(title)
-                .bind(payload)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
-                     now()), updated_at = now() WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                push_pg(&mut tx, &[(id, AT_ONCE)]).await?;
+                let inbox_id = queue_pg(&mut tx, id, title, payload).await?;
                 tx.commit().await?;
                 Ok(inbox_id)
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let now = to_sqlite(Utc::now());
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
-                        .bind(id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                refuse_finished(id, status.as_deref())?;
-                let inbox_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
-                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5) \
-                     RETURNING id",
-                )
-                .bind(Source::Operator.as_str())
-                .bind(&event_id)
-                .bind(title)
-                .bind(payload.to_string())
-                .bind(&now)
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
-                     updated_at = $2 WHERE id = $1",
-                )
-                .bind(id.to_string())
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-                push_sqlite(&mut tx, &[(id, AT_ONCE)]).await?;
+                let inbox_id = queue_sqlite(&mut tx, id, title, payload).await?;
                 tx.commit().await?;
                 Ok(inbox_id)
             }
@@ -101,7 +49,84 @@ impl Store {
     }
 }
 
-fn refuse_finished(id: Uuid, status: Option<&str>) -> Result<(), StoreError> {
+/// Queues a command in an open transaction: locks the workflow, refuses a finished one,
+/// inserts the inbox row matched to it and makes it due.
+pub(crate) async fn queue_pg(
+    tx: &mut PgConnection,
+    id: Uuid,
+    title: &str,
+    payload: &Value,
+) -> Result<i64, StoreError> {
+    let event_id = Uuid::new_v4().to_string();
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    refuse_finished(id, status.as_deref())?;
+    let inbox_id: i64 = sqlx::query_scalar(
+        "INSERT INTO callback_inbox (source, event_id, title, payload, \
+         matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, now()) \
+         RETURNING id",
+    )
+    .bind(Source::Operator.as_str())
+    .bind(&event_id)
+    .bind(title)
+    .bind(payload)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
+         now()), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    push_pg(tx, &[(id, AT_ONCE)]).await?;
+    Ok(inbox_id)
+}
+
+/// [`queue_pg`] for SQLite (the transaction is `BEGIN IMMEDIATE`: the row is ours).
+pub(crate) async fn queue_sqlite(
+    tx: &mut SqliteConnection,
+    id: Uuid,
+    title: &str,
+    payload: &Value,
+) -> Result<i64, StoreError> {
+    let event_id = Uuid::new_v4().to_string();
+    let now = to_sqlite(Utc::now());
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+    refuse_finished(id, status.as_deref())?;
+    let inbox_id: i64 = sqlx::query_scalar(
+        "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
+         matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5) \
+         RETURNING id",
+    )
+    .bind(Source::Operator.as_str())
+    .bind(&event_id)
+    .bind(title)
+    .bind(payload.to_string())
+    .bind(&now)
+    .bind(id.to_string())
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
+         updated_at = $2 WHERE id = $1",
+    )
+    .bind(id.to_string())
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    push_sqlite(tx, &[(id, AT_ONCE)]).await?;
+    Ok(inbox_id)
+}
+
+pub(crate) fn refuse_finished(id: Uuid, status: Option<&str>) -> Result<(), StoreError> {
     match status {
         None => Err(StoreError::NotFound(id)),
         Some(status @ ("completed" | "failed" | "cancelled")) => Err(StoreError::Refused(format!(

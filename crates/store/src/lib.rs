@@ -22,6 +22,7 @@
 //! Every fallible function documents its errors in [`StoreError`] terms.
 
 mod announce;
+mod approval;
 mod business_key;
 mod cancel;
 mod claim;
@@ -45,6 +46,7 @@ mod wakeup;
 mod workflow;
 
 pub use announce::Announcement;
+pub use approval::{CommandRequest, RequestFilter, RequestStatus};
 pub use business_key::{BUSINESS_KEY_MAX_CHARS, BusinessKeyError, check_business_key};
 pub use claim::Claimed;
 pub use commit::{Committed, StepCommit, Wait};

@@ -1,0 +1,28 @@
+-- Four-eyes approval of operators' commands that can make money move or stop it after
+-- signing. Same names, columns and meaning as migrations/postgres/0010 (read it there).
+
+CREATE TABLE command_requests (
+    id             INTEGER NOT NULL PRIMARY KEY,
+    workflow_id    TEXT    NOT NULL REFERENCES workflows (id),
+    title          TEXT    NOT NULL CHECK (title IN ('cancel', 'resolve')),
+    payload        TEXT    NOT NULL CHECK (json_valid(payload)),
+    requested_by   TEXT    NOT NULL,
+    reason         TEXT    NOT NULL,
+    needs_approval TEXT    NOT NULL,
+    requested_at   TEXT    NOT NULL,
+    expires_at     TEXT    NOT NULL,
+    status         TEXT    NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'approved', 'rejected', 'expired')),
+    decided_by     TEXT,
+    decided_reason TEXT,
+    decided_at     TEXT,
+    inbox_id       INTEGER REFERENCES callback_inbox (id),
+    CHECK ((status = 'pending') = (decided_at IS NULL)),
+    CHECK ((status = 'approved') = (inbox_id IS NOT NULL)),
+    CHECK (decided_by IS NULL OR status = 'expired' OR decided_by <> requested_by)
+);
+
+CREATE INDEX command_requests_pending_idx ON command_requests (expires_at) WHERE status = 'pending';
+CREATE INDEX command_requests_workflow_idx ON command_requests (workflow_id);
+CREATE INDEX command_requests_inbox_idx ON command_requests (inbox_id) WHERE inbox_id IS NOT NULL;
+CREATE INDEX callback_inbox_operator_idx ON callback_inbox (id) WHERE source = 'operator';
