@@ -16,6 +16,22 @@ use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
 use crate::{Backend, Store};
 
+/// The inbox title of an operator's cancel ([`Store::record_command`]).
+pub const COMMAND_CANCEL: &str = "cancel";
+/// The inbox title of an operator's resolve (and retry: a resolve with `{"retry": true}`).
+pub const COMMAND_RESOLVE: &str = "resolve";
+
+/// The payload of an operator's command, as [`Store::record_command`] stores it and the
+/// executor reads it: who, why, and for a resolve what they supply.
+#[must_use]
+pub fn command_payload(by: &str, reason: &str, data: Option<&Value>) -> Value {
+    let mut payload = serde_json::json!({ "by": by, "reason": reason });
+    if let Some(data) = data {
+        payload["data"] = data.clone();
+    }
+    payload
+}
+
 impl Store {
     /// Records a person's command (`title` `cancel` or `resolve`, `payload` what the engine
     /// needs: who, why, and for a resolve what they decided) for workflow `id`, and makes the

@@ -53,6 +53,9 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// The operations endpoints of `finflow run`: `/metrics`, `/healthz`, `/readyz`.
     pub metrics: MetricsConfig,
+    /// The rules for people's commands (`[operators] four_eyes`).
+    #[serde(default)]
+    pub operators: console::operate::OperatorsConfig,
 }
 
 /// Where `finflow run` serves `/metrics`, `/healthz` and `/readyz`.

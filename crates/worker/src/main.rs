@@ -3,7 +3,8 @@
 //! Subcommands: `demo` runs everything in one process against a local Finfra with faults,
 //! to see the engine work; `sandbox` runs a local, strict fake of Finfra; `doctor` checks the
 //! configuration and the way to Finfra; `migrate`, `run`, `submit` and `status` run the
-//! engine; `inspect`, `cancel`, `resolve` and `retry` are the operator's tools; `bench`
+//! engine; `inspect`, `cancel`, `resolve`, `retry`, `approve` and `reject-command` are the
+//! operator's tools; `bench`
 //! measures it on both backends. Every failure ends in one line on stderr and a
 //! non-zero exit code, never a stack trace.
 
@@ -133,6 +134,13 @@ enum Command {
     /// Run a needs_attention workflow's stuck step again (resolve with {"retry": true}).
     #[command(after_help = commands::operate::RETRY_HELP)]
     Retry(commands::operate::RetryArgs),
+    /// Approve a command waiting for a second person (four-eyes for money): it is checked
+    /// against the workflow again, then queued for a running worker.
+    #[command(after_help = commands::operate::APPROVE_HELP)]
+    Approve(commands::operate::DecideArgs),
+    /// Reject a command waiting for a second person: nothing is queued.
+    #[command(name = "reject-command", after_help = commands::operate::REJECT_HELP)]
+    RejectCommand(commands::operate::DecideArgs),
 }
 
 fn main() -> ExitCode {
@@ -166,6 +174,10 @@ fn main() -> ExitCode {
             Command::Cancel(args) => commands::operate::cancel(cli.config.as_deref(), args).await,
             Command::Resolve(args) => commands::operate::resolve(cli.config.as_deref(), args).await,
             Command::Retry(args) => commands::operate::retry(cli.config.as_deref(), args).await,
+            Command::Approve(args) => commands::operate::approve(cli.config.as_deref(), args).await,
+            Command::RejectCommand(args) => {
+                commands::operate::reject(cli.config.as_deref(), args).await
+            }
         }
     });
     match result {
