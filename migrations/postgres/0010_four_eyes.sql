@@ -45,3 +45,12 @@ CREATE INDEX command_requests_workflow_idx ON command_requests (workflow_id);
 CREATE INDEX command_requests_inbox_idx ON command_requests (inbox_id) WHERE inbox_id IS NOT NULL;
 -- The console's commands page and a workflow's commands: operator rows by recency.
 CREATE INDEX callback_inbox_operator_idx ON callback_inbox (id) WHERE source = 'operator';
+
+-- The console's workflow table: newest first by keyset, filtered by business-key prefix and
+-- by what the workflow established at Finfra.
+CREATE INDEX workflows_created_idx ON workflows (created_at DESC, id DESC);
+CREATE INDEX workflows_business_key_prefix_idx ON workflows ((business_key COLLATE "C"));
+CREATE INDEX workflows_user_id_idx ON workflows ((facts->>'user_id'));
+CREATE INDEX workflows_loan_unique_id_idx ON workflows ((facts->>'loan_unique_id'));
+-- The overview's callbacks per minute.
+CREATE INDEX callback_inbox_received_at_idx ON callback_inbox (received_at);

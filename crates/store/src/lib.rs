@@ -35,7 +35,9 @@ mod identity;
 mod inbox;
 mod inspect;
 mod journal;
+mod list;
 mod migrate;
+mod overview;
 mod rate_limit;
 mod submit;
 #[cfg(feature = "testing")]
@@ -59,7 +61,9 @@ pub use identity::{NIK_PATH, ONBOARD_KIND, ReturningBorrower, identity_key};
 pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
 pub use journal::{JournalEntry, JournalRow, Outcome};
+pub use list::{Cursor, OperatorCommand, WorkflowFilter};
 pub use migrate::MIGRATIONS_TABLE;
+pub use overview::{Funnel, GovernorRow, PerMinute, Rates, WorkerSeen};
 pub use rate_limit::{
     Bucket, BucketState, Heard, Lease, PAUSE_CHANNEL, PauseListener, PauseNotice, take_tokens,
 };

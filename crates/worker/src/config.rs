@@ -30,6 +30,9 @@ const STRING_KEYS: &[&str] = &[
     "callbacks.auth_key",
     "callbacks.previous_auth_key",
     "metrics.listen",
+    "console.listen",
+    "console.session_secret",
+    "console.trusted_user_header",
 ];
 
 /// Where finflow keeps its state when nothing else is configured: a SQLite file in the
@@ -56,6 +59,9 @@ pub struct Config {
     /// The rules for people's commands (`[operators] four_eyes`).
     #[serde(default)]
     pub operators: console::operate::OperatorsConfig,
+    /// `finflow console`: where it listens, its users and their roles, sessions.
+    #[serde(default)]
+    pub console: console::ConsoleConfig,
 }
 
 /// Where `finflow run` serves `/metrics`, `/healthz` and `/readyz`.

@@ -134,13 +134,17 @@ enum Command {
     /// Run a needs_attention workflow's stuck step again (resolve with {"retry": true}).
     #[command(after_help = commands::operate::RETRY_HELP)]
     Retry(commands::operate::RetryArgs),
+    /// Serve the web console (operators' pages, four-eyes approvals) over the database;
+    /// `finflow console hash-password` hashes a user's password for finflow.toml.
+    #[command(after_help = commands::console::CONSOLE_HELP)]
+    Console(commands::console::Args),
     /// Approve a command waiting for a second person (four-eyes for money): it is checked
     /// against the workflow again, then queued for a running worker.
     #[command(after_help = commands::operate::APPROVE_HELP)]
     Approve(commands::operate::DecideArgs),
     /// Reject a command waiting for a second person: nothing is queued.
     #[command(name = "reject-command", after_help = commands::operate::REJECT_HELP)]
-    RejectCommand(commands::operate::DecideArgs),
+    Reject(commands::operate::DecideArgs),
 }
 
 fn main() -> ExitCode {
@@ -174,8 +178,9 @@ fn main() -> ExitCode {
             Command::Cancel(args) => commands::operate::cancel(cli.config.as_deref(), args).await,
             Command::Resolve(args) => commands::operate::resolve(cli.config.as_deref(), args).await,
             Command::Retry(args) => commands::operate::retry(cli.config.as_deref(), args).await,
+            Command::Console(args) => commands::console::run(cli.config.as_deref(), args).await,
             Command::Approve(args) => commands::operate::approve(cli.config.as_deref(), args).await,
-            Command::RejectCommand(args) => {
+            Command::Reject(args) => {
                 commands::operate::reject(cli.config.as_deref(), args).await
             }
         }
