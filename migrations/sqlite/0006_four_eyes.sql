@@ -26,6 +26,9 @@ CREATE INDEX command_requests_pending_idx ON command_requests (expires_at) WHERE
 CREATE INDEX command_requests_workflow_idx ON command_requests (workflow_id);
 CREATE INDEX command_requests_inbox_idx ON command_requests (inbox_id) WHERE inbox_id IS NOT NULL;
 CREATE INDEX callback_inbox_operator_idx ON callback_inbox (id) WHERE source = 'operator';
+-- Commands that reached a finished workflow, answered by `Store::answer_late_commands`.
+CREATE INDEX callback_inbox_operator_unprocessed_idx ON callback_inbox (matched_workflow_id)
+    WHERE source = 'operator' AND processed_at IS NULL;
 
 -- The console's workflow table: newest first by keyset, filtered by business-key prefix and
 -- by what the workflow established at Finfra.

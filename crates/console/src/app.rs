@@ -785,6 +785,8 @@ async fn commands(
 ) -> Result<Response, Failure> {
     let store = state.store();
     store.expire_command_requests().await?;
+    // Commands that reached a finished workflow are answered here too, not only by a worker.
+    store.answer_late_commands("console").await?;
     let requests = store
         .command_requests(&RequestFilter {
             limit: 100,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::inbox::Source;
+use crate::journal::{JournalEntry, Outcome, append_pg, append_sqlite};
 use crate::time::to_sqlite;
 use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
@@ -62,6 +63,110 @@ impl Store {
                 Ok(inbox_id)
             }
         }
+    }
+}
+
+/// The journal row of a command that reached its workflow after it finished.
+fn late_entry(
+    state: &str,
+    title: &str,
+    status: &str,
+    payload: Value,
+    event_id: &str,
+) -> JournalEntry {
+    let mut entry = JournalEntry::new(state, title, Outcome::CommandRefused);
+    entry.error = Some(format!(
+        "{title} refused: the workflow finished ({status}) before the command reached it"
+    ));
+    entry.request_summary = Some(payload);
+    entry.response_summary =
+        Some(serde_json::json!({ "event_id": event_id, "source": Source::Operator.as_str() }));
+    entry
+}
+
+const LATE_SQL: &str = "SELECT i.id, i.matched_workflow_id, i.title, i.payload, i.event_id, \
+     w.status, w.state FROM callback_inbox i JOIN workflows w ON w.id = i.matched_workflow_id \
+     WHERE i.source = 'operator' AND i.processed_at IS NULL \
+     AND w.status IN ('completed', 'failed', 'cancelled') ORDER BY i.id LIMIT 100";
+
+impl Store {
+    /// Answers operators' commands that reached their workflow after it finished (queued
+    /// while its last step was in flight): each is journaled `command_refused` with the
+    /// reason and marked processed, so none stays unprocessed. `worker_id` is journaled as
+    /// who answered. Returns how many were answered (at most 100 a call).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn answer_late_commands(&self, worker_id: &str) -> Result<u64, StoreError> {
+        use sqlx::Row as _;
+        let mut answered = 0;
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let rows = sqlx::query(LATE_SQL).fetch_all(pool).await?;
+                for row in rows {
+                    let inbox_id: i64 = row.try_get("id")?;
+                    let workflow_id: Uuid = row.try_get("matched_workflow_id")?;
+                    let mut tx = pool.begin().await?;
+                    // The workflow's row orders journal appends.
+                    sqlx::query("SELECT 1 FROM workflows WHERE id = $1 FOR UPDATE")
+                        .bind(workflow_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let taken = sqlx::query(
+                        "UPDATE callback_inbox SET processed_at = now() \
+                         WHERE id = $1 AND processed_at IS NULL",
+                    )
+                    .bind(inbox_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if taken == 1 {
+                        let entry = late_entry(
+                            row.try_get("state")?,
+                            row.try_get("title")?,
+                            row.try_get("status")?,
+                            row.try_get("payload")?,
+                            row.try_get("event_id")?,
+                        );
+                        append_pg(&mut tx, workflow_id, worker_id, &entry).await?;
+                        answered += 1;
+                    }
+                    tx.commit().await?;
+                }
+            }
+            Backend::Sqlite(pool) => {
+                let rows = sqlx::query(LATE_SQL).fetch_all(pool).await?;
+                for row in rows {
+                    let inbox_id: i64 = row.try_get("id")?;
+                    let workflow_id: String = row.try_get("matched_workflow_id")?;
+                    let workflow_id = crate::workflow::uuid_from_sqlite(&workflow_id)?;
+                    let payload: String = row.try_get("payload")?;
+                    let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                    let taken = sqlx::query(
+                        "UPDATE callback_inbox SET processed_at = $2 \
+                         WHERE id = $1 AND processed_at IS NULL",
+                    )
+                    .bind(inbox_id)
+                    .bind(to_sqlite(Utc::now()))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if taken == 1 {
+                        let entry = late_entry(
+                            row.try_get("state")?,
+                            row.try_get("title")?,
+                            row.try_get("status")?,
+                            crate::workflow::json_from_sqlite(&payload)?,
+                            row.try_get("event_id")?,
+                        );
+                        append_sqlite(&mut tx, workflow_id, worker_id, &entry).await?;
+                        answered += 1;
+                    }
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(answered)
     }
 }
 

@@ -117,6 +117,11 @@ pub async fn run(
     let handed = matches!(store.backend(), Backend::Sqlite(_))
         .then(|| tokio::spawn(hand_over(gate.clone(), stop_rx.clone())));
     let prune = tokio::spawn(prune_loop(store.clone(), stop_rx.clone()));
+    let late = tokio::spawn(late_commands_loop(
+        store.clone(),
+        worker_id.clone(),
+        stop_rx.clone(),
+    ));
 
     let mut stopped = stop_rx.clone();
     let signal = async move {
@@ -162,6 +167,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = scan.await;
     let _ = prune.await;
+    let _ = late.await;
     if let Some(handed) = handed {
         let _ = handed.await;
     }
@@ -236,6 +242,32 @@ async fn due_scan(gate: Arc<Gate>, options: RuntimeOptions, mut stop: watch::Rec
                 }
             }
             Err(error) => tracing::warn!(error.message = %error, "due scan failed"),
+        }
+    }
+}
+
+/// Every few seconds, answers operators' commands that reached a workflow after it
+/// finished: journaled `command_refused` with the reason, none left unprocessed.
+async fn late_commands_loop(
+    store: store::Store,
+    worker_id: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match store.answer_late_commands(&worker_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                commands = n,
+                "answered commands that reached finished workflows"
+            ),
+            Err(error) => {
+                tracing::warn!(error.message = %error, "answering late commands failed");
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::{LEASE, step, submit_and_claim};
 store::test_both_backends!(
     a_pending_command_is_queued_only_when_another_person_approves,
     rejected_expired_and_finished_requests_queue_nothing,
+    a_command_that_reaches_a_finished_workflow_is_answered,
 );
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -156,4 +157,49 @@ async fn rejected_expired_and_finished_requests_queue_nothing(db: TestDb) {
         "{closed:?}"
     );
     assert!(closed.inbox_id.is_none());
+}
+
+/// A command queued while the workflow's last step was in flight: the workflow finishes
+/// without it; it is then journaled as refused with the reason, and processed.
+async fn a_command_that_reaches_a_finished_workflow_is_answered(db: TestDb) {
+    let store = &db.store;
+    let claimed = submit_and_claim(store, "loan-late", "w1").await;
+    let id = claimed.workflow.id;
+    let payload = json!({ "by": "alice", "reason": "stop it" });
+    let inbox_id = store
+        .record_command(id, "cancel", &payload)
+        .await
+        .expect("queued while the step runs");
+    store
+        .commit_step(&step(&claimed, "paid", Status::Completed, None))
+        .await
+        .expect("the last step");
+    assert_eq!(store.answer_late_commands("w9").await.expect("answer"), 1);
+    let journal = store.journal(id).await.expect("journal");
+    let last = journal.last().expect("a row");
+    assert_eq!(last.entry.outcome, store::Outcome::CommandRefused);
+    assert_eq!(last.entry.action, "cancel");
+    assert!(
+        last.entry
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("finished (completed)")),
+        "{last:?}"
+    );
+    assert_eq!(last.entry.request_summary.as_ref(), Some(&payload));
+    let event = store
+        .matched_events(id)
+        .await
+        .expect("inbox")
+        .into_iter()
+        .find(|e| e.id == inbox_id)
+        .expect("kept");
+    assert!(event.processed_at.is_some(), "none stays unprocessed");
+    assert_eq!(store.answer_late_commands("w9").await.expect("again"), 0);
+    let shown = store
+        .operator_commands(Some(id), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].outcome.as_deref(), Some("command_refused"));
 }
