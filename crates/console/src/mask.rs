@@ -15,16 +15,8 @@ enum Rule {
 fn rule(key: &str) -> Option<Rule> {
     let key = key.to_ascii_lowercase();
     let has = |needle: &str| key.contains(needle);
-    if has("nik")
-        || has("identity_number")
-        || key == "number"
-        || has("account_number")
-        || has("npwp")
-    {
-        Some(Rule::LastFour)
-    } else if has("name") && !has("merchant") && !has("bank") && !has("definition") {
-        Some(Rule::Initials)
-    } else if has("phone")
+    if has("phone")
+        || has("mobile")
         || has("email")
         || has("address")
         || has("birth")
@@ -35,6 +27,15 @@ fn rule(key: &str) -> Option<Rule> {
         || has("ktp")
     {
         Some(Rule::Hidden)
+    } else if has("nik")
+        || has("identity_number")
+        || key == "number"
+        || has("account_number")
+        || has("npwp")
+    {
+        Some(Rule::LastFour)
+    } else if has("name") && !has("merchant") && !has("bank") && !has("definition") {
+        Some(Rule::Initials)
     } else {
         None
     }
@@ -103,7 +104,8 @@ mod tests {
         let shown = super::json(&json!({
             "borrower": {
                 "name": "Budi Santoso", "identity_number": "3171234567890123",
-                "phone_number": "+628123", "type": "PERSONAL"
+                "phone_number": "+628123", "mobile_number": "+628124",
+                "mother_maiden_name": "Sari", "type": "PERSONAL"
             },
             "disbursement_account": { "holder_name": "Budi Santoso", "number": "123123123213" },
             "merchant_name": "Toko Maju",
@@ -112,6 +114,8 @@ mod tests {
         assert_eq!(shown["borrower"]["name"], "B. S.");
         assert_eq!(shown["borrower"]["identity_number"], "************0123");
         assert_eq!(shown["borrower"]["phone_number"], "***");
+        assert_eq!(shown["borrower"]["mobile_number"], "***");
+        assert_eq!(shown["borrower"]["mother_maiden_name"], "***");
         assert_eq!(shown["borrower"]["type"], "PERSONAL");
         assert_eq!(shown["disbursement_account"]["holder_name"], "B. S.");
         assert_eq!(shown["disbursement_account"]["number"], "********3213");

@@ -51,7 +51,8 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
         return hash_password();
     }
     let config = Config::load(config_file)?;
-    serve(&config, args.listen.as_deref(), None).await
+    let database = config.database_url.redacted();
+    serve(&config, args.listen.as_deref(), None, &database).await
 }
 
 fn hash_password() -> anyhow::Result<ExitCode> {
@@ -74,6 +75,7 @@ fn hash_password() -> anyhow::Result<ExitCode> {
 
 /// Serves the console over the configured store until Ctrl-C / SIGTERM. `store` reuses an
 /// open one (the demo's); otherwise the configured database is opened and migrated.
+/// `database` names it in the start-up line.
 ///
 /// # Errors
 /// As [`run`].
@@ -81,6 +83,7 @@ pub async fn serve(
     config: &Config,
     listen: Option<&str>,
     store: Option<store::Store>,
+    database: &str,
 ) -> anyhow::Result<ExitCode> {
     let listen = listen.unwrap_or(&config.console.listen);
     let addr: SocketAddr = listen
@@ -97,8 +100,8 @@ pub async fn serve(
             "finflow console: no console.session_secret: sessions are signed with a random key and end when the console stops"
         );
     }
-    let definitions = workflow::Registry::load_dir(&config.worker.workflows_dir)
-        .map_err(|e| anyhow::anyhow!("workflow definitions: {e}"))?;
+    // The configured folder, else the definitions bundled in the binary (as the demo does).
+    let (definitions, _) = worker::inprocess::definitions(config)?;
     let store = match store {
         Some(store) => store,
         None => super::open_store(config, true).await?,
@@ -114,9 +117,8 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {addr}"))?;
     let shutdown = super::shutdown_signal();
     eprintln!(
-        "finflow console: http://{} (database {}); Ctrl-C stops it",
+        "finflow console: http://{} (database {database}); Ctrl-C stops it",
         listener.local_addr().unwrap_or(addr),
-        config.database_url.redacted()
     );
     axum::serve(
         listener,
