@@ -57,3 +57,7 @@ CREATE INDEX workflows_user_id_idx ON workflows ((facts->>'user_id'));
 CREATE INDEX workflows_loan_unique_id_idx ON workflows ((facts->>'loan_unique_id'));
 -- The overview's callbacks per minute.
 CREATE INDEX callback_inbox_received_at_idx ON callback_inbox (received_at);
+-- The console's filter by the last 4 digits of an onboarding's NIK (store::list).
+CREATE INDEX workflows_nik_last4_idx ON workflows
+    ((right(input #>> '{borrower,authorised_signatory,documents,ktp,number}', 4)))
+    WHERE kind = 'onboard-borrower';

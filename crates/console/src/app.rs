@@ -422,6 +422,9 @@ pub struct FilterQuery {
     pub user_id: String,
     #[serde(default)]
     pub loan: String,
+    /// The last 4 digits of a borrower's NIK (onboardings).
+    #[serde(default)]
+    pub nik: String,
     /// Keyset cursor: `created_at~id` of the last row of the previous page.
     #[serde(default)]
     pub after: String,
@@ -464,6 +467,11 @@ impl FilterQuery {
             business_key_prefix: opt(&self.key),
             user_id: opt(&self.user_id),
             loan_unique_id: opt(&self.loan),
+            nik_last4: match opt(&self.nik) {
+                Some(n) if n.len() == 4 && n.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+                Some(_) => return Err("NIK: give its last 4 digits".to_owned()),
+                None => None,
+            },
         };
         let cursor = match self.after.split_once('~') {
             None if self.after.trim().is_empty() => None,

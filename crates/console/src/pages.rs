@@ -348,6 +348,7 @@ pub fn workflows(
             label { "business key starts with" input name="key" value=(q.key); }
             label { "Finfra user id" input name="user_id" value=(q.user_id); }
             label { "loan unique id" input name="loan" value=(q.loan); }
+            label { "NIK, last 4 digits" input name="nik" size="4" maxlength="4" value=(q.nik); }
             button type="submit" { "Filter" }
             a href="/workflows" { "clear" }
         }

@@ -32,7 +32,18 @@ pub struct WorkflowFilter {
     pub user_id: Option<String>,
     /// The loan's unique id (`facts.loan_unique_id`).
     pub loan_unique_id: Option<String>,
+    /// The last 4 digits of the borrower's NIK (onboardings: the input's KTP number at
+    /// [`crate::NIK_PATH`]); an expression index serves it, no NIK is stored beside the
+    /// input.
+    pub nik_last4: Option<String>,
 }
+
+/// The last 4 characters of the NIK at [`crate::NIK_PATH`], exactly as the indexes of
+/// migrations postgres/0010 and sqlite/0006 spell them (else the index is not used).
+const NIK_LAST4_PG: &str =
+    "right(input #>> '{borrower,authorised_signatory,documents,ktp,number}', 4)";
+const NIK_LAST4_SQLITE: &str =
+    "substr(json_extract(input, '$.borrower.authorised_signatory.documents.ktp.number'), -4)";
 
 /// Where a page starts: after the row created at `created_at` with `id` (newest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +127,18 @@ impl Store {
                 } else {
                     clauses.push(format!("json_extract(facts, '$.{key}') = {p}"));
                 }
+            }
+        }
+        if let Some(last4) = &filter.nik_last4 {
+            let p = param(&mut binds, Bind::Text(last4.clone()));
+            if postgres {
+                clauses.push(format!(
+                    "(kind = 'onboard-borrower' AND {NIK_LAST4_PG} = {p})"
+                ));
+            } else {
+                clauses.push(format!(
+                    "(kind = 'onboard-borrower' AND {NIK_LAST4_SQLITE} = {p})"
+                ));
             }
         }
         if let Some(c) = cursor {

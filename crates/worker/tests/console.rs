@@ -360,6 +360,29 @@ async fn console_pages_and_actions(db: TestDb) {
     assert!(!list.body.contains("loan-waiting"), "{}", list.body);
     let by_key = console.get("/workflows?key=loan-w", Some(&session)).await;
     assert!(by_key.body.contains("loan-waiting") && !by_key.body.contains("loan-refused"));
+    // The last 4 digits of the borrower's NIK find the onboarding (and only it).
+    let nik: String = store
+        .find_by_business_key("onboard-borrower", "console-borrower")
+        .await
+        .expect("find")
+        .expect("the onboarding")
+        .input
+        .pointer("/borrower/authorised_signatory/documents/ktp/number")
+        .and_then(Value::as_str)
+        .expect("a NIK")
+        .to_owned();
+    let last4 = &nik[nik.len() - 4..];
+    let by_nik = console
+        .get(&format!("/workflows?nik={last4}"), Some(&session))
+        .await;
+    assert!(by_nik.body.contains("console-borrower"), "{}", by_nik.body);
+    assert!(!by_nik.body.contains("loan-refused"));
+    assert!(!by_nik.body.contains(&nik), "the whole NIK is never shown");
+    let other = if last4 == "9999" { "0000" } else { "9999" };
+    let none = console
+        .get(&format!("/workflows?nik={other}"), Some(&session))
+        .await;
+    assert!(none.body.contains("no workflow matches"));
     let bad = console
         .get("/workflows?created_from=yesterday", Some(&session))
         .await;
