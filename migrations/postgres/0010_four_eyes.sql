@@ -61,3 +61,9 @@ CREATE INDEX callback_inbox_received_at_idx ON callback_inbox (received_at);
 CREATE INDEX workflows_nik_last4_idx ON workflows
     ((right(input #>> '{borrower,authorised_signatory,documents,ktp,number}', 4)))
     WHERE kind = 'onboard-borrower';
+-- The overview at 100,000 workflows: counts by kind, state and status from the index alone;
+-- the stuck list among unfinished rows only; the day's funnel by range.
+CREATE INDEX workflows_kind_state_status_idx ON workflows (kind, state, status);
+CREATE INDEX workflows_status_updated_idx ON workflows (status, updated_at);
+CREATE INDEX workflows_finished_idx ON workflows (kind, status, finished_at);
+CREATE INDEX step_journal_step_finished_idx ON step_journal (step, finished_at);

@@ -369,7 +369,7 @@ async fn overview(
     let store = state.store();
     let now = Utc::now();
     let counts = store.status_counts().await?;
-    let (stuck, stuck_total) = store.oldest_stuck(20).await?;
+    let (stuck, stuck_total) = store.stuck_page(20).await?;
     let pending = store
         .command_requests(&RequestFilter {
             pending_only: true,

@@ -63,7 +63,82 @@ const FUNNEL_PG: &str = "SELECT \
     (SELECT count(DISTINCT workflow_id) FROM step_journal WHERE finished_at >= $1 AND step = 'request_virtual_account') AS disbursed, \
     (SELECT count(*) FROM workflows WHERE kind = 'originate-loan' AND status = 'completed' AND finished_at >= $1) AS paid";
 
+/// The `stuck_workflows` view's rows in two index-served parts: the workflows that need
+/// attention (by `status, updated_at`) and the overdue ones (by `next_run_at`). Same
+/// conditions and reasons as the view; `$1` is now less a minute, `$2` now.
+const STUCK_PARTS: &str = "\
+    SELECT id, kind, business_key, status, state, attempt, next_run_at, lease_owner, \
+      lease_until, last_error, 'needs_attention' AS reason, updated_at AS since \
+      FROM workflows WHERE status = 'needs_attention' \
+    UNION ALL \
+    SELECT id, kind, business_key, status, state, attempt, next_run_at, lease_owner, \
+      lease_until, last_error, \
+      CASE WHEN lease_until IS NOT NULL AND lease_until < $1 THEN 'lease_expired' \
+           ELSE 'overdue' END AS reason, updated_at AS since \
+      FROM workflows WHERE next_run_at IS NOT NULL AND next_run_at < $1 \
+      AND (lease_until IS NULL OR lease_until < $2) \
+      AND status NOT IN ('completed', 'failed', 'cancelled', 'needs_attention')";
+
 impl Store {
+    /// What [`Store::oldest_stuck`] answers, for pages that must answer fast at any size:
+    /// the `limit` stuck workflows that changed longest ago and how many are stuck, each
+    /// part read through an index.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn stuck_page(
+        &self,
+        limit: u32,
+    ) -> Result<(Vec<crate::StuckWorkflow>, i64), StoreError> {
+        let list = format!("SELECT * FROM ({STUCK_PARTS}) s ORDER BY since, id LIMIT $3");
+        let count = "SELECT (SELECT count(*) FROM workflows WHERE status = 'needs_attention') + \
+             (SELECT count(*) FROM workflows WHERE next_run_at IS NOT NULL AND next_run_at < $1 \
+              AND (lease_until IS NULL OR lease_until < $2) \
+              AND status NOT IN ('completed', 'failed', 'cancelled', 'needs_attention'))";
+        let now = Utc::now();
+        let minute_ago = now - chrono::TimeDelta::minutes(1);
+        let limit = i64::from(limit);
+        let list = sqlx::AssertSqlSafe(list);
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let rows = sqlx::query(list)
+                    .bind(minute_ago)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                let total: i64 = sqlx::query_scalar(count)
+                    .bind(minute_ago)
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await?;
+                let rows = rows
+                    .iter()
+                    .map(crate::StuckWorkflow::from_pg)
+                    .collect::<Result<_, _>>()?;
+                Ok((rows, total))
+            }
+            Backend::Sqlite(pool) => {
+                let rows = sqlx::query(list)
+                    .bind(to_sqlite(minute_ago))
+                    .bind(to_sqlite(now))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                let total: i64 = sqlx::query_scalar(count)
+                    .bind(to_sqlite(minute_ago))
+                    .bind(to_sqlite(now))
+                    .fetch_one(pool)
+                    .await?;
+                let rows = rows
+                    .iter()
+                    .map(crate::StuckWorkflow::from_sqlite)
+                    .collect::<Result<_, _>>()?;
+                Ok((rows, total))
+            }
+        }
+    }
+
     /// The funnel since `since`.
     ///
     /// # Errors
