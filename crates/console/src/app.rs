@@ -379,7 +379,9 @@ async fn overview(
         .await?;
     let funnel = store.funnel(now - TimeDelta::hours(24)).await?;
     let rates = store.rates(now - TimeDelta::minutes(60)).await?;
-    let workers = store.workers_seen(now - TimeDelta::minutes(60)).await?;
+    let workers = store
+        .workers_seen(now - TimeDelta::hours(24), now - TimeDelta::minutes(5))
+        .await?;
     let governor = store.governor().await?;
     Ok(pages::overview(&pages::Overview {
         user: &user,

@@ -234,12 +234,12 @@ pub fn overview(o: &Overview<'_>) -> Markup {
         section {
             h2 { "Fleet" }
             table {
-                thead { tr { th { "worker" } th { "last heartbeat (last step)" } th.num { "steps, last hour" } } }
+                thead { tr { th { "worker" } th { "last heartbeat" } th.num { "steps, last 5 minutes" } } }
                 tbody {
                     @for w in o.workers {
                         tr { td { (w.worker_id) } td { (time_opt(w.last_seen)) } td.num { (w.steps) } }
                     }
-                    @if o.workers.is_empty() { tr { td colspan="3" { "no worker journaled a step in the last hour" } } }
+                    @if o.workers.is_empty() { tr { td colspan="3" { "no worker ran in the last 24 hours" } } }
                 }
             }
             h3 { "Rate governor" }

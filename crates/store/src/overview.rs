@@ -38,14 +38,21 @@ pub struct Rates {
     pub callbacks: PerMinute,
 }
 
-/// A worker seen in the journal.
+/// A worker of the fleet, by its heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerSeen {
     pub worker_id: String,
-    /// Its last journal row: its last sign of life.
+    /// Its last heartbeat.
     pub last_seen: Option<DateTime<Utc>>,
-    /// Steps it journaled in the window.
+    /// Steps it journaled in the recent window.
     pub steps: i64,
+}
+
+fn count_of(steps: &[(String, i64)], worker_id: &str) -> i64 {
+    steps
+        .iter()
+        .find(|(id, _)| id == worker_id)
+        .map_or(0, |(_, n)| *n)
 }
 
 /// One scope of the shared rate governor.
@@ -222,41 +229,71 @@ impl Store {
         Ok(rows)
     }
 
-    /// Workers that journaled a step since `since`, most recent first.
+    /// Workers whose heartbeat (their apalis registration, refreshed every few seconds
+    /// while they run) is newer than `since`, most recent first, with the steps each
+    /// journaled since `steps_since` (bounded: a short window of the journal's time index).
     ///
     /// # Errors
     /// [`StoreError::Database`].
-    pub async fn workers_seen(&self, since: DateTime<Utc>) -> Result<Vec<WorkerSeen>, StoreError> {
-        const SQL: &str = "SELECT worker_id, max(finished_at) AS last_seen, count(*) AS steps \
-                           FROM step_journal WHERE finished_at >= $1 GROUP BY worker_id \
-                           ORDER BY last_seen DESC LIMIT 50";
+    pub async fn workers_seen(
+        &self,
+        since: DateTime<Utc>,
+        steps_since: DateTime<Utc>,
+    ) -> Result<Vec<WorkerSeen>, StoreError> {
         match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(SQL)
+            Backend::Postgres(pool) => {
+                let steps: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT worker_id, count(*) FROM step_journal WHERE finished_at >= $1 \
+                     GROUP BY worker_id",
+                )
+                .bind(steps_since)
+                .fetch_all(pool)
+                .await?;
+                sqlx::query(
+                    "SELECT id, last_seen FROM apalis.workers WHERE last_seen >= $1 \
+                     ORDER BY last_seen DESC LIMIT 50",
+                )
                 .bind(since)
                 .fetch_all(pool)
                 .await?
                 .iter()
                 .map(|r| {
+                    let worker_id: String = r.try_get("id")?;
                     Ok(WorkerSeen {
-                        worker_id: r.try_get("worker_id")?,
+                        steps: count_of(&steps, &worker_id),
+                        worker_id,
                         last_seen: r.try_get("last_seen")?,
-                        steps: r.try_get("steps")?,
                     })
                 })
-                .collect(),
-            Backend::Sqlite(pool) => sqlx::query(SQL)
-                .bind(to_sqlite(since))
+                .collect()
+            }
+            Backend::Sqlite(pool) => {
+                let steps: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT worker_id, count(*) FROM step_journal WHERE finished_at >= $1 \
+                     GROUP BY worker_id",
+                )
+                .bind(to_sqlite(steps_since))
+                .fetch_all(pool)
+                .await?;
+                sqlx::query(
+                    "SELECT id, last_seen FROM Workers WHERE last_seen >= $1 \
+                     ORDER BY last_seen DESC LIMIT 50",
+                )
+                .bind(since.timestamp())
                 .fetch_all(pool)
                 .await?
                 .iter()
                 .map(|r| {
+                    let worker_id: String = r.try_get("id")?;
+                    let secs: i64 = r.try_get("last_seen")?;
                     Ok(WorkerSeen {
-                        worker_id: r.try_get("worker_id")?,
-                        last_seen: from_sqlite_opt(r.try_get("last_seen")?)?,
-                        steps: r.try_get("steps")?,
+                        steps: count_of(&steps, &worker_id),
+                        worker_id,
+                        last_seen: DateTime::from_timestamp(secs, 0),
                     })
                 })
-                .collect(),
+                .collect()
+            }
         }
     }
 

@@ -180,9 +180,7 @@ fn main() -> ExitCode {
             Command::Retry(args) => commands::operate::retry(cli.config.as_deref(), args).await,
             Command::Console(args) => commands::console::run(cli.config.as_deref(), args).await,
             Command::Approve(args) => commands::operate::approve(cli.config.as_deref(), args).await,
-            Command::Reject(args) => {
-                commands::operate::reject(cli.config.as_deref(), args).await
-            }
+            Command::Reject(args) => commands::operate::reject(cli.config.as_deref(), args).await,
         }
     });
     match result {

@@ -347,6 +347,12 @@ async fn console_pages_and_actions(db: TestDb) {
     assert!(overview.body.contains("needs_attention"));
     assert!(overview.body.contains("steps/min"));
     assert!(overview.body.contains("<svg"));
+    // The running worker's heartbeat.
+    assert!(
+        !overview.body.contains("no worker ran"),
+        "{}",
+        overview.body
+    );
 
     // Workflows: the filter is in the URL.
     let list = console
