@@ -272,6 +272,11 @@ async fn loans_take_commands_where_it_is_safe(db: TestDb) {
         .expect("requests");
     assert_eq!(pending.len(), 1, "{pending:?}");
     let request = pending[0].id.to_string();
+    let status = finflow(&db, &["status"]).await;
+    assert!(
+        status.1.contains("Waiting for approval: 1") && status.1.contains("alice"),
+        "{status:?}"
+    );
     assert!(
         pending[0].needs_approval.contains("refused disbursement"),
         "{pending:?}"
