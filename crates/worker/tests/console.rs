@@ -669,5 +669,22 @@ async fn console_pages_and_actions(db: TestDb) {
             .any(|c| c.starts_with("finflow_session=;"))
     );
 
+    // Failed sign-ins are limited (5 per name and per address): with the wrong password
+    // above, four more from this address lock it, and even the right password waits.
+    for _ in 0..4 {
+        let wrong = console.send(sign_in("nope", token.clone())).await;
+        assert_eq!(wrong.status, StatusCode::SEE_OTHER);
+    }
+    let locked = console
+        .send(sign_in("alice-password-1", token.clone()))
+        .await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        locked
+            .cookies
+            .iter()
+            .all(|c| !c.starts_with("finflow_session="))
+    );
+
     world.stop().await.expect("a clean stop");
 }
