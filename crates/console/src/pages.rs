@@ -272,7 +272,7 @@ fn requests_table(user: &User, requests: &[CommandRequest], forms: bool) -> Mark
                 @for r in requests {
                     tr id=(format!("request-{}", r.id)) {
                         td { (r.id) }
-                        td { (workflow_link(r.workflow_id, &r.workflow_id.to_string()[..8])) }
+                        td { (workflow_link(r.workflow_id, &r.business_key)) br; small { (r.kind) } }
                         td { (label(&r.title, &r.payload)) }
                         td { (r.requested_by) }
                         td { (r.reason) }

@@ -73,6 +73,10 @@ pub struct CommandRequest {
     pub id: i64,
     /// The workflow it is for.
     pub workflow_id: Uuid,
+    /// Its kind.
+    pub kind: String,
+    /// Its business key.
+    pub business_key: String,
     /// `cancel` or `resolve`.
     pub title: String,
     /// The command as the inbox will hold it: `{by, reason, data}`.
@@ -112,8 +116,11 @@ pub struct RequestFilter {
     pub limit: u32,
 }
 
-const COLUMNS: &str = "id, workflow_id, title, payload, requested_by, reason, needs_approval, \
-     requested_at, expires_at, status, decided_by, decided_reason, decided_at, inbox_id";
+/// A request's columns, with its workflow's kind and business key (`r`, `w`).
+const COLUMNS: &str = "r.id, r.workflow_id, r.title, r.payload, r.requested_by, r.reason, \
+     r.needs_approval, r.requested_at, r.expires_at, r.status, r.decided_by, r.decided_reason, \
+     r.decided_at, r.inbox_id, w.kind, w.business_key";
+const FROM: &str = "FROM command_requests r JOIN workflows w ON w.id = r.workflow_id";
 
 fn read_pg(row: &sqlx::postgres::PgRow) -> Result<CommandRequest, StoreError> {
     let status = RequestStatus::parse(row.try_get::<&str, _>("status")?)?;
@@ -121,6 +128,8 @@ fn read_pg(row: &sqlx::postgres::PgRow) -> Result<CommandRequest, StoreError> {
     Ok(CommandRequest {
         id: row.try_get("id")?,
         workflow_id: row.try_get("workflow_id")?,
+        kind: row.try_get("kind")?,
+        business_key: row.try_get("business_key")?,
         title: row.try_get("title")?,
         payload: row.try_get("payload")?,
         requested_by: row.try_get("requested_by")?,
@@ -146,6 +155,8 @@ fn read_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<CommandRequest, StoreErr
         workflow_id: workflow_id
             .parse()
             .map_err(|e| decode_error(format!("workflow id {workflow_id:?}: {e}")))?,
+        kind: row.try_get("kind")?,
+        business_key: row.try_get("business_key")?,
         title: row.try_get("title")?,
         payload: serde_json::from_str(&payload)
             .map_err(|e| decode_error(format!("command payload: {e}")))?,
@@ -325,14 +336,14 @@ impl Store {
         decide: Decide,
     ) -> Result<CommandRequest, StoreError> {
         let unknown = || StoreError::Refused(format!("no command request {request_id}"));
-        let select = format!("SELECT {COLUMNS} FROM command_requests WHERE id = $1");
+        let select = format!("SELECT {COLUMNS} {FROM} WHERE r.id = $1");
         let update = "UPDATE command_requests SET status = $2, decided_by = $3, \
                       decided_reason = $4, decided_at = $5, inbox_id = $6 WHERE id = $1";
         let now = Utc::now();
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let row = sqlx::query(AssertSqlSafe(format!("{select} FOR UPDATE")))
+                let row = sqlx::query(AssertSqlSafe(format!("{select} FOR UPDATE OF r")))
                     .bind(request_id)
                     .fetch_optional(&mut *tx)
                     .await?
@@ -409,7 +420,7 @@ impl Store {
         &self,
         request_id: i64,
     ) -> Result<Option<CommandRequest>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM command_requests WHERE id = $1");
+        let sql = format!("SELECT {COLUMNS} {FROM} WHERE r.id = $1");
         match &self.backend {
             Backend::Postgres(pool) => sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(request_id)
@@ -438,16 +449,16 @@ impl Store {
     ) -> Result<Vec<CommandRequest>, StoreError> {
         let limit = i64::from(filter.limit.clamp(1, 500));
         let now = Utc::now();
-        let mut sql = format!("SELECT {COLUMNS} FROM command_requests WHERE id < $1");
+        let mut sql = format!("SELECT {COLUMNS} {FROM} WHERE r.id < $1");
         if filter.pending_only {
-            sql.push_str(" AND status = 'pending' AND expires_at > $2");
+            sql.push_str(" AND r.status = 'pending' AND r.expires_at > $2");
         } else {
             sql.push_str(" AND $2 IS NOT NULL");
         }
         if filter.workflow_id.is_some() {
-            sql.push_str(" AND workflow_id = $4");
+            sql.push_str(" AND r.workflow_id = $4");
         }
-        sql.push_str(" ORDER BY id DESC LIMIT $3");
+        sql.push_str(" ORDER BY r.id DESC LIMIT $3");
         let before = filter.before_id.unwrap_or(i64::MAX);
         match &self.backend {
             Backend::Postgres(pool) => {
