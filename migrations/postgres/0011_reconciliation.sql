@@ -36,9 +36,8 @@ CREATE TABLE reconcile_seen (
     PRIMARY KEY (run_id, loan_unique_id)
 );
 
--- finflow's record of a loan is looked up by its unique id for every page.
-CREATE INDEX workflows_loan_unique_id_idx ON workflows ((facts->>'loan_unique_id'))
-    WHERE kind = 'originate-loan';
+-- finflow's record of a loan is looked up by its unique id for every page: through
+-- workflows_loan_unique_id_idx (migration 0010).
 
 CREATE VIEW reconciliation_findings AS
 SELECT id,

@@ -26,8 +26,7 @@ CREATE TABLE reconcile_seen (
     PRIMARY KEY (run_id, loan_unique_id)
 );
 
-CREATE INDEX workflows_loan_unique_id_idx ON workflows (json_extract(facts, '$.loan_unique_id'))
-    WHERE kind = 'originate-loan';
+-- finflow's record of a loan is looked up through workflows_loan_unique_id_idx (0006).
 
 CREATE VIEW reconciliation_findings AS
 SELECT id,

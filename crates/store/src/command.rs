@@ -1,18 +1,37 @@
 //! A person's commands to one workflow (`cancel`, `resolve`), recorded in the inbox
 //! (source `operator`) beside Finfra's callbacks: matched to their workflow when recorded,
-//! and the workflow is made due; the executor reads them with its other events and the
-//! workflow's machine judges them.
+//! and the workflow is made due: the executor reads them with its other events and the
+//! workflow's machine judges them. A command that needs a second person's approval waits in
+//! `command_requests` first (see `approval`) and is queued here when approved.
 
 use chrono::Utc;
 use serde_json::Value;
+use sqlx::{PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::inbox::Source;
+use crate::journal::{JournalEntry, Outcome, append_pg, append_sqlite};
 use crate::time::to_sqlite;
 use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
 use crate::{Backend, Store};
+
+/// The inbox title of an operator's cancel ([`Store::record_command`]).
+pub const COMMAND_CANCEL: &str = "cancel";
+/// The inbox title of an operator's resolve (and retry: a resolve with `{"retry": true}`).
+pub const COMMAND_RESOLVE: &str = "resolve";
+
+/// The payload of an operator's command, as [`Store::record_command`] stores it and the
+/// executor reads it: who, why, and for a resolve what they supply.
+#[must_use]
+pub fn command_payload(by: &str, reason: &str, data: Option<&Value>) -> Value {
+    let mut payload = serde_json::json!({ "by": by, "reason": reason });
+    if let Some(data) = data {
+        payload["data"] = data.clone();
+    }
+    payload
+}
 
 impl Store {
     /// Records a person's command (`title` `cancel` or `resolve`, `payload` what the engine
@@ -30,70 +49,16 @@ impl Store {
         title: &str,
         payload: &Value,
     ) -> Result<i64, StoreError> {
-        let event_id = Uuid::new_v4().to_string();
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR UPDATE")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                refuse_finished(id, status.as_deref())?;
-                let inbox_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO callback_inbox (source, event_id, title, payload, \
-                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, now()) \
-                     RETURNING id",
-                )
-                .bind(Source::Operator.as_str())
-                .bind(&event_id)
-                .bind(title)
-                .bind(payload)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
-                     now()), updated_at = now() WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                push_pg(&mut tx, &[(id, AT_ONCE)]).await?;
+                let inbox_id = queue_pg(&mut tx, id, title, payload).await?;
                 tx.commit().await?;
                 Ok(inbox_id)
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let now = to_sqlite(Utc::now());
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
-                        .bind(id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                refuse_finished(id, status.as_deref())?;
-                let inbox_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
-                     matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5) \
-                     RETURNING id",
-                )
-                .bind(Source::Operator.as_str())
-                .bind(&event_id)
-                .bind(title)
-                .bind(payload.to_string())
-                .bind(&now)
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
-                     updated_at = $2 WHERE id = $1",
-                )
-                .bind(id.to_string())
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-                push_sqlite(&mut tx, &[(id, AT_ONCE)]).await?;
+                let inbox_id = queue_sqlite(&mut tx, id, title, payload).await?;
                 tx.commit().await?;
                 Ok(inbox_id)
             }
@@ -101,7 +66,188 @@ impl Store {
     }
 }
 
-fn refuse_finished(id: Uuid, status: Option<&str>) -> Result<(), StoreError> {
+/// The journal row of a command that reached its workflow after it finished.
+fn late_entry(
+    state: &str,
+    title: &str,
+    status: &str,
+    payload: Value,
+    event_id: &str,
+) -> JournalEntry {
+    let mut entry = JournalEntry::new(state, title, Outcome::CommandRefused);
+    entry.error = Some(format!(
+        "{title} refused: the workflow finished ({status}) before the command reached it"
+    ));
+    entry.request_summary = Some(payload);
+    entry.response_summary =
+        Some(serde_json::json!({ "event_id": event_id, "source": Source::Operator.as_str() }));
+    entry
+}
+
+const LATE_SQL: &str = "SELECT i.id, i.matched_workflow_id, i.title, i.payload, i.event_id, \
+     w.status, w.state FROM callback_inbox i JOIN workflows w ON w.id = i.matched_workflow_id \
+     WHERE i.source = 'operator' AND i.processed_at IS NULL \
+     AND w.status IN ('completed', 'failed', 'cancelled') ORDER BY i.id LIMIT 100";
+
+impl Store {
+    /// Answers operators' commands that reached their workflow after it finished (queued
+    /// while its last step was in flight): each is journaled `command_refused` with the
+    /// reason and marked processed, so none stays unprocessed. `worker_id` is journaled as
+    /// who answered. Returns how many were answered (at most 100 a call).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn answer_late_commands(&self, worker_id: &str) -> Result<u64, StoreError> {
+        use sqlx::Row as _;
+        let mut answered = 0;
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let rows = sqlx::query(LATE_SQL).fetch_all(pool).await?;
+                for row in rows {
+                    let inbox_id: i64 = row.try_get("id")?;
+                    let workflow_id: Uuid = row.try_get("matched_workflow_id")?;
+                    let mut tx = pool.begin().await?;
+                    // The workflow's row orders journal appends.
+                    sqlx::query("SELECT 1 FROM workflows WHERE id = $1 FOR UPDATE")
+                        .bind(workflow_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let taken = sqlx::query(
+                        "UPDATE callback_inbox SET processed_at = now() \
+                         WHERE id = $1 AND processed_at IS NULL",
+                    )
+                    .bind(inbox_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if taken == 1 {
+                        let entry = late_entry(
+                            row.try_get("state")?,
+                            row.try_get("title")?,
+                            row.try_get("status")?,
+                            row.try_get("payload")?,
+                            row.try_get("event_id")?,
+                        );
+                        append_pg(&mut tx, workflow_id, worker_id, &entry).await?;
+                        answered += 1;
+                    }
+                    tx.commit().await?;
+                }
+            }
+            Backend::Sqlite(pool) => {
+                let rows = sqlx::query(LATE_SQL).fetch_all(pool).await?;
+                for row in rows {
+                    let inbox_id: i64 = row.try_get("id")?;
+                    let workflow_id: String = row.try_get("matched_workflow_id")?;
+                    let workflow_id = crate::workflow::uuid_from_sqlite(&workflow_id)?;
+                    let payload: String = row.try_get("payload")?;
+                    let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                    let taken = sqlx::query(
+                        "UPDATE callback_inbox SET processed_at = $2 \
+                         WHERE id = $1 AND processed_at IS NULL",
+                    )
+                    .bind(inbox_id)
+                    .bind(to_sqlite(Utc::now()))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if taken == 1 {
+                        let entry = late_entry(
+                            row.try_get("state")?,
+                            row.try_get("title")?,
+                            row.try_get("status")?,
+                            crate::workflow::json_from_sqlite(&payload)?,
+                            row.try_get("event_id")?,
+                        );
+                        append_sqlite(&mut tx, workflow_id, worker_id, &entry).await?;
+                        answered += 1;
+                    }
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(answered)
+    }
+}
+
+/// Queues a command in an open transaction: locks the workflow, refuses a finished one,
+/// inserts the inbox row matched to it and makes it due.
+pub(crate) async fn queue_pg(
+    tx: &mut PgConnection,
+    id: Uuid,
+    title: &str,
+    payload: &Value,
+) -> Result<i64, StoreError> {
+    let event_id = Uuid::new_v4().to_string();
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    refuse_finished(id, status.as_deref())?;
+    let inbox_id: i64 = sqlx::query_scalar(
+        "INSERT INTO callback_inbox (source, event_id, title, payload, \
+         matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, now()) \
+         RETURNING id",
+    )
+    .bind(Source::Operator.as_str())
+    .bind(&event_id)
+    .bind(title)
+    .bind(payload)
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
+         now()), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    push_pg(tx, &[(id, AT_ONCE)]).await?;
+    Ok(inbox_id)
+}
+
+/// [`queue_pg`] for SQLite (the transaction is `BEGIN IMMEDIATE`: the row is ours).
+pub(crate) async fn queue_sqlite(
+    tx: &mut SqliteConnection,
+    id: Uuid,
+    title: &str,
+    payload: &Value,
+) -> Result<i64, StoreError> {
+    let event_id = Uuid::new_v4().to_string();
+    let now = to_sqlite(Utc::now());
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+    refuse_finished(id, status.as_deref())?;
+    let inbox_id: i64 = sqlx::query_scalar(
+        "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
+         matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5) \
+         RETURNING id",
+    )
+    .bind(Source::Operator.as_str())
+    .bind(&event_id)
+    .bind(title)
+    .bind(payload.to_string())
+    .bind(&now)
+    .bind(id.to_string())
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
+         updated_at = $2 WHERE id = $1",
+    )
+    .bind(id.to_string())
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    push_sqlite(tx, &[(id, AT_ONCE)]).await?;
+    Ok(inbox_id)
+}
+
+pub(crate) fn refuse_finished(id: Uuid, status: Option<&str>) -> Result<(), StoreError> {
     match status {
         None => Err(StoreError::NotFound(id)),
         Some(status @ ("completed" | "failed" | "cancelled")) => Err(StoreError::Refused(format!(

@@ -105,7 +105,7 @@ const STUCK_SQL: &str = "SELECT s.id, s.kind, s.business_key, s.status, s.state,
                          ORDER BY w.updated_at, s.id LIMIT $1";
 
 impl MatchedEvent {
-    fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
         Ok(Self {
             id: row.try_get("id")?,
             source: row.try_get::<String, _>("source")?.parse()?,
@@ -118,7 +118,7 @@ impl MatchedEvent {
         })
     }
 
-    fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
         Ok(Self {
             id: row.try_get("id")?,
             source: row.try_get::<String, _>("source")?.parse()?,
@@ -133,7 +133,7 @@ impl MatchedEvent {
 }
 
 impl StuckWorkflow {
-    fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
         Ok(Self {
             id: row.try_get("id")?,
             kind: row.try_get("kind")?,
@@ -150,7 +150,7 @@ impl StuckWorkflow {
         })
     }
 
-    fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
         Ok(Self {
             id: uuid_from_sqlite(&row.try_get::<String, _>("id")?)?,
             kind: row.try_get("kind")?,

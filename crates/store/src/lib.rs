@@ -22,6 +22,7 @@
 //! Every fallible function documents its errors in [`StoreError`] terms.
 
 mod announce;
+mod approval;
 mod business_key;
 mod cancel;
 mod claim;
@@ -35,7 +36,9 @@ mod identity;
 mod inbox;
 mod inspect;
 mod journal;
+mod list;
 mod migrate;
+mod overview;
 mod rate_limit;
 mod reconcile;
 mod submit;
@@ -48,8 +51,10 @@ mod webhooks;
 mod workflow;
 
 pub use announce::Announcement;
+pub use approval::{CommandRequest, RequestFilter, RequestStatus};
 pub use business_key::{BUSINESS_KEY_MAX_CHARS, BusinessKeyError, check_business_key};
 pub use claim::Claimed;
+pub use command::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
 pub use commit::{Committed, StepCommit, Wait};
 pub use connect::{Backend, StoreOptions};
 pub use error::{
@@ -60,7 +65,9 @@ pub use identity::{NIK_PATH, ONBOARD_KIND, ReturningBorrower, identity_key};
 pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
 pub use journal::{JournalEntry, JournalRow, Outcome};
+pub use list::{Cursor, OperatorCommand, WorkflowFilter};
 pub use migrate::MIGRATIONS_TABLE;
+pub use overview::{Funnel, GovernorRow, PerMinute, Rates, WorkerSeen};
 pub use rate_limit::{
     Bucket, BucketState, Heard, Lease, PAUSE_CHANNEL, PauseListener, PauseNotice, take_tokens,
 };

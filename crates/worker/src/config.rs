@@ -30,6 +30,9 @@ const STRING_KEYS: &[&str] = &[
     "callbacks.auth_key",
     "callbacks.previous_auth_key",
     "metrics.listen",
+    "console.listen",
+    "console.session_secret",
+    "console.trusted_user_header",
 ];
 
 /// Where finflow keeps its state when nothing else is configured: a SQLite file in the
@@ -61,6 +64,12 @@ pub struct Config {
     /// Outbound webhooks (`[[webhooks]]`), validated by [`Config::webhooks`].
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// The rules for people's commands (`[operators] four_eyes`).
+    #[serde(default)]
+    pub operators: console::operate::OperatorsConfig,
+    /// `finflow console`: where it listens, its users and their roles, sessions.
+    #[serde(default)]
+    pub console: console::ConsoleConfig,
 }
 
 /// `[events]`: the lifecycle event feed.

@@ -3,8 +3,9 @@
 //! Subcommands: `demo` runs everything in one process against a local Finfra with faults,
 //! to see the engine work; `sandbox` runs a local, strict fake of Finfra; `doctor` checks the
 //! configuration and the way to Finfra; `migrate`, `run`, `submit` and `status` run the
-//! engine; `inspect`, `cancel`, `resolve` and `retry` are the operator's tools; `events`
-//! and `webhooks` show the lifecycle feed and its deliveries; `bench`
+//! engine; `inspect`, `cancel`, `resolve`, `retry`, `approve` and `reject-command` are the
+//! operator's tools, `console` their web pages; `reconcile` compares Finfra's books with
+//! finflow's; `events` and `webhooks` show the lifecycle feed and its deliveries; `bench`
 //! measures it on both backends. Every failure ends in one line on stderr and a
 //! non-zero exit code, never a stack trace.
 
@@ -144,6 +145,17 @@ enum Command {
     /// List webhook deliveries (--failed: the ones given up), or replay one.
     #[command(after_help = commands::events::WEBHOOKS_HELP)]
     Webhooks(commands::events::WebhooksArgs),
+    /// Serve the web console (operators' pages, four-eyes approvals) over the database;
+    /// `finflow console hash-password` hashes a user's password for finflow.toml.
+    #[command(after_help = commands::console::CONSOLE_HELP)]
+    Console(commands::console::Args),
+    /// Approve a command waiting for a second person (four-eyes for money): it is checked
+    /// against the workflow again, then queued for a running worker.
+    #[command(after_help = commands::operate::APPROVE_HELP)]
+    Approve(commands::operate::DecideArgs),
+    /// Reject a command waiting for a second person: nothing is queued.
+    #[command(name = "reject-command", after_help = commands::operate::REJECT_HELP)]
+    Reject(commands::operate::DecideArgs),
 }
 
 fn main() -> ExitCode {
@@ -182,6 +194,9 @@ fn main() -> ExitCode {
             Command::Webhooks(args) => {
                 commands::events::webhooks(cli.config.as_deref(), args).await
             }
+            Command::Console(args) => commands::console::run(cli.config.as_deref(), args).await,
+            Command::Approve(args) => commands::operate::approve(cli.config.as_deref(), args).await,
+            Command::Reject(args) => commands::operate::reject(cli.config.as_deref(), args).await,
         }
     });
     match result {

@@ -147,6 +147,11 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
+    let late = tokio::spawn(late_commands_loop(
+        store.clone(),
+        worker_id.clone(),
+        stop_rx.clone(),
+    ));
 
     let mut stopped = stop_rx.clone();
     let signal = async move {
@@ -198,6 +203,7 @@ pub async fn run(
     if let Some(deliverer) = deliverer {
         let _ = deliverer.await;
     }
+    let _ = late.await;
     if let Some(handed) = handed {
         let _ = handed.await;
     }
@@ -272,6 +278,32 @@ async fn due_scan(gate: Arc<Gate>, options: RuntimeOptions, mut stop: watch::Rec
                 }
             }
             Err(error) => tracing::warn!(error.message = %error, "due scan failed"),
+        }
+    }
+}
+
+/// Every few seconds, answers operators' commands that reached a workflow after it
+/// finished: journaled `command_refused` with the reason, none left unprocessed.
+async fn late_commands_loop(
+    store: store::Store,
+    worker_id: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        match store.answer_late_commands(&worker_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                commands = n,
+                "answered commands that reached finished workflows"
+            ),
+            Err(error) => {
+                tracing::warn!(error.message = %error, "answering late commands failed");
+            }
         }
     }
 }

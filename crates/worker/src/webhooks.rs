@@ -18,14 +18,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use store::{ClaimedDelivery, Store};
 use tokio::sync::watch;
 use url::Url;
 
-type HmacSha256 = Hmac<sha2_011::Sha256>;
+type HmacSha256 = Hmac<sha2::Sha256>;
 
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "finflow-signature";

@@ -94,6 +94,33 @@ async fn command(store: &Store, w: &Workflow, event: &Event) -> Result<(), Engin
     Ok(())
 }
 
+/// Runs the `finflow` binary on the test database from the workspace root: (exit code,
+/// stdout, stderr).
+async fn finflow(db: &TestDb, args: &[&str]) -> (Option<i32>, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_finflow"));
+        command.args(&args).current_dir(repo());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("FINFLOW_") {
+                command.env_remove(key);
+            }
+        }
+        let output = command
+            .env("FINFLOW_DATABASE_URL", url)
+            .output()
+            .expect("run finflow");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .expect("finflow runs")
+}
+
 fn cancel() -> Event {
     Event::Cancel {
         by: "ops@lender".into(),
@@ -220,12 +247,74 @@ async fn loans_take_commands_where_it_is_safe(db: TestDb) {
         Err(EngineError::Refused(_)) => {}
         other => panic!("a refused disbursement is resolved, not cancelled: {other:?}"),
     }
-    let retry = Event::Resolve {
-        by: "ops@lender".into(),
-        reason: "account checked with the bank".into(),
-        data: json!({ "retry": true }),
-    };
-    command(store, &w, &retry).await.expect("a retry is taken");
+    // Four-eyes: the retry of a refused disbursement waits for a second person.
+    let asked = finflow(
+        &db,
+        &[
+            "retry",
+            "loan-refused",
+            "--reason",
+            "account checked with the bank",
+            "--by",
+            "alice",
+        ],
+    )
+    .await;
+    assert_eq!(asked.0, Some(0), "{asked:?}");
+    assert!(asked.1.contains("pending approval"), "{asked:?}");
+    let pending = store
+        .command_requests(&store::RequestFilter {
+            pending_only: true,
+            workflow_id: Some(refused),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("requests");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let request = pending[0].id.to_string();
+    let status = finflow(&db, &["status"]).await;
+    assert!(
+        status.1.contains("Waiting for approval: 1") && status.1.contains("alice"),
+        "{status:?}"
+    );
+    assert!(
+        pending[0].needs_approval.contains("refused disbursement"),
+        "{pending:?}"
+    );
+    // Nothing moves while it waits; its requester cannot approve it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sandbox.ledger().disbursements_accepted[&unique_id], 1);
+    let own = finflow(
+        &db,
+        &["approve", &request, "--reason", "mine", "--by", "alice"],
+    )
+    .await;
+    assert_eq!(own.0, Some(2), "{own:?}");
+    assert!(own.2.contains("second person"), "{own:?}");
+    let approved = finflow(
+        &db,
+        &[
+            "approve",
+            &request,
+            "--reason",
+            "seen the bank's letter",
+            "--by",
+            "bob",
+            "--wait",
+            "30",
+        ],
+    )
+    .await;
+    assert_eq!(approved.0, Some(0), "{approved:?}");
+    assert!(approved.1.contains("applied"), "{approved:?}");
+    let decided = store
+        .command_request(pending[0].id)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(decided.status, store::RequestStatus::Approved);
+    assert_eq!(decided.decided_by.as_deref(), Some("bob"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while sandbox.ledger().disbursements_accepted[&unique_id] < 2 {
         assert!(Instant::now() < deadline, "the retry never disbursed again");

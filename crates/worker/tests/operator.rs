@@ -666,7 +666,15 @@ store::test_both_backends!(
 
 #[test]
 fn every_operator_command_has_examples_and_exit_statuses() {
-    for command in ["inspect", "status", "cancel", "resolve", "retry"] {
+    for command in [
+        "inspect",
+        "status",
+        "cancel",
+        "resolve",
+        "retry",
+        "approve",
+        "reject-command",
+    ] {
         let output = Command::new(FINFLOW)
             .args([command, "--help"])
             .output()
@@ -674,7 +682,7 @@ fn every_operator_command_has_examples_and_exit_statuses() {
         let help = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{command}: {help}");
         assert!(help.contains("Examples:"), "{command}: {help}");
-        if ["cancel", "resolve", "retry"].contains(&command) {
+        if ["cancel", "resolve", "retry", "approve", "reject-command"].contains(&command) {
             assert!(help.contains("Exit status: 0"), "{command}: {help}");
             assert!(help.contains("--reason"), "{command}: {help}");
             assert!(help.contains("--wait"), "{command}: {help}");

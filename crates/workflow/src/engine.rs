@@ -216,6 +216,31 @@ impl Engine {
             }
         }
     }
+
+    /// Whether `command` (a cancel or a resolve, already accepted by
+    /// [`Self::check_command`]) needs a second person's approval before it is applied:
+    /// `Some(why)` for a command that can make money move or stop it after signing (any
+    /// resolve or retry of a loan, a cancel of a signed loan), `None` otherwise. The one
+    /// four-eyes rule, for the CLI and the console alike.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownKind`] or [`EngineError::State`].
+    pub fn needs_approval(
+        &self,
+        kind: &str,
+        state: &Value,
+        command: &Event,
+    ) -> Result<Option<String>, EngineError> {
+        match kind.parse::<Kind>()? {
+            // An onboarding moves no money; nor does a reconciliation run, which only reads.
+            Kind::OnboardBorrower | Kind::ReconcileLoans => Ok(None),
+            Kind::OriginateLoan => {
+                let state = read::<OriginateLoan>(state)?;
+                Ok(crate::originate::needs_approval(&state, command))
+            }
+        }
+    }
 }
 
 fn read<W: Workflow>(state: &Value) -> Result<W::State, EngineError> {

@@ -1,6 +1,7 @@
 //! The store's test suite: every test runs on SQLite and on PostgreSQL, each on a fresh
 //! database (see `store::testing`). Tests are silent unless `TEST_LOG` is set.
 
+mod approval;
 mod claim;
 mod commit;
 mod dispatch;

@@ -38,6 +38,7 @@ pub const DEMO_HELP: &str = "Examples:
   finflow demo                                  # 40 journeys, SQLite in ./finflow-demo.db
   finflow demo --journeys 200 --seed 7          # more, and the same mix on every run
   finflow demo --database-url postgres://postgres@127.0.0.1:5432/finflow_demo
+  finflow demo --console                        # then click through it at http://127.0.0.1:8081
 
 Each journey is an onboard-borrower workflow (PERSONAL or BUSINESS) and an originate-loan
 workflow (single payment or BNPL) that waits for it by business key, then is created, signed,
@@ -70,6 +71,12 @@ pub struct Args {
     /// Stop waiting after this many seconds; the exit status is then 1.
     #[arg(long, value_name = "SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// At the end, serve the web console on the demo's database (console.listen, default
+    /// 127.0.0.1:8081) until Ctrl-C, to click through what just happened. Without
+    /// [[console.users]] in finflow.toml, two demo users are made (an operator and an
+    /// approver) and their passwords printed.
+    #[arg(long)]
+    console: bool,
 }
 
 /// Where the demo keeps its workflows.
@@ -203,7 +210,6 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
     let rows = db.rows().await?;
     let journal_outcomes = db.journal_outcomes().await?;
     let callbacks_stored = db.callbacks_stored().await? - callbacks_before;
-    store.close().await;
     let summary = Summary {
         journeys: &journeys,
         seed,
@@ -221,11 +227,50 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
             .then(|| format!("business_key like '{prefix}%'")),
     };
     print!("{}", summary.text());
+    if args.console {
+        let config = with_demo_users(config)?;
+        let shown = match &database {
+            Database::Sqlite { path } => path.display().to_string(),
+            Database::Postgres { shown } => shown.clone(),
+        };
+        super::console::serve(&config, None, Some(store.clone()), &shown).await?;
+    } else {
+        store.close().await;
+    }
     Ok(if timed_out {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `config` with an operator and an approver for the console when it names no users; their
+/// passwords are printed (random, for this run only).
+fn with_demo_users(mut config: Config) -> anyhow::Result<Config> {
+    if !config.console.users.is_empty() {
+        return Ok(config);
+    }
+    let mut lines = Vec::new();
+    for (name, role) in [
+        ("operator", console::Role::Operator),
+        ("approver", console::Role::Approver),
+    ] {
+        let password = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+        let password_hash = console::auth::hash_password(&password)
+            .map_err(|e| anyhow::anyhow!("hashing a demo password: {e}"))?;
+        config.console.users.push(console::UserConfig {
+            name: name.to_owned(),
+            role,
+            password_hash: Some(password_hash),
+            personal_data: false,
+        });
+        lines.push(format!("{name} / {password}"));
+    }
+    eprintln!(
+        "finflow demo: console users for this run (none in finflow.toml): {}",
+        lines.join(", ")
+    );
+    Ok(config)
 }
 
 /// The products whose definition is loaded and originates their kind of loan.

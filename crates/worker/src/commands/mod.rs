@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod console;
 pub mod demo;
 pub mod doctor;
 pub mod events;

@@ -1,5 +1,13 @@
-//! `finflow cancel | resolve | retry`: a person's decision about one workflow, journaled
-//! with who and why.
+//! `finflow cancel | resolve | retry | approve | reject-command`: a person's decision about
+//! one workflow, journaled with who and why, through `console::operate` (the console's
+//! forms take the same path).
+//!
+//! Four-eyes (`[operators] four_eyes`, default on): a command that can make money move or
+//! stop it after signing (any resolve or retry of a loan, a cancel of a signed loan) is
+//! stored as pending approval and printed with its request id; a second person applies it
+//! with `finflow approve ID --reason` or drops it with `finflow reject-command ID --reason`.
+//! The requester can never approve their own; a request expires after
+//! `operators.approval_ttl_secs`.
 //!
 //! The command is checked first against the workflow's current state, with the same state
 //! machine the workers run (`Engine::check_command`): one that would be refused (a cancel
@@ -15,12 +23,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use chrono::Utc;
+use console::operate::{self, Command, OperateError, Queued, named};
 use serde_json::{Value, json};
-use store::{Store, StoreError, Workflow};
+use store::{Store, Workflow};
 use worker::config::Config;
-use worker::executor::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
-use workflow::{EngineError, Event};
 
 use super::lookup::{self, Target};
 
@@ -133,21 +139,6 @@ fn json_object(s: &str) -> Result<Value, String> {
     }
 }
 
-/// Which command, with what a resolve supplies.
-enum Command {
-    Cancel,
-    Resolve(Option<Value>),
-}
-
-impl Command {
-    fn name(&self) -> &'static str {
-        match self {
-            Self::Cancel => COMMAND_CANCEL,
-            Self::Resolve(_) => COMMAND_RESOLVE,
-        }
-    }
-}
-
 /// `finflow cancel`.
 ///
 /// # Errors
@@ -174,22 +165,12 @@ pub async fn resolve(config_file: Option<&Path>, args: ResolveArgs) -> anyhow::R
 /// # Errors
 /// As [`cancel`].
 pub async fn retry(config_file: Option<&Path>, args: RetryArgs) -> anyhow::Result<ExitCode> {
-    run(
-        config_file,
-        args.common,
-        Command::Resolve(Some(json!({ "retry": true }))),
-    )
-    .await
+    run(config_file, args.common, Command::retry()).await
 }
 
 fn refused(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("refused: {message}");
     ExitCode::from(EXIT_REFUSED)
-}
-
-/// `kind "key" (id)`, how the messages name a workflow.
-fn named(w: &Workflow) -> String {
-    format!("{} {:?} ({})", w.kind, w.business_key, w.id)
 }
 
 async fn run(
@@ -198,24 +179,34 @@ async fn run(
     command: Command,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
+    let engine = load_engine(&config)?;
+    let by = who(common.by.as_deref());
+    let store = super::open_store(&config, false).await?;
+    let result = apply(&store, &engine, &config, &common, &by, command).await;
+    store.close().await;
+    result
+}
+
+fn load_engine(config: &Config) -> anyhow::Result<workflow::Engine> {
     let definitions = workflow::Registry::load_dir(&config.worker.workflows_dir)
         .map_err(|e| anyhow::anyhow!("workflow definitions: {e}"))?;
-    let engine = workflow::Engine::new(definitions);
-    let by = common.by.clone().unwrap_or_else(|| {
+    Ok(workflow::Engine::new(definitions))
+}
+
+/// `--by`, else $USER, else "operator".
+fn who(by: Option<&str>) -> String {
+    by.map(str::to_owned).unwrap_or_else(|| {
         std::env::var("USER")
             .ok()
             .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| "operator".to_owned())
-    });
-    let store = super::open_store(&config, false).await?;
-    let result = apply(&store, &engine, &common, &by, command).await;
-    store.close().await;
-    result
+    })
 }
 
 async fn apply(
     store: &Store,
     engine: &workflow::Engine,
+    config: &Config,
     common: &Common,
     by: &str,
     command: Command,
@@ -223,82 +214,50 @@ async fn apply(
     let workflow = lookup::find(store, &common.target).await?;
     let name = named(&workflow);
     let reason = common.reason.as_str();
-    if workflow.status.is_terminal() {
-        return Ok(refused(format!(
-            "{name} is already {}: a finished workflow takes no more commands",
-            workflow.status
-        )));
-    }
-
-    if workflow.status == store::Status::Pending && workflow.state == store::INITIAL_STATE {
-        return Ok(match command {
-            // Nothing was sent to Finfra yet: cancel at once, journaled with who and why.
-            // A worker starting it at this very instant loses its first commit (the cancel
-            // moves the row's version on); one that committed first wins, and the store
-            // refuses the cancel as "started" (run the command again to queue it).
-            Command::Cancel => match store
-                .cancel(workflow.id, by, reason, &cancel_events(&workflow.kind))
-                .await
-            {
-                Ok(cancelled) => {
-                    println!(
-                        "cancelled {name}: it had not started, nothing was sent to Finfra (status {}, by {by}: {reason})",
-                        cancelled.status
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(StoreError::Refused(why)) => refused(why),
-                Err(other) => return Err(other.into()),
-            },
-            Command::Resolve(_) => refused(format!(
-                "{name} has not started yet: there is nothing to resolve (a worker starts it; `finflow cancel` stops it)"
-            )),
-        });
-    }
-
-    let (title, data) = match &command {
-        Command::Cancel => (COMMAND_CANCEL, None),
-        Command::Resolve(data) => (COMMAND_RESOLVE, data.clone()),
-    };
-    let event = match &command {
-        Command::Cancel => Event::Cancel {
-            by: by.to_owned(),
-            reason: reason.to_owned(),
-        },
-        Command::Resolve(data) => Event::Resolve {
-            by: by.to_owned(),
-            reason: reason.to_owned(),
-            data: data.clone().unwrap_or(Value::Null),
-        },
-    };
-    match engine.check_command(&workflow.kind, &workflow.context, &event, Utc::now()) {
-        Ok(()) => {}
-        Err(EngineError::Refused(why)) => {
-            let what = command.name();
-            let why = why.0.as_str();
-            // The machine's note names the command already ("resolve refused: ...").
-            let why = [" refused: ", " ignored: "]
-                .iter()
-                .find_map(|sep| why.strip_prefix(&format!("{what}{sep}")))
-                .unwrap_or(why);
-            return Ok(refused(format!("{what} of {name}: {why}")));
-        }
+    let queued = match operate::request(
+        store,
+        engine,
+        &config.operators,
+        &workflow,
+        &command,
+        by,
+        reason,
+    )
+    .await
+    {
+        Ok(queued) => queued,
+        Err(OperateError::Refused(why)) => return Ok(refused(why)),
         Err(other) => {
-            return Err(anyhow::Error::new(other).context(format!(
-                "cannot check the {} against {name}",
-                command.name()
-            )));
+            return Err(
+                anyhow::Error::new(other).context(format!("cannot {} {name}", command.label()))
+            );
         }
-    }
-
-    let payload = command_payload(by, reason, data.as_ref());
-    let inbox_id = match store.record_command(workflow.id, title, &payload).await {
-        Ok(id) => id,
-        // It finished between our read and the record.
-        Err(StoreError::Refused(why)) => return Ok(refused(why)),
-        Err(other) => return Err(other.into()),
     };
-    let data_note = data.map(|d| format!(" with {d}")).unwrap_or_default();
+    let title = command.title();
+    let inbox_id = match queued {
+        Queued::CancelledAtOnce => {
+            println!(
+                "cancelled {name}: it had not started, nothing was sent to Finfra (by {by}: {reason})"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Queued::PendingApproval { request_id, why } => {
+            println!(
+                "pending approval: {} of {name} is command request {request_id}, by {by}: {reason}\n\
+                 four-eyes: {why}. A second person with the approver role applies it with\n  \
+                 finflow approve {request_id} --reason \"...\"   (or finflow reject-command {request_id} --reason \"...\")\n\
+                 it expires in {} s if nobody decides.",
+                command.label(),
+                config.operators.approval_ttl().as_secs()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Queued::Queued { inbox_id } => inbox_id,
+    };
+    let data_note = match &command {
+        Command::Resolve(Some(d)) => format!(" with {d}"),
+        _ => String::new(),
+    };
     println!(
         "queued {title}{data_note} for {name} (inbox event {inbox_id}), by {by}: {reason}\n\
          a running worker (`finflow run`) applies it; follow it with `finflow inspect {}`",
@@ -308,6 +267,104 @@ async fn apply(
         return Ok(ExitCode::SUCCESS);
     };
     wait_applied(store, &workflow, inbox_id, Duration::from_secs(secs)).await
+}
+
+/// `finflow approve ID` and `finflow reject-command ID`.
+#[derive(Debug, clap::Args)]
+pub struct DecideArgs {
+    /// The command request's id (printed when it was asked; `finflow status` lists them).
+    id: i64,
+    /// Why: required, journaled with who.
+    #[arg(long, value_parser = non_empty)]
+    reason: String,
+    /// Who decides (default: $USER, else "operator"); never the person who asked.
+    #[arg(long, value_name = "NAME", value_parser = non_empty)]
+    by: Option<String>,
+    /// Approve only: wait up to SECS for a running worker to apply the command.
+    #[arg(long, value_name = "SECS")]
+    wait: Option<u64>,
+}
+
+/// `finflow approve --help`'s examples.
+pub const APPROVE_HELP: &str = "Examples:\n  \
+     finflow approve 12 --reason \"checked the account with the bank, ticket OPS-9\"\n  \
+     finflow approve 12 --reason \"ok\" --by bob --wait 30\n\n\
+     Four-eyes: a command that can make money move or stop it after signing (a retry or\n\
+     resolve of a loan, a cancel of a signed loan) waits for a second person. The workflow's\n\
+     state machine is asked again before the command is queued for a running worker.\n\
+     Exit status: 0 approved and queued (with --wait: applied); 1 error; 2 refused (unknown,\n\
+     decided, expired, your own request, or no longer accepted); 3 --wait ran out.";
+
+/// `finflow reject-command --help`'s examples.
+pub const REJECT_HELP: &str = "Examples:\n  \
+     finflow reject-command 12 --reason \"wrong loan, see OPS-9\"\n\n\
+     Nothing is queued; the request is kept with who rejected it and why.\n\
+     Exit status: 0 rejected; 1 error; 2 refused (unknown, decided, expired, your own request).";
+
+/// `finflow approve`.
+///
+/// # Errors
+/// The configuration, the definitions or the database fail.
+pub async fn approve(config_file: Option<&Path>, args: DecideArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let engine = load_engine(&config)?;
+    let by = who(args.by.as_deref());
+    let store = super::open_store(&config, false).await?;
+    let result = async {
+        let request = match operate::approve(&store, &engine, args.id, &by, &args.reason).await {
+            Ok(request) => request,
+            Err(OperateError::Refused(why)) => return Ok(refused(why)),
+            Err(other) => return Err(anyhow::Error::new(other)),
+        };
+        let workflow = store
+            .get(request.workflow_id)
+            .await?
+            .with_context(|| format!("workflow {} disappeared", request.workflow_id))?;
+        let inbox_id = request.inbox_id.context("an approved request is queued")?;
+        println!(
+            "approved command request {} ({} by {}: {}), by {by}: {}\n\
+             queued for {} (inbox event {inbox_id}); follow it with `finflow inspect {}`",
+            request.id,
+            request.title,
+            request.requested_by,
+            request.reason,
+            args.reason,
+            named(&workflow),
+            workflow.id
+        );
+        match args.wait {
+            Some(secs) => {
+                wait_applied(&store, &workflow, inbox_id, Duration::from_secs(secs)).await
+            }
+            None => Ok(ExitCode::SUCCESS),
+        }
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// `finflow reject-command`.
+///
+/// # Errors
+/// The configuration or the database fail.
+pub async fn reject(config_file: Option<&Path>, args: DecideArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let by = who(args.by.as_deref());
+    let store = super::open_store(&config, false).await?;
+    let result = match operate::reject(&store, args.id, &by, &args.reason).await {
+        Ok(request) => {
+            println!(
+                "rejected command request {} ({} by {}: {}), by {by}: {}; nothing was queued",
+                request.id, request.title, request.requested_by, request.reason, args.reason
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(OperateError::Refused(why)) => Ok(refused(why)),
+        Err(other) => Err(anyhow::Error::new(other)),
+    };
+    store.close().await;
+    result
 }
 
 /// Polls until the command's inbox row is processed, the workflow finishes without it, or
@@ -385,16 +442,4 @@ async fn decision_note(
             .and_then(Value::as_str)
             .map(str::to_owned)
     }))
-}
-
-/// The lifecycle events of cancelling a workflow that never started (`loan.cancelled` or
-/// `workflow.cancelled`), as `workflow::lifecycle` decides them.
-fn cancel_events(kind: &str) -> Vec<store::NewEvent> {
-    workflow::cancelled_before_start(kind)
-        .into_iter()
-        .map(|e| store::NewEvent {
-            event_type: e.event_type.as_str().to_owned(),
-            payload: e.payload,
-        })
-        .collect()
 }

@@ -26,11 +26,18 @@ pub async fn run(config_file: Option<&Path>, as_json: bool) -> anyhow::Result<Ex
         let counts = store.status_counts().await?;
         let waiting = store.waiting_counts().await?;
         let (stuck, stuck_total) = store.oldest_stuck(OLDEST_STUCK).await?;
-        Ok::<_, store::StoreError>((counts, waiting, stuck, stuck_total))
+        let pending = store
+            .command_requests(&store::RequestFilter {
+                pending_only: true,
+                limit: 100,
+                ..store::RequestFilter::default()
+            })
+            .await?;
+        Ok::<_, store::StoreError>((counts, waiting, stuck, stuck_total, pending))
     }
     .await;
     store.close().await;
-    let (counts, waiting, stuck, stuck_total) = read.with_context(|| {
+    let (counts, waiting, stuck, stuck_total, pending) = read.with_context(|| {
         format!("cannot read workflow counts from {url} (run `finflow migrate` first?)")
     })?;
     if as_json {
@@ -59,6 +66,12 @@ pub async fn run(config_file: Option<&Path>, as_json: bool) -> anyhow::Result<Ex
                 "waiting": waiting,
                 "stuck": stuck,
                 "stuck_total": stuck_total,
+                "pending_approval": pending.iter().map(|r| json!({
+                    "id": r.id, "workflow_id": r.workflow_id, "command": r.title,
+                    "data": r.payload.get("data"), "requested_by": r.requested_by,
+                    "reason": r.reason, "needs_approval": r.needs_approval,
+                    "requested_at": r.requested_at, "expires_at": r.expires_at,
+                })).collect::<Vec<_>>(),
             }))?
         );
         return Ok(ExitCode::SUCCESS);
@@ -148,6 +161,32 @@ pub async fn run(config_file: Option<&Path>, as_json: bool) -> anyhow::Result<Ex
             "SINCE",
             "LAST ERROR",
         ];
+        for line in render(&headers, &rows).lines() {
+            println!("  {line}");
+        }
+    }
+
+    if pending.is_empty() {
+        println!("\nWaiting for approval: none");
+    } else {
+        println!(
+            "\nWaiting for approval: {} (finflow approve ID --reason ... | finflow reject-command ID --reason ...)",
+            pending.len()
+        );
+        let rows: Vec<Vec<String>> = pending
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.to_string(),
+                    r.workflow_id.to_string(),
+                    r.title.clone(),
+                    r.requested_by.clone(),
+                    time(r.expires_at),
+                    format!("{} ({})", r.reason, r.needs_approval),
+                ]
+            })
+            .collect();
+        let headers = ["ID", "WORKFLOW", "COMMAND", "ASKED BY", "EXPIRES", "WHY"];
         for line in render(&headers, &rows).lines() {
             println!("  {line}");
         }

@@ -41,21 +41,7 @@ use super::call;
 use super::governor::Governor;
 use super::record::{self, journal, outcome_of};
 
-/// The inbox title of an operator's cancel ([`Store::record_command`]).
-pub const COMMAND_CANCEL: &str = "cancel";
-/// The inbox title of an operator's resolve (and retry: a resolve with `{"retry": true}`).
-pub const COMMAND_RESOLVE: &str = "resolve";
-
-/// The payload of an operator's command, as [`Store::record_command`] stores it and the
-/// executor reads it: who, why, and for a resolve what they supply.
-#[must_use]
-pub fn command_payload(by: &str, reason: &str, data: Option<&Value>) -> Value {
-    let mut payload = json!({ "by": by, "reason": reason });
-    if let Some(data) = data {
-        payload["data"] = data.clone();
-    }
-    payload
-}
+pub use store::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
 
 /// At most this many of finflow's loans that no page of a run showed are read one by one
 /// at its end.

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::event::Event;
 use crate::ids::UserId;
 use crate::kit::{Machine, Phase as _, Run, Stage, Waiting, advance, ignore};
 use crate::machine::{Status, Transition};
@@ -155,4 +156,63 @@ pub(super) fn restart(state: &mut OriginateState, now: DateTime<Utc>) {
             }
         }
     }
+}
+
+/// Whether an operator's `command` to this origination needs a second person's approval
+/// before it is applied (four-eyes), and why; `None` when one person may apply it.
+///
+/// Every resolve (and so every retry) of a loan may make money move: it can re-run a
+/// disbursement, re-read one whose outcome was unknown and carry on to it, or supply what
+/// lets the loan go on towards it. A cancel of a signed loan stops money that the borrower
+/// was promised. A cancel before signing moves nothing and needs no approval.
+#[must_use]
+pub(crate) fn needs_approval(state: &OriginateState, command: &Event) -> Option<String> {
+    match command {
+        Event::Resolve { data, .. } => {
+            let step = effective_step(state).map_or("its current state", Step::as_str);
+            let what = if data.get("retry").and_then(serde_json::Value::as_bool) == Some(true) {
+                "a retry"
+            } else {
+                "a resolve"
+            };
+            let disbursement = if state.loan.disbursement_failed() {
+                " after a refused disbursement"
+            } else if state.loan.disbursement.requested {
+                " after a disbursement was sent"
+            } else {
+                ""
+            };
+            Some(format!(
+                "{what} of loan {} at {step}{disbursement} can make money move",
+                state.loan.unique_id
+            ))
+        }
+        Event::Cancel { .. } if signed(state) => Some(format!(
+            "a cancel of signed loan {} stops money promised to the borrower",
+            state.loan.unique_id
+        )),
+        _ => None,
+    }
+}
+
+/// The step the workflow is at, or was stuck at.
+fn effective_step(state: &OriginateState) -> Option<Step> {
+    match &state.phase {
+        Phase::NeedsAttention { stuck, .. } => stuck.step(),
+        other => other.step(),
+    }
+}
+
+/// Whether the borrower signed: the workflow reached the disbursement or beyond.
+fn signed(state: &OriginateState) -> bool {
+    state.loan.disbursement.requested
+        || effective_step(state).is_some_and(|s| {
+            matches!(
+                s,
+                Step::DisburseLoan
+                    | Step::AwaitDisbursement
+                    | Step::RequestVirtualAccount
+                    | Step::Repaying
+            )
+        })
 }

@@ -86,6 +86,7 @@
 
 mod calls;
 mod commands;
+pub(crate) use commands::needs_approval;
 pub mod facts;
 pub mod input;
 mod machine;

@@ -245,3 +245,36 @@ fn check_command_tells_the_cli_why_a_cancel_is_refused() {
     );
     assert_eq!(t.state.phase.name(), "reject_loan");
 }
+
+/// The four-eyes rule: which commands to a loan wait for a second person.
+#[test]
+fn money_commands_need_approval() {
+    let engine = Engine::new(registry());
+    let needs = |state: &workflow::originate::OriginateState, command: &Event| {
+        let stored = serde_json::to_value(state).unwrap();
+        engine
+            .needs_approval("originate-loan", &stored, command)
+            .unwrap()
+    };
+    // A retry after the bank refused the disbursement: it re-disburses.
+    let why = needs(&s_refused(), &resolve(json!({"retry": true}))).expect("approval");
+    assert!(
+        why.contains("retry") && why.contains("refused disbursement"),
+        "{why}"
+    );
+    // Any resolve of a loan, even before the money.
+    assert!(needs(&s_await_signed(), &resolve(json!({}))).is_some());
+    // A cancel of a signed loan (about to disburse) stops money; before signing it does not.
+    assert!(needs(&s_disburse(), &cancel()).is_some());
+    assert!(needs(&s_await_disbursement(), &cancel()).is_some());
+    assert_eq!(needs(&s_await_signed(), &cancel()), None);
+    assert_eq!(needs(&b_await_onboarding(), &cancel()), None);
+    // An onboarding moves no money: one person decides.
+    let onboarding = json!({"anything": "is not read"});
+    assert_eq!(
+        engine
+            .needs_approval("onboard-borrower", &onboarding, &cancel())
+            .unwrap(),
+        None
+    );
+}

@@ -1,0 +1,333 @@
+//! What the console's overview shows beyond the status counts and the stuck list: the
+//! funnel of the last day, per-minute rates of the last hour, the workers seen and the
+//! rate governor. Each is one indexed query over a time range.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row as _;
+
+use crate::error::StoreError;
+use crate::time::{from_sqlite_opt, to_sqlite};
+use crate::{Backend, Store};
+
+/// How far work got since a time: each count is of workflows that reached the stage then.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Funnel {
+    /// Workflows submitted.
+    pub submitted: i64,
+    /// Onboardings completed (borrower approved or decided).
+    pub onboarded: i64,
+    /// Loans that went on to their disbursement (the borrower signed).
+    pub signed: i64,
+    /// Loans that went on to their repayment account (the money was disbursed).
+    pub disbursed: i64,
+    /// Loans repaid in full.
+    pub paid: i64,
+}
+
+/// Counts per minute, oldest first: `(minute as "YYYY-MM-DDTHH:MM", count)`.
+pub type PerMinute = Vec<(String, i64)>;
+
+/// The last hour's rates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rates {
+    /// Journal rows (steps) per minute.
+    pub steps: PerMinute,
+    /// Finfra `429` answers per minute.
+    pub rate_limited: PerMinute,
+    /// Finfra callbacks received per minute.
+    pub callbacks: PerMinute,
+}
+
+/// A worker of the fleet, by its heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerSeen {
+    pub worker_id: String,
+    /// Its last heartbeat.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Steps it journaled in the recent window.
+    pub steps: i64,
+}
+
+fn count_of(steps: &[(String, i64)], worker_id: &str) -> i64 {
+    steps
+        .iter()
+        .find(|(id, _)| id == worker_id)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// One scope of the shared rate governor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GovernorRow {
+    pub scope: String,
+    pub paused_until: Option<DateTime<Utc>>,
+    pub tokens: Option<f64>,
+}
+
+const FUNNEL_PG: &str = "SELECT \
+    (SELECT count(*) FROM workflows WHERE created_at >= $1) AS submitted, \
+    (SELECT count(*) FROM workflows WHERE kind = 'onboard-borrower' AND status = 'completed' AND finished_at >= $1) AS onboarded, \
+    (SELECT count(DISTINCT workflow_id) FROM step_journal WHERE finished_at >= $1 AND step = 'disburse_loan') AS signed, \
+    (SELECT count(DISTINCT workflow_id) FROM step_journal WHERE finished_at >= $1 AND step = 'request_virtual_account') AS disbursed, \
+    (SELECT count(*) FROM workflows WHERE kind = 'originate-loan' AND status = 'completed' AND finished_at >= $1) AS paid";
+
+/// The `stuck_workflows` view's rows in two index-served parts: the workflows that need
+/// attention (by `status, updated_at`) and the overdue ones (by `next_run_at`). Same
+/// conditions and reasons as the view; `$1` is now less a minute, `$2` now.
+const STUCK_PARTS: &str = "\
+    SELECT id, kind, business_key, status, state, attempt, next_run_at, lease_owner, \
+      lease_until, last_error, 'needs_attention' AS reason, updated_at AS since \
+      FROM workflows WHERE status = 'needs_attention' \
+    UNION ALL \
+    SELECT id, kind, business_key, status, state, attempt, next_run_at, lease_owner, \
+      lease_until, last_error, \
+      CASE WHEN lease_until IS NOT NULL AND lease_until < $1 THEN 'lease_expired' \
+           ELSE 'overdue' END AS reason, updated_at AS since \
+      FROM workflows WHERE next_run_at IS NOT NULL AND next_run_at < $1 \
+      AND (lease_until IS NULL OR lease_until < $2) \
+      AND status NOT IN ('completed', 'failed', 'cancelled', 'needs_attention')";
+
+impl Store {
+    /// What [`Store::oldest_stuck`] answers, for pages that must answer fast at any size:
+    /// the `limit` stuck workflows that changed longest ago and how many are stuck, each
+    /// part read through an index.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn stuck_page(
+        &self,
+        limit: u32,
+    ) -> Result<(Vec<crate::StuckWorkflow>, i64), StoreError> {
+        let list = format!("SELECT * FROM ({STUCK_PARTS}) s ORDER BY since, id LIMIT $3");
+        let count = "SELECT (SELECT count(*) FROM workflows WHERE status = 'needs_attention') + \
+             (SELECT count(*) FROM workflows WHERE next_run_at IS NOT NULL AND next_run_at < $1 \
+              AND (lease_until IS NULL OR lease_until < $2) \
+              AND status NOT IN ('completed', 'failed', 'cancelled', 'needs_attention'))";
+        let now = Utc::now();
+        let minute_ago = now - chrono::TimeDelta::minutes(1);
+        let limit = i64::from(limit);
+        let list = sqlx::AssertSqlSafe(list);
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let rows = sqlx::query(list)
+                    .bind(minute_ago)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                let total: i64 = sqlx::query_scalar(count)
+                    .bind(minute_ago)
+                    .bind(now)
+                    .fetch_one(pool)
+                    .await?;
+                let rows = rows
+                    .iter()
+                    .map(crate::StuckWorkflow::from_pg)
+                    .collect::<Result<_, _>>()?;
+                Ok((rows, total))
+            }
+            Backend::Sqlite(pool) => {
+                let rows = sqlx::query(list)
+                    .bind(to_sqlite(minute_ago))
+                    .bind(to_sqlite(now))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                let total: i64 = sqlx::query_scalar(count)
+                    .bind(to_sqlite(minute_ago))
+                    .bind(to_sqlite(now))
+                    .fetch_one(pool)
+                    .await?;
+                let rows = rows
+                    .iter()
+                    .map(crate::StuckWorkflow::from_sqlite)
+                    .collect::<Result<_, _>>()?;
+                Ok((rows, total))
+            }
+        }
+    }
+
+    /// The funnel since `since`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn funnel(&self, since: DateTime<Utc>) -> Result<Funnel, StoreError> {
+        let row = match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(FUNNEL_PG).bind(since).fetch_one(pool).await?,
+            Backend::Sqlite(pool) => {
+                let row = sqlx::query(FUNNEL_PG)
+                    .bind(to_sqlite(since))
+                    .fetch_one(pool)
+                    .await?;
+                return Ok(Funnel {
+                    submitted: row.try_get("submitted")?,
+                    onboarded: row.try_get("onboarded")?,
+                    signed: row.try_get("signed")?,
+                    disbursed: row.try_get("disbursed")?,
+                    paid: row.try_get("paid")?,
+                });
+            }
+        };
+        Ok(Funnel {
+            submitted: row.try_get("submitted")?,
+            onboarded: row.try_get("onboarded")?,
+            signed: row.try_get("signed")?,
+            disbursed: row.try_get("disbursed")?,
+            paid: row.try_get("paid")?,
+        })
+    }
+
+    /// Steps, `429`s and callbacks per minute since `since`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn rates(&self, since: DateTime<Utc>) -> Result<Rates, StoreError> {
+        let (minute_j, minute_i) = match &self.backend {
+            Backend::Postgres(_) => (
+                "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')",
+                "to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')",
+            ),
+            Backend::Sqlite(_) => ("substr(finished_at, 1, 16)", "substr(received_at, 1, 16)"),
+        };
+        let steps = format!(
+            "SELECT {minute_j} AS m, count(*) AS n FROM step_journal WHERE finished_at >= $1 GROUP BY m ORDER BY m"
+        );
+        let limited = format!(
+            "SELECT {minute_j} AS m, count(*) AS n FROM step_journal WHERE finished_at >= $1 \
+             AND finfra_status = 429 GROUP BY m ORDER BY m"
+        );
+        let callbacks = format!(
+            "SELECT {minute_i} AS m, count(*) AS n FROM callback_inbox WHERE received_at >= $1 \
+             AND source NOT IN ('operator', 'internal') GROUP BY m ORDER BY m"
+        );
+        Ok(Rates {
+            steps: self.per_minute(&steps, since).await?,
+            rate_limited: self.per_minute(&limited, since).await?,
+            callbacks: self.per_minute(&callbacks, since).await?,
+        })
+    }
+
+    async fn per_minute(&self, sql: &str, since: DateTime<Utc>) -> Result<PerMinute, StoreError> {
+        // Built from constant fragments only.
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let rows = match &self.backend {
+            Backend::Postgres(pool) => {
+                let rows = sqlx::query(sql).bind(since).fetch_all(pool).await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("m")?, r.try_get("n")?)))
+                    .collect::<Result<_, sqlx::Error>>()?
+            }
+            Backend::Sqlite(pool) => {
+                let rows = sqlx::query(sql)
+                    .bind(to_sqlite(since))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("m")?, r.try_get("n")?)))
+                    .collect::<Result<_, sqlx::Error>>()?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Workers whose heartbeat (their apalis registration, refreshed every few seconds
+    /// while they run) is newer than `since`, most recent first, with the steps each
+    /// journaled since `steps_since` (bounded: a short window of the journal's time index).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn workers_seen(
+        &self,
+        since: DateTime<Utc>,
+        steps_since: DateTime<Utc>,
+    ) -> Result<Vec<WorkerSeen>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let steps: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT worker_id, count(*) FROM step_journal WHERE finished_at >= $1 \
+                     GROUP BY worker_id",
+                )
+                .bind(steps_since)
+                .fetch_all(pool)
+                .await?;
+                sqlx::query(
+                    "SELECT id, last_seen FROM apalis.workers WHERE last_seen >= $1 \
+                     ORDER BY last_seen DESC LIMIT 50",
+                )
+                .bind(since)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    let worker_id: String = r.try_get("id")?;
+                    Ok(WorkerSeen {
+                        steps: count_of(&steps, &worker_id),
+                        worker_id,
+                        last_seen: r.try_get("last_seen")?,
+                    })
+                })
+                .collect()
+            }
+            Backend::Sqlite(pool) => {
+                let steps: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT worker_id, count(*) FROM step_journal WHERE finished_at >= $1 \
+                     GROUP BY worker_id",
+                )
+                .bind(to_sqlite(steps_since))
+                .fetch_all(pool)
+                .await?;
+                sqlx::query(
+                    "SELECT id, last_seen FROM Workers WHERE last_seen >= $1 \
+                     ORDER BY last_seen DESC LIMIT 50",
+                )
+                .bind(since.timestamp())
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    let worker_id: String = r.try_get("id")?;
+                    let secs: i64 = r.try_get("last_seen")?;
+                    Ok(WorkerSeen {
+                        steps: count_of(&steps, &worker_id),
+                        worker_id,
+                        last_seen: DateTime::from_timestamp(secs, 0),
+                    })
+                })
+                .collect()
+            }
+        }
+    }
+
+    /// The shared rate governor's scopes.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn governor(&self) -> Result<Vec<GovernorRow>, StoreError> {
+        const SQL: &str = "SELECT scope, paused_until, tokens FROM rate_limits ORDER BY scope";
+        match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(SQL)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(GovernorRow {
+                        scope: r.try_get("scope")?,
+                        paused_until: r.try_get("paused_until")?,
+                        tokens: r.try_get("tokens")?,
+                    })
+                })
+                .collect(),
+            Backend::Sqlite(pool) => sqlx::query(SQL)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(GovernorRow {
+                        scope: r.try_get("scope")?,
+                        paused_until: from_sqlite_opt(r.try_get("paused_until")?)?,
+                        tokens: r.try_get("tokens")?,
+                    })
+                })
+                .collect(),
+        }
+    }
+}
