@@ -217,8 +217,15 @@ impl Browser {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().expect("base64"))
             .expect("png");
-        let path = repo().join("docs").join(file);
-        std::fs::create_dir_all(path.parent().expect("docs")).expect("docs/");
+        // Every run takes them; `FINFLOW_UPDATE_SCREENSHOTS=1` writes them over the README's
+        // (`docs/`), else they go to the build's scratch folder and the tree stays clean.
+        let dir = if std::env::var_os("FINFLOW_UPDATE_SCREENSHOTS").is_some() {
+            repo().join("docs")
+        } else {
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+        };
+        let path = dir.join(file);
+        std::fs::create_dir_all(&dir).expect("the screenshots' folder");
         std::fs::write(&path, bytes).expect("write the screenshot");
     }
 
