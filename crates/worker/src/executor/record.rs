@@ -94,14 +94,18 @@ pub(super) fn step_commit(
         pin_definition_name: Some(summary.definition.name.clone()),
         release_lease: !keep_lease,
         announce: finished_announcement(held, decision),
-        observed: observed(&decision.observations),
+        observed: observed(held, decision),
         events: lifecycle(held, decision),
     }
 }
 
 /// What a reconciliation step observed, as the store records it. Workflow ids that are not
 /// UUIDs name no workflow of this store and are dropped.
-fn observed(o: &workflow::Observations) -> store::Observed {
+/// A reconciliation run that ends, however (done, failed, cancelled), lets go of its list of
+/// loans seen.
+fn observed(held: &Held, decision: &Decision) -> store::Observed {
+    let o = &decision.observations;
+    let ended = held.kind == store::RECONCILE_KIND && decision.action.is_terminal();
     let uuid = |id: &str| uuid::Uuid::parse_str(id).ok();
     store::Observed {
         findings: o
@@ -118,7 +122,7 @@ fn observed(o: &workflow::Observations) -> store::Observed {
             .collect(),
         seen: o.seen.clone(),
         nudge: o.nudge.iter().filter_map(|id| uuid(id)).collect(),
-        complete: o.complete,
+        complete: o.complete || ended,
     }
 }
 
