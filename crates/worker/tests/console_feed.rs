@@ -344,6 +344,29 @@ async fn reconciliation_events_and_webhooks_pages(db: TestDb) {
         .await;
     assert!(older.body.contains("feed-borrower-1"));
     assert!(!older.body.contains("other-borrower-2"));
+    // More than a page: the next link keeps the filter and continues below the last row.
+    committed(
+        store,
+        "onboard-borrower",
+        "bulk-feed",
+        json!({}),
+        &["loan.created"; 55],
+        Observed::default(),
+    )
+    .await;
+    let first = console.get("vic", "/events?key=bulk-").await;
+    assert_eq!(first.body.matches("id=\"event-").count(), 50);
+    let next = first
+        .body
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a next link")
+        .replace("&amp;", "&");
+    assert!(next.contains("key=bulk-"), "{next}");
+    let second = console.get("vic", &next).await;
+    assert_eq!(second.body.matches("id=\"event-").count(), 5);
+    assert!(!second.body.contains("rel=\"next\""));
     // A workflow's own events, on its page.
     let one = console
         .get("vic", &format!("/workflows/{onboarding}"))
