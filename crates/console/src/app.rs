@@ -97,6 +97,11 @@ pub fn router(state: AppState) -> Router {
         .route("/commands", get(commands))
         .route("/commands/{id}/approve", post(approve))
         .route("/commands/{id}/reject", post(reject))
+        .route("/reconciliation", get(reconciliation))
+        .route("/reconciliation/run", post(start_reconciliation))
+        .route("/events", get(events))
+        .route("/webhooks", get(webhooks))
+        .route("/webhooks/replay", post(replay))
         .route("/assets/console.css", get(stylesheet))
         .with_state(state)
 }
@@ -547,6 +552,7 @@ async fn one_workflow(
             .into_response());
     };
     let journal = store.journal(id).await?;
+    let lifecycle = store.workflow_events(id).await?;
     let waits = store.waits(id).await?;
     let events = store.matched_events(id).await?;
     let requests = store
@@ -595,6 +601,7 @@ async fn one_workflow(
         journal: &journal,
         waits: &waits,
         events: &events,
+        lifecycle: &lifecycle,
         requests: &requests,
         linked: &linked,
         actions: &actions,
@@ -867,4 +874,258 @@ async fn reject(
             Err(other) => return Err(Failure(other.to_string())),
         },
     )
+}
+
+// ---------------------------------------------------------------- reconciliation, events, webhooks
+
+/// Reconciliation runs listed.
+const RUNS_LISTED: u32 = 20;
+
+/// A keyset cursor (`?before=ID`): none when empty, or what is wrong with it.
+fn before_id(s: &str) -> Result<Option<i64>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| "the page cursor is malformed".to_owned())
+}
+
+/// The Reconciliation page's query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FindingsQuery {
+    /// `1`: resolved findings too.
+    #[serde(default)]
+    pub all: String,
+    /// Keyset cursor: the id of the last finding of the previous page.
+    #[serde(default)]
+    pub before: String,
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+impl FindingsQuery {
+    /// Resolved findings too.
+    #[must_use]
+    pub fn all(&self) -> bool {
+        matches!(self.all.trim(), "1" | "true" | "yes" | "on")
+    }
+}
+
+async fn reconciliation(
+    State(state): State<AppState>,
+    Authed(user): Authed,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Failure> {
+    let query: FindingsQuery =
+        serde_urlencoded::from_str(&raw.unwrap_or_default()).unwrap_or_default();
+    let store = state.store();
+    let runs = store.latest(store::RECONCILE_KIND, RUNS_LISTED).await?;
+    let mut by_kind = store.open_findings_by_kind().await?;
+    // The money ones first.
+    by_kind.sort_by(|a, b| (b.2 > 0).cmp(&(a.2 > 0)).then_with(|| a.0.cmp(&b.0)));
+    let (findings, next, why) = match before_id(&query.before) {
+        Ok(before) => {
+            let mut rows = store
+                .findings_before(!query.all(), before, PAGE_SIZE + 1)
+                .await?;
+            let next = (rows.len() > PAGE_SIZE as usize).then(|| {
+                rows.truncate(PAGE_SIZE as usize);
+                rows.last().map_or(0, |f| f.id)
+            });
+            (rows, next, None)
+        }
+        Err(why) => (Vec::new(), None, Some(why)),
+    };
+    let page = pages::reconciliation(&pages::Reconciliation {
+        user: &user,
+        notice: why.as_deref().or(query.notice.as_deref()),
+        all: query.all(),
+        runs: &runs,
+        by_kind: &by_kind,
+        findings: &findings,
+        next,
+    });
+    Ok(if why.is_some() {
+        (StatusCode::BAD_REQUEST, page).into_response()
+    } else {
+        page.into_response()
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct RunForm {
+    /// Loans created from this day (YYYY-MM-DD), optional.
+    #[serde(default)]
+    from: String,
+    /// Loans created up to this day, inclusive, optional.
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The input of a run started from the form, or what is wrong with it.
+fn run_input(form: &RunForm) -> Result<serde_json::Value, String> {
+    let mut input = serde_json::Map::new();
+    for (name, value) in [("from", &form.from), ("to", &form.to)] {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .map_err(|_| format!("{name}: {value:?} is not a date (YYYY-MM-DD)"))?;
+        input.insert(name.to_owned(), serde_json::json!(day));
+    }
+    Ok(serde_json::Value::Object(input))
+}
+
+async fn start_reconciliation(
+    State(state): State<AppState>,
+    Authed(user): Authed,
+    Form(form): Form<RunForm>,
+) -> Result<Response, Failure> {
+    if let Some(refused) = guard(
+        &user,
+        &form.csrf,
+        Role::Operator,
+        "starting a reconciliation run",
+    ) {
+        return Ok(refused);
+    }
+    let page = "/reconciliation";
+    let input = match run_input(&form) {
+        Ok(input) => input,
+        Err(why) => return Ok(back(page, &format!("refused: {why}"))),
+    };
+    let key = format!(
+        "manual/{}/{}",
+        Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        user.name
+    );
+    if let Err(why) = store::check_business_key(&key) {
+        return Ok(back(page, &format!("refused: {why}")));
+    }
+    match crate::reconcile::start_run(state.store(), state.engine(), &key, input).await {
+        Ok(run) => {
+            tracing::info!(workflow.id = %run.id, business_key = %key, user = %user.name, "reconciliation run started from the console");
+            Ok(back(
+                page,
+                &format!("reconciliation run {key} queued: a running worker carries it out"),
+            ))
+        }
+        Err(crate::reconcile::StartRunError::Invalid(why)) => {
+            Ok(back(page, &format!("refused: {why}")))
+        }
+        Err(crate::reconcile::StartRunError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// The Events page's query: filters and cursor, as they stand in the URL.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+pub struct EventsQuery {
+    /// One event type (`loan.disbursed`); empty: all.
+    #[serde(default, rename = "type")]
+    pub event_type: String,
+    /// The business key starts with this.
+    #[serde(default)]
+    pub key: String,
+    /// Keyset cursor: the id of the last event of the previous page.
+    #[serde(default)]
+    pub before: String,
+}
+
+impl EventsQuery {
+    /// This filter as a query string, with `before` replaced.
+    #[must_use]
+    pub fn with_before(&self, before: &str) -> String {
+        let mut q = self.clone();
+        q.before = before.to_owned();
+        serde_urlencoded::to_string(&q).unwrap_or_default()
+    }
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Authed(user): Authed,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Failure> {
+    let raw = raw.unwrap_or_default();
+    let query: EventsQuery = serde_urlencoded::from_str(&raw).unwrap_or_default();
+    let notice: Notice = serde_urlencoded::from_str(&raw).unwrap_or_default();
+    let before = match before_id(&query.before) {
+        Ok(before) => before,
+        Err(why) => {
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                pages::events(&user, &query, &[], None, Some(&why)),
+            )
+                .into_response());
+        }
+    };
+    let mut rows = state
+        .store()
+        .events_before(
+            before,
+            opt(&query.event_type).as_deref(),
+            opt(&query.key).as_deref(),
+            i64::from(PAGE_SIZE) + 1,
+        )
+        .await?;
+    let next = (rows.len() > PAGE_SIZE as usize).then(|| {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map_or(0, |e| e.id)
+    });
+    Ok(pages::events(&user, &query, &rows, next, notice.notice.as_deref()).into_response())
+}
+
+/// Deliveries listed on the Webhooks page.
+const DELIVERIES_LISTED: i64 = 200;
+
+#[derive(Debug, Deserialize, Default)]
+struct WebhooksQuery {
+    /// `1`: only the deliveries given up.
+    #[serde(default)]
+    failed: String,
+    notice: Option<String>,
+}
+
+async fn webhooks(
+    State(state): State<AppState>,
+    Authed(user): Authed,
+    Query(query): Query<WebhooksQuery>,
+) -> Result<Response, Failure> {
+    let failed = matches!(query.failed.trim(), "1" | "true" | "yes" | "on");
+    let rows = state.store().deliveries(failed, DELIVERIES_LISTED).await?;
+    Ok(pages::webhooks(&user, query.notice.as_deref(), failed, &rows).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplayForm {
+    /// The delivery's id (`<webhook>-<event id>`).
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    Authed(user): Authed,
+    Form(form): Form<ReplayForm>,
+) -> Result<Response, Failure> {
+    if let Some(refused) = guard(&user, &form.csrf, Role::Operator, "a replay") {
+        return Ok(refused);
+    }
+    let id = form.id.trim();
+    Ok(if state.store().replay_delivery(id).await? {
+        tracing::info!(delivery.id = %id, user = %user.name, "webhook delivery replayed from the console");
+        back(
+            "/webhooks",
+            &format!("delivery {id} is due again: a running worker sends it"),
+        )
+    } else {
+        back("/webhooks", &format!("refused: no webhook delivery {id:?}"))
+    })
 }

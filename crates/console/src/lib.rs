@@ -12,5 +12,6 @@ pub mod config;
 pub mod mask;
 pub mod operate;
 mod pages;
+pub mod reconcile;
 
 pub use config::{ConsoleConfig, Role, UserConfig};

@@ -6,11 +6,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
 use store::{
-    CommandRequest, Funnel, GovernorRow, JournalRow, MatchedEvent, OperatorCommand, Rates,
-    RequestStatus, StatusCount, StuckWorkflow, WaitRow, WorkerSeen, Workflow,
+    CommandRequest, DeliveryRow, EventRow, FindingRow, Funnel, GovernorRow, JournalRow,
+    MatchedEvent, OperatorCommand, Rates, RequestStatus, StatusCount, StuckWorkflow, WaitRow,
+    WorkerSeen, Workflow,
 };
 
-use crate::app::FilterQuery;
+use crate::app::{EventsQuery, FilterQuery};
 use crate::auth::User;
 use crate::config::Role;
 use crate::mask;
@@ -55,6 +56,9 @@ fn layout(user: Option<&User>, title: &str, notice: Option<&str>, body: Markup) 
                             a href="/" { "Overview" }
                             a href="/workflows" { "Workflows" }
                             a href="/commands" { "Commands" }
+                            a href="/reconciliation" { "Reconciliation" }
+                            a href="/events" { "Events" }
+                            a href="/webhooks" { "Webhooks" }
                         }
                         form.signout method="post" action="/logout" {
                             span.who { (user.name) " · " (user.role.as_str()) }
@@ -434,6 +438,8 @@ pub struct OneWorkflow<'a> {
     pub journal: &'a [JournalRow],
     pub waits: &'a [WaitRow],
     pub events: &'a [MatchedEvent],
+    /// Its lifecycle events (the feed's rows).
+    pub lifecycle: &'a [EventRow],
     pub requests: &'a [CommandRequest],
     pub linked: &'a [Workflow],
     pub actions: &'a [Action],
@@ -550,6 +556,10 @@ pub fn workflow(p: &OneWorkflow<'_>) -> Markup {
                 }
             }
         }
+        section {
+            h2 { "Lifecycle events" }
+            (events_table(user, p.lifecycle, false))
+        }
         @if let Some(loan) = loan {
             section id="loan" {
                 h2 { "Installments and payments" }
@@ -645,4 +655,209 @@ pub fn commands(
         }
     };
     layout(Some(user), "Commands", notice, body)
+}
+
+/// A table of lifecycle events; `workflows`: with a column linking to each one's workflow.
+fn events_table(user: &User, rows: &[EventRow], workflows: bool) -> Markup {
+    html! {
+        table.events {
+            thead { tr { th { "#" } th { "occurred" } th { "type" } @if workflows { th { "workflow" } } th { "journal #" } th { "payload" } } }
+            tbody {
+                @for e in rows {
+                    tr id=(format!("event-{}", e.id)) {
+                        td { (e.id) }
+                        td { (time(e.occurred_at)) }
+                        td { code { (e.event_type) } }
+                        @if workflows {
+                            td {
+                                @match (e.workflow_id, &e.business_key) {
+                                    (Some(id), Some(key)) => { (workflow_link(id, key)) }
+                                    (Some(id), None) => { (workflow_link(id, &id.to_string())) }
+                                    (None, key) => { (key.as_deref().unwrap_or("—")) }
+                                }
+                                @if let Some(kind) = &e.kind { br; small { (kind) } }
+                            }
+                        }
+                        td { (e.journal_seq.map(|s| s.to_string()).unwrap_or_default()) }
+                        td { details { summary { "show" } pre { (shown(user, &e.payload)) } } }
+                    }
+                }
+                @if rows.is_empty() { tr { td colspan="6" { "none" } } }
+            }
+        }
+    }
+}
+
+/// What the Reconciliation page shows.
+pub struct Reconciliation<'a> {
+    pub user: &'a User,
+    pub notice: Option<&'a str>,
+    /// Resolved findings too.
+    pub all: bool,
+    /// The last runs, newest first.
+    pub runs: &'a [Workflow],
+    /// Open findings by kind: how many, how many about money (money ones first).
+    pub by_kind: &'a [(String, i64, i64)],
+    pub findings: &'a [FindingRow],
+    /// The id to continue after, when there are more.
+    pub next: Option<i64>,
+}
+
+/// A count from a run's facts.
+fn fact(facts: &Value, key: &str) -> String {
+    match facts.get(key) {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => "—".to_owned(),
+    }
+}
+
+/// The Reconciliation page.
+pub fn reconciliation(r: &Reconciliation<'_>) -> Markup {
+    let user = r.user;
+    let all = if r.all { "&all=1" } else { "" };
+    let body = html! {
+        p.hint { "Each run of reconcile-loans reads Finfra's books page by page and compares them with finflow's; a difference is a finding until a later run no longer sees it. Findings about money come first." }
+        section {
+            h2 { "Open findings by kind" }
+            table id="by-kind" {
+                thead { tr { th { "kind" } th.num { "open" } th.num { "about money" } } }
+                tbody {
+                    @for (kind, count, money) in r.by_kind {
+                        tr.money[*money > 0] { td { (kind) } td.num { (count) } td.num { @if *money > 0 { strong.refused { (money) } } @else { (money) } } }
+                    }
+                    @if r.by_kind.is_empty() { tr { td colspan="3" { "no open finding" } } }
+                }
+            }
+        }
+        section {
+            h2 { "Last runs" }
+            @if user.can(Role::Operator) {
+                form.filters id="start-run" method="post" action="/reconciliation/run" {
+                    input type="hidden" name="csrf" value=(user.csrf);
+                    label { "loans created from" input name="from" placeholder="YYYY-MM-DD"; }
+                    label { "to" input name="to" placeholder="YYYY-MM-DD"; }
+                    button type="submit" name="start" { "Start a run now" }
+                }
+            } @else {
+                p.hint { "Your role (" (user.role.as_str()) ") reads only: an operator starts runs." }
+            }
+            table id="runs" {
+                thead { tr { th { "run" } th { "status" } th { "state" } th.num { "pages" } th.num { "loans" } th.num { "findings" } th.num { "about money" } th { "started" } th { "finished" } } }
+                tbody {
+                    @for w in r.runs {
+                        tr {
+                            td { (workflow_link(w.id, &w.business_key)) }
+                            td { (status_badge(w.status.as_str())) }
+                            td { (w.state) }
+                            td.num { (fact(&w.facts, "pages")) }
+                            td.num { (fact(&w.facts, "loans")) }
+                            td.num { (fact(&w.facts, "findings")) }
+                            td.num { (fact(&w.facts, "money_findings")) }
+                            td { (time(w.created_at)) }
+                            td { (time_opt(w.finished_at)) }
+                        }
+                    }
+                    @if r.runs.is_empty() { tr { td colspan="9" { "no run yet" } } }
+                }
+            }
+        }
+        section {
+            h2 { @if r.all { "Findings, resolved too" } @else { "Open findings" } }
+            p {
+                @if r.all { a href="/reconciliation" { "Only open ones" } } @else { a href="/reconciliation?all=1" { "Resolved ones too" } }
+            }
+            table id="findings" {
+                thead { tr { th { "#" } th { "loan" } th { "kind" } th { "finflow" } th { "Finfra" } th { "first seen" } th { "last seen" } th { "resolved" } th { "run" } } }
+                tbody {
+                    @for f in r.findings {
+                        tr.money[f.money] id=(format!("finding-{}", f.id)) {
+                            td { (f.id) }
+                            td {
+                                @if let Some(id) = f.workflow { (workflow_link(id, &f.loan_unique_id)) } @else { (f.loan_unique_id) }
+                            }
+                            td { (f.kind) @if f.money { " " span.badge.s-failed { "money" } } }
+                            td { (f.finflow_value.as_deref().unwrap_or("—")) }
+                            td { (f.finfra_value.as_deref().unwrap_or("—")) }
+                            td { (time(f.first_seen_at)) }
+                            td { (time(f.last_seen_at)) }
+                            td { (time_opt(f.resolved_at)) }
+                            td { (workflow_link(f.run, "run")) }
+                        }
+                    }
+                    @if r.findings.is_empty() { tr { td colspan="9" { "none" } } }
+                }
+            }
+            @if let Some(next) = r.next {
+                p { a rel="next" href=(format!("/reconciliation?before={next}{all}")) { "Older findings →" } }
+            }
+        }
+    };
+    layout(Some(user), "Reconciliation", r.notice, body)
+}
+
+/// The Events page: the lifecycle feed, newest first.
+pub fn events(
+    user: &User,
+    q: &EventsQuery,
+    rows: &[EventRow],
+    next: Option<i64>,
+    notice: Option<&str>,
+) -> Markup {
+    let body = html! {
+        p.hint { "What every workflow announced, as consumers read it with GET /events and webhooks receive it (see Webhooks)." }
+        form.filters method="get" action="/events" {
+            label { "type" select name="type" {
+                option value="" { "any" }
+                @for t in workflow::EventType::ALL { option value=(t.as_str()) selected[q.event_type == t.as_str()] { (t.as_str()) } }
+            } }
+            label { "business key starts with" input name="key" value=(q.key); }
+            button type="submit" { "Filter" }
+            a href="/events" { "clear" }
+        }
+        (events_table(user, rows, true))
+        @if let Some(next) = next {
+            p { a rel="next" href=(format!("/events?{}", q.with_before(&next.to_string()))) { "Older events →" } }
+        }
+    };
+    layout(Some(user), "Events", notice, body)
+}
+
+/// The Webhooks page: deliveries of the feed to the configured webhooks.
+pub fn webhooks(user: &User, notice: Option<&str>, failed: bool, rows: &[DeliveryRow]) -> Markup {
+    let body = html! {
+        p.hint { "Each event goes to every webhook that subscribes to its type; a failed delivery was given up after the webhook's retry period. A replay makes it due again with the same delivery id, as `finflow webhooks replay` does." }
+        p {
+            @if failed { a href="/webhooks" { "All deliveries" } } @else { a href="/webhooks?failed=1" { "Only the failed ones" } }
+        }
+        table id="deliveries" {
+            thead { tr { th { "delivery" } th { "event" } th { "workflow" } th { "status" } th.num { "attempts" } th { "last answer" } th { "next attempt" } th { "created" } th { "delivered" } th { "replay" } } }
+            tbody {
+                @for d in rows {
+                    tr id=(format!("delivery-{}", d.id)) {
+                        td { code { (d.id) } br; small { (d.webhook) } }
+                        td { (d.event_id) " " code { (d.event_type) } }
+                        td { @if let Some(id) = d.workflow_id { (workflow_link(id, "workflow")) } @else { "—" } }
+                        td { span class=(format!("badge d-{}", d.status.as_str())) { (d.status.as_str()) } }
+                        td.num { (d.attempts) }
+                        td.err { (d.last_status.map(|s| format!("HTTP {s} ")).unwrap_or_default()) (d.last_error.as_deref().unwrap_or("")) }
+                        td { @if d.status == store::DeliveryStatus::Pending { (time(d.next_attempt_at)) } @else { "—" } }
+                        td { (time(d.created_at)) }
+                        td { (time_opt(d.delivered_at)) }
+                        td {
+                            @if user.can(Role::Operator) {
+                                form method="post" action="/webhooks/replay" {
+                                    input type="hidden" name="csrf" value=(user.csrf);
+                                    input type="hidden" name="id" value=(d.id);
+                                    button.secondary type="submit" name="replay" { "Replay" }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if rows.is_empty() { tr { td colspan="10" { "none" } } }
+            }
+        }
+    };
+    layout(Some(user), "Webhooks", notice, body)
 }

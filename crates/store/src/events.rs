@@ -167,6 +167,60 @@ impl Store {
         }
     }
 
+    /// Up to `limit` (at most [`EVENTS_PAGE_MAX`]) events with an id below `before` (the
+    /// newest with `None`), newest first: of one `event_type` and with a business key
+    /// starting with `key_prefix` when given. The console's keyset pages.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn events_before(
+        &self,
+        before: Option<i64>,
+        event_type: Option<&str>,
+        key_prefix: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let limit = limit.clamp(1, EVENTS_PAGE_MAX);
+        let before = before.unwrap_or(i64::MAX);
+        let event_type = event_type.unwrap_or("");
+        let prefix = key_prefix.unwrap_or("");
+        // A range on the key's bytes, as the workflow list filters: no LIKE escaping.
+        let high = format!("{prefix}\u{10FFFF}");
+        let collate = match &self.backend {
+            Backend::Postgres(_) => " COLLATE \"C\"",
+            Backend::Sqlite(_) => "",
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id < $1 AND ($2 = '' OR event_type = $2) \
+             AND ($3 = '' OR (business_key{collate} >= $3 AND business_key{collate} < $4)) \
+             ORDER BY id DESC LIMIT $5"
+        );
+        match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(before)
+                .bind(event_type)
+                .bind(prefix)
+                .bind(&high)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(EventRow::from_pg)
+                .collect(),
+            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(before)
+                .bind(event_type)
+                .bind(prefix)
+                .bind(&high)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(EventRow::from_sqlite)
+                .collect(),
+        }
+    }
+
     /// The events of one workflow, in commit order.
     ///
     /// # Errors

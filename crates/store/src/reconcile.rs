@@ -215,14 +215,30 @@ impl Store {
         open_only: bool,
         limit: u32,
     ) -> Result<Vec<FindingRow>, StoreError> {
+        self.findings_before(open_only, None, limit).await
+    }
+
+    /// Findings with an id below `before` (all with `None`), newest first: only open ones
+    /// with `open_only`. The console's keyset pages.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn findings_before(
+        &self,
+        open_only: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<FindingRow>, StoreError> {
         let sql = "SELECT id, run, loan_unique_id, workflow, kind, finflow_value, finfra_value, \
                    money, first_seen_at, last_seen_at, resolved_at FROM reconciliation_findings \
-                   WHERE (NOT $1 OR resolved_at IS NULL) ORDER BY id DESC LIMIT $2";
+                   WHERE (NOT $1 OR resolved_at IS NULL) AND id < $3 ORDER BY id DESC LIMIT $2";
+        let before = before.unwrap_or(i64::MAX);
         match &self.backend {
             Backend::Postgres(pool) => {
                 let rows = sqlx::query(sql)
                     .bind(open_only)
                     .bind(i64::from(limit))
+                    .bind(before)
                     .fetch_all(pool)
                     .await?;
                 rows.iter()
@@ -247,6 +263,7 @@ impl Store {
                 let rows = sqlx::query(sql)
                     .bind(open_only)
                     .bind(i64::from(limit))
+                    .bind(before)
                     .fetch_all(pool)
                     .await?;
                 rows.iter()

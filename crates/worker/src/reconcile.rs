@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
-use store::{RECONCILE_KIND, Store, Submitted};
+use store::{Store, Submitted};
 use tokio::sync::watch;
 use workflow::Engine;
 
@@ -41,7 +41,8 @@ fn humanize(every: Duration) -> String {
     }
 }
 
-/// Validates `input` and stores a run under `business_key` (or finds the same one).
+/// Validates `input` and stores a run under `business_key` (or finds the same one): the
+/// console's [`console::reconcile::start_run`], which its Reconciliation page calls too.
 ///
 /// # Errors
 /// The input is invalid (every problem named), or the store failed.
@@ -51,13 +52,7 @@ pub async fn start_run(
     business_key: &str,
     input: Value,
 ) -> anyhow::Result<Submitted> {
-    let definition = engine
-        .validate(RECONCILE_KIND, &input, Utc::now())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut new = store::NewWorkflow::new(RECONCILE_KIND, business_key, input);
-    new.definition_name = definition.name;
-    new.definition_version = i32::try_from(definition.version).ok();
-    Ok(store.submit(&new).await?)
+    Ok(console::reconcile::start_run(store, engine, business_key, input).await?)
 }
 
 /// Starts the run of each period as it begins, until `stop`.
