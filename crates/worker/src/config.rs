@@ -139,25 +139,21 @@ impl std::fmt::Debug for WebhookConfig {
 /// # Errors
 /// Anything else, named in the message.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    // The definitions' parser (one grammar for every duration finflow reads); here only the
+    // messages, which say what is wrong.
     let raw = raw.trim();
+    if let Some(duration) = workflow::definition::parse_duration(raw) {
+        return Ok(duration);
+    }
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let n: u64 = number.parse().map_err(|_| {
-        format!("{raw:?} is not a duration: use a whole number and a unit, e.g. 500ms, 45s, 30m, 24h, 90d")
-    })?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "{raw:?} has no known unit: use ms, s, m, h or d (e.g. 90d)"
-            ));
-        }
-    };
-    Ok(Duration::from_secs(n.saturating_mul(secs)))
+    if raw[..split].parse::<u64>().is_err() {
+        return Err(format!(
+            "{raw:?} is not a duration: use a whole number and a unit, e.g. 500ms, 45s, 30m, 24h, 90d"
+        ));
+    }
+    Err(format!(
+        "{raw:?} has no known unit: use ms, s, m, h or d (e.g. 90d)"
+    ))
 }
 
 impl Config {
@@ -253,7 +249,8 @@ impl ReconcileConfig {
         self.every
             .as_deref()
             .map(|raw| {
-                workflow::definition::parse_duration(raw.trim())
+                parse_duration(raw)
+                    .ok()
                     .filter(|d| *d >= Duration::from_secs(60))
                     .ok_or_else(|| {
                         ConfigError(format!(
@@ -272,11 +269,7 @@ impl ReconcileConfig {
         self.window
             .as_deref()
             .map(|raw| {
-                workflow::definition::parse_duration(raw.trim()).ok_or_else(|| {
-                    ConfigError(format!(
-                        "reconcile.window {raw:?} is not a duration (e.g. \"30d\")"
-                    ))
-                })
+                parse_duration(raw).map_err(|e| ConfigError(format!("reconcile.window: {e}")))
             })
             .transpose()
     }

@@ -1,5 +1,6 @@
-//! Starting `reconcile-loans` runs: one now (`finflow reconcile`), or one per period from
-//! every worker of a fleet (`[reconcile] every`). A scheduled run's business key names its
+//! The fleet's reconciliation schedule (`[reconcile] every`): every worker starts the run of
+//! each period as it begins, through `console::reconcile::start_run` (the one way to start
+//! a run, also behind `finflow reconcile` and the console's page). A scheduled run's business key names its
 //! period, so the workers that all try to start it start it once: the store keeps one
 //! workflow per kind and business key, and the same key with the same input is the same
 //! workflow.
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
-use store::{Store, Submitted};
+use store::Store;
 use tokio::sync::watch;
 use workflow::Engine;
 
@@ -41,20 +42,6 @@ fn humanize(every: Duration) -> String {
     }
 }
 
-/// Validates `input` and stores a run under `business_key` (or finds the same one): the
-/// console's [`console::reconcile::start_run`], which its Reconciliation page calls too.
-///
-/// # Errors
-/// The input is invalid (every problem named), or the store failed.
-pub async fn start_run(
-    store: &Store,
-    engine: &Engine,
-    business_key: &str,
-    input: Value,
-) -> anyhow::Result<Submitted> {
-    Ok(console::reconcile::start_run(store, engine, business_key, input).await?)
-}
-
 /// Starts the run of each period as it begins, until `stop`.
 pub async fn schedule(
     store: Store,
@@ -70,7 +57,7 @@ pub async fn schedule(
             _ = stop.wait_for(|s| *s) => return,
         }
         let (key, input) = scheduled(Utc::now(), every, window);
-        match start_run(&store, &engine, &key, input).await {
+        match console::reconcile::start_run(&store, &engine, &key, input).await {
             Ok(run) if run.created => {
                 tracing::info!(workflow.id = %run.id, business_key = %key, "reconciliation run started");
             }

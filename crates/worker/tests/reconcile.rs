@@ -89,7 +89,7 @@ async fn get(store: &Store, id: Uuid) -> Workflow {
 /// Starts a run and waits (bounded) until it has ended.
 async fn reconcile(store: &Store, key: &str) -> Workflow {
     let engine = Engine::new(Registry::default());
-    let run = worker::reconcile::start_run(store, &engine, key, json!({}))
+    let run = console::reconcile::start_run(store, &engine, key, json!({}))
         .await
         .expect("start a run");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -304,7 +304,7 @@ async fn reconciliation_brings_behind_loans_home_and_finds_orphans(db: TestDb) {
 
     // The same business key twice is one run: two workers never run the same period.
     let engine = Engine::new(Registry::default());
-    let again = worker::reconcile::start_run(store, &engine, "test/final", json!({}))
+    let again = console::reconcile::start_run(store, &engine, "test/final", json!({}))
         .await
         .expect("the same run");
     assert!(!again.created);

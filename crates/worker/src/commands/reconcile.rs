@@ -88,7 +88,7 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
     store::check_business_key(&key)?;
     let engine = workflow::Engine::new(workflow::Registry::default());
     let store = super::open_store(&config, true).await?;
-    let started = worker::reconcile::start_run(&store, &engine, &key, Value::Object(input)).await;
+    let started = console::reconcile::start_run(&store, &engine, &key, Value::Object(input)).await;
     store.close().await;
     let run = started?;
     println!("{}", run.id);
