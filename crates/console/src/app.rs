@@ -583,6 +583,7 @@ async fn one_workflow(
         linked.extend(store.list_workflows(&filter, None, 20).await?.0);
     }
     // The actions it accepts now, by the same check the CLI makes.
+    operate::load_definition(state.store(), state.engine(), &workflow).await?;
     let actions: Vec<pages::Action> = [Command::retry(), Command::Resolve(None), Command::Cancel]
         .into_iter()
         .map(|command| {

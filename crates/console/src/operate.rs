@@ -22,7 +22,7 @@ use store::{
     COMMAND_CANCEL, COMMAND_RESOLVE, CommandRequest, INITIAL_STATE, Status, Store, StoreError,
     Workflow, command_payload,
 };
-use workflow::{Engine, EngineError, Event};
+use workflow::{Engine, EngineError, Event, Stored};
 
 /// `[operators]` in `finflow.toml`: the rules for people's commands.
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +166,32 @@ pub fn named(w: &Workflow) -> String {
     format!("{} {:?} ({})", w.kind, w.business_key, w.id)
 }
 
+/// Loads from the store the definition `workflow`'s context names when this process has
+/// not pinned it (a worker started it on definitions this process did not load), so that
+/// [`check`] can read the workflow.
+///
+/// # Errors
+/// A store failure, or a pin the store does not hold.
+pub async fn load_definition(
+    store: &Store,
+    engine: &Engine,
+    workflow: &Workflow,
+) -> Result<(), OperateError> {
+    let Some(digest) = engine.unknown_pin(&workflow.context) else {
+        return Ok(());
+    };
+    let unknown = || {
+        OperateError::Engine(EngineError::UnknownDefinition {
+            digest: digest.to_owned(),
+        })
+    };
+    let body = store.definition(digest).await?.ok_or_else(unknown)?;
+    engine
+        .pin_stored(digest, &body)
+        .map_err(OperateError::Engine)?;
+    Ok(())
+}
+
 /// Whether `workflow` accepts `command` now, and whether it would need approval: the
 /// check the console uses to show only the actions a workflow accepts.
 ///
@@ -195,7 +221,8 @@ pub fn check(
         };
     }
     let event = command.event(by, reason);
-    match engine.check_command(&workflow.kind, &workflow.context, &event, Utc::now()) {
+    let stored = Stored::new(&workflow.context, &workflow.input);
+    match engine.check_command(&workflow.kind, stored, &event, Utc::now()) {
         Ok(()) => {}
         Err(EngineError::Refused(why)) => {
             let what = command.title();
@@ -213,7 +240,7 @@ pub fn check(
         Err(other) => return Err(OperateError::Engine(other)),
     }
     engine
-        .needs_approval(&workflow.kind, &workflow.context, &event)
+        .needs_approval(&workflow.kind, stored, &event)
         .map_err(OperateError::Engine)
 }
 
@@ -237,6 +264,7 @@ pub async fn request(
             "a reason is required: it is journaled with who".to_owned(),
         ));
     }
+    load_definition(store, engine, workflow).await?;
     let approval = check(engine, workflow, command, by, reason)?;
     if workflow.status == Status::Pending && workflow.state == INITIAL_STATE {
         // Nothing was sent to Finfra yet: cancelled at once (only a cancel gets here).
@@ -311,6 +339,7 @@ pub async fn approve(
             "command request {request_id} has an unknown command"
         ))
     })?;
+    load_definition(store, engine, &workflow).await?;
     if let Err(OperateError::Refused(why)) = check(
         engine,
         &workflow,

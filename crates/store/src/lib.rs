@@ -29,6 +29,7 @@ mod claim;
 mod command;
 mod commit;
 mod connect;
+mod definitions;
 mod due;
 mod error;
 mod events;
@@ -57,6 +58,7 @@ pub use claim::Claimed;
 pub use command::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
 pub use commit::{Committed, StepCommit, Wait};
 pub use connect::{Backend, StoreOptions};
+pub use definitions::PinnedDefinition;
 pub use error::{
     CONFLICT_SQLSTATE, INVALID_BUSINESS_KEY_SQLSTATE, ONBOARDING_IN_PROGRESS_SQLSTATE, StoreError,
 };

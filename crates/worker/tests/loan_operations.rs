@@ -79,7 +79,12 @@ async fn until_state(store: &Store, id: Uuid, state: &str) -> Workflow {
 /// What `finflow cancel` / `finflow resolve` do: ask the workflow whether it takes the
 /// command, then queue it for the worker.
 async fn command(store: &Store, w: &Workflow, event: &Event) -> Result<(), EngineError> {
-    engine().check_command(&w.kind, &w.context, event, Utc::now())?;
+    engine().check_command(
+        &w.kind,
+        workflow::Stored::new(&w.context, &w.input),
+        event,
+        Utc::now(),
+    )?;
     let (title, payload) = match event {
         Event::Cancel { by, reason } => (COMMAND_CANCEL, command_payload(by, reason, None)),
         Event::Resolve { by, reason, data } => {

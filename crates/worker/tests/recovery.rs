@@ -151,7 +151,12 @@ async fn a_create_sent_by_a_worker_that_died_is_reconciled_not_repeated() {
         };
         decision = w
             .engine
-            .decide("onboard-borrower", &decision.state, &event, Utc::now())
+            .decide(
+                "onboard-borrower",
+                workflow::Stored::new(&decision.state, &input),
+                &event,
+                Utc::now(),
+            )
             .expect("decide");
     }
     assert_eq!(

@@ -2,7 +2,8 @@
 //! and the CLI, which hold a kind name and a stored JSON state rather than Rust types.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::action::Action;
@@ -16,12 +17,16 @@ use crate::machine::{
 use crate::onboard::OnboardBorrower;
 use crate::originate::OriginateLoan;
 use crate::reconcile::ReconcileLoans;
+use crate::stored::{self, Pin, Pins, Stored};
 
 /// One decision, with the state as the JSON to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    /// The new state, to store as the workflow's context.
+    /// The new state, to store as the workflow's context: slim (see [`crate::stored`]).
     pub state: Value,
+    /// The definition the state names by pin, which the store must hold before the
+    /// context is written (`None` for a kind without one).
+    pub pin: Option<Arc<Pin>>,
     /// Its summary: the state name, status, definition and facts for SQL columns.
     pub summary: Summary,
     /// What to do next.
@@ -52,6 +57,31 @@ pub enum EngineError {
         #[source]
         source: serde_json::Error,
     },
+    /// The context names a pinned definition this process does not know: load it from the
+    /// store's `definitions` ([`Engine::pin_stored`]) and ask again.
+    #[error("the pinned definition {digest} is not loaded")]
+    UnknownDefinition {
+        /// Its pin.
+        digest: String,
+    },
+    /// The request could not be read again from the stored input.
+    #[error("the {kind} input no longer reads against its pinned definition: {source}")]
+    Rebuild {
+        /// The kind.
+        kind: Kind,
+        /// Every problem.
+        #[source]
+        source: InputErrors,
+    },
+    /// A stored definition does not read as a definition.
+    #[error("the stored definition {digest} cannot be read")]
+    StoredDefinition {
+        /// Its pin.
+        digest: String,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A command the workflow would ignore.
     #[error("refused: {0}")]
     Refused(#[from] CommandRefused),
@@ -61,13 +91,57 @@ pub enum EngineError {
 #[derive(Debug, Clone)]
 pub struct Engine {
     definitions: Registry,
+    pins: Arc<Pins>,
 }
 
 impl Engine {
-    /// An engine over `definitions`.
+    /// An engine over `definitions`, each pinned.
     #[must_use]
     pub fn new(definitions: Registry) -> Self {
-        Self { definitions }
+        let pins = Pins::default();
+        for definition in definitions.iter() {
+            pins.of(definition);
+        }
+        Self {
+            definitions,
+            pins: Arc::new(pins),
+        }
+    }
+
+    /// Every definition pinned in this process (the registry's, and those loaded since),
+    /// for the worker to store at start.
+    #[must_use]
+    pub fn pins(&self) -> Vec<Arc<Pin>> {
+        self.pins.all()
+    }
+
+    /// The pin `context` names when this process does not know it (another process
+    /// pinned it): read its body from the store's `definitions` and [`Self::pin_stored`] it
+    /// before asking the engine about this workflow.
+    #[must_use]
+    pub fn unknown_pin<'c>(&self, context: &'c Value) -> Option<&'c str> {
+        match context.get("definition") {
+            Some(Value::String(digest)) if self.pins.get(digest).is_none() => Some(digest),
+            _ => None,
+        }
+    }
+
+    /// Adds a definition read from the store's `definitions` table, under the pin that
+    /// names it there.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::StoredDefinition`] when `body` does not read as a definition.
+    pub fn pin_stored(&self, digest: &str, body: &Value) -> Result<Arc<Pin>, EngineError> {
+        let definition = <crate::definition::Definition as serde::Deserialize>::deserialize(body)
+            .map_err(|source| EngineError::StoredDefinition {
+            digest: digest.to_owned(),
+            source,
+        })?;
+        let mut pin = Pin::new(definition);
+        pin.mark_stored();
+        pin.digest = digest.to_owned();
+        Ok(self.pins.insert(digest.to_owned(), pin))
     }
 
     /// The definitions.
@@ -119,72 +193,87 @@ impl Engine {
             Kind::OnboardBorrower => {
                 let input = OnboardBorrower::validate_input(input, &self.definitions, now)
                     .map_err(EngineError::Input)?;
-                decision::<OnboardBorrower>(OnboardBorrower::start(id, input, prior, now))
+                let pin = self.pins.of(&input.definition);
+                decision::<OnboardBorrower>(
+                    OnboardBorrower::start(id, input, prior, now),
+                    Some(pin),
+                )
             }
             Kind::OriginateLoan => {
                 let input = OriginateLoan::validate_input(input, &self.definitions, now)
                     .map_err(EngineError::Input)?;
-                decision::<OriginateLoan>(OriginateLoan::start(id, input, prior, now))
+                let pin = self.pins.of(&input.definition);
+                decision::<OriginateLoan>(OriginateLoan::start(id, input, prior, now), Some(pin))
             }
             Kind::ReconcileLoans => {
                 let input = ReconcileLoans::validate_input(input, &self.definitions, now)
                     .map_err(EngineError::Input)?;
-                decision::<ReconcileLoans>(ReconcileLoans::start(id, input, prior, now))
+                decision::<ReconcileLoans>(ReconcileLoans::start(id, input, prior, now), None)
             }
         }
     }
 
-    /// The next decision for a stored state.
+    /// The next decision for a stored workflow.
     ///
     /// # Errors
     ///
-    /// [`EngineError::UnknownKind`] or [`EngineError::State`].
+    /// [`EngineError::UnknownKind`], [`EngineError::State`], [`EngineError::Rebuild`], or
+    /// [`EngineError::UnknownDefinition`] (load it, then ask again).
     pub fn decide(
         &self,
         kind: &str,
-        state: &Value,
+        stored: Stored<'_>,
         event: &Event,
         now: DateTime<Utc>,
     ) -> Result<Decision, EngineError> {
         match kind.parse::<Kind>()? {
-            Kind::OnboardBorrower => {
-                let state = read::<OnboardBorrower>(state)?;
-                decision::<OnboardBorrower>(OnboardBorrower::decide(&state, event, now))
-            }
-            Kind::OriginateLoan => {
-                let state = read::<OriginateLoan>(state)?;
-                decision::<OriginateLoan>(OriginateLoan::decide(&state, event, now))
-            }
-            Kind::ReconcileLoans => {
-                let state = read::<ReconcileLoans>(state)?;
-                decision::<ReconcileLoans>(ReconcileLoans::decide(&state, event, now))
-            }
+            Kind::OnboardBorrower => self.next::<OnboardBorrower>(stored, event, now),
+            Kind::OriginateLoan => self.next::<OriginateLoan>(stored, event, now),
+            Kind::ReconcileLoans => self.next::<ReconcileLoans>(stored, event, now),
         }
     }
 
-    /// The current action of a stored state (what the executor should be doing).
+    fn next<W: Workflow>(
+        &self,
+        stored: Stored<'_>,
+        event: &Event,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, EngineError> {
+        let (state, pin) = stored::read::<W>(&self.pins, stored)?;
+        decision::<W>(W::decide(&state, event, now), pin)
+    }
+
+    /// The current action of a stored workflow (what the executor should be doing).
     ///
     /// # Errors
     ///
-    /// [`EngineError::UnknownKind`] or [`EngineError::State`].
-    pub fn action(&self, kind: &str, state: &Value) -> Result<Action, EngineError> {
+    /// As [`Self::decide`].
+    pub fn action(&self, kind: &str, stored: Stored<'_>) -> Result<Action, EngineError> {
         match kind.parse::<Kind>()? {
-            Kind::OnboardBorrower => Ok(OnboardBorrower::action(&read::<OnboardBorrower>(state)?)),
-            Kind::OriginateLoan => Ok(OriginateLoan::action(&read::<OriginateLoan>(state)?)),
-            Kind::ReconcileLoans => Ok(ReconcileLoans::action(&read::<ReconcileLoans>(state)?)),
+            Kind::OnboardBorrower => Ok(OnboardBorrower::action(
+                &self.read::<OnboardBorrower>(stored)?,
+            )),
+            Kind::OriginateLoan => Ok(OriginateLoan::action(&self.read::<OriginateLoan>(stored)?)),
+            Kind::ReconcileLoans => Ok(ReconcileLoans::action(
+                &self.read::<ReconcileLoans>(stored)?,
+            )),
         }
     }
 
-    /// The summary of a stored state.
+    /// The summary of a stored workflow.
     ///
     /// # Errors
     ///
-    /// [`EngineError::UnknownKind`] or [`EngineError::State`].
-    pub fn summary(&self, kind: &str, state: &Value) -> Result<Summary, EngineError> {
+    /// As [`Self::decide`].
+    pub fn summary(&self, kind: &str, stored: Stored<'_>) -> Result<Summary, EngineError> {
         match kind.parse::<Kind>()? {
-            Kind::OnboardBorrower => Ok(OnboardBorrower::summary(&read::<OnboardBorrower>(state)?)),
-            Kind::OriginateLoan => Ok(OriginateLoan::summary(&read::<OriginateLoan>(state)?)),
-            Kind::ReconcileLoans => Ok(ReconcileLoans::summary(&read::<ReconcileLoans>(state)?)),
+            Kind::OnboardBorrower => Ok(OnboardBorrower::summary(
+                &self.read::<OnboardBorrower>(stored)?,
+            )),
+            Kind::OriginateLoan => Ok(OriginateLoan::summary(&self.read::<OriginateLoan>(stored)?)),
+            Kind::ReconcileLoans => Ok(ReconcileLoans::summary(
+                &self.read::<ReconcileLoans>(stored)?,
+            )),
         }
     }
 
@@ -193,25 +282,25 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`EngineError::Refused`] with the reason, or a state/kind error.
+    /// [`EngineError::Refused`] with the reason, or an error of [`Self::decide`].
     pub fn check_command(
         &self,
         kind: &str,
-        state: &Value,
+        stored: Stored<'_>,
         command: &Event,
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         match kind.parse::<Kind>()? {
             Kind::OnboardBorrower => {
-                let state = read::<OnboardBorrower>(state)?;
+                let state = self.read::<OnboardBorrower>(stored)?;
                 Ok(OnboardBorrower::check_command(&state, command, now)?)
             }
             Kind::OriginateLoan => {
-                let state = read::<OriginateLoan>(state)?;
+                let state = self.read::<OriginateLoan>(stored)?;
                 Ok(OriginateLoan::check_command(&state, command, now)?)
             }
             Kind::ReconcileLoans => {
-                let state = read::<ReconcileLoans>(state)?;
+                let state = self.read::<ReconcileLoans>(stored)?;
                 Ok(ReconcileLoans::check_command(&state, command, now)?)
             }
         }
@@ -225,40 +314,37 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// [`EngineError::UnknownKind`] or [`EngineError::State`].
+    /// As [`Self::decide`].
     pub fn needs_approval(
         &self,
         kind: &str,
-        state: &Value,
+        stored: Stored<'_>,
         command: &Event,
     ) -> Result<Option<String>, EngineError> {
         match kind.parse::<Kind>()? {
             // An onboarding moves no money; nor does a reconciliation run, which only reads.
             Kind::OnboardBorrower | Kind::ReconcileLoans => Ok(None),
             Kind::OriginateLoan => {
-                let state = read::<OriginateLoan>(state)?;
+                let state = self.read::<OriginateLoan>(stored)?;
                 Ok(crate::originate::needs_approval(&state, command))
             }
         }
     }
+
+    fn read<W: Workflow>(&self, stored: Stored<'_>) -> Result<W::State, EngineError> {
+        stored::read::<W>(&self.pins, stored).map(|(state, _)| state)
+    }
 }
 
-fn read<W: Workflow>(state: &Value) -> Result<W::State, EngineError> {
-    // Straight from the borrowed JSON: no copy of the whole state per decision.
-    W::State::deserialize(state).map_err(|source| EngineError::State {
-        kind: W::KIND,
-        source,
-    })
-}
-
-fn decision<W: Workflow>(transition: Transition<W::State>) -> Result<Decision, EngineError> {
+fn decision<W: Workflow>(
+    transition: Transition<W::State>,
+    pin: Option<Arc<Pin>>,
+) -> Result<Decision, EngineError> {
     let summary = W::summary(&transition.state);
-    let state = serde_json::to_value(&transition.state).map_err(|source| EngineError::State {
-        kind: W::KIND,
-        source,
-    })?;
+    let state = stored::slim::<W>(&transition.state, pin.as_deref())?;
     Ok(Decision {
         state,
+        pin,
         summary,
         action: transition.action,
         note: transition.note,

@@ -15,10 +15,12 @@
 //!
 //! 1. **Submit**: [`Engine::validate`] lists every problem of an input (store nothing if
 //!    any). **Start** (when a worker first picks the workflow up): [`Engine::start`]
-//!    validates again, pins the definition by copying it into the state, and returns the
-//!    first [`Decision`]; [`Prior`] tells it what the store knows from earlier workflows (a
-//!    returning borrower).
-//! 2. **Persist** each decision in one transaction: `decision.state` as the context,
+//!    validates again, pins the definition, and returns the first [`Decision`]; [`Prior`]
+//!    tells it what the store knows from earlier workflows (a returning borrower).
+//! 2. **Persist** each decision in one transaction: `decision.state` as the context (slim:
+//!    it names the definition by its pin, which `decision.pin` says the store must hold, and
+//!    leaves the request in the input; every later call reads a [`Stored`] context with its
+//!    input, see [`stored`]),
 //!    `decision.summary` into the SQL columns (`state` name, `status`, definition name and
 //!    version, `attempt`, `last_error`, the facts), a journal row (the event's name, the
 //!    action's kind, [`FinfraRequest::summary`] / [`FinfraResponse::summary`], which mask
@@ -93,9 +95,9 @@
 //!
 //! ```no_run
 //! use chrono::{DateTime, Utc};
-//! use workflow::{Action, Engine, EngineError, Event, Handled};
+//! use workflow::{Action, Engine, EngineError, Event, Handled, Stored};
 //!
-//! fn step(engine: &Engine, kind: &str, stored: &serde_json::Value, event: &Event, now: DateTime<Utc>)
+//! fn step(engine: &Engine, kind: &str, stored: Stored<'_>, event: &Event, now: DateTime<Utc>)
 //!     -> Result<(), EngineError>
 //! {
 //!     let decision = engine.decide(kind, stored, event, now)?;
@@ -124,7 +126,8 @@
 //! - [`kit`]: what every kind does alike, written once: the decision's skeleton, the call
 //!   step with the retry rules and read-before-you-believe, the wait step, the action of a
 //!   state. A kind implements [`kit::Phase`] and [`kit::Machine`].
-//! - [`definition`]: `workflows/*.toml`, their format, validation and pinning.
+//! - [`definition`]: `workflows/*.toml`, their format and validation.
+//! - [`stored`]: the slim stored context: the definition by pin, the request from the input.
 //! - [`onboard`]: `onboard-borrower`; its state names and `resolve` data are documented there.
 //! - [`originate`]: `originate-loan`; its states, money-safety rules, `resolve` data, and
 //!   what the executor must do to deliver the end of an onboarding, are documented there.
@@ -149,6 +152,7 @@ pub mod request;
 mod resolution;
 pub mod response;
 mod serde_util;
+pub mod stored;
 mod summary;
 
 pub use action::{
@@ -172,3 +176,4 @@ pub use originate::OriginateLoan;
 pub use reconcile::ReconcileLoans;
 pub use request::{Effect, FileSource, FinfraRequest};
 pub use response::FinfraResponse;
+pub use stored::{Pin, Stored};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::action::Action;
-use crate::definition::{DefinitionRef, Registry};
+use crate::definition::{Definition, DefinitionRef, Registry};
 use crate::event::Event;
 use crate::ids::{UserId, WorkflowId};
 
@@ -109,6 +109,24 @@ pub trait Workflow {
 
     /// The definition a validated input pinned.
     fn definition(input: &Self::Input) -> DefinitionRef;
+
+    /// The state's fields the stored context leaves out because they never change after
+    /// start (the request): [`Self::rebuild`] gives them back (see [`crate::stored`]).
+    const REBUILT: &'static [&'static str];
+
+    /// The fields named by [`Self::REBUILT`], from the submitted `input` read as it was at
+    /// start (`started_at`) against the definition the workflow pinned (`None` for a kind
+    /// without one).
+    ///
+    /// # Errors
+    ///
+    /// The input no longer reads (a hand edit, or a build whose validation is stricter
+    /// than the one that started the workflow).
+    fn rebuild(
+        input: &Value,
+        pinned: Option<&Definition>,
+        started_at: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Value)>, InputErrors>;
 
     /// The first transition of a new workflow: the definition is copied into the state.
     fn start(

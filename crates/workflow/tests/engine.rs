@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use workflow::{
     Action, ActionKind, CallFailure, Decision, Engine, EngineError, Event, FinfraResponse, Handled,
-    Status, WorkflowId,
+    Status, Stored, WorkflowId,
 };
 
 use common::*;
@@ -22,7 +22,14 @@ const KIND: &str = "onboard-borrower";
 fn step(engine: &Engine, state: &Value, event: Event, now: DateTime<Utc>) -> Decision {
     let stored_event: Event =
         serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
-    let decision = engine.decide(KIND, state, &stored_event, now).unwrap();
+    let decision = engine
+        .decide(
+            KIND,
+            Stored::new(state, &personal_input()),
+            &stored_event,
+            now,
+        )
+        .unwrap();
     let _journal_row = json!({
         "event": stored_event.name(),
         "action": decision.action.kind(),
@@ -85,13 +92,18 @@ fn an_onboarding_through_the_json_interface() {
     }
     assert_eq!(states.last().map(String::as_str), Some("approved"));
     assert!(states.contains(&"create_borrower".to_owned()));
-    let summary = engine.summary(KIND, &state).unwrap();
+    let summary = engine
+        .summary(KIND, Stored::new(&state, &personal_input()))
+        .unwrap();
     assert_eq!(summary.status, Status::Completed);
     assert_eq!(summary.facts["user_id"], USER);
     assert_eq!(summary.facts["borrower_status"], "APPROVED");
     assert_eq!(summary.definition.name, "personal-single-payment");
     assert_eq!(
-        engine.action(KIND, &state).unwrap().kind(),
+        engine
+            .action(KIND, Stored::new(&state, &personal_input()))
+            .unwrap()
+            .kind(),
         ActionKind::Complete
     );
 }
@@ -166,8 +178,13 @@ fn errors_for_the_executor_and_the_cli() {
     };
     assert!(errors.has("definition") && errors.has("borrower"));
     assert!(matches!(
-        engine.decide(KIND, &json!({"phase": 1}), &Event::Wake, t0()),
-        Err(EngineError::State { .. })
+        engine.decide(
+            KIND,
+            Stored::new(&json!({"phase": 1}), &personal_input()),
+            &Event::Wake,
+            t0()
+        ),
+        Err(EngineError::State { .. } | EngineError::Rebuild { .. })
     ));
     let first = engine
         .start(
@@ -184,7 +201,12 @@ fn errors_for_the_executor_and_the_cli() {
         data: json!({}),
     };
     let refused = engine
-        .check_command(KIND, &first.state, &resolve, t0())
+        .check_command(
+            KIND,
+            Stored::new(&first.state, &personal_input()),
+            &resolve,
+            t0(),
+        )
         .unwrap_err();
     assert!(
         refused.to_string().contains("not needs_attention"),
@@ -196,7 +218,12 @@ fn errors_for_the_executor_and_the_cli() {
     };
     assert!(
         engine
-            .check_command(KIND, &first.state, &cancel, t0())
+            .check_command(
+                KIND,
+                Stored::new(&first.state, &personal_input()),
+                &cancel,
+                t0()
+            )
             .is_ok()
     );
 }
@@ -419,4 +446,156 @@ fn show_a_stored_state() {
         "{}",
         serde_json::to_string_pretty(&state["borrower"]).unwrap()
     );
+}
+
+/// The stored context is slim: the definition by pin, no request (no personal data), and a
+/// running workflow keeps its pinned definition and its request when the registry moves on.
+#[test]
+fn the_context_names_its_definition_and_leaves_the_request_in_the_input() {
+    let engine = Engine::new(registry());
+    let input = personal_input();
+    let first = engine
+        .start(
+            KIND,
+            &WorkflowId::new(WORKFLOW).unwrap(),
+            &input,
+            &workflow::Prior::default(),
+            t0(),
+        )
+        .unwrap();
+    let context = &first.state;
+    let pin = first.pin.clone().expect("a pinned definition");
+    assert_eq!(context["definition"], pin.digest.as_str());
+    assert_eq!(pin.digest.len(), 64);
+    assert!(context.get("request").is_none(), "{context}");
+    let text = context.to_string();
+    assert!(!text.contains(NIK), "no NIK in the context: {text}");
+    assert!(text.len() < 1_500, "{} bytes: {text}", text.len());
+    assert!(workflow::stored::is_slim(context));
+
+    // Another process with no definitions loaded: it must load the pin, then decides alike.
+    let bare = Engine::new(workflow::Registry::default());
+    let unknown = bare
+        .decide(
+            KIND,
+            Stored::new(context, &input),
+            &ok(ocr(Some(NIK), 0.97)),
+            t0(),
+        )
+        .unwrap_err();
+    let EngineError::UnknownDefinition { digest } = unknown else {
+        panic!("an unknown definition: {unknown}");
+    };
+    assert_eq!(digest, pin.digest);
+    bare.pin_stored(&digest, &pin.json).unwrap();
+    let here = engine
+        .decide(
+            KIND,
+            Stored::new(context, &input),
+            &ok(ocr(Some(NIK), 0.97)),
+            t0(),
+        )
+        .unwrap();
+    let there = bare
+        .decide(
+            KIND,
+            Stored::new(context, &input),
+            &ok(ocr(Some(NIK), 0.97)),
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(here.state, there.state);
+    assert_eq!(here.action, there.action);
+    assert_eq!(here.action.kind(), ActionKind::Call);
+
+    // The request is the input's: the NIK reaches the call built from it.
+    let create = [ok(biometric(Liveness::Passed, 0.93))];
+    let mut state = here.state;
+    for event in create {
+        state = engine
+            .decide(KIND, Stored::new(&state, &input), &event, t0())
+            .unwrap()
+            .state;
+    }
+    let action = engine.action(KIND, Stored::new(&state, &input)).unwrap();
+    let request = serde_json::to_string(action.request().expect("a call")).unwrap();
+    assert!(
+        request.contains(NIK),
+        "the create body carries the NIK: {request}"
+    );
+}
+
+/// A context written by an earlier build (the definition and the request inline) still
+/// reads, and its next decision is stored slim, naming a pin the executor must store.
+#[test]
+fn an_earlier_builds_context_reads_and_is_written_slim() {
+    let engine = Engine::new(registry());
+    let input = personal_input();
+    let id = WorkflowId::new(WORKFLOW).unwrap();
+    let input_typed = <workflow::OnboardBorrower as workflow::Workflow>::validate_input(
+        &input,
+        &registry(),
+        t0(),
+    )
+    .unwrap();
+    let transition = <workflow::OnboardBorrower as workflow::Workflow>::start(
+        &id,
+        input_typed,
+        &workflow::Prior::default(),
+        t0(),
+    );
+    let old = serde_json::to_value(&transition.state).unwrap();
+    assert!(old["definition"].is_object() && old["request"].is_object());
+    assert!(!workflow::stored::is_slim(&old));
+    // Its input is not even read: an earlier build's context is whole.
+    let decision = engine
+        .decide(
+            KIND,
+            Stored::new(&old, &json!({})),
+            &ok(ocr(Some(NIK), 0.97)),
+            t0(),
+        )
+        .unwrap();
+    assert!(
+        workflow::stored::is_slim(&decision.state),
+        "{}",
+        decision.state
+    );
+    let pin = decision.pin.expect("a pin");
+    assert_eq!(decision.state["definition"], pin.digest.as_str());
+    assert!(!pin.is_stored(), "the executor stores it before the commit");
+    let next = engine
+        .decide(
+            KIND,
+            Stored::new(&decision.state, &input),
+            &ok(biometric(Liveness::Passed, 0.93)),
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(next.summary.state, "create_borrower");
+}
+
+/// An input that no longer reads against its pinned definition is named, not guessed.
+#[test]
+fn a_request_that_cannot_be_rebuilt_is_an_error() {
+    let engine = Engine::new(registry());
+    let first = engine
+        .start(
+            KIND,
+            &WorkflowId::new(WORKFLOW).unwrap(),
+            &personal_input(),
+            &workflow::Prior::default(),
+            t0(),
+        )
+        .unwrap();
+    let err = engine
+        .decide(
+            KIND,
+            Stored::new(&first.state, &json!({"definition": "x"})),
+            &Event::Wake,
+            t0(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Rebuild { .. }), "{err}");
+    assert!(err.to_string().contains("borrower"), "{err}");
 }

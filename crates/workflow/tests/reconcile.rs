@@ -9,7 +9,7 @@ use finfra_api::model::loan::{Loan, LoanPage};
 use workflow::reconcile::{FindingKind, KnownLoan, KnownLoans, ReconcileState};
 use workflow::{
     Action, CallFailure, Engine, Event, FinfraRequest, FinfraResponse, Handled, Prior, Registry,
-    Status, Workflow, WorkflowId,
+    Status, Stored, Workflow, WorkflowId,
 };
 
 fn t(n: i64) -> DateTime<Utc> {
@@ -216,21 +216,16 @@ fn a_money_finding_stops_the_run_for_a_person_at_its_end() {
 fn a_run_killed_mid_way_resumes_at_its_page() {
     let engine = Engine::new(Registry::default());
     let id = WorkflowId::new("run-2").unwrap();
+    let input = json!({"page_size": 1});
     let mut decision = engine
-        .start(
-            "reconcile-loans",
-            &id,
-            &json!({"page_size": 1}),
-            &Prior::default(),
-            t(0),
-        )
+        .start("reconcile-loans", &id, &input, &Prior::default(), t(0))
         .unwrap();
     for n in 1..=2 {
         let loans = vec![loan(&format!("op-{n:04}"), "PENDING", None, "0")];
         decision = engine
             .decide(
                 "reconcile-loans",
-                &decision.state,
+                Stored::new(&decision.state, &input),
                 &page(loans, n, 1, 5, KnownLoans::default()),
                 t(i64::from(n)),
             )
@@ -240,7 +235,7 @@ fn a_run_killed_mid_way_resumes_at_its_page() {
     let resumed = engine
         .decide(
             "reconcile-loans",
-            &decision.state,
+            Stored::new(&decision.state, &input),
             &Event::CallInterrupted,
             t(10),
         )
@@ -250,7 +245,7 @@ fn a_run_killed_mid_way_resumes_at_its_page() {
     let throttled = engine
         .decide(
             "reconcile-loans",
-            &resumed.state,
+            Stored::new(&resumed.state, &input),
             &Event::CallFailed(CallFailure::rate_limited(Some(
                 std::time::Duration::from_secs(2),
             ))),
@@ -259,7 +254,12 @@ fn a_run_killed_mid_way_resumes_at_its_page() {
         .unwrap();
     assert!(matches!(throttled.action, Action::SleepUntil { at, .. } if at == t(13)));
     let again = engine
-        .decide("reconcile-loans", &throttled.state, &Event::Wake, t(13))
+        .decide(
+            "reconcile-loans",
+            Stored::new(&throttled.state, &input),
+            &Event::Wake,
+            t(13),
+        )
         .unwrap();
     assert_eq!(page_asked(&again.action), Some(3));
 }

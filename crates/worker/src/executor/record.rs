@@ -156,6 +156,7 @@ pub(super) fn invalid_input(
         held,
         &Decision {
             state: held.state.clone(),
+            pin: None,
             summary,
             action: failed,
             note: String::new(),
@@ -298,6 +299,7 @@ mod tests {
             created_at: Utc::now(),
             version: 7,
             state: json!({}),
+            input: json!({}),
             facts: json!({}),
             needs_attention: false,
         }
@@ -306,6 +308,7 @@ mod tests {
     fn decision(action: Action, status: Status) -> Decision {
         Decision {
             state: json!({"phase": {"state": "await_user_created"}}),
+            pin: None,
             summary: Summary {
                 state: "await_user_created".to_owned(),
                 status,

@@ -34,7 +34,7 @@ use store::{Claimed, InboxRow, JournalEntry, Outcome, Source, Store, StoreError}
 use uuid::Uuid;
 use workflow::{
     Action, CallFailure, CallbackEvent, Decision, Engine, EngineError, Event, FailureKind,
-    FinfraRequest, FinfraResponse, Handled, Prior, UserId, WorkflowId,
+    FinfraRequest, FinfraResponse, Handled, Prior, Stored, UserId, WorkflowId,
 };
 
 use super::call;
@@ -110,7 +110,9 @@ pub(super) struct Held {
     pub(super) business_key: String,
     pub(super) created_at: DateTime<Utc>,
     pub(super) version: i64,
+    /// The slim context: read with `input` (see `workflow::stored`).
     pub(super) state: Value,
+    pub(super) input: Value,
     /// The stored facts and whether it is stored `needs_attention`: what the lifecycle
     /// events of the next step are measured against.
     pub(super) facts: Value,
@@ -202,6 +204,7 @@ impl Executor {
             created_at: workflow.created_at,
             version: workflow.version,
             state: workflow.context.clone(),
+            input: workflow.input.clone(),
             facts: workflow.facts.clone(),
             needs_attention: previous_status == store::Status::NeedsAttention,
         };
@@ -241,6 +244,9 @@ impl Executor {
             return self.run(&mut held, decision, entry, Vec::new()).await;
         }
 
+        // The definition the context names, if another process pinned it.
+        self.load_pin(&held).await?;
+
         // A stored call this worker did not make: its holder died (or lost the lease)
         // between deciding to call and recording the answer. The workflow hears that first,
         // and reconciles a request that may have been applied; the call is never re-run
@@ -248,7 +254,7 @@ impl Executor {
         let mut last = None;
         let current = self
             .engine
-            .action(&held.kind, &held.state)
+            .action(&held.kind, Stored::new(&held.state, &held.input))
             .map_err(engine_error)?;
         if matches!(current, Action::Call { .. }) {
             let decision = self.decide(&held, &Event::CallInterrupted, now).await?;
@@ -400,11 +406,57 @@ impl Executor {
         now: DateTime<Utc>,
     ) -> Result<Decision, ExecutorError> {
         self.engine
-            .decide(&held.kind, &held.state, event, now)
+            .decide(
+                &held.kind,
+                Stored::new(&held.state, &held.input),
+                event,
+                now,
+            )
             .map_err(|source| ExecutorError::Engine {
                 id: held.id,
                 source,
             })
+    }
+
+    /// Loads from the store the definition `held`'s context names when this process has
+    /// not pinned it (another worker started the workflow on other definitions).
+    async fn load_pin(&self, held: &Held) -> Result<(), ExecutorError> {
+        let Some(digest) = self.engine.unknown_pin(&held.state) else {
+            return Ok(());
+        };
+        let engine_error = |source| ExecutorError::Engine {
+            id: held.id,
+            source,
+        };
+        let Some(body) = self.store.definition(digest).await? else {
+            return Err(engine_error(EngineError::UnknownDefinition {
+                digest: digest.to_owned(),
+            }));
+        };
+        self.engine
+            .pin_stored(digest, &body)
+            .map_err(engine_error)?;
+        Ok(())
+    }
+
+    /// Stores the definition `decision`'s context names, once per process and pin, before
+    /// the first commit that names it.
+    async fn store_pin(&self, decision: &Decision) -> Result<(), ExecutorError> {
+        let Some(pin) = decision.pin.as_deref().filter(|pin| !pin.is_stored()) else {
+            return Ok(());
+        };
+        let definition = &pin.definition;
+        self.store
+            .store_definition(store::PinnedDefinition {
+                digest: &pin.digest,
+                name: &definition.name,
+                version: i32::try_from(definition.version).unwrap_or(i32::MAX),
+                file_digest: &definition.digest,
+                body: &pin.json,
+            })
+            .await?;
+        pin.mark_stored();
+        Ok(())
     }
 
     /// Commits `decision` (with `entry` describing what led to it), then acts on it.
@@ -591,6 +643,7 @@ impl Executor {
         processed: Vec<i64>,
         keep_lease: bool,
     ) -> Result<(), ExecutorError> {
+        self.store_pin(decision).await?;
         let commit = record::step_commit(
             held,
             &self.worker_id,

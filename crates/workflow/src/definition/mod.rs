@@ -130,6 +130,38 @@ impl Definition {
     }
 }
 
+/// Where an input's `"definition"` is looked up: in the registry when a workflow is
+/// submitted and started, in the one definition it pinned afterwards (the state's request is
+/// rebuilt from the input on every step, see `crate::stored`, and must come out as it did at
+/// start even when the registry has moved on).
+#[derive(Debug, Clone, Copy)]
+pub enum Resolver<'a> {
+    /// The definitions loaded.
+    Registry(&'a Registry),
+    /// The definition a running workflow pinned: whatever the input names.
+    Pinned(&'a Definition),
+}
+
+impl<'a> Resolver<'a> {
+    /// The definition `spec` (`name` or `name@version`) names.
+    ///
+    /// # Errors
+    ///
+    /// A message for the `definition` field when the registry does not know it.
+    pub fn resolve(self, spec: &str) -> Result<&'a Definition, String> {
+        match self {
+            Self::Registry(registry) => registry.resolve(spec),
+            Self::Pinned(definition) => Ok(definition),
+        }
+    }
+}
+
+impl<'a> From<&'a Registry> for Resolver<'a> {
+    fn from(registry: &'a Registry) -> Self {
+        Self::Registry(registry)
+    }
+}
+
 /// Which definition a workflow runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DefinitionRef {

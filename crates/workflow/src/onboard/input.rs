@@ -34,7 +34,7 @@ use finfra_api::model::borrower::CreateBorrower;
 use finfra_api::model::document::DocumentType;
 use finfra_api::validate::{self, FieldError, Validate};
 
-use crate::definition::{Definition, Registry};
+use crate::definition::{Definition, Resolver};
 use crate::ids::Nik;
 use crate::machine::InputErrors;
 use crate::request::FileSource;
@@ -136,7 +136,7 @@ const TOP_LEVEL: &[&str] = &["definition", "borrower", "ekyc", "documents"];
 /// [`InputErrors`] listing every problem, by path.
 pub fn validate(
     input: &Value,
-    definitions: &Registry,
+    definitions: Resolver<'_>,
     now: DateTime<Utc>,
 ) -> Result<OnboardInput, InputErrors> {
     let mut e = Errors(Vec::new());

@@ -55,7 +55,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::action::Action;
-use crate::definition::{DefinitionRef, Registry};
+use crate::definition::{Definition, DefinitionRef, Registry, Resolver};
 use crate::event::Event;
 use crate::ids::WorkflowId;
 use crate::kit::{self, Phase as _, Run};
@@ -78,11 +78,23 @@ impl Workflow for OnboardBorrower {
         definitions: &Registry,
         now: DateTime<Utc>,
     ) -> Result<OnboardInput, InputErrors> {
-        input::validate(input, definitions, now)
+        input::validate(input, definitions.into(), now)
     }
 
     fn definition(input: &OnboardInput) -> DefinitionRef {
         input.definition.reference()
+    }
+
+    const REBUILT: &'static [&'static str] = &["request"];
+
+    fn rebuild(
+        input: &Value,
+        pinned: Option<&Definition>,
+        started_at: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Value)>, InputErrors> {
+        let pinned = pinned.ok_or_else(crate::stored::no_definition)?;
+        let input = input::validate(input, Resolver::Pinned(pinned), started_at)?;
+        Ok(vec![crate::stored::field("request", &input.request)])
     }
 
     fn start(

@@ -36,7 +36,7 @@ use finfra_api::model::loan::{CreateBnplLoan, CreateSinglePaymentLoan, Frequency
 use finfra_api::model::virtual_account::BankCode;
 use finfra_api::validate::{self, FieldError, Validate};
 
-use crate::definition::{Definition, OriginationPolicy, Registry};
+use crate::definition::{Definition, OriginationPolicy, Resolver};
 use crate::ids::UserId;
 use crate::machine::InputErrors;
 
@@ -233,7 +233,7 @@ const PLACEHOLDER_ID: &str = "op-00000000000000000000000000000000";
 /// [`InputErrors`] listing every problem, by path.
 pub fn validate(
     input: &Value,
-    definitions: &Registry,
+    definitions: Resolver<'_>,
     now: DateTime<Utc>,
 ) -> Result<OriginateInput, InputErrors> {
     let mut e = Errors(Vec::new());
@@ -289,7 +289,7 @@ pub fn validate(
 
 fn definition<'a>(
     top: &Map<String, Value>,
-    definitions: &'a Registry,
+    definitions: Resolver<'a>,
     e: &mut Errors,
 ) -> Option<(&'a Definition, &'a OriginationPolicy)> {
     let Some(spec) = top.get("definition").and_then(Value::as_str) else {

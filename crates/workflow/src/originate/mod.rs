@@ -98,7 +98,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::action::Action;
-use crate::definition::{DefinitionRef, Registry};
+use crate::definition::{Definition, DefinitionRef, Registry, Resolver};
 use crate::event::Event;
 use crate::ids::{LoanUniqueId, WorkflowId};
 use crate::kit::{self, Phase as _};
@@ -133,11 +133,26 @@ impl Workflow for OriginateLoan {
         definitions: &Registry,
         now: DateTime<Utc>,
     ) -> Result<OriginateInput, InputErrors> {
-        input::validate(input, definitions, now)
+        input::validate(input, definitions.into(), now)
     }
 
     fn definition(input: &OriginateInput) -> DefinitionRef {
         input.definition.reference()
+    }
+
+    const REBUILT: &'static [&'static str] = &["request", "policy"];
+
+    fn rebuild(
+        input: &Value,
+        pinned: Option<&Definition>,
+        started_at: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Value)>, InputErrors> {
+        let pinned = pinned.ok_or_else(crate::stored::no_definition)?;
+        let input = input::validate(input, Resolver::Pinned(pinned), started_at)?;
+        Ok(vec![
+            crate::stored::field("request", &input.request),
+            crate::stored::field("policy", &input.policy),
+        ])
     }
 
     fn start(

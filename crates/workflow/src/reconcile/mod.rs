@@ -99,6 +99,16 @@ impl Workflow for ReconcileLoans {
         definition()
     }
 
+    const REBUILT: &'static [&'static str] = &["request"];
+
+    fn rebuild(
+        input: &Value,
+        _pinned: Option<&crate::definition::Definition>,
+        _started_at: DateTime<Utc>,
+    ) -> Result<Vec<(&'static str, Value)>, InputErrors> {
+        Ok(vec![crate::stored::field("request", &validate(input)?)])
+    }
+
     fn start(
         id: &WorkflowId,
         input: ReconcileRequest,

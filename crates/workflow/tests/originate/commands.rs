@@ -6,7 +6,9 @@ use serde_json::json;
 use workflow::ActionKind::{Call, Cancelled, Complete, NeedsAttention, Wait};
 use workflow::kit::Phase as _;
 use workflow::originate::Phase;
-use workflow::{CallFailure, CallPurpose, Engine, EngineError, Event, OriginateLoan, Workflow};
+use workflow::{
+    CallFailure, CallPurpose, Engine, EngineError, Event, OriginateLoan, Stored, Workflow,
+};
 
 use crate::common::{USER, registry, t0};
 use crate::failures::{s_create_ambiguous, s_rejecting};
@@ -217,7 +219,12 @@ fn check_command_tells_the_cli_why_a_cancel_is_refused() {
     let engine = Engine::new(registry());
     let stored = serde_json::to_value(s_await_disbursement()).unwrap();
     let refused = engine
-        .check_command("originate-loan", &stored, &cancel(), t0())
+        .check_command(
+            "originate-loan",
+            Stored::new(&stored, &json!({})),
+            &cancel(),
+            t0(),
+        )
         .unwrap_err();
     let EngineError::Refused(reason) = refused else {
         panic!("a refusal");
@@ -228,7 +235,12 @@ fn check_command_tells_the_cli_why_a_cancel_is_refused() {
     );
     let before = serde_json::to_value(s_await_signed()).unwrap();
     engine
-        .check_command("originate-loan", &before, &cancel(), t0())
+        .check_command(
+            "originate-loan",
+            Stored::new(&before, &json!({})),
+            &cancel(),
+            t0(),
+        )
         .unwrap();
     assert!(
         OriginateLoan::check_command(&s_repaying(), &resolve(json!({})), t0()).is_err(),
@@ -253,7 +265,7 @@ fn money_commands_need_approval() {
     let needs = |state: &workflow::originate::OriginateState, command: &Event| {
         let stored = serde_json::to_value(state).unwrap();
         engine
-            .needs_approval("originate-loan", &stored, command)
+            .needs_approval("originate-loan", Stored::new(&stored, &json!({})), command)
             .unwrap()
     };
     // A retry after the bank refused the disbursement: it re-disburses.
@@ -273,7 +285,11 @@ fn money_commands_need_approval() {
     let onboarding = json!({"anything": "is not read"});
     assert_eq!(
         engine
-            .needs_approval("onboard-borrower", &onboarding, &cancel())
+            .needs_approval(
+                "onboard-borrower",
+                Stored::new(&onboarding, &json!({})),
+                &cancel()
+            )
             .unwrap(),
         None
     );

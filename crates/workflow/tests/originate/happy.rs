@@ -4,7 +4,7 @@
 use finfra_api::callback::CallbackTitle;
 use finfra_api::model::loan::LoanStatus;
 use workflow::ActionKind::{Call, Complete, Wait};
-use workflow::{Action, CorrelationKey, FinfraRequest, OriginateLoan, Outcome, Workflow};
+use workflow::{Action, CorrelationKey, FinfraRequest, OriginateLoan, Outcome, Stored, Workflow};
 
 use crate::common::{USER, WORKFLOW, registry, t0};
 use crate::fixtures::*;
@@ -348,7 +348,12 @@ fn a_single_payment_loan_from_start_to_paid_through_json() {
     for event in script {
         let stored: Event = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
         let decision = engine
-            .decide("originate-loan", &state, &stored, t0())
+            .decide(
+                "originate-loan",
+                Stored::new(&state, &single_input()),
+                &stored,
+                t0(),
+            )
             .unwrap();
         assert_eq!(decision.handled, Handled::Advanced, "{}", decision.note);
         states.push(decision.summary.state.clone());
@@ -369,7 +374,9 @@ fn a_single_payment_loan_from_start_to_paid_through_json() {
             "paid"
         ]
     );
-    let summary = engine.summary("originate-loan", &state).unwrap();
+    let summary = engine
+        .summary("originate-loan", Stored::new(&state, &single_input()))
+        .unwrap();
     assert_eq!(summary.status, workflow::Status::Completed);
     assert_eq!(summary.facts["loan_unique_id"], uid().as_str());
     assert_eq!(summary.facts["user_id"], USER);

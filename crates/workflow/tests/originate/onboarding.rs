@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use workflow::ActionKind::{Call, Fail, NeedsAttention, Wait};
-use workflow::{Event, Outcome, Status, UserId, WorkflowFinished};
+use workflow::{Event, Outcome, Status, Stored, UserId, WorkflowFinished};
 
 use crate::common::{USER, registry, t0};
 use crate::fixtures::*;
@@ -86,7 +86,10 @@ fn the_announcement_is_built_from_the_finished_workflows_last_decision() {
     let decision = engine
         .decide(
             "originate-loan",
-            &serde_json::to_value(b_await_onboarding()).unwrap(),
+            Stored::new(
+                &serde_json::to_value(b_await_onboarding()).unwrap(),
+                &serde_json::json!({}),
+            ),
             &event,
             t0(),
         )
