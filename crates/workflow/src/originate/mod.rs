@@ -180,6 +180,6 @@ impl Workflow for OriginateLoan {
     }
 
     fn summary(state: &OriginateState) -> Summary {
-        kit::summary(state, state.definition.reference(), state.loan.facts())
+        kit::summary(state, state.definition.reference(), state.facts())
     }
 }
