@@ -51,7 +51,8 @@ pub struct WaitingCount {
     pub earliest_deadline: Option<DateTime<Utc>>,
 }
 
-/// One row of the `stuck_workflows` view, with when the workflow last changed.
+/// One row of the `stuck_workflows` view, with when the workflow last changed and its whole
+/// `last_error` (the view has only its code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StuckWorkflow {
     pub id: Uuid,
@@ -98,8 +99,9 @@ const WAITING_SQL: &str = "SELECT kind, waiting_for, count(*) AS count, \
                            WHERE status = 'waiting' GROUP BY kind, waiting_for \
                            ORDER BY kind, waiting_for";
 
+// The whole `last_error` from the table: the view shows only its code (migration 0013).
 const STUCK_SQL: &str = "SELECT s.id, s.kind, s.business_key, s.status, s.state, s.attempt, \
-                         s.next_run_at, s.lease_owner, s.lease_until, s.last_error, s.reason, \
+                         s.next_run_at, s.lease_owner, s.lease_until, w.last_error, s.reason, \
                          w.updated_at AS since FROM stuck_workflows s \
                          JOIN workflows w ON w.id = s.id \
                          ORDER BY w.updated_at, s.id LIMIT $1";

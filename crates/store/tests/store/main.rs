@@ -9,6 +9,7 @@ mod events;
 mod inbox;
 mod internal;
 mod migrate;
+mod privacy_views;
 mod rate_limit;
 mod reconcile;
 mod submit;

@@ -121,7 +121,7 @@ async fn views_show_counts_and_latest_steps(db: TestDb) {
 }
 
 /// `borrowers` and `loans` read each workflow's facts; `unmatched_callbacks` lists what no
-/// workflow took, without the NIK.
+/// workflow took, with which key it carries, without the NIK.
 async fn borrowers_loans_and_unmatched_callbacks_read_the_facts(db: TestDb) {
     let store = &db.store;
     let onboarding = submit_and_claim(store, "b-1", "w1").await;
@@ -146,7 +146,10 @@ async fn borrowers_loans_and_unmatched_callbacks_read_the_facts(db: TestDb) {
         .expect("claim")
         .expect("due");
     let mut repaying = step(&claimed, "repaying", Status::Waiting, None);
+    // The onboarding's key as the workflow crate writes it in the facts: the view reads it
+    // there, not in the input (migration 0013).
     repaying.facts = json!({
+        "onboarding_business_key": "b-1",
         "loan_unique_id": "op-1", "loan_type": "BNPL", "loan_status": "DISBURSED",
         "total_amount": "3157500.00", "amount_paid": "1052500.00",
         "amount_outstanding": "2105000.00", "payments": 1, "disbursement_failures": 0,
@@ -171,7 +174,7 @@ async fn borrowers_loans_and_unmatched_callbacks_read_the_facts(db: TestDb) {
     let sql_borrower = "SELECT user_id, borrower_status, CAST(credit_score AS TEXT) FROM borrowers";
     let sql_loan = "SELECT business_key, onboarding_business_key, loan_status, \
                     CAST(amount_paid AS TEXT), CAST(payments AS BIGINT) FROM loans";
-    let sql_unmatched = "SELECT event_id, title FROM unmatched_callbacks";
+    let sql_unmatched = "SELECT event_id, title, correlation_keys FROM unmatched_callbacks";
     type BorrowerRow = (Option<String>, Option<String>, Option<String>);
     type LoanRow = (
         String,
@@ -180,7 +183,11 @@ async fn borrowers_loans_and_unmatched_callbacks_read_the_facts(db: TestDb) {
         Option<String>,
         Option<i64>,
     );
-    type Rows = (Vec<BorrowerRow>, Vec<LoanRow>, Vec<(String, String)>);
+    type Rows = (
+        Vec<BorrowerRow>,
+        Vec<LoanRow>,
+        Vec<(String, String, Option<String>)>,
+    );
     let (borrowers, loans, unmatched): Rows = match store.backend() {
         store::Backend::Postgres(pool) => (
             sqlx::query_as(sql_borrower)
@@ -229,7 +236,14 @@ async fn borrowers_loans_and_unmatched_callbacks_read_the_facts(db: TestDb) {
             Some(1)
         )]
     );
-    assert_eq!(unmatched, vec![("evt-lost".into(), "user_created".into())]);
+    assert_eq!(
+        unmatched,
+        vec![(
+            "evt-lost".into(),
+            "user_created".into(),
+            Some("identity_number".into())
+        )]
+    );
 }
 
 /// The backlog gauge: due and free, as `claim_due` sees it.

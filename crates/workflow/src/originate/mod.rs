@@ -195,6 +195,6 @@ impl Workflow for OriginateLoan {
     }
 
     fn summary(state: &OriginateState) -> Summary {
-        kit::summary(state, state.definition.reference(), state.loan.facts())
+        kit::summary(state, state.definition.reference(), state.facts())
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use finfra_api::model::common::BankAccount;
 use finfra_api::model::loan::{Frequency, LoanType};
@@ -35,6 +36,25 @@ pub struct OriginateState {
     pub loan: LoanRecord,
     /// Where the workflow is: `$.phase.state` is the state name.
     pub phase: Phase,
+}
+
+impl OriginateState {
+    /// The facts SQL sees (`workflows.facts`, the `loans` view): the loan's, and
+    /// `onboarding_business_key`, the onboarding whose borrower the loan awaits (`null` when
+    /// the input names a Finfra user id). The views read it here, never in the input, which
+    /// holds personal data (the disbursement account) and is not for SQL readers.
+    #[must_use]
+    pub fn facts(&self) -> Value {
+        let mut facts = self.loan.facts();
+        if let Value::Object(map) = &mut facts {
+            let onboarding = match &self.request.borrower {
+                BorrowerRef::Onboarding(key) => Value::String(key.clone()),
+                BorrowerRef::UserId(_) => Value::Null,
+            };
+            map.insert("onboarding_business_key".to_owned(), onboarding);
+        }
+        facts
+    }
 }
 
 /// The validated input, minus the definition (which sits beside it).

@@ -111,3 +111,16 @@ fn drive_onboarding_to_approved() -> workflow::onboard::OnboardState {
         &[crate::common::callback(CallbackTitle::UserApproved)],
     )
 }
+
+/// `loans.onboarding_business_key` comes from the facts (the views never read the input):
+/// the onboarding's key from the start to the end, `null` for a loan naming a user id.
+#[test]
+fn facts_name_the_onboarding() {
+    use workflow::{OriginateLoan, Workflow};
+    for state in [b_await_onboarding(), b_check(), b_await_signed()] {
+        let facts = OriginateLoan::summary(&state).facts;
+        assert_eq!(facts["onboarding_business_key"], ONBOARDING_KEY, "{facts}");
+    }
+    let facts = OriginateLoan::summary(&s_repaying()).facts;
+    assert!(facts["onboarding_business_key"].is_null(), "{facts}");
+}
