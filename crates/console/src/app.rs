@@ -364,6 +364,9 @@ async fn stylesheet() -> Response {
 #[derive(Debug, Deserialize, Default)]
 struct Notice {
     notice: Option<String>,
+    /// On a workflow's page: reveal its input, for this reason (journaled).
+    #[serde(default)]
+    reveal: Option<String>,
 }
 
 async fn overview(
@@ -544,12 +547,30 @@ async fn one_workflow(
     Query(notice): Query<Notice>,
 ) -> Result<Response, Failure> {
     let store = state.store();
-    let Some(workflow) = store.get(id).await? else {
+    let Some(mut workflow) = store.get(id).await? else {
         return Ok((
             StatusCode::NOT_FOUND,
             pages::refusal(&user, &format!("no workflow {id}")),
         )
             .into_response());
+    };
+    // Revealed in the clear only to a user allowed to see personal data who gave a reason,
+    // journaled first.
+    let revealed = match notice.reveal.as_deref().map(str::trim) {
+        Some(reason) if user.personal_data && !reason.is_empty() => {
+            match store.reveal(&workflow, &user.name, reason, "console").await {
+                Ok(input) => Some(input),
+                Err(store::StoreError::Erased(_)) => None,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        _ => None,
+    };
+    // The input as submitted (opened when sealed; shown masked), or what erasure left.
+    workflow.input = match store.input(&workflow) {
+        Ok(input) => input,
+        Err(store::StoreError::Erased(_)) => serde_json::json!({ "erased": true }),
+        Err(other) => return Err(other.into()),
     };
     let journal = store.journal(id).await?;
     let lifecycle = store.workflow_events(id).await?;
@@ -587,7 +608,14 @@ async fn one_workflow(
     let actions: Vec<pages::Action> = [Command::retry(), Command::Resolve(None), Command::Cancel]
         .into_iter()
         .map(|command| {
-            let verdict = operate::check(state.engine(), &workflow, &command, &user.name, "-");
+            let verdict = operate::check(
+                state.store(),
+                state.engine(),
+                &workflow,
+                &command,
+                &user.name,
+                "-",
+            );
             pages::Action {
                 command,
                 verdict: verdict.map_err(|e| e.to_string()),
@@ -606,6 +634,7 @@ async fn one_workflow(
         requests: &requests,
         linked: &linked,
         actions: &actions,
+        revealed: revealed.as_ref(),
     })
     .into_response())
 }

@@ -199,6 +199,7 @@ pub async fn load_definition(
 /// [`OperateError::Refused`] with the reason; [`OperateError::Engine`] for a state this
 /// build cannot read.
 pub fn check(
+    store: &Store,
     engine: &Engine,
     workflow: &Workflow,
     command: &Command,
@@ -221,7 +222,8 @@ pub fn check(
         };
     }
     let event = command.event(by, reason);
-    let stored = Stored::new(&workflow.context, &workflow.input);
+    let input = store.input(workflow)?;
+    let stored = Stored::new(&workflow.context, &input);
     match engine.check_command(&workflow.kind, stored, &event, Utc::now()) {
         Ok(()) => {}
         Err(EngineError::Refused(why)) => {
@@ -265,7 +267,7 @@ pub async fn request(
         ));
     }
     load_definition(store, engine, workflow).await?;
-    let approval = check(engine, workflow, command, by, reason)?;
+    let approval = check(store, engine, workflow, command, by, reason)?;
     if workflow.status == Status::Pending && workflow.state == INITIAL_STATE {
         // Nothing was sent to Finfra yet: cancelled at once (only a cancel gets here).
         let events: Vec<store::NewEvent> = workflow::cancelled_before_start(&workflow.kind)
@@ -341,6 +343,7 @@ pub async fn approve(
     })?;
     load_definition(store, engine, &workflow).await?;
     if let Err(OperateError::Refused(why)) = check(
+        store,
         engine,
         &workflow,
         &command,

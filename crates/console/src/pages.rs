@@ -443,6 +443,8 @@ pub struct OneWorkflow<'a> {
     pub requests: &'a [CommandRequest],
     pub linked: &'a [Workflow],
     pub actions: &'a [Action],
+    /// The input in the clear, when a user allowed to asked with a reason (journaled).
+    pub revealed: Option<&'a serde_json::Value>,
 }
 
 /// The workflow page.
@@ -574,7 +576,15 @@ pub fn workflow(p: &OneWorkflow<'_>) -> Markup {
         section {
             h2 { "Facts" }
             pre { (shown(user, &w.facts)) }
-            details { summary { "input" } pre { (shown(user, &w.input)) } }
+            details { summary { "input (masked)" } pre { (serde_json::to_string_pretty(&mask::json(&w.input)).unwrap_or_default()) } }
+            @if let Some(input) = p.revealed {
+                details open id="revealed" { summary { "input, revealed (journaled: who, why, when)" } pre { (serde_json::to_string_pretty(input).unwrap_or_default()) } }
+            } @else if user.personal_data && w.input.get("erased").is_none() {
+                form method="get" action=(format!("/workflows/{}", w.id)) {
+                    label { "reason " input type="text" name="reveal" required placeholder="why you need the personal data"; }
+                    button type="submit" { "Reveal personal data" }
+                }
+            }
         }
         section {
             h2 { @if w.kind == "onboard-borrower" { "Its loans" } @else { "Its onboarding" } }

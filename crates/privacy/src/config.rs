@@ -18,7 +18,7 @@ use serde::Deserialize;
 /// hash_key = "<base64 of 32 bytes>"
 /// retain = "5y"
 /// ```
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyConfig {
     /// Key-encryption keys by label, each standard base64 of 32 bytes. Old labels stay here

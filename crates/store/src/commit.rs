@@ -124,6 +124,32 @@ impl Store {
     /// database failure (nothing was written).
     #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %commit.workflow_id, worker.id = %commit.worker_id, step = %commit.journal.step))]
     pub async fn commit_step(&self, commit: &StepCommit) -> Result<Committed, StoreError> {
+        // With keys, a wait on a NIK waits on its keyed hash, as the inbox stores it.
+        let hashed;
+        let commit = if self.keys().is_some()
+            && commit
+                .waits
+                .iter()
+                .any(|w| w.key == KeyName::IdentityNumber)
+        {
+            hashed = StepCommit {
+                waits: commit
+                    .waits
+                    .iter()
+                    .map(|w| match w.key {
+                        KeyName::IdentityNumber => Wait {
+                            value: self.nik_key(&w.value),
+                            ..w.clone()
+                        },
+                        _ => w.clone(),
+                    })
+                    .collect(),
+                ..commit.clone()
+            };
+            &hashed
+        } else {
+            commit
+        };
         let committed = match &self.backend {
             Backend::Postgres(pool) => commit_pg(pool, commit).await?,
             Backend::Sqlite(pool) => {

@@ -149,6 +149,7 @@ impl Store {
         Ok(Store {
             backend,
             due: crate::due::Due::default(),
+            keys: None,
         })
     }
 }

@@ -69,6 +69,15 @@ pub enum StoreError {
     #[error("scheduling a wake-up failed")]
     Dispatch(#[source] Box<dyn std::error::Error + Send + Sync>),
 
+    /// Personal data could not be sealed or opened: a missing or wrong key, a tampered
+    /// value. The message never holds the data or a key.
+    #[error("personal data: {0}")]
+    Privacy(#[from] privacy::PrivacyError),
+
+    /// The workflow's personal data was erased (purge or erase): its input is gone.
+    #[error("the personal data of workflow {0} was erased")]
+    Erased(Uuid),
+
     /// The database URL is not one the store understands. The message never repeats the URL
     /// (it may hold a password).
     #[error("invalid database URL: {0}")]
@@ -89,7 +98,7 @@ impl StoreError {
             // Not by retrying at once: the other onboarding must finish or be cancelled first.
             Self::OnboardingInProgress { .. } => false,
             // Configuration or schema problems: need a person.
-            Self::Migrate(_) | Self::InvalidUrl(_) => false,
+            Self::Migrate(_) | Self::InvalidUrl(_) | Self::Privacy(_) | Self::Erased(_) => false,
             Self::Database(e) => is_transient_sqlx(e),
             Self::Dispatch(_) => false,
         }

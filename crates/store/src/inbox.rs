@@ -444,8 +444,19 @@ impl Store {
     }
 
     async fn record_callback_tx(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
-        let keys = event.keys.pairs();
-        let k = &event.keys;
+        // With keys, a NIK is matched by its keyed hash and the payload is sealed
+        // (`crate::personal`).
+        let protected = CorrelationKeys {
+            identity_number: event
+                .keys
+                .identity_number
+                .as_deref()
+                .map(|n| self.nik_key(n)),
+            ..event.keys.clone()
+        };
+        let k = &protected;
+        let keys = k.pairs();
+        let payload = self.seal_payload(event.source.as_str(), &event.event_id, &event.payload);
         match &self.backend {
             // One call (migration 0008): lock, insert or find, match, wake.
             Backend::Postgres(pool) => {
@@ -462,7 +473,7 @@ impl Store {
                 .bind(&k.kyc_id)
                 .bind(&k.loan_unique_id)
                 .bind(&k.external_id)
-                .bind(&event.payload)
+                .bind(&payload)
                 .fetch_one(pool)
                 .await?;
                 Ok(Recorded {
@@ -488,7 +499,7 @@ impl Store {
                 .bind(&k.kyc_id)
                 .bind(&k.loan_unique_id)
                 .bind(&k.external_id)
-                .bind(event.payload.to_string())
+                .bind(payload.to_string())
                 .bind(to_sqlite(now))
                 .fetch_optional(&mut *tx)
                 .await?;

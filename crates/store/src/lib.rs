@@ -40,6 +40,7 @@ mod journal;
 mod list;
 mod migrate;
 mod overview;
+mod personal;
 mod rate_limit;
 mod reconcile;
 mod submit;
@@ -70,6 +71,7 @@ pub use journal::{JournalEntry, JournalRow, Outcome};
 pub use list::{Cursor, OperatorCommand, WorkflowFilter};
 pub use migrate::MIGRATIONS_TABLE;
 pub use overview::{Funnel, GovernorRow, PerMinute, Rates, WorkerSeen};
+pub use personal::{ERASED_INPUT, Erasure, Reveal, SealProgress};
 pub use rate_limit::{
     Bucket, BucketState, Heard, Lease, PAUSE_CHANNEL, PauseListener, PauseNotice, take_tokens,
 };
@@ -85,6 +87,8 @@ pub use workflow::{Status, StatusCount, Workflow};
 pub struct Store {
     backend: Backend,
     due: due::Due,
+    /// The keys sealing personal data (`crate::personal`); `None`: stored plain.
+    keys: Option<std::sync::Arc<privacy::KeyRing>>,
 }
 
 impl Store {

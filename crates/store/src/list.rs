@@ -40,11 +40,6 @@ pub struct WorkflowFilter {
 
 /// The last 4 characters of the NIK at [`crate::NIK_PATH`], exactly as the indexes of
 /// migrations postgres/0010 and sqlite/0006 spell them (else the index is not used).
-const NIK_LAST4_PG: &str =
-    "right(input #>> '{borrower,authorised_signatory,documents,ktp,number}', 4)";
-const NIK_LAST4_SQLITE: &str =
-    "substr(json_extract(input, '$.borrower.authorised_signatory.documents.ktp.number'), -4)";
-
 /// Where a page starts: after the row created at `created_at` with `id` (newest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
@@ -131,15 +126,7 @@ impl Store {
         }
         if let Some(last4) = &filter.nik_last4 {
             let p = param(&mut binds, Bind::Text(last4.clone()));
-            if postgres {
-                clauses.push(format!(
-                    "(kind = 'onboard-borrower' AND {NIK_LAST4_PG} = {p})"
-                ));
-            } else {
-                clauses.push(format!(
-                    "(kind = 'onboard-borrower' AND {NIK_LAST4_SQLITE} = {p})"
-                ));
-            }
+            clauses.push(format!("(kind = 'onboard-borrower' AND nik_last4 = {p})"));
         }
         if let Some(c) = cursor {
             let t = param(&mut binds, Bind::Time(c.created_at));

@@ -23,7 +23,8 @@ use uuid::Uuid;
 
 use crate::business_key::check_business_key;
 use crate::error::{CONFLICT_SQLSTATE, ONBOARDING_IN_PROGRESS_SQLSTATE, StoreError};
-use crate::identity::{holder_sqlite, identity_key, sha256_hex};
+use crate::identity::{holder_sqlite, sha256_hex};
+use crate::personal::nik_last4;
 use crate::time::to_sqlite;
 use crate::wakeup::push_sqlite;
 use crate::workflow::uuid_from_sqlite;
@@ -141,17 +142,33 @@ impl Store {
         check(new)?;
         let submitted = match tx {
             StoreTx::Postgres(tx) => {
+                // With keys: the input sealed, its hash, the keyed identity key and the NIK's
+                // last 4 computed here (the function cannot read a sealed input).
+                let sealed = self.seal_input(&new.kind, &new.business_key, &new.input);
+                let (input, hash, identity, last4) = match &sealed {
+                    Some(sealed) => (
+                        &sealed.input,
+                        Some(sha256_hex(&canonical(&new.input).to_string())),
+                        self.identity_of(&new.kind, &new.input),
+                        nik_last4(&new.kind, &new.input),
+                    ),
+                    None => (&new.input, None, None, None),
+                };
                 let row: Result<(Uuid, bool), sqlx::Error> = sqlx::query_as(
                     "SELECT workflow_id, created FROM finflow_submit_workflow($1, $2, $3, $4, $5, \
-                     $6, $7)",
+                     $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(&new.kind)
                 .bind(&new.business_key)
-                .bind(&new.input)
+                .bind(input)
                 .bind(&new.definition_name)
                 .bind(new.definition_version)
                 .bind(&new.state)
                 .bind(&new.context)
+                .bind(hash)
+                .bind(identity)
+                .bind(sealed.as_ref().map(|s| s.data_key.as_str()))
+                .bind(last4)
                 .fetch_one(&mut **tx)
                 .await;
                 match row {
@@ -174,7 +191,7 @@ impl Store {
                     Err(e) => return Err(e.into()),
                 }
             }
-            StoreTx::Sqlite(tx) => submit_sqlite(tx, new).await?,
+            StoreTx::Sqlite(tx) => submit_sqlite(self, tx, new).await?,
         };
         if submitted.created {
             tracing::debug!(workflow.id = %submitted.id, "workflow created (commits with its transaction)");
@@ -186,6 +203,7 @@ impl Store {
 /// SQLite: the existing workflow of the key, else the held check, else the insert; all in
 /// the caller's write transaction, which serialises them against other submits.
 async fn submit_sqlite(
+    store: &Store,
     conn: &mut SqliteConnection,
     new: &NewWorkflow,
 ) -> Result<Submitted, StoreError> {
@@ -194,7 +212,12 @@ async fn submit_sqlite(
     if let Some(existing) = existing_sqlite(conn, new, &hash).await? {
         return Ok(existing);
     }
-    let identity = identity_key(&new.kind, &new.input);
+    let identity = store.identity_of(&new.kind, &new.input);
+    let sealed = store.seal_input(&new.kind, &new.business_key, &new.input);
+    let (input, data_key) = match sealed {
+        Some(sealed) => (sealed.input.to_string(), Some(sealed.data_key)),
+        None => (input, None),
+    };
     if let Some(identity) = &identity
         && let Some((workflow_id, business_key)) =
             holder_sqlite(conn, identity, &new.business_key).await?
@@ -209,8 +232,8 @@ async fn submit_sqlite(
     let inserted: Option<String> = sqlx::query_scalar(
         "INSERT INTO workflows (id, kind, business_key, definition_name, \
          definition_version, status, state, context, input, input_hash, identity_key, \
-         next_run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11, $11) \
+         next_run_at, created_at, updated_at, data_key, nik_last4) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11, $11, $12, $13) \
          ON CONFLICT (kind, business_key) DO NOTHING RETURNING id",
     )
     .bind(id.to_string())
@@ -224,6 +247,8 @@ async fn submit_sqlite(
     .bind(&hash)
     .bind(identity)
     .bind(to_sqlite(now))
+    .bind(data_key)
+    .bind(nik_last4(&new.kind, &new.input))
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {

@@ -99,8 +99,15 @@ pub struct Workflow {
     pub context: Value,
     /// What the workflow has established, for SQL (the machine's summary facts).
     pub facts: Value,
+    /// As stored: sealed (`{"$sealed": ...}`) when `data_key` is set; read it with
+    /// [`Store::input`](crate::Store::input).
     pub input: Value,
     pub input_hash: String,
+    /// The wrapped data key sealing the input, `"erased"` after erasure, `None` for a plain
+    /// input.
+    pub data_key: Option<String>,
+    /// When its personal data was erased.
+    pub erased_at: Option<DateTime<Utc>>,
     pub attempt: i32,
     pub next_run_at: Option<DateTime<Utc>>,
     pub waiting_for: Option<String>,
@@ -120,7 +127,8 @@ macro_rules! workflow_columns {
     () => {
         "id, kind, business_key, definition_name, definition_version, status, state, context, \
          facts, input, input_hash, attempt, next_run_at, waiting_for, deadline, last_error, \
-         lease_owner, lease_until, version, created_at, updated_at, finished_at"
+         lease_owner, lease_until, version, created_at, updated_at, finished_at, data_key, \
+         erased_at"
     };
 }
 pub(crate) use workflow_columns;
@@ -141,6 +149,8 @@ impl Workflow {
             facts: row.try_get("facts")?,
             input: row.try_get("input")?,
             input_hash: row.try_get("input_hash")?,
+            data_key: row.try_get("data_key")?,
+            erased_at: row.try_get("erased_at")?,
             attempt: row.try_get("attempt")?,
             next_run_at: row.try_get("next_run_at")?,
             waiting_for: row.try_get("waiting_for")?,
@@ -170,6 +180,8 @@ impl Workflow {
             facts: json_from_sqlite(&row.try_get::<String, _>("facts")?)?,
             input: json_from_sqlite(&row.try_get::<String, _>("input")?)?,
             input_hash: row.try_get("input_hash")?,
+            data_key: row.try_get("data_key")?,
+            erased_at: from_sqlite_opt(row.try_get("erased_at")?)?,
             attempt: row.try_get("attempt")?,
             next_run_at: from_sqlite_opt(row.try_get("next_run_at")?)?,
             waiting_for: row.try_get("waiting_for")?,

@@ -70,6 +70,9 @@ pub struct Config {
     /// `finflow console`: where it listens, its users and their roles, sessions.
     #[serde(default)]
     pub console: console::ConsoleConfig,
+    /// `[privacy]`: the keys that seal personal data at rest, and how long it is kept.
+    #[serde(default)]
+    pub privacy: privacy::PrivacyConfig,
 }
 
 /// `[events]`: the lifecycle event feed.
@@ -157,6 +160,35 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    /// The keys that seal personal data (`[privacy]`), `None` when none are configured
+    /// (then personal data is stored plain, and `finflow run` and `finflow doctor` say so).
+    ///
+    /// # Errors
+    /// A `[privacy]` that is set but incomplete or wrong: which key, and why (never its
+    /// value).
+    pub fn keys(&self) -> Result<Option<std::sync::Arc<privacy::KeyRing>>, ConfigError> {
+        let p = &self.privacy;
+        if p.keys.is_empty() && p.active.is_none() && p.hash_key.is_none() {
+            return Ok(None);
+        }
+        privacy::KeyRing::from_config(p)
+            .map(|ring| Some(std::sync::Arc::new(ring)))
+            .map_err(|e| ConfigError(format!("[privacy]: {e}")))
+    }
+
+    /// `[privacy] retain`: how long after it finished a workflow keeps its personal data
+    /// (`finflow run` purges older ones), `None` for ever.
+    ///
+    /// # Errors
+    /// A value that is not a duration.
+    pub fn privacy_retain(&self) -> Result<Option<Duration>, ConfigError> {
+        self.privacy
+            .retain
+            .as_deref()
+            .map(|raw| parse_duration(raw).map_err(|e| ConfigError(format!("privacy.retain: {e}"))))
+            .transpose()
+    }
+
     /// The configured webhooks, validated: each names what is wrong with it.
     ///
     /// # Errors
@@ -653,7 +685,8 @@ impl Provider for RawEnv {
             if matches!(key.as_str(), "log" | "log_format") {
                 continue;
             }
-            let value = if STRING_KEYS.contains(&key.as_str()) {
+            // Keys are base64 text, never numbers or lists.
+            let value = if STRING_KEYS.contains(&key.as_str()) || key.starts_with("privacy.") {
                 Value::from(raw)
             } else {
                 raw.parse::<Value>().unwrap_or_else(|never| match never {})
@@ -694,6 +727,44 @@ mod tests {
                 .expect("write toml");
         }
         Config::load(None)
+    }
+
+    #[test]
+    fn privacy_keys_from_the_file_and_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            // None configured: plain, no error.
+            let config = load_with(jail, None).expect("defaults load");
+            assert!(config.keys().expect("no keys").is_none());
+            assert_eq!(config.privacy_retain().expect("retain"), None);
+            // From the environment (labels without '-'), with a retention.
+            jail.set_env(
+                "FINFLOW_PRIVACY__KEYS__K202612",
+                "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            );
+            jail.set_env("FINFLOW_PRIVACY__ACTIVE", "k202612");
+            jail.set_env(
+                "FINFLOW_PRIVACY__HASH_KEY",
+                "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+            );
+            jail.set_env("FINFLOW_PRIVACY__RETAIN", "5y");
+            let config = load_with(jail, None).expect("keys load");
+            let keys = config.keys().expect("valid keys").expect("configured");
+            assert_eq!(keys.active(), "k202612");
+            assert_eq!(
+                config.privacy_retain().expect("retain"),
+                Some(Duration::from_secs(5 * 365 * 86_400))
+            );
+            // A key that is not 32 bytes: named, its value never printed.
+            jail.set_env("FINFLOW_PRIVACY__KEYS__K202612", "c2hvcnQ=");
+            let config = load_with(jail, None).expect("loads");
+            let error = config.keys().expect_err("a short key").to_string();
+            assert!(
+                error.contains("k202612") && error.contains("[privacy]"),
+                "{error}"
+            );
+            assert!(!error.contains("c2hvcnQ="), "{error}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -156,6 +156,9 @@ enum Command {
     /// Reject a command waiting for a second person: nothing is queued.
     #[command(name = "reject-command", after_help = commands::operate::REJECT_HELP)]
     Reject(commands::operate::DecideArgs),
+    /// Personal data at rest: seal what is plain, rotate keys, purge, erase a borrower.
+    #[command(after_help = commands::privacy::PRIVACY_HELP)]
+    Privacy(commands::privacy::Args),
 }
 
 fn main() -> ExitCode {
@@ -197,6 +200,7 @@ fn main() -> ExitCode {
             Command::Console(args) => commands::console::run(cli.config.as_deref(), args).await,
             Command::Approve(args) => commands::operate::approve(cli.config.as_deref(), args).await,
             Command::Reject(args) => commands::operate::reject(cli.config.as_deref(), args).await,
+            Command::Privacy(args) => commands::privacy::run(cli.config.as_deref(), args).await,
         }
     });
     match result {

@@ -56,6 +56,10 @@ fn config() -> ConsoleConfig {
             user("bob", Role::Approver, None),
             user("carol", Role::Approver, None),
             user("vic", Role::Viewer, None),
+            UserConfig {
+                personal_data: true,
+                ..user("dana", Role::Viewer, None)
+            },
         ],
         ..ConsoleConfig::default()
     }
@@ -685,6 +689,42 @@ async fn console_pages_and_actions(db: TestDb) {
             .cookies
             .iter()
             .all(|c| !c.starts_with("finflow_session="))
+    );
+
+    // Personal data: masked for everyone; revealed only to a user allowed to see it who
+    // gives a reason, and journaled first.
+    let page = format!("/workflows/{waiting}");
+    let vic = console.get(&page, Some(&console.session("vic"))).await;
+    assert_eq!(vic.status, StatusCode::OK);
+    assert!(!vic.body.contains("123123123213"), "the account is masked");
+    assert!(!vic.body.contains("Reveal personal data"));
+    let vic = console
+        .get(
+            &format!("{page}?reveal=curious"),
+            Some(&console.session("vic")),
+        )
+        .await;
+    assert!(!vic.body.contains("123123123213"));
+    assert!(store.reveals(waiting).await.expect("reveals").is_empty());
+    let dana = console.get(&page, Some(&console.session("dana"))).await;
+    assert!(dana.body.contains("Reveal personal data"));
+    assert!(!dana.body.contains("123123123213"));
+    let dana = console
+        .get(
+            &format!("{page}?reveal=KYC+dispute+812"),
+            Some(&console.session("dana")),
+        )
+        .await;
+    assert!(dana.body.contains("123123123213"), "revealed");
+    let reveals = store.reveals(waiting).await.expect("reveals");
+    assert_eq!(reveals.len(), 1);
+    assert_eq!(
+        (
+            reveals[0].revealed_by.as_str(),
+            reveals[0].reason.as_str(),
+            reveals[0].via.as_str()
+        ),
+        ("dana", "KYC dispute 812", "console")
     );
 
     world.stop().await.expect("a clean stop");

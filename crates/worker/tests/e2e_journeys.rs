@@ -84,7 +84,7 @@ async fn journeys_survive_faults_and_a_killed_worker_on_postgres() {
 async fn scenario(test_db: TestDb, run: Run) {
     let clock = Clock::new(test_db.backend);
     let db = Db {
-        store: test_db.store.clone(),
+        store: test_db.store.clone().with_keys(e2e::run::keys()),
     };
     let n = std::env::var("FINFLOW_E2E_JOURNEYS")
         .ok()
@@ -163,6 +163,8 @@ async fn scenario(test_db: TestDb, run: Run) {
     check_engine_saw_the_faults(&db).await;
     check_money_calls_were_ambiguous(&db).await;
     check_events(&db, &workflows.values().cloned().collect::<Vec<_>>()).await;
+    let applicants: Vec<_> = journeys.iter().map(|j| &j.applicant).collect();
+    e2e::run::check_no_plain_personal_data(&db, &applicants).await;
     clock.note(format_args!(
         "checked: faults injected {:?}, {} callbacks duplicated, {} payments, {races} \
          borrowers paying at once met by a repeated virtual-account request ({} loans in all)",

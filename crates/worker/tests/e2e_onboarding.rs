@@ -103,7 +103,7 @@ fn e2e_definitions_keep_the_shipped_policies() {
 async fn scenario(test_db: TestDb, run: Run) {
     let clock = Clock::new(test_db.backend);
     let db = Db {
-        store: test_db.store.clone(),
+        store: test_db.store.clone().with_keys(e2e::run::keys()),
     };
     let applicants = mix(APPLICANTS);
 

@@ -250,6 +250,34 @@ async fn never_started_workflows(db: TestDb) {
     out.expect_code(0);
     assert!(out.stdout.contains("(no steps yet)"), "{}", out.all());
     assert!(out.stdout.contains("to start it"), "{}", out.all());
+    assert!(out.stdout.contains("plain (not sealed"), "{}", out.all());
+    assert!(!out.stdout.contains("Input (revealed"), "{}", out.all());
+    // The input in the clear only with a reason, journaled (who: $USER).
+    finflow(&db, &["inspect", "fresh-2", "--reveal"])
+        .await
+        .expect_code(2);
+    let out = finflow(
+        &db,
+        &[
+            "inspect",
+            "fresh-2",
+            "--reveal",
+            "--reason",
+            "support ticket 9",
+        ],
+    )
+    .await;
+    out.expect_code(0);
+    assert!(out.stdout.contains("Input (revealed"), "{}", out.all());
+    let reveals = store
+        .reveals(store_id(store, "fresh-2").await)
+        .await
+        .expect("reveals");
+    assert_eq!(reveals.len(), 1);
+    assert_eq!(
+        (reveals[0].revealed_by.as_str(), reveals[0].reason.as_str()),
+        ("tester", "support ticket 9")
+    );
     let status = finflow(&db, &["status", "--json"]).await;
     let status = status.expect_code(0).json();
     assert_eq!(status["waiting"], serde_json::json!([]), "{status}");

@@ -9,6 +9,7 @@ mod events;
 mod inbox;
 mod internal;
 mod migrate;
+mod personal;
 mod privacy_views;
 mod rate_limit;
 mod reconcile;

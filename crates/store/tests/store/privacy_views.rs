@@ -288,34 +288,67 @@ async fn loans_read_the_onboarding_key_from_facts(db: TestDb) {
     let loan = |key: &str, borrower: serde_json::Value| {
         NewWorkflow::new("originate-loan", key, json!({ "borrower": borrower }))
     };
-    let old_waiting = store
-        .submit(&loan(
-            "old-waiting",
-            json!({ "onboarding": "onboarding-7" }),
-        ))
-        .await
-        .expect("submit")
-        .id;
-    store
-        .submit(&loan("old-new", json!({ "onboarding": "onboarding-8" })))
-        .await
-        .expect("submit");
-    store
-        .submit(&loan(
-            "old-user",
-            json!({ "user_id": "6a41ff87dda4eefd0b7b0300" }),
-        ))
-        .await
-        .expect("submit");
+    // Rows as the schema of the time held them (written in SQL: this build's store writes
+    // today's columns).
+    let old = |key: &'static str,
+               input: serde_json::Value,
+               state: &'static str,
+               facts: serde_json::Value| {
+        let (input, facts) = (input.to_string(), facts.to_string());
+        async move {
+            const PG: &str = "INSERT INTO workflows (id, kind, business_key, definition_name, \
+                 status, state, context, input, input_hash, facts, next_run_at) VALUES \
+                 (gen_random_uuid(), 'originate-loan', $1, 'originate-loan', 'waiting', $2, '{}', \
+                 $3::jsonb, md5($3), $4::jsonb, now())";
+            const SQLITE: &str = "INSERT INTO workflows (id, kind, business_key, definition_name, \
+                 status, state, context, input, input_hash, facts, next_run_at, created_at, \
+                 updated_at) VALUES (lower(hex(randomblob(16))), 'originate-loan', $1, \
+                 'originate-loan', 'waiting', $2, '{}', $3, 'h', $4, \
+                 strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ'), \
+                 strftime('%Y-%m-%dT%H:%M:%fZ'))";
+            match store.backend() {
+                store::Backend::Postgres(pool) => sqlx::query(PG)
+                    .bind(key)
+                    .bind(state)
+                    .bind(&input)
+                    .bind(&facts)
+                    .execute(pool)
+                    .await
+                    .map(drop),
+                store::Backend::Sqlite(pool) => sqlx::query(SQLITE)
+                    .bind(key)
+                    .bind(state)
+                    .bind(&input)
+                    .bind(&facts)
+                    .execute(pool)
+                    .await
+                    .map(drop),
+            }
+            .expect("an old row")
+        }
+    };
     // Started by an older worker: facts without the key.
-    let claimed = store
-        .claim(old_waiting, "w1", crate::LEASE)
-        .await
-        .expect("claim")
-        .expect("due");
-    let mut waiting = step(&claimed, "await_onboarding", Status::Waiting, None);
-    waiting.facts = json!({ "loan_type": "BNPL" });
-    store.commit_step(&waiting).await.expect("commit");
+    old(
+        "old-waiting",
+        json!({ "borrower": { "onboarding": "onboarding-7" } }),
+        "await_onboarding",
+        json!({ "loan_type": "BNPL" }),
+    )
+    .await;
+    old(
+        "old-new",
+        json!({ "borrower": { "onboarding": "onboarding-8" } }),
+        "new",
+        json!({}),
+    )
+    .await;
+    old(
+        "old-user",
+        json!({ "borrower": { "user_id": "6a41ff87dda4eefd0b7b0300" } }),
+        "new",
+        json!({}),
+    )
+    .await;
 
     store.migrate().await.expect("the upgrade");
 

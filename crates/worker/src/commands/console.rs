@@ -104,7 +104,7 @@ pub async fn serve(
     let (definitions, _) = worker::inprocess::definitions(config)?;
     let store = match store {
         Some(store) => store,
-        None => super::open_store(config, true).await?,
+        None => super::open_store_for_writes(config, true).await?,
     };
     let state = console::app::AppState::new(
         store.clone(),

@@ -151,7 +151,12 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
         Utc::now().date_naive(),
     );
 
-    let store = open(&database, &args.database_url).await?;
+    // Personal data sealed as in production: under the configured keys, else a throwaway
+    // key made for this run (the demo's borrowers are generated).
+    let keys = config
+        .keys()?
+        .unwrap_or_else(|| std::sync::Arc::new(privacy::KeyRing::throwaway()));
+    let store = open(&database, &args.database_url).await?.with_keys(keys);
     let db = RunDb::new(store.clone(), &prefix);
     let callbacks_before = db.callbacks_stored().await?;
     let running = InProcess::start(

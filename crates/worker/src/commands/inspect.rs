@@ -36,11 +36,23 @@ pub struct Args {
     /// Print everything as one JSON document.
     #[arg(long)]
     json: bool,
+    /// Also print the submitted input in the clear (personal data): journaled with who
+    /// (`--by`, default $USER) and why (`--reason`, required) in personal_data_reveals.
+    #[arg(long, requires = "reason")]
+    reveal: bool,
+    /// Why the personal data is revealed (with --reveal).
+    #[arg(long, requires = "reveal")]
+    reason: Option<String>,
+    /// Who reveals it (with --reveal; default $USER).
+    #[arg(long, requires = "reveal")]
+    by: Option<String>,
 }
 
 /// Everything `inspect` shows.
 struct Inspection {
     workflow: Workflow,
+    /// The input in the clear, with `--reveal` only.
+    revealed: Option<Value>,
     journal: Vec<JournalRow>,
     waits: Vec<WaitRow>,
     events: Vec<MatchedEvent>,
@@ -58,7 +70,24 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
         let workflow = lookup::find(&store, &args.target).await?;
         let id = workflow.id;
         let read = format!("cannot read workflow {id} from {url}");
+        let revealed = match (args.reveal, &args.reason) {
+            (true, Some(reason)) => {
+                let by = args
+                    .by
+                    .clone()
+                    .or_else(|| std::env::var("USER").ok())
+                    .unwrap_or_else(|| "unknown".to_owned());
+                Some(
+                    store
+                        .reveal(&workflow, &by, reason, "cli")
+                        .await
+                        .with_context(|| format!("cannot reveal the input of workflow {id}"))?,
+                )
+            }
+            _ => None,
+        };
         Ok::<_, anyhow::Error>(Inspection {
+            revealed,
             journal: store.journal(id).await.context(read.clone())?,
             waits: store.waits(id).await.context(read.clone())?,
             events: store.matched_events(id).await.context(read)?,
@@ -172,10 +201,18 @@ fn to_text(i: &Inspection, verbose: bool) -> String {
         ("deadline", time_opt(w.deadline)),
         ("last error", text_opt(w.last_error.as_deref())),
         ("facts", w.facts.to_string()),
+        ("personal data", personal_data(w)),
     ];
     let mut out = String::new();
     for (name, value) in header {
         out.push_str(&format!("{name:<13}{value}\n"));
+    }
+
+    if let Some(input) = &i.revealed {
+        out.push_str(&format!(
+            "\nInput (revealed, journaled in personal_data_reveals):\n{}\n",
+            serde_json::to_string_pretty(input).unwrap_or_default()
+        ));
     }
 
     out.push_str(&format!("\nTimeline: {}\n", count(i.journal.len(), "step")));
@@ -287,6 +324,18 @@ fn to_text(i: &Inspection, verbose: bool) -> String {
     out
 }
 
+/// Whether the input is sealed (under which key), plain, or erased.
+fn personal_data(w: &Workflow) -> String {
+    match (w.erased_at, w.data_key.as_deref()) {
+        (Some(at), _) => format!("erased {}", time(at)),
+        (None, Some(key)) => format!(
+            "sealed (key {})",
+            key.split_once(':').map_or(key, |(label, _)| label)
+        ),
+        (None, None) => "plain (not sealed: see finflow privacy seal)".to_owned(),
+    }
+}
+
 fn to_json(i: &Inspection) -> Value {
     let w = &i.workflow;
     let timeline: Vec<Value> = i
@@ -345,8 +394,9 @@ fn to_json(i: &Inspection) -> Value {
             event
         })
         .collect();
-    json!({
+    let mut document = json!({
         "workflow": {
+            "personal_data": personal_data(w),
             "id": w.id,
             "kind": w.kind,
             "business_key": w.business_key,
@@ -370,5 +420,9 @@ fn to_json(i: &Inspection) -> Value {
         "next": next(w, &i.waits),
         "waits": waits,
         "inbox": inbox,
-    })
+    });
+    if let Some(input) = &i.revealed {
+        document["revealed_input"] = input.clone();
+    }
+    document
 }

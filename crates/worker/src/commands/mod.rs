@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod lookup;
 pub mod migrate;
 pub mod operate;
+pub mod privacy;
 pub mod reconcile;
 pub mod run;
 pub mod sandbox;
@@ -30,15 +31,37 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<store:
         max_connections: config.worker.pool_size(config.database_url.expose()),
         ..store::StoreOptions::default()
     };
-    let store = store::Store::connect_with(config.database_url.expose(), &options)
+    // Checked before the database is opened: a wrong key is an error at start, never a
+    // plain-text write.
+    let keys = config.keys()?;
+    let mut store = store::Store::connect_with(config.database_url.expose(), &options)
         .await
         .with_context(|| format!("cannot open the database {url}"))?;
+    if let Some(keys) = keys {
+        store = store.with_keys(keys);
+    }
     if migrate {
         store
             .migrate()
             .await
             .with_context(|| format!("migrating {url} failed"))?;
     }
+    Ok(store)
+}
+
+/// [`open_store`] for a command that writes personal data (`run`, `submit`, `console`,
+/// `privacy`): the keys must fit the database (`Store::check_keys`), so that a wrong key
+/// stops it at start and a database that holds sealed data never gets plain rows.
+///
+/// # Errors
+/// As [`open_store`], or keys that do not fit.
+pub async fn open_store_for_writes(config: &Config, migrate: bool) -> anyhow::Result<store::Store> {
+    let store = open_store(config, migrate).await?;
+    let url = config.database_url.redacted();
+    store
+        .check_keys()
+        .await
+        .with_context(|| format!("the [privacy] keys do not fit the database {url}"))?;
     Ok(store)
 }
 

@@ -42,7 +42,66 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
 
     let webhooks = config.webhooks()?;
     let events_retain = config.events.retain()?;
-    let store = super::open_store(&config, true).await?;
+    let privacy_retain = config.privacy_retain()?;
+    let store = super::open_store_for_writes(&config, true).await?;
+    if store.keys().is_none() {
+        tracing::warn!(
+            "no [privacy] keys are configured: borrowers' personal data is stored plain (see the README, \"Personal data\")"
+        );
+        eprintln!(
+            "finflow: warning: no [privacy] keys are configured: personal data is stored plain"
+        );
+    }
+    // Personal data upkeep, in the background (any worker of the fleet may do it; doing it
+    // twice changes nothing): with keys, rows still plain (written before the keys, or
+    // submitted through SQL) are sealed in batches, every minute while some are left, then
+    // hourly; with `[privacy] retain`, the personal data of workflows finished longer ago
+    // is erased hourly.
+    if store.keys().is_some() || privacy_retain.is_some() {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut minute = tokio::time::interval(Duration::from_secs(60));
+            let mut last_hourly: Option<tokio::time::Instant> = None;
+            let mut plain_left = true;
+            loop {
+                minute.tick().await;
+                let hourly = last_hourly.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600));
+                if store.keys().is_some() && (plain_left || hourly) {
+                    match store.seal_plain(500).await {
+                        Ok(progress) => {
+                            plain_left = progress.left > 0;
+                            if progress.sealed > 0 {
+                                tracing::info!(
+                                    sealed = progress.sealed,
+                                    left = progress.left,
+                                    "plain personal data sealed"
+                                );
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(error.message = %error, "sealing plain personal data failed")
+                        }
+                    }
+                }
+                if let Some(retain) = privacy_retain.filter(|_| hourly) {
+                    let before = chrono::Utc::now()
+                        - chrono::TimeDelta::from_std(retain).unwrap_or(chrono::TimeDelta::MAX);
+                    match store.purge(before).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(erased = n, "personal data past [privacy] retain erased")
+                        }
+                        Err(error) => {
+                            tracing::warn!(error.message = %error, "the [privacy] retain purge failed")
+                        }
+                    }
+                }
+                if hourly {
+                    last_hourly = Some(tokio::time::Instant::now());
+                }
+            }
+        });
+    }
 
     let listener = tokio::net::TcpListener::bind(config.callbacks.listen)
         .await

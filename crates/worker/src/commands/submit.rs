@@ -41,7 +41,7 @@ pub async fn run(
         }
         Err(other) => return Err(other.into()),
     };
-    let store = super::open_store(&config, true).await?;
+    let store = super::open_store_for_writes(&config, true).await?;
     let mut new = store::NewWorkflow::new(kind, business_key, input);
     new.definition_name = definition.name.clone();
     new.definition_version = i32::try_from(definition.version).ok();

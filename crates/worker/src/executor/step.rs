@@ -204,7 +204,8 @@ impl Executor {
             created_at: workflow.created_at,
             version: workflow.version,
             state: workflow.context.clone(),
-            input: workflow.input.clone(),
+            // Opened when sealed: the request is rebuilt from it on every step.
+            input: self.store.input(&workflow)?,
             facts: workflow.facts.clone(),
             needs_attention: previous_status == store::Status::NeedsAttention,
         };
@@ -221,7 +222,7 @@ impl Executor {
             // A returning borrower (an earlier onboarding of the same NIK completed) is
             // adopted, not created again.
             // Only a workflow that names a borrower by NIK can have one: no query for others.
-            let returning = match store::identity_key(&held.kind, &workflow.input) {
+            let returning = match store::identity_key(&held.kind, &held.input) {
                 Some(_) => self.store.returning_borrower(held.id).await?,
                 None => None,
             };
@@ -230,7 +231,7 @@ impl Executor {
             };
             let decision = match self
                 .engine
-                .start(&held.kind, &wf_id, &workflow.input, &prior, now)
+                .start(&held.kind, &wf_id, &held.input, &prior, now)
             {
                 Ok(decision) => decision,
                 Err(EngineError::Input(errors)) => {
@@ -278,7 +279,13 @@ impl Executor {
         for row in events {
             let now = Utc::now();
             crate::metrics::callback_consumed(row.source.as_str(), row.received_at);
-            let (event, mut entry) = match inbox_event(&row) {
+            // A sealed payload is opened here (`store`'s personal data); one no key opens is
+            // not usable, as an unreadable payload always was.
+            let payload = self
+                .store
+                .open_payload(row.source.as_str(), &row.event_id, &row.payload)
+                .unwrap_or(Value::Null);
+            let (event, mut entry) = match inbox_event(&row, payload) {
                 Some(event) if row.source == Source::Operator => {
                     // Who asked and why, as they said it (the journal's worker is the one
                     // that applied it).
@@ -694,8 +701,7 @@ impl Executor {
 
 /// What a stored inbox row tells the workflow, when it is something a workflow can use: a
 /// Finfra callback, the end of a workflow it waits for, or a person's command.
-fn inbox_event(row: &InboxRow) -> Option<Event> {
-    let payload = row.payload.clone();
+fn inbox_event(row: &InboxRow, payload: Value) -> Option<Event> {
     let callback = match row.source {
         Source::Status => CallbackEvent::Status(serde_json::from_value(payload).ok()?),
         Source::VirtualAccount => {

@@ -66,6 +66,37 @@ const WORKFLOWS: &str = "SELECT CAST(id AS TEXT) AS id, business_key, status, st
      last_error, lease_owner, CAST(context AS TEXT) AS context FROM workflows";
 
 impl Db {
+    /// Every row of `table` as text (PostgreSQL: the row; SQLite: its columns' JSON).
+    pub async fn table_text(&self, table: &str) -> Vec<String> {
+        match self.store.backend() {
+            store::Backend::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT t::text FROM {table} t"
+            )))
+            .fetch_all(pool)
+            .await
+            .expect(table),
+            store::Backend::Sqlite(pool) => {
+                let columns: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT name FROM pragma_table_info('{table}')"
+                )))
+                .fetch_all(pool)
+                .await
+                .expect(table);
+                let list = columns
+                    .iter()
+                    .map(|c| format!("'{c}', \"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT json_object({list}) FROM {table}"
+                )))
+                .fetch_all(pool)
+                .await
+                .expect(table)
+            }
+        }
+    }
+
     async fn rows<T>(&self, sql: &str, bind: Option<&str>) -> Vec<T>
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,

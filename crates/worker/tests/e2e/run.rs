@@ -99,6 +99,50 @@ pub struct Fleet {
 
 const CALLBACK_KEY: &str = "e2e-callback-key";
 
+/// The run's key-encryption key and hash key (base64 of 32 bytes each).
+const E2E_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const E2E_HASH_KEY: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+/// The keys the fleet of a run seals personal data with, for the test's own store.
+pub fn keys() -> std::sync::Arc<privacy::KeyRing> {
+    use secrecy::SecretString;
+    let config = privacy::PrivacyConfig {
+        keys: [("e2e".to_owned(), SecretString::from(E2E_KEY))].into(),
+        active: Some("e2e".to_owned()),
+        hash_key: Some(SecretString::from(E2E_HASH_KEY)),
+        retain: None,
+    };
+    std::sync::Arc::new(privacy::KeyRing::from_config(&config).expect("the e2e keys"))
+}
+
+/// After a run: no NIK, e-mail or phone of any applicant is stored plain anywhere in the
+/// workflows, the journal, the inbox, the waits or the events.
+pub async fn check_no_plain_personal_data(db: &Db, applicants: &[&worker::sample::Applicant]) {
+    let tables = [
+        "workflows",
+        "step_journal",
+        "callback_inbox",
+        "workflow_waits",
+        "events",
+        "command_requests",
+    ];
+    let mut texts = Vec::new();
+    for table in tables {
+        texts.extend(db.table_text(table).await);
+    }
+    assert!(!texts.is_empty());
+    for applicant in applicants {
+        for value in [&applicant.nik, &applicant.email, &applicant.phone] {
+            if let Some(row) = texts.iter().find(|t| t.contains(value.as_str())) {
+                panic!(
+                    "{value:?} of {} is stored plain: {row}",
+                    applicant.business_key
+                );
+            }
+        }
+    }
+}
+
 /// Starts `finflow sandbox` with `faults` and `run.workers` `finflow run` processes on
 /// `test_db`. The sandbox delivers callbacks to the first worker: while it is down (killed),
 /// deliveries fail and the sandbox retries them until it is back on the same port.
@@ -140,6 +184,10 @@ pub async fn start_fleet(test_db: &TestDb, run: Run, faults: FaultRates, clock: 
         ),
         // A killed worker's workflows are taken over when their lease ends.
         ("FINFLOW_WORKER__LEASE_SECS", "2"),
+        // Personal data sealed, as a lender runs it (`keys()`: the test's own store too).
+        ("FINFLOW_PRIVACY__KEYS__E2E", E2E_KEY),
+        ("FINFLOW_PRIVACY__ACTIVE", "e2e"),
+        ("FINFLOW_PRIVACY__HASH_KEY", E2E_HASH_KEY),
         ("FINFLOW_WORKER__CONCURRENCY", &concurrency),
         // The sandbox has no rate limit here: the fleet keeps none either (a 429's pause
         // still holds every worker).

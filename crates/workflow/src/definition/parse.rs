@@ -300,7 +300,7 @@ impl<'a> Section<'a> {
     }
 }
 
-/// `"30s"`, `"15m"`, `"2h"`, `"1d"`, `"500ms"`.
+/// `"30s"`, `"15m"`, `"2h"`, `"1d"`, `"5y"` (365 days a year), `"500ms"`.
 #[must_use]
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let split = text.find(|c: char| !c.is_ascii_digit())?;
@@ -313,6 +313,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "m" => secs(60),
         "h" => secs(3600),
         "d" => secs(86_400),
+        "y" => secs(365 * 86_400),
         _ => None,
     }
 }
