@@ -177,3 +177,42 @@ CREATE TABLE personal_data_reveals (
 );
 CREATE INDEX personal_data_reveals_workflow ON personal_data_reveals (workflow_id, id);
 COMMENT ON TABLE personal_data_reveals IS 'Each time someone read a workflow''s personal data in the clear: who, why, when, through what (cli or console).';
+
+-- The overview says what became of a workflow's personal data: sealed, plain (not yet
+-- sealed), or erased (and when). Columns added at the end: the reader's grant stays.
+CREATE OR REPLACE VIEW workflow_overview AS
+SELECT
+    w.id,
+    w.kind,
+    w.business_key,
+    w.definition_name,
+    w.definition_version,
+    w.status,
+    w.state,
+    w.attempt,
+    w.next_run_at,
+    w.waiting_for,
+    w.deadline,
+    finflow_error_code(w.last_error) AS last_error_code,
+    w.lease_owner,
+    w.lease_until,
+    w.created_at,
+    w.updated_at,
+    w.finished_at,
+    j.seq                           AS last_seq,
+    j.step                          AS last_step,
+    j.action                        AS last_action,
+    j.outcome                       AS last_outcome,
+    j.finfra_status                 AS last_finfra_status,
+    finflow_error_code(j.error)     AS last_step_error_code,
+    j.finished_at                   AS last_step_at,
+    CASE WHEN w.erased_at IS NOT NULL THEN 'erased'
+         WHEN w.data_key IS NOT NULL THEN 'sealed'
+         ELSE 'plain' END           AS personal_data,
+    w.erased_at
+FROM workflows w
+LEFT JOIN step_journal j
+    ON j.workflow_id = w.id
+   AND j.seq = (SELECT max(seq) FROM step_journal WHERE workflow_id = w.id);
+
+

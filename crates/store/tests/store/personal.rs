@@ -273,6 +273,19 @@ async fn purge_and_erase_destroy_personal_data_and_keep_the_money_record(db: Tes
     let row = store.get(other.id).await.unwrap().unwrap();
     assert!(matches!(store.input(&row), Err(StoreError::Erased(_))));
     assert!(row.context.is_object(), "the pages still read the workflow");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM workflow_overview WHERE personal_data = 'erased' AND erased_at IS NOT NULL"
+        )
+        .await,
+        3,
+        "the overview says erased"
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM workflow_overview WHERE personal_data = 'sealed'").await,
+        0
+    );
 }
 
 async fn rotation_rewraps_and_plain_rows_are_sealed_in_batches(db: TestDb) {

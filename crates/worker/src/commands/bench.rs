@@ -113,6 +113,10 @@ pub struct Args {
     /// counts SQL round trips (then not measured).
     #[arg(long)]
     direct: bool,
+    /// Seal personal data (inputs, callback payloads, keyed NIK hashes) under a throwaway
+    /// key, as a lender with `[privacy]` keys runs: the cost of encryption at rest.
+    #[arg(long)]
+    sealed: bool,
 }
 
 fn non_negative_seconds(raw: &str) -> Result<f64, String> {
@@ -302,7 +306,19 @@ impl Bench<'_> {
             max_connections: self.pool.pool_size(url),
             ..StoreOptions::default()
         };
-        Ok(Store::connect_with(url, &options).await?)
+        let store = Store::connect_with(url, &options).await?;
+        // One throwaway key for the whole process: every store of a run reads what another
+        // sealed.
+        static KEYS: std::sync::OnceLock<std::sync::Arc<privacy::KeyRing>> =
+            std::sync::OnceLock::new();
+        Ok(if self.args.sealed {
+            store.with_keys(
+                KEYS.get_or_init(|| std::sync::Arc::new(privacy::KeyRing::throwaway()))
+                    .clone(),
+            )
+        } else {
+            store
+        })
     }
 
     /// A store on the same database for watching the workflows beside the engine's pool.
