@@ -66,6 +66,25 @@ const WORKFLOWS: &str = "SELECT CAST(id AS TEXT) AS id, business_key, status, st
      last_error, lease_owner, CAST(context AS TEXT) AS context FROM workflows";
 
 impl Db {
+    /// The database's tables (not views).
+    pub async fn tables(&self) -> Vec<String> {
+        match self.store.backend() {
+            store::Backend::Postgres(pool) => sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("tables"),
+            store::Backend::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("tables"),
+        }
+    }
+
     /// Every row of `table` as text (PostgreSQL: the row; SQLite: its columns' JSON).
     pub async fn table_text(&self, table: &str) -> Vec<String> {
         match self.store.backend() {
@@ -84,11 +103,11 @@ impl Db {
                 .expect(table);
                 let list = columns
                     .iter()
-                    .map(|c| format!("'{c}', \"{c}\""))
+                    .map(|c| format!("coalesce(CAST(\"{c}\" AS TEXT), '')"))
                     .collect::<Vec<_>>()
-                    .join(", ");
+                    .join(" || '|' || ");
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT json_object({list}) FROM {table}"
+                    "SELECT {list} FROM \"{table}\""
                 )))
                 .fetch_all(pool)
                 .await
