@@ -50,14 +50,18 @@ const BACKFILL_BATCH: i64 = 500;
 /// path is absent or does not end in a string (the worker's validation then fails the
 /// workflow). The NIK is hashed as given, without trimming or normalising.
 pub fn identity_key(kind: &str, input: &Value) -> Option<String> {
+    nik(kind, input).map(sha256_hex)
+}
+
+/// The NIK of an `onboard-borrower` input, at [`NIK_PATH`]; `None` for other kinds.
+pub(crate) fn nik<'a>(kind: &str, input: &'a Value) -> Option<&'a str> {
     if kind != ONBOARD_KIND {
         return None;
     }
-    let nik = NIK_PATH
+    NIK_PATH
         .iter()
         .try_fold(input, |value, key| value.as_object()?.get(*key))?
-        .as_str()?;
-    Some(sha256_hex(nik))
+        .as_str()
 }
 
 /// Lowercase hex SHA-256 of `text`'s UTF-8 bytes (what PostgreSQL's

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::identity::{NIK_PATH, ONBOARD_KIND, sha256_hex};
+use crate::identity::{nik, sha256_hex};
 use crate::time::to_sqlite;
 use crate::workflow::{Workflow, json_from_sqlite, uuid_from_sqlite};
 use crate::{Backend, Store};
@@ -91,17 +91,6 @@ fn input_aad(kind: &str, business_key: &str) -> Vec<u8> {
 
 fn payload_aad(source: &str, event_id: &str) -> Vec<u8> {
     format!("finflow.callback_inbox.payload\0{source}\0{event_id}").into_bytes()
-}
-
-/// The NIK of an onboarding's input, if any.
-pub(crate) fn nik<'a>(kind: &str, input: &'a Value) -> Option<&'a str> {
-    if kind != ONBOARD_KIND {
-        return None;
-    }
-    NIK_PATH
-        .iter()
-        .try_fold(input, |value, key| value.as_object()?.get(*key))?
-        .as_str()
 }
 
 /// The masked form the console searches by.

@@ -283,7 +283,11 @@ async fn purge_and_erase_destroy_personal_data_and_keep_the_money_record(db: Tes
         "the overview says erased"
     );
     assert_eq!(
-        count(&store, "SELECT count(*) FROM workflow_overview WHERE personal_data = 'sealed'").await,
+        count(
+            &store,
+            "SELECT count(*) FROM workflow_overview WHERE personal_data = 'sealed'"
+        )
+        .await,
         0
     );
 }

@@ -137,7 +137,10 @@ pub async fn check_no_plain_personal_data(db: &Db, applicants: &[&worker::sample
             "123123123213",
         ] {
             if let Some(row) = texts.iter().find(|t| t.contains(value)) {
-                panic!("{value:?} of {} is stored plain: {row}", applicant.business_key);
+                panic!(
+                    "{value:?} of {} is stored plain: {row}",
+                    applicant.business_key
+                );
             }
         }
     }
