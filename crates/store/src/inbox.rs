@@ -167,7 +167,8 @@ impl fmt::Display for KeyName {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CorrelationKeys {
     pub user_id: Option<String>,
-    /// NIK: PII. Stored as a column because `user_created` carries nothing else to match on.
+    /// NIK: PII. Stored as a column because `user_created` carries nothing else to match on;
+    /// with keys, as its keyed hash (`crate::personal`).
     pub identity_number: Option<String>,
     pub kyc_id: Option<String>,
     pub loan_unique_id: Option<String>,

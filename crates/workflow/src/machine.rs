@@ -128,7 +128,8 @@ pub trait Workflow {
         started_at: DateTime<Utc>,
     ) -> Result<Vec<(&'static str, Value)>, InputErrors>;
 
-    /// The first transition of a new workflow: the definition is copied into the state.
+    /// The first transition of a new workflow: the definition is pinned in the state (stored
+    /// by pin, see [`crate::stored`]).
     fn start(
         id: &WorkflowId,
         input: Self::Input,

@@ -40,15 +40,38 @@ pub struct Stored<'a> {
     pub context: &'a Value,
     /// `workflows.input`.
     pub input: &'a Value,
+    /// The fields rebuilt from `input`, kept across the decisions of one holder.
+    pub rebuilt: Option<&'a Rebuilt>,
 }
 
 impl<'a> Stored<'a> {
     /// A stored workflow.
     #[must_use]
     pub fn new(context: &'a Value, input: &'a Value) -> Self {
-        Self { context, input }
+        Self {
+            context,
+            input,
+            rebuilt: None,
+        }
+    }
+
+    /// A stored workflow whose rebuilt fields are kept in `rebuilt` for the next decisions
+    /// (the executor's, for as long as it holds the workflow: the input and the pinned
+    /// definition do not change, so neither do they).
+    #[must_use]
+    pub fn cached(context: &'a Value, input: &'a Value, rebuilt: &'a Rebuilt) -> Self {
+        Self {
+            context,
+            input,
+            rebuilt: Some(rebuilt),
+        }
     }
 }
+
+/// The fields [`Workflow::rebuild`] gave back for one workflow, once: validating the input
+/// on every decision would cost more than the decision.
+#[derive(Debug, Default)]
+pub struct Rebuilt(std::sync::OnceLock<Vec<(&'static str, Value)>>);
 
 /// A definition under its pin.
 #[derive(Debug)]
@@ -197,25 +220,36 @@ pub(crate) fn read<W: Workflow>(
         }
         _ => None,
     };
-    let rebuilt = if W::REBUILT.iter().all(|name| context.contains_key(*name)) {
-        Vec::new() // an earlier build's context, with the request inline
-    } else {
-        let started_at = context
-            .get("started_at")
-            .map(DateTime::<Utc>::deserialize)
-            .transpose()
-            .map_err(state_error)?
-            .unwrap_or_default();
-        W::rebuild(
-            stored.input,
-            pin.as_deref().map(|p| &p.definition),
-            started_at,
-        )
-        .map_err(|source| EngineError::Rebuild {
-            kind: W::KIND,
-            source,
-        })?
-    };
+    let fresh;
+    let rebuilt: &[(&'static str, Value)] =
+        if W::REBUILT.iter().all(|name| context.contains_key(*name)) {
+            &[] // an earlier build's context, with the request inline
+        } else if let Some(kept) = stored.rebuilt.and_then(|cache| cache.0.get()) {
+            kept
+        } else {
+            let started_at = context
+                .get("started_at")
+                .map(DateTime::<Utc>::deserialize)
+                .transpose()
+                .map_err(state_error)?
+                .unwrap_or_default();
+            let fields = W::rebuild(
+                stored.input,
+                pin.as_deref().map(|p| &p.definition),
+                started_at,
+            )
+            .map_err(|source| EngineError::Rebuild {
+                kind: W::KIND,
+                source,
+            })?;
+            match stored.rebuilt {
+                Some(cache) => cache.0.get_or_init(|| fields),
+                None => {
+                    fresh = fields;
+                    &fresh
+                }
+            }
+        };
     let fields = context
         .iter()
         .map(|(name, value)| match (name.as_str(), &pin) {

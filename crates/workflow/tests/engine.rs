@@ -506,6 +506,21 @@ fn the_context_names_its_definition_and_leaves_the_request_in_the_input() {
         .unwrap();
     assert_eq!(here.state, there.state);
     assert_eq!(here.action, there.action);
+    // The executor keeps the rebuilt request for as long as it holds the workflow: the
+    // same decisions.
+    let kept = workflow::Rebuilt::default();
+    for _ in 0..2 {
+        let cached = engine
+            .decide(
+                KIND,
+                Stored::cached(context, &input, &kept),
+                &ok(ocr(Some(NIK), 0.97)),
+                t0(),
+            )
+            .unwrap();
+        assert_eq!(cached.state, here.state);
+        assert_eq!(cached.action, here.action);
+    }
     assert_eq!(here.action.kind(), ActionKind::Call);
 
     // The request is the input's: the NIK reaches the call built from it.

@@ -2,9 +2,10 @@
 //! timeline of its steps (the journal), what it waits for next and the inbox events matched
 //! to it, as text or as one JSON document.
 //!
-//! Nothing personal is printed: not the input nor the state (both hold the borrower's data),
-//! not callback bodies; a NIK a wait matches on shows only its last 4 digits. Journal
-//! summaries are masked when written.
+//! Nothing personal is printed: not the input nor the state, not callback bodies; a NIK a
+//! wait matches on shows only its last 4 characters. Journal summaries are masked when
+//! written. `--reveal --reason` prints the input in the clear, journaled first (who, why,
+//! when) in `personal_data_reveals`.
 
 use std::path::Path;
 use std::process::ExitCode;

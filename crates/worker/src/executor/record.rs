@@ -300,6 +300,7 @@ mod tests {
             version: 7,
             state: json!({}),
             input: json!({}),
+            rebuilt: workflow::Rebuilt::default(),
             facts: json!({}),
             needs_attention: false,
         }

@@ -113,6 +113,8 @@ pub(super) struct Held {
     /// The slim context: read with `input` (see `workflow::stored`).
     pub(super) state: Value,
     pub(super) input: Value,
+    /// The request rebuilt from `input`, once per claim.
+    pub(super) rebuilt: workflow::Rebuilt,
     /// The stored facts and whether it is stored `needs_attention`: what the lifecycle
     /// events of the next step are measured against.
     pub(super) facts: Value,
@@ -206,6 +208,7 @@ impl Executor {
             state: workflow.context.clone(),
             // Opened when sealed: the request is rebuilt from it on every step.
             input: self.store.input(&workflow)?,
+            rebuilt: workflow::Rebuilt::default(),
             facts: workflow.facts.clone(),
             needs_attention: previous_status == store::Status::NeedsAttention,
         };
@@ -255,7 +258,10 @@ impl Executor {
         let mut last = None;
         let current = self
             .engine
-            .action(&held.kind, Stored::new(&held.state, &held.input))
+            .action(
+                &held.kind,
+                Stored::cached(&held.state, &held.input, &held.rebuilt),
+            )
             .map_err(engine_error)?;
         if matches!(current, Action::Call { .. }) {
             let decision = self.decide(&held, &Event::CallInterrupted, now).await?;
@@ -415,7 +421,7 @@ impl Executor {
         self.engine
             .decide(
                 &held.kind,
-                Stored::new(&held.state, &held.input),
+                Stored::cached(&held.state, &held.input, &held.rebuilt),
                 event,
                 now,
             )

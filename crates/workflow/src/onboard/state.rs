@@ -26,7 +26,8 @@ use super::input::OnboardRequest;
 pub struct OnboardState {
     /// The engine's id of this workflow (seeds operation keys and jitter).
     pub workflow_id: WorkflowId,
-    /// The definition, copied at start: decisions never read the registry.
+    /// The definition pinned at start: decisions never read the registry (stored once, by
+    /// pin: `crate::stored`).
     pub definition: Definition,
     /// When the workflow started.
     pub started_at: DateTime<Utc>,

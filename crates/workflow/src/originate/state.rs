@@ -24,7 +24,8 @@ pub struct OriginateState {
     /// The engine's id of this workflow (seeds operation keys, the loan's `unique_id` and
     /// jitter).
     pub workflow_id: WorkflowId,
-    /// The definition, copied at start: decisions never read the registry.
+    /// The definition pinned at start: decisions never read the registry (stored once, by
+    /// pin: `crate::stored`).
     pub definition: Definition,
     /// Its `[origination]` section (validated present at submit), at hand.
     pub policy: OriginationPolicy,
