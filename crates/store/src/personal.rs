@@ -283,18 +283,14 @@ impl Store {
         })
     }
 
-    /// The identity key of an input: a keyed hash of the NIK with keys, else its SHA-256.
+    /// The identity key of an input: a keyed hash of the NIK with keys, else its SHA-256
+    /// (`crate::identity`).
     pub(crate) fn identity_of(&self, kind: &str, input: &Value) -> Option<String> {
         let nik = nik(kind, input)?;
-        Some(self.nik_hash(nik))
-    }
-
-    /// How a NIK is stored to be matched on.
-    pub(crate) fn nik_hash(&self, nik: &str) -> String {
-        match self.keys() {
+        Some(match self.keys() {
             Some(keys) => keys.keyed_hash("nik", nik),
             None => sha256_hex(nik),
-        }
+        })
     }
 
     /// How a NIK a callback carries (or a wait waits on) is stored: a keyed hash with keys,
