@@ -161,7 +161,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 
 impl Config {
     /// The keys that seal personal data (`[privacy]`), `None` when none are configured
-    /// (then personal data is stored plain, and `finflow run` and `finflow doctor` say so).
+    /// (then personal data is stored plain, and `finflow run` warns at start).
     ///
     /// # Errors
     /// A `[privacy]` that is set but incomplete or wrong: which key, and why (never its
