@@ -195,13 +195,30 @@ impl Browser {
             .await;
     }
 
+    /// The element's text. Found on the page that was there (a form just submitted may
+    /// still show the old one), it can go stale before it is read: then it is found again
+    /// on the new page.
     async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let id = self.find(css).await;
+            let answer: Value = self
+                .http
+                .get(format!("{}/element/{id}/text", self.session))
+                .send()
+                .await
+                .expect("webdriver")
+                .json()
+                .await
+                .expect("json");
+            match answer["value"].get("error").and_then(Value::as_str) {
+                None => return answer["value"].as_str().unwrap_or_default().to_owned(),
+                Some("stale element reference") if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Some(_) => panic!("webdriver text of {css}: {answer}"),
+            }
+        }
     }
 
     async fn page(&self) -> String {
