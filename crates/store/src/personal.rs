@@ -132,12 +132,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::Erased`] after erasure; [`StoreError::Privacy`] when no key opens it.
     pub fn input(&self, workflow: &Workflow) -> Result<Value, StoreError> {
+        if workflow.erased_at.is_some() {
+            return Err(StoreError::Erased(workflow.id));
+        }
         match workflow.data_key.as_deref() {
-            None if workflow.input.get(ERASED_INPUT).is_some() => {
-                Err(StoreError::Erased(workflow.id))
-            }
             None => Ok(workflow.input.clone()),
-            Some(privacy::ERASED) => Err(StoreError::Erased(workflow.id)),
             Some(wrapped) => {
                 let key = self
                     .require_keys()?

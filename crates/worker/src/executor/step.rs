@@ -290,7 +290,15 @@ impl Executor {
             let payload = self
                 .store
                 .open_payload(row.source.as_str(), &row.event_id, &row.payload)
-                .unwrap_or(Value::Null);
+                .unwrap_or_else(|error| {
+                    tracing::warn!(
+                        workflow.id = %held.id,
+                        inbox.id = row.id,
+                        error.message = %error,
+                        "a sealed callback payload does not open: check the [privacy] keys"
+                    );
+                    Value::Null
+                });
             let (event, mut entry) = match inbox_event(&row, payload) {
                 Some(event) if row.source == Source::Operator => {
                     // Who asked and why, as they said it (the journal's worker is the one
