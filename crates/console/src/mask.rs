@@ -1,7 +1,8 @@
 //! Personal data masked for the pages: a NIK or account number shows its last 4 digits, a
 //! name its initials, a phone, e-mail, address, date of birth or photo nothing useful.
 //! Applied to every JSON value a page shows (input, facts, journal summaries, inbox
-//! payloads, wait keys) unless the signed-in user's role allows personal data.
+//! payloads, wait keys), whoever is signed in: a user whose role allows personal data reads
+//! the input in the clear only through the journaled reveal.
 
 use serde_json::Value;
 

@@ -28,14 +28,10 @@ fn time_opt(t: Option<DateTime<Utc>>) -> String {
     t.map(time).unwrap_or_else(|| "—".to_owned())
 }
 
-/// A JSON value as shown to `user`: masked unless their role allows personal data.
-fn shown(user: &User, value: &Value) -> String {
-    let value = if user.personal_data {
-        value.clone()
-    } else {
-        mask::json(value)
-    };
-    serde_json::to_string_pretty(&value).unwrap_or_default()
+/// A JSON value as a page shows it: masked, whoever looks (personal data is read in the
+/// clear only through a journaled reveal).
+fn shown(value: &Value) -> String {
+    serde_json::to_string_pretty(&mask::json(value)).unwrap_or_default()
 }
 
 fn layout(user: Option<&User>, title: &str, notice: Option<&str>, body: Markup) -> Markup {
@@ -520,8 +516,8 @@ pub fn workflow(p: &OneWorkflow<'_>) -> Markup {
                                 @if j.entry.request_summary.is_some() || j.entry.response_summary.is_some() {
                                     details {
                                         summary { "request / response" }
-                                        @if let Some(r) = &j.entry.request_summary { pre { (shown(user, r)) } }
-                                        @if let Some(r) = &j.entry.response_summary { pre { (shown(user, r)) } }
+                                        @if let Some(r) = &j.entry.request_summary { pre { (shown(r)) } }
+                                        @if let Some(r) = &j.entry.response_summary { pre { (shown(r)) } }
                                         small { "worker " (j.worker_id) @if let Some(k) = &j.entry.operation_key { " · operation " (k) } }
                                     }
                                 }
@@ -536,7 +532,7 @@ pub fn workflow(p: &OneWorkflow<'_>) -> Markup {
             ul {
                 @for wait in p.waits {
                     li { (wait.event) " with " (wait.key_name.as_str()) " = "
-                        @if wait.key_name == store::KeyName::IdentityNumber && !user.personal_data { (mask::last_four(&wait.key_value)) } @else { (wait.key_value) }
+                        @if wait.key_name == store::KeyName::IdentityNumber { (mask::last_four(&wait.key_value)) } @else { (wait.key_value) }
                         " (since " (time(wait.created_at)) ")" }
                 }
                 @if p.waits.is_empty() { li { "nothing" } }
@@ -551,7 +547,7 @@ pub fn workflow(p: &OneWorkflow<'_>) -> Markup {
                         tr {
                             td { (e.id) } td { (e.source.as_str()) } td { (e.title) }
                             td { (time(e.received_at)) } td { (time_opt(e.processed_at)) }
-                            td { details { summary { "show" } pre { (shown(user, &e.payload)) } } }
+                            td { details { summary { "show" } pre { (shown(&e.payload)) } } }
                         }
                     }
                     @if p.events.is_empty() { tr { td colspan="6" { "none" } } }
@@ -560,22 +556,22 @@ pub fn workflow(p: &OneWorkflow<'_>) -> Markup {
         }
         section {
             h2 { "Lifecycle events" }
-            (events_table(user, p.lifecycle, false))
+            (events_table(p.lifecycle, false))
         }
         @if let Some(loan) = loan {
             section id="loan" {
                 h2 { "Installments and payments" }
                 @if let Some(schedule) = loan.get("schedule").and_then(Value::as_array) {
-                    (json_table(user, schedule))
+                    (json_table(schedule))
                 }
                 @if let Some(repayment) = loan.get("repayment") {
-                    details open { summary { "repayments" } pre { (shown(user, repayment)) } }
+                    details open { summary { "repayments" } pre { (shown(repayment)) } }
                 }
             }
         }
         section {
             h2 { "Facts" }
-            pre { (shown(user, &w.facts)) }
+            pre { (shown(&w.facts)) }
             details { summary { "input (masked)" } pre { (serde_json::to_string_pretty(&mask::json(&w.input)).unwrap_or_default()) } }
             @if let Some(input) = p.revealed {
                 details open id="revealed" { summary { "input, revealed (journaled: who, why, when)" } pre { (serde_json::to_string_pretty(input).unwrap_or_default()) } }
@@ -603,7 +599,7 @@ pub fn workflow(p: &OneWorkflow<'_>) -> Markup {
 }
 
 /// An array of objects as a table, columns from the first object.
-fn json_table(user: &User, rows: &[Value]) -> Markup {
+fn json_table(rows: &[Value]) -> Markup {
     let columns: Vec<String> = rows
         .first()
         .and_then(Value::as_object)
@@ -614,7 +610,7 @@ fn json_table(user: &User, rows: &[Value]) -> Markup {
             thead { tr { @for c in &columns { th { (c) } } } }
             tbody {
                 @for row in rows {
-                    @let row = if user.personal_data { row.clone() } else { mask::json(row) };
+                    @let row = mask::json(row);
                     tr { @for c in &columns { td { (row.get(c).map(|v| match v { Value::String(s) => s.clone(), other => other.to_string() }).unwrap_or_default()) } } }
                 }
             }
@@ -668,7 +664,7 @@ pub fn commands(
 }
 
 /// A table of lifecycle events; `workflows`: with a column linking to each one's workflow.
-fn events_table(user: &User, rows: &[EventRow], workflows: bool) -> Markup {
+fn events_table(rows: &[EventRow], workflows: bool) -> Markup {
     html! {
         table.events {
             thead { tr { th { "#" } th { "occurred" } th { "type" } @if workflows { th { "workflow" } } th { "journal #" } th { "payload" } } }
@@ -689,7 +685,7 @@ fn events_table(user: &User, rows: &[EventRow], workflows: bool) -> Markup {
                             }
                         }
                         td { (e.journal_seq.map(|s| s.to_string()).unwrap_or_default()) }
-                        td { details { summary { "show" } pre { (shown(user, &e.payload)) } } }
+                        td { details { summary { "show" } pre { (shown(&e.payload)) } } }
                     }
                 }
                 @if rows.is_empty() { tr { td colspan="6" { "none" } } }
@@ -825,7 +821,7 @@ pub fn events(
             button type="submit" { "Filter" }
             a href="/events" { "clear" }
         }
-        (events_table(user, rows, true))
+        (events_table(rows, true))
         @if let Some(next) = next {
             p { a rel="next" href=(format!("/events?{}", q.with_before(&next.to_string()))) { "Older events →" } }
         }

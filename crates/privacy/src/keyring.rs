@@ -126,6 +126,13 @@ impl KeyRing {
         })
     }
 
+    /// A fresh random key in the form `[privacy]` takes (base64 of 32 bytes), for a new
+    /// key-encryption key or `hash_key` (`finflow privacy new-key`).
+    #[must_use]
+    pub fn new_key_base64() -> SecretString {
+        SecretString::from(STANDARD.encode(&random_key()[..]))
+    }
+
     /// A ring of fresh random keys under the label `"throwaway"`, for `finflow demo` and
     /// tests: nothing sealed under it can be read once it is dropped.
     #[must_use]
@@ -412,6 +419,19 @@ mod tests {
         assert_ne!(ring_a.keyed_hash("nik", "3171234567890124"), hash);
         assert_ne!(ring_a.keyed_hash("ni", &format!("k{nik}")), hash);
         assert_ne!(KeyRing::throwaway().keyed_hash("nik", nik), hash);
+    }
+
+    #[test]
+    fn new_keys_are_accepted_by_the_config_and_differ() {
+        let (a, b) = (KeyRing::new_key_base64(), KeyRing::new_key_base64());
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        let config: PrivacyConfig = serde_json::from_value(json!({
+            "keys": {"k1": a.expose_secret()},
+            "active": "k1",
+            "hash_key": b.expose_secret(),
+        }))
+        .unwrap();
+        KeyRing::from_config(&config).unwrap();
     }
 
     #[test]

@@ -345,34 +345,9 @@ impl Store {
         self.require_keys()?;
         let mut sealed = 0;
         for (id, kind, business_key, input) in self.plain_inputs(batch).await? {
-            let Some(seal) = self.seal_input(&kind, &business_key, &input) else {
-                break;
-            };
-            let identity = self.identity_of(&kind, &input);
-            let last4 = nik_last4(&kind, &input);
-            const SQL: &str = "UPDATE workflows SET input = $2, data_key = $3, \
-                 identity_key = coalesce($4, identity_key), nik_last4 = coalesce($5, nik_last4) \
-                 WHERE id = $1 AND data_key IS NULL AND erased_at IS NULL";
-            sealed += match &self.backend {
-                Backend::Postgres(pool) => sqlx::query(SQL)
-                    .bind(id)
-                    .bind(&seal.input)
-                    .bind(&seal.data_key)
-                    .bind(identity)
-                    .bind(last4)
-                    .execute(pool)
-                    .await?
-                    .rows_affected(),
-                Backend::Sqlite(pool) => sqlx::query(SQL)
-                    .bind(id.to_string())
-                    .bind(seal.input.to_string())
-                    .bind(&seal.data_key)
-                    .bind(identity)
-                    .bind(last4)
-                    .execute(pool)
-                    .await?
-                    .rows_affected(),
-            };
+            sealed += self
+                .seal_input_row(id, &kind, &business_key, &input)
+                .await?;
         }
         for (id, source, event_id, payload, nik) in self.plain_payloads(batch).await? {
             let stored = self.seal_payload(&source, &event_id, &payload);
@@ -383,6 +358,67 @@ impl Store {
         }
         let left = self.count_plain().await?;
         Ok(SealProgress { sealed, left })
+    }
+
+    /// Seals the input of workflow `id` if it is still plain (submitted through SQL's
+    /// `finflow_submit`, or before keys were configured), with its identity key rehashed:
+    /// a worker does it as the workflow starts, so that its first step already reads and
+    /// matches the sealed form. Returns whether it sealed (false without keys, or when it
+    /// was sealed or erased already).
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn seal_if_plain(&self, workflow: &Workflow) -> Result<bool, StoreError> {
+        if self.keys().is_none() || workflow.data_key.is_some() || workflow.erased_at.is_some() {
+            return Ok(false);
+        }
+        let sealed = self
+            .seal_input_row(
+                workflow.id,
+                &workflow.kind,
+                &workflow.business_key,
+                &workflow.input,
+            )
+            .await?;
+        Ok(sealed > 0)
+    }
+
+    /// Seals one plain input (and rehashes its identity key) while it is still plain.
+    async fn seal_input_row(
+        &self,
+        id: Uuid,
+        kind: &str,
+        business_key: &str,
+        input: &Value,
+    ) -> Result<u64, StoreError> {
+        let Some(seal) = self.seal_input(kind, business_key, input) else {
+            return Ok(0);
+        };
+        let identity = self.identity_of(kind, input);
+        let last4 = nik_last4(kind, input);
+        const SQL: &str = "UPDATE workflows SET input = $2, data_key = $3, \
+             identity_key = coalesce($4, identity_key), nik_last4 = coalesce($5, nik_last4) \
+             WHERE id = $1 AND data_key IS NULL AND erased_at IS NULL";
+        Ok(match &self.backend {
+            Backend::Postgres(pool) => sqlx::query(SQL)
+                .bind(id)
+                .bind(&seal.input)
+                .bind(&seal.data_key)
+                .bind(identity)
+                .bind(last4)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Backend::Sqlite(pool) => sqlx::query(SQL)
+                .bind(id.to_string())
+                .bind(seal.input.to_string())
+                .bind(&seal.data_key)
+                .bind(identity)
+                .bind(last4)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
     }
 
     /// Rewraps, under the active key, up to `batch` data keys wrapped by another one

@@ -161,7 +161,8 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 
 impl Config {
     /// The keys that seal personal data (`[privacy]`), `None` when none are configured
-    /// (then personal data is stored plain, and `finflow run` warns at start).
+    /// (then the commands that write personal data refuse to start; `finflow demo` makes
+    /// throwaway keys).
     ///
     /// # Errors
     /// A `[privacy]` that is set but incomplete or wrong: which key, and why (never its
@@ -732,7 +733,7 @@ mod tests {
     #[test]
     fn privacy_keys_from_the_file_and_the_environment() {
         figment::Jail::expect_with(|jail| {
-            // None configured: plain, no error.
+            // None configured: `None` (the commands that write refuse to start without).
             let config = load_with(jail, None).expect("defaults load");
             assert!(config.keys().expect("no keys").is_none());
             assert_eq!(config.privacy_retain().expect("retain"), None);

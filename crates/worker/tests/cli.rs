@@ -7,6 +7,19 @@ use std::process::{Child, Command, Output, Stdio};
 
 const FINFLOW: &str = env!("CARGO_BIN_EXE_finflow");
 
+/// `[privacy]` keys, which every command that writes personal data requires.
+const PRIVACY: [(&str, &str); 3] = [
+    (
+        "FINFLOW_PRIVACY__KEYS__CLI",
+        "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=",
+    ),
+    ("FINFLOW_PRIVACY__ACTIVE", "cli"),
+    (
+        "FINFLOW_PRIVACY__HASH_KEY",
+        "BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ=",
+    ),
+];
+
 /// A `finflow sandbox` child process, killed on drop.
 struct SandboxProcess {
     child: Child,
@@ -322,10 +335,15 @@ fn submit_validates_deduplicates_and_refuses_conflicts() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let db = format!("sqlite://{}", dir.join("finflow.db").display());
-    let env = [("FINFLOW_DATABASE_URL", db.as_str())];
+    let env = [
+        ("FINFLOW_DATABASE_URL", db.as_str()),
+        PRIVACY[0],
+        PRIVACY[1],
+        PRIVACY[2],
+    ];
     let personal = "workflows/inputs/onboard-personal.json";
     let business = "workflows/inputs/onboard-business.json";
-    let submit = |key: &str, input: &str| {
+    let submit_with = |key: &str, input: &str, env: &[(&str, &str)]| {
         finflow(
             &[
                 "submit",
@@ -335,9 +353,24 @@ fn submit_validates_deduplicates_and_refuses_conflicts() {
                 "--input",
                 input,
             ],
-            &env,
+            env,
         )
     };
+    let submit = |key: &str, input: &str| submit_with(key, input, &env);
+
+    // Without [privacy] keys nothing is written: personal data is never stored plain.
+    let keyless = submit_with("budi", personal, &env[..1]);
+    assert_eq!(keyless.status.code(), Some(1), "{}", text(&keyless));
+    assert!(
+        text(&keyless).contains("no [privacy] keys are configured"),
+        "{}",
+        text(&keyless)
+    );
+    assert!(
+        text(&keyless).contains("finflow privacy new-key"),
+        "{}",
+        text(&keyless)
+    );
 
     let first = submit("budi", personal);
     assert!(first.status.success(), "{}", text(&first));
@@ -419,7 +452,12 @@ async fn submit_refuses_bad_keys_and_a_borrower_being_onboarded(db: store::testi
                     "--input",
                     "workflows/inputs/onboard-personal.json",
                 ],
-                &[("FINFLOW_DATABASE_URL", &url)],
+                &[
+                    ("FINFLOW_DATABASE_URL", &url),
+                    PRIVACY[0],
+                    PRIVACY[1],
+                    PRIVACY[2],
+                ],
             )
         })
     };
@@ -517,6 +555,7 @@ fn run_stops_gracefully_on_sigterm() {
             ("FINFLOW_CALLBACKS__AUTH_KEY", "key"),
             ("FINFLOW_METRICS__LISTEN", "127.0.0.1:0"),
         ])
+        .envs(PRIVACY)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn finflow run");

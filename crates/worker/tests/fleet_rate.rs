@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use e2e::applicants::mix;
 use e2e::db::Db;
 use e2e::processes::{FinflowEnv, SandboxArgs, SandboxProcess, WorkerProcess, free_port};
-use e2e::run::{Clock, ONE_AT_A_TIME, e2e_workflows, loopback};
+use e2e::run::{Clock, ONE_AT_A_TIME, PRIVACY_ENV, e2e_workflows, loopback};
 use finfra_sandbox::Ledger;
 use store::testing::{TestBackend, TestDb};
 
@@ -130,6 +130,9 @@ async fn scenario(test_db: TestDb) {
             workflows_dir.to_str().expect("a UTF-8 path"),
         ),
         ("FINFLOW_WORKER__CONCURRENCY", &concurrency),
+        PRIVACY_ENV[0],
+        PRIVACY_ENV[1],
+        PRIVACY_ENV[2],
     ]);
     let mut samples = vec![sample(&sandbox).await];
     let workers: Vec<WorkerProcess> = (0..WORKERS)

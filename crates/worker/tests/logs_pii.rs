@@ -193,6 +193,7 @@ fn a_database_password_stays_out_of_the_logs() {
             ),
             ("FINFLOW_LOG", "trace".to_owned()),
         ])
+        .envs(ops::PRIVACY_ENV)
         .output()
         .expect("run finflow");
     let text = format!(

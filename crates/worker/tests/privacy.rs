@@ -1,6 +1,7 @@
 //! Key rotation, end to end: an onboarding started under one key-encryption key is
 //! rewrapped by `rotate` and then runs to completion on workers that hold only the new key;
-//! its input and callbacks stay sealed throughout.
+//! its input and callbacks stay sealed throughout. An input stored plain is sealed as its
+//! workflow starts.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -115,9 +116,57 @@ async fn after_rotate_an_old_workflow_runs_to_completion_under_the_new_key() {
     );
     assert_ne!(row.state, store::INITIAL_STATE, "started under the old key");
 
-    // Rotate: the data key is rewrapped, the sealed input untouched.
+    // An input stored plain (as SQL's `finflow_submit`, which cannot seal, or a row written
+    // before keys were configured) is sealed, and its identity keyed, as it starts.
+    let personal: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workflows.join("inputs/onboard-personal.json")).expect("input"),
+    )
+    .expect("json");
+    let personal_nik = personal["borrower"]["authorised_signatory"]["documents"]["ktp"]["number"]
+        .as_str()
+        .expect("nik")
+        .to_owned();
+    let submitted_plain = plain
+        .submit(&NewWorkflow::new("onboard-borrower", "plain-1", personal))
+        .await
+        .expect("submit")
+        .id;
+    assert!(
+        plain
+            .get(submitted_plain)
+            .await
+            .unwrap()
+            .unwrap()
+            .data_key
+            .is_none()
+    );
+    executor(&old, "old-worker")
+        .advance(submitted_plain)
+        .await
+        .expect("advance");
+    let started = old.get(submitted_plain).await.unwrap().unwrap();
+    assert!(privacy::is_sealed(&started.input), "{}", started.input);
+    assert!(
+        started
+            .data_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("old:"))
+    );
+    assert_ne!(started.state, store::INITIAL_STATE, "it started");
+    let identity: Option<String> =
+        sqlx::query_scalar("SELECT identity_key FROM workflows WHERE id = $1")
+            .bind(submitted_plain.to_string())
+            .fetch_one(plain.sqlite_pool().expect("sqlite"))
+            .await
+            .expect("identity key");
+    assert!(
+        identity.is_some_and(|k| k.starts_with("h1:")),
+        "keyed, not SHA-256 of the NIK"
+    );
+
+    // Rotate: the data keys (of both workflows) are rewrapped, the sealed input untouched.
     let sealed_before = row.input.clone();
-    assert_eq!(both.rotate_keys(100).await.expect("rotate"), 1);
+    assert_eq!(both.rotate_keys(100).await.expect("rotate"), 2);
     let row = new_only.get(id).await.unwrap().unwrap();
     assert!(
         row.data_key
@@ -158,6 +207,10 @@ async fn after_rotate_an_old_workflow_runs_to_completion_under_the_new_key() {
     .expect("scan");
     for text in &texts {
         assert!(!text.contains(&nik), "the NIK is stored plain: {text}");
+        assert!(
+            !text.contains(&personal_nik),
+            "the NIK is stored plain: {text}"
+        );
     }
     drop(sandbox);
     let _ = std::fs::remove_file(&path);

@@ -50,12 +50,22 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<store:
 }
 
 /// [`open_store`] for a command that writes personal data (`run`, `submit`, `console`,
-/// `privacy`): the keys must fit the database (`Store::check_keys`), so that a wrong key
-/// stops it at start and a database that holds sealed data never gets plain rows.
+/// `privacy`): `[privacy]` keys must be configured and fit the database
+/// (`Store::check_keys`), so that a missing or wrong key stops it at start instead of
+/// writing personal data plain.
 ///
 /// # Errors
-/// As [`open_store`], or keys that do not fit.
+/// As [`open_store`]; no keys; keys that do not fit.
 pub async fn open_store_for_writes(config: &Config, migrate: bool) -> anyhow::Result<store::Store> {
+    if config.keys()?.is_none() {
+        anyhow::bail!(
+            "no [privacy] keys are configured: finflow does not store borrowers' personal data \
+             plain. Set privacy.keys, privacy.active and privacy.hash_key (e.g. \
+             FINFLOW_PRIVACY__KEYS__K1=<key> FINFLOW_PRIVACY__ACTIVE=k1 \
+             FINFLOW_PRIVACY__HASH_KEY=<another key>; `finflow privacy new-key` prints a key; \
+             see the README, \"Personal data\")"
+        );
+    }
     let store = open_store(config, migrate).await?;
     let url = config.database_url.redacted();
     store

@@ -10,6 +10,7 @@ use chrono::{NaiveDate, TimeZone as _, Utc};
 use worker::config::Config;
 
 pub const PRIVACY_HELP: &str = "Examples:\n  \
+    finflow privacy new-key                            # a fresh key to configure\n  \
     finflow privacy seal                               # seal inputs and callbacks still plain\n  \
     finflow privacy rotate                             # rewrap data keys under [privacy] active\n  \
     finflow privacy purge --finished-before 2021-12-01 # erase the personal data of older workflows\n  \
@@ -31,6 +32,9 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum What {
+    /// Print a fresh random key (base64 of 32 bytes) for `privacy.keys` or
+    /// `privacy.hash_key`; nothing is stored.
+    NewKey,
     /// Seal the inputs and callback payloads still stored plain (written before keys were
     /// configured, or submitted through SQL), in batches, with progress; safe while the
     /// fleet runs, resumable.
@@ -55,24 +59,25 @@ enum What {
 /// # Errors
 /// The configuration, the keys or the database failed; a refused erasure.
 pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
+    if let What::NewKey = args.what {
+        use secrecy::ExposeSecret as _;
+        println!("{}", privacy::KeyRing::new_key_base64().expose_secret());
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = Config::load(config)?;
     let store = super::open_store_for_writes(&config, false).await?;
     match args.what {
-        What::Seal => {
-            if store.keys().is_none() {
-                anyhow::bail!("no [privacy] keys are configured: there is nothing to seal with");
+        What::NewKey => {}
+        What::Seal => loop {
+            let progress = store.seal_plain(BATCH).await.context("sealing failed")?;
+            eprintln!(
+                "finflow privacy seal: {} sealed, {} still plain",
+                progress.sealed, progress.left
+            );
+            if progress.left == 0 || progress.sealed == 0 {
+                break;
             }
-            loop {
-                let progress = store.seal_plain(BATCH).await.context("sealing failed")?;
-                eprintln!(
-                    "finflow privacy seal: {} sealed, {} still plain",
-                    progress.sealed, progress.left
-                );
-                if progress.left == 0 || progress.sealed == 0 {
-                    break;
-                }
-            }
-        }
+        },
         What::Rotate => {
             let mut total = 0;
             loop {

@@ -44,20 +44,12 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let events_retain = config.events.retain()?;
     let privacy_retain = config.privacy_retain()?;
     let store = super::open_store_for_writes(&config, true).await?;
-    if store.keys().is_none() {
-        tracing::warn!(
-            "no [privacy] keys are configured: borrowers' personal data is stored plain (see the README, \"Personal data\")"
-        );
-        eprintln!(
-            "finflow: warning: no [privacy] keys are configured: personal data is stored plain"
-        );
-    }
     // Personal data upkeep, in the background (any worker of the fleet may do it; doing it
-    // twice changes nothing): with keys, rows still plain (written before the keys, or
-    // submitted through SQL) are sealed in batches, every minute while some are left, then
-    // hourly; with `[privacy] retain`, the personal data of workflows finished longer ago
-    // is erased hourly.
-    if store.keys().is_some() || privacy_retain.is_some() {
+    // twice changes nothing): rows still plain (written before keys were configured, or
+    // submitted through SQL and not started yet) are sealed in batches, every minute while
+    // some are left, then hourly; with `[privacy] retain`, the personal data of workflows
+    // finished longer ago is erased hourly.
+    {
         let store = store.clone();
         tokio::spawn(async move {
             let mut minute = tokio::time::interval(Duration::from_secs(60));
@@ -66,7 +58,7 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
             loop {
                 minute.tick().await;
                 let hourly = last_hourly.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600));
-                if store.keys().is_some() && (plain_left || hourly) {
+                if plain_left || hourly {
                     match store.seal_plain(500).await {
                         Ok(progress) => {
                             plain_left = progress.left > 0;

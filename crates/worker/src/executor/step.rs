@@ -222,6 +222,11 @@ impl Executor {
                     source,
                 }
             })?;
+            // An input still plain (submitted through SQL, which cannot seal) is sealed
+            // before the first step, and its identity key keyed like every other.
+            if self.store.seal_if_plain(&workflow).await? {
+                tracing::debug!("the input submitted plain is sealed");
+            }
             // A returning borrower (an earlier onboarding of the same NIK completed) is
             // adopted, not created again.
             // Only a workflow that names a borrower by NIK can have one: no query for others.

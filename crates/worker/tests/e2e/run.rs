@@ -103,6 +103,13 @@ const CALLBACK_KEY: &str = "e2e-callback-key";
 const E2E_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const E2E_HASH_KEY: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
+/// The same keys as `finflow`'s `[privacy]` variables.
+pub const PRIVACY_ENV: [(&str, &str); 3] = [
+    ("FINFLOW_PRIVACY__KEYS__E2E", E2E_KEY),
+    ("FINFLOW_PRIVACY__ACTIVE", "e2e"),
+    ("FINFLOW_PRIVACY__HASH_KEY", E2E_HASH_KEY),
+];
+
 /// The keys the fleet of a run seals personal data with, for the test's own store.
 pub fn keys() -> std::sync::Arc<privacy::KeyRing> {
     use secrecy::SecretString;
@@ -188,9 +195,9 @@ pub async fn start_fleet(test_db: &TestDb, run: Run, faults: FaultRates, clock: 
         // A killed worker's workflows are taken over when their lease ends.
         ("FINFLOW_WORKER__LEASE_SECS", "2"),
         // Personal data sealed, as a lender runs it (`keys()`: the test's own store too).
-        ("FINFLOW_PRIVACY__KEYS__E2E", E2E_KEY),
-        ("FINFLOW_PRIVACY__ACTIVE", "e2e"),
-        ("FINFLOW_PRIVACY__HASH_KEY", E2E_HASH_KEY),
+        PRIVACY_ENV[0],
+        PRIVACY_ENV[1],
+        PRIVACY_ENV[2],
         ("FINFLOW_WORKER__CONCURRENCY", &concurrency),
         // The sandbox has no rate limit here: the fleet keeps none either (a 429's pause
         // still holds every worker).
