@@ -7,10 +7,16 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, PgPool, SqlitePool};
+use sqlx::{Connection as _, Executor, PgPool, SqlitePool};
 
 use crate::Store;
 use crate::error::StoreError;
+
+/// A pooled PostgreSQL connection idle for at least this long is tested (one round trip)
+/// before it is handed out; one in steady use is not. sqlx's default tests every one, which
+/// costs a round trip per statement under load (the pool also tests each connection as it
+/// is returned, so a broken one is dropped there).
+const TEST_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// The backend a store runs on, with its pool.
 #[derive(Clone, Debug)]
@@ -123,6 +129,15 @@ impl Store {
                     .max_connections(options.max_connections.unwrap_or(10))
                     .min_connections(options.min_connections)
                     .acquire_timeout(options.acquire_timeout)
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= TEST_WHEN_IDLE_FOR {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(pg)
                     .await?;
                 Backend::Postgres(pool)
