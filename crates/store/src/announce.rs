@@ -16,8 +16,6 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::inbox::Source;
-use crate::wakeup::{AT_ONCE, push_sqlite};
-use crate::workflow::uuid_from_sqlite;
 
 /// What a finishing workflow tells the workflows waiting for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +67,6 @@ pub(crate) async fn announce_sqlite(
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    let mut wakeups = Vec::with_capacity(waiters.len());
     for waiter in &waiters {
         sqlx::query(
             "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
@@ -79,9 +76,8 @@ pub(crate) async fn announce_sqlite(
         .bind(now)
         .execute(&mut *conn)
         .await?;
-        wakeups.push((uuid_from_sqlite(waiter)?, AT_ONCE));
     }
-    push_sqlite(conn, &wakeups).await
+    Ok(())
 }
 
 /// SQLite version of [`copy_announcements_pg`].

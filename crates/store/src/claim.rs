@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::inbox::{InboxRow, pending_events_sqlite};
-use crate::time::{delta, from_sqlite, to_sqlite};
+use crate::time::{delta, to_sqlite};
 use crate::tx::SQLITE_BEGIN;
-use crate::wakeup::{push_pg, push_sqlite};
+use crate::wakeup::notify_due_pg;
 use crate::workflow::{Status, Workflow, workflow_columns};
 use crate::{Backend, Store};
 
@@ -261,8 +261,8 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let next = next.ok_or(StoreError::LeaseLost(workflow_id))?;
-                if let Some(at) = next {
-                    push_pg(&mut tx, &[(workflow_id, at)]).await?;
+                if next.is_some_and(|at| at <= Utc::now()) {
+                    notify_due_pg(&mut tx, &[workflow_id]).await?;
                 }
                 tx.commit().await?;
             }
@@ -281,10 +281,10 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let next = next.ok_or(StoreError::LeaseLost(workflow_id))?;
-                if let Some(at) = next {
-                    push_sqlite(&mut tx, &[(workflow_id, from_sqlite(&at)?)]).await?;
-                }
                 tx.commit().await?;
+                if next.is_some_and(|at| at <= to_sqlite(Utc::now())) {
+                    self.hand_over(workflow_id);
+                }
             }
         }
         Ok(())

@@ -14,7 +14,7 @@ use crate::inbox::Source;
 use crate::journal::{JournalEntry, Outcome, append_pg, append_sqlite};
 use crate::time::to_sqlite;
 use crate::tx::SQLITE_BEGIN;
-use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::wakeup::notify_due_pg;
 use crate::{Backend, Store};
 
 /// The inbox title of an operator's cancel ([`Store::record_command`]).
@@ -204,7 +204,7 @@ pub(crate) async fn queue_pg(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    push_pg(tx, &[(id, AT_ONCE)]).await?;
+    notify_due_pg(tx, &[id]).await?;
     Ok(inbox_id)
 }
 
@@ -243,7 +243,6 @@ pub(crate) async fn queue_sqlite(
     .bind(&now)
     .execute(&mut *tx)
     .await?;
-    push_sqlite(tx, &[(id, AT_ONCE)]).await?;
     Ok(inbox_id)
 }
 

@@ -30,7 +30,6 @@ use crate::journal::{JournalEntry, append_sqlite};
 use crate::reconcile::{self, Observed};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
 use crate::tx::SQLITE_BEGIN;
-use crate::wakeup::{AT_ONCE, push_sqlite};
 use crate::workflow::Status;
 use crate::{Backend, Store};
 
@@ -398,14 +397,6 @@ async fn commit_sqlite(
         .fetch_one(&mut *conn)
         .await?;
         next_run_at = Some(from_sqlite(&due)?);
-    }
-    let wake_at = if pending_events.is_empty() {
-        next_run_at
-    } else {
-        Some(AT_ONCE)
-    };
-    if let Some(at) = wake_at.filter(|_| eff.release) {
-        push_sqlite(conn, &[(commit.workflow_id, at)]).await?;
     }
     if !commit.observed.is_empty() {
         reconcile::write_sqlite(conn, commit.workflow_id, &commit.observed).await?;

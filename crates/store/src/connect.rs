@@ -37,6 +37,10 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// SQLite only: how long a writer waits for the write lock (default 5 s).
     pub busy_timeout: Duration,
+    /// A worker process's store: its PostgreSQL connections are named
+    /// `finflow-worker:<random tag>` instead of `finflow`, and the worker answers the due
+    /// hints they send ([`crate::DueNotice::answered_by`]). Default false.
+    pub worker: bool,
 }
 
 impl Default for StoreOptions {
@@ -46,6 +50,7 @@ impl Default for StoreOptions {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(10),
             busy_timeout: Duration::from_secs(5),
+            worker: false,
         }
     }
 }
@@ -54,6 +59,16 @@ impl Default for StoreOptions {
 pub(crate) enum Target {
     Postgres(PgConnectOptions),
     Sqlite(SqliteConnectOptions),
+}
+
+/// The `application_name` of a store's PostgreSQL connections (see [`StoreOptions::worker`]).
+fn origin(options: &StoreOptions) -> String {
+    if options.worker {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        format!("{}{}", crate::WORKER_ORIGIN_PREFIX, &tag[..12])
+    } else {
+        "finflow".to_owned()
+    }
 }
 
 impl Target {
@@ -123,8 +138,10 @@ impl Store {
     /// in-memory SQLite, which would not be durable); [`StoreError::Database`] when the first
     /// connection fails.
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let origin = origin(options);
         let backend = match Target::parse(url, options)? {
             Target::Postgres(pg) => {
+                let pg = pg.application_name(&origin);
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections.unwrap_or(10))
                     .min_connections(options.min_connections)
@@ -165,6 +182,7 @@ impl Store {
             backend,
             due: crate::due::Due::default(),
             keys: None,
+            origin: origin.into(),
         })
     }
 }

@@ -23,7 +23,6 @@ use uuid::Uuid;
 use crate::error::{StoreError, decode_error};
 use crate::time::{from_sqlite, from_sqlite_opt, to_sqlite};
 use crate::tx::SQLITE_BEGIN;
-use crate::wakeup::{AT_ONCE, push_sqlite};
 use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
 use crate::{Backend, Store};
 
@@ -547,7 +546,6 @@ impl Store {
                     .bind(to_sqlite(now))
                     .execute(&mut *tx)
                     .await?;
-                    push_sqlite(&mut tx, &[(workflow_id, AT_ONCE)]).await?;
                 }
                 tx.commit().await?;
                 Ok(Recorded {

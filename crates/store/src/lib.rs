@@ -78,7 +78,7 @@ pub use rate_limit::{
 pub use reconcile::{FindingRow, KnownLoanRow, NUDGE_TITLE, NewFinding, Observed, RECONCILE_KIND};
 pub use submit::{INITIAL_STATE, NewWorkflow, Submitted};
 pub use tx::StoreTx;
-pub use wakeup::{WAKEUP_MAX_ATTEMPTS, WAKEUP_QUEUE, Wakeup};
+pub use wakeup::{DUE_CHANNEL, DueListener, DueNotice, WAKEUP_QUEUE, WORKER_ORIGIN_PREFIX, Wakeup};
 pub use webhooks::{ClaimedDelivery, DeliveryRow, DeliveryStatus, delivery_id};
 pub use workflow::{Status, StatusCount, Workflow};
 
@@ -89,9 +89,17 @@ pub struct Store {
     due: due::Due,
     /// The keys sealing personal data (`crate::personal`); `None`: stored plain.
     keys: Option<std::sync::Arc<privacy::KeyRing>>,
+    /// The `application_name` of its PostgreSQL connections.
+    origin: std::sync::Arc<str>,
 }
 
 impl Store {
+    /// The `application_name` its PostgreSQL connections carry, and so the origin of the due
+    /// hints they send (`finflow-worker:<tag>` for a worker's store, else `finflow`).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// Which backend, with its pool: for the worker to build apalis storages on the same
     /// pool (`PostgresStorage::<Wakeup>::new(pool)` with queue [`WAKEUP_QUEUE`]).
     pub fn backend(&self) -> &Backend {

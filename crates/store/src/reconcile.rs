@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::inbox::Source;
 use crate::time::{from_sqlite, from_sqlite_opt, to_sqlite};
-use crate::wakeup::{AT_ONCE, push_pg, push_sqlite};
+use crate::wakeup::notify_due_pg;
 use crate::{Backend, Store};
 
 /// The inbox title of a nudge: "read Finfra now".
@@ -395,8 +395,7 @@ pub(crate) async fn write_pg(
         .bind(nudge_payload(run_id))
         .fetch_all(&mut *conn)
         .await?;
-        let wakeups: Vec<_> = nudged.into_iter().map(|id| (id, AT_ONCE)).collect();
-        push_pg(conn, &wakeups).await?;
+        notify_due_pg(conn, &nudged).await?;
     }
     if observed.complete {
         sqlx::query("DELETE FROM reconcile_seen WHERE run_id = $1")
@@ -462,7 +461,6 @@ pub(crate) async fn write_sqlite(
         .execute(&mut *conn)
         .await?;
     }
-    let mut wakeups = Vec::new();
     for id in &observed.nudge {
         let due = sqlx::query(
             "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), updated_at = $2 \
@@ -487,9 +485,7 @@ pub(crate) async fn write_sqlite(
         .bind(id.to_string())
         .execute(&mut *conn)
         .await?;
-        wakeups.push((*id, AT_ONCE));
     }
-    push_sqlite(conn, &wakeups).await?;
     if observed.complete {
         sqlx::query("DELETE FROM reconcile_seen WHERE run_id = $1")
             .bind(&run)

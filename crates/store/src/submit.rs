@@ -26,7 +26,6 @@ use crate::error::{CONFLICT_SQLSTATE, ONBOARDING_IN_PROGRESS_SQLSTATE, StoreErro
 use crate::identity::{holder_sqlite, sha256_hex};
 use crate::personal::nik_last4;
 use crate::time::to_sqlite;
-use crate::wakeup::push_sqlite;
 use crate::workflow::uuid_from_sqlite;
 use crate::{Store, StoreTx};
 
@@ -252,7 +251,6 @@ async fn submit_sqlite(
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
-        push_sqlite(conn, &[(id, now)]).await?;
         return Ok(Submitted { id, created: true });
     }
     // Only in a transaction the caller began without the write lock: another submit of the

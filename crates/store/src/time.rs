@@ -47,28 +47,6 @@ pub(crate) fn delta(d: std::time::Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
-/// Unix seconds at which an apalis wake-up task should run for a workflow due at `at`, where
-/// `now` is this process's clock.
-///
-/// apalis stores `run_at` in whole seconds and compares it with the database's clock.
-/// Rounding a future time down would fire the task up to a second early, when the workflow is
-/// not yet due and the wake-up would be wasted; so a future time is rounded up. A time already
-/// past means "now": it is set a second in the past, so a database clock slightly behind
-/// ours never holds back a wake-up that should run at once (the idle fleet's pickup latency).
-pub(crate) fn wakeup_secs(at: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
-    let secs = if at > now {
-        let whole = at.timestamp();
-        if at.timestamp_subsec_nanos() > 0 {
-            whole.saturating_add(1)
-        } else {
-            whole
-        }
-    } else {
-        now.timestamp().saturating_sub(1)
-    };
-    u64::try_from(secs).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,22 +67,5 @@ mod tests {
             from_sqlite(&to_sqlite(b)).expect("parses"),
             a + TimeDelta::milliseconds(1)
         );
-    }
-
-    #[test]
-    fn future_wakeups_round_up_due_ones_run_at_once() {
-        let now = Utc
-            .with_ymd_and_hms(2026, 1, 1, 0, 0, 10)
-            .single()
-            .expect("valid");
-        let secs = now.timestamp() as u64;
-        assert_eq!(
-            wakeup_secs(now + TimeDelta::milliseconds(1500), now),
-            secs + 2
-        );
-        assert_eq!(wakeup_secs(now + TimeDelta::seconds(3), now), secs + 3);
-        assert_eq!(wakeup_secs(now - TimeDelta::minutes(5), now), secs - 1);
-        assert_eq!(wakeup_secs(now, now), secs - 1);
-        assert_eq!(wakeup_secs(DateTime::<Utc>::MIN_UTC, now), secs - 1);
     }
 }

@@ -1,105 +1,157 @@
 //! Wake-ups: how a workflow that becomes due reaches a worker.
 //!
-//! A wake-up is a tiny apalis task in queue [`WAKEUP_QUEUE`] whose payload is a [`Wakeup`]
-//! (`{"workflow_id": "…"}`, JSON). It is written in the same transaction as the change that
-//! makes the workflow due (submit, step commit, matched callback, command), with apalis's own
-//! insert (`apalis_postgres::queries::push_tasks` / `apalis_sqlite::queries`' `push_tasks`)
-//! on the transaction's connection, so a rollback removes it and a commit publishes both.
-//! On PostgreSQL, `finflow_submit` inserts the same row in SQL (`finflow_schedule_wakeup`).
+//! `workflows.next_run_at` is the truth. Every worker's due scan ([`Store::claim_due`],
+//! every `poll_interval`) claims what is due straight from `workflows` (`FOR UPDATE SKIP
+//! LOCKED` on PostgreSQL): work scheduled for later, the workflows of a worker that died
+//! (a held workflow stays due, so it is free once the lease ends), anything a lost hint
+//! would have left behind. No job row is written, fetched or acknowledged per wake-up.
 //!
-//! The task is only a hint. `workflows.next_run_at` is the truth: a worker handling a wake-up
-//! calls [`Store::claim`], which takes the workflow only if it is due and free; a stale or
-//! duplicate wake-up finds nothing and is acknowledged. [`Store::claim_due`], run by every
-//! worker every 250 ms, takes whatever is due and free: the workflows of a worker that died
-//! mid-step (a held workflow stays due, so it is free once the lease ends), and anything a
-//! lost wake-up would have left behind (a wake-up apalis gave up on, a restored backup).
+//! What makes a workflow due *now* also sends a hint so that a worker starts at once:
 //!
-//! The worker builds its apalis storage on [`Store::pg_pool`] / [`Store::sqlite_pool`] with
-//! `Config::default().queue(WAKEUP_QUEUE)` and handler argument type [`Wakeup`].
+//! - **PostgreSQL:** `NOTIFY finflow_due` with `"<workflow id> <application_name>"`, sent by
+//!   `finflow_schedule_wakeup` (migration 0015) inside the transaction that made it due, so
+//!   it is delivered on commit and never for a rollback. A worker process's connections are
+//!   named `finflow-worker:<tag>` ([`StoreOptions::worker`](crate::StoreOptions)); a worker
+//!   answers its own hints and those of anything that is not a worker (`finflow submit`,
+//!   SQL's `finflow_submit`, the console), and leaves other workers' hints to them
+//!   ([`DueNotice::answered_by`]), so a fleet claims a workflow once, not once per worker.
+//! - **SQLite** (one process): the in-process hand-over ([`Store::due_now`]) after commit.
+//!
+//! A hint is only a hint: the worker claims ([`Store::claim`]) before acting, and a claim
+//! that finds the workflow not due or held does nothing.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, SqliteConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::time::wakeup_secs;
 use crate::{Backend, Store, StoreTx};
 
-/// The apalis queue (job type) of finflow's wake-ups. A contract with `finflow_submit`.
+/// The apalis queue earlier builds wrote a task per wake-up into; only pruned now.
 pub const WAKEUP_QUEUE: &str = "finflow-wakeups";
 
-/// apalis `max_attempts` of a wake-up task. A wake-up's handler only fails when the store
-/// does; apalis retries those at once, and a wake-up it gives up on is found again by
-/// [`Store::claim_due`].
-pub const WAKEUP_MAX_ATTEMPTS: usize = 10;
+/// The PostgreSQL channel of due hints (`finflow_schedule_wakeup`).
+pub const DUE_CHANNEL: &str = "finflow_due";
 
-/// "As soon as possible" for the push functions: any time in the past means now. Used where
-/// the database decided the workflow is due now (its clock may run ahead of ours).
-pub(crate) const AT_ONCE: DateTime<Utc> = DateTime::<Utc>::MIN_UTC;
+/// How the `application_name` of a worker process's connections begins.
+pub const WORKER_ORIGIN_PREFIX: &str = "finflow-worker:";
 
-/// Payload of a wake-up task: "advance workflow X if it is due".
+/// "Advance workflow X if it is due": what a worker's runner hands its handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Wakeup {
     pub workflow_id: Uuid,
 }
 
-fn task(
-    workflow_id: Uuid,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> apalis::prelude::Task<Vec<u8>> {
-    // A struct of one Uuid always serializes; build the bytes by hand to keep this infallible
-    // and byte-identical to serde's output.
-    let payload = format!(r#"{{"workflow_id":"{workflow_id}"}}"#).into_bytes();
-    apalis::prelude::TaskBuilder::new(payload)
-        .run_at_timestamp(wakeup_secs(at, now))
-        .max_attempts(WAKEUP_MAX_ATTEMPTS)
-        .build()
+/// A `finflow_due` notification: the workflow, and the `application_name` of the session
+/// that made it due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueNotice {
+    pub workflow_id: Uuid,
+    pub origin: String,
 }
 
-/// Inserts wake-up tasks on a PostgreSQL connection (usually inside a transaction).
-///
-/// # Errors
-/// [`StoreError::Database`] when the insert fails.
-pub(crate) async fn push_pg(
-    conn: &mut PgConnection,
-    wakeups: &[(Uuid, DateTime<Utc>)],
-) -> Result<(), StoreError> {
-    if wakeups.is_empty() {
-        return Ok(());
+impl DueNotice {
+    /// Reads a notification's payload; `None` for anything else.
+    #[must_use]
+    pub fn parse(payload: &str) -> Option<Self> {
+        let (id, origin) = payload.split_once(' ').unwrap_or((payload, ""));
+        Some(Self {
+            workflow_id: id.parse().ok()?,
+            origin: origin.to_owned(),
+        })
     }
-    let now = Utc::now();
-    let tasks = wakeups.iter().map(|&(id, at)| task(id, at, now)).collect();
-    apalis_postgres::queries::push_tasks(conn, WAKEUP_QUEUE, tasks).await?;
-    Ok(())
+
+    /// Whether the worker whose connections are named `me` answers it: its own, and any
+    /// that no worker sent (every worker answers those; the first claim wins).
+    #[must_use]
+    pub fn answered_by(&self, me: &str) -> bool {
+        self.origin == me || !self.origin.starts_with(WORKER_ORIGIN_PREFIX)
+    }
 }
 
-/// Inserts wake-up tasks on a SQLite connection (usually inside a transaction).
+/// A PostgreSQL connection listening to [`DUE_CHANNEL`] for one worker, from
+/// [`Store::listen_due`]. It holds one connection of the store's pool until dropped.
+pub struct DueListener {
+    listener: sqlx::postgres::PgListener,
+    me: std::sync::Arc<str>,
+}
+
+impl std::fmt::Debug for DueListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueListener")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DueListener {
+    /// Waits for the next hint this worker answers ([`DueNotice::answered_by`]). A lost
+    /// connection is made again on the next call; hints sent meanwhile are lost, and the
+    /// due scan finds their workflows.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the connection cannot be made again or the pool was
+    /// closed (then stop listening).
+    pub async fn next(&mut self) -> Result<Uuid, StoreError> {
+        loop {
+            let Some(notification) = self.listener.try_recv().await? else {
+                continue;
+            };
+            if let Some(notice) = DueNotice::parse(notification.payload())
+                && notice.answered_by(&self.me)
+            {
+                return Ok(notice.workflow_id);
+            }
+        }
+    }
+}
+
+/// Sends the due hint for `ids` on a PostgreSQL connection (usually inside a transaction:
+/// it is delivered when that commits). Nothing for an empty list.
 ///
 /// # Errors
-/// [`StoreError::Database`] when the insert fails.
-pub(crate) async fn push_sqlite(
-    conn: &mut SqliteConnection,
-    wakeups: &[(Uuid, DateTime<Utc>)],
-) -> Result<(), StoreError> {
-    if wakeups.is_empty() {
+/// [`StoreError::Database`] when the statement fails.
+pub(crate) async fn notify_due_pg(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), StoreError> {
+    if ids.is_empty() {
         return Ok(());
     }
-    let now = Utc::now();
-    let tasks: Vec<_> = wakeups.iter().map(|&(id, at)| task(id, at, now)).collect();
-    apalis_sqlite::queries::push_tasks(conn, WAKEUP_QUEUE, &tasks).await?;
+    sqlx::query("SELECT finflow_schedule_wakeup(id) FROM unnest($1::uuid[]) AS t(id)")
+        .bind(ids)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 impl Store {
-    /// Schedules a wake-up for `workflow_id` at `run_at` inside the caller's transaction.
-    /// Does not change `next_run_at`: use it after writing the row yourself, or to nudge a
-    /// workflow. apalis runs tasks at whole seconds; a future `run_at` is rounded up.
+    /// Listens to the due hints ([`DUE_CHANNEL`]) this store's worker answers. `None` on
+    /// SQLite (one process: its hints are handed over in-process, [`Store::due_now`]).
     ///
     /// # Errors
-    /// [`StoreError::Database`] when the insert fails (on PostgreSQL the transaction is then
-    /// aborted: roll it back).
+    /// [`StoreError::Database`] when the connection or the `LISTEN` fails.
+    pub async fn listen_due(&self) -> Result<Option<DueListener>, StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+                listener.listen(DUE_CHANNEL).await?;
+                Ok(Some(DueListener {
+                    listener,
+                    me: self.origin.clone(),
+                }))
+            }
+            Backend::Sqlite(_) => Ok(None),
+        }
+    }
+
+    /// Hints, inside the caller's transaction, that `workflow_id` is due at `run_at`: on
+    /// PostgreSQL a `finflow_due` notification on commit when `run_at` is not in the future
+    /// (a later time is the due scan's); on SQLite nothing (the due scan, and the hand-over
+    /// of this process's own submits and callbacks). Does not change `next_run_at`: write
+    /// the row yourself.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the statement fails (on PostgreSQL the transaction is
+    /// then aborted: roll it back).
     pub async fn schedule_wakeup_in(
         &self,
         tx: &mut StoreTx<'_>,
@@ -107,14 +159,16 @@ impl Store {
         run_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         match tx {
-            StoreTx::Postgres(tx) => push_pg(tx, &[(workflow_id, run_at)]).await,
-            StoreTx::Sqlite(tx) => push_sqlite(tx, &[(workflow_id, run_at)]).await,
+            StoreTx::Postgres(tx) if run_at <= Utc::now() => {
+                notify_due_pg(tx, &[workflow_id]).await
+            }
+            StoreTx::Postgres(_) | StoreTx::Sqlite(_) => Ok(()),
         }
     }
 
-    /// Deletes finished wake-up tasks (done, killed, or failed for good) that finished before
-    /// `before`; apalis never deletes its rows, and every step leaves two or three. Returns
-    /// how many were deleted. Pending and running wake-ups are never touched.
+    /// Deletes finished wake-up tasks of earlier builds (done, killed, or failed for good)
+    /// that finished before `before`; apalis never deletes its rows. Returns how many were
+    /// deleted. Pending and running wake-ups are never touched.
     ///
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
@@ -142,6 +196,41 @@ impl Store {
             .rows_affected(),
         };
         Ok(done)
+    }
+
+    /// Records that worker `worker_id` is alive now, in apalis's registry of workers (what
+    /// `finflow status` and `/readyz` list as the fleet). A worker calls it every few
+    /// seconds.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on a database failure.
+    pub async fn heartbeat(&self, worker_id: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen, \
+                     started_at) VALUES ($1, $2, 'finflow', '', now(), now()) \
+                     ON CONFLICT (id) DO UPDATE SET last_seen = now()",
+                )
+                .bind(worker_id)
+                .bind(WAKEUP_QUEUE)
+                .execute(pool)
+                .await?;
+            }
+            Backend::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO Workers (id, worker_type, storage_name, layers, last_seen, \
+                     started_at) VALUES ($1, $2, 'finflow', '', $3, $3) \
+                     ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen",
+                )
+                .bind(worker_id)
+                .bind(WAKEUP_QUEUE)
+                .bind(Utc::now().timestamp())
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes apalis's registrations of workers not seen since `before` that no task
@@ -179,15 +268,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payload_is_what_serde_writes_and_reads() {
-        let wakeup = Wakeup {
-            workflow_id: Uuid::new_v4(),
-        };
-        let now = Utc::now();
-        let task = task(wakeup.workflow_id, now, now);
-        let expected = serde_json::to_vec(&wakeup).expect("serializes");
-        assert_eq!(task.args, expected);
-        let back: Wakeup = serde_json::from_slice(&task.args).expect("decodes");
-        assert_eq!(back, wakeup);
+    fn notices_name_the_workflow_and_who_answers() {
+        let id = Uuid::new_v4();
+        let mine = DueNotice::parse(&format!("{id} finflow-worker:abc")).expect("parses");
+        assert_eq!(mine.workflow_id, id);
+        assert!(mine.answered_by("finflow-worker:abc"));
+        assert!(
+            !mine.answered_by("finflow-worker:def"),
+            "another worker's own"
+        );
+        let cli = DueNotice::parse(&format!("{id} finflow")).expect("parses");
+        assert!(
+            cli.answered_by("finflow-worker:def"),
+            "no worker sent it: everyone"
+        );
+        let sql = DueNotice::parse(&format!("{id} ")).expect("parses");
+        assert!(sql.answered_by("finflow-worker:def"));
+        assert_eq!(
+            DueNotice::parse(&id.to_string()).map(|n| n.workflow_id),
+            Some(id)
+        );
+        assert_eq!(DueNotice::parse("not-a-uuid x"), None);
     }
 }

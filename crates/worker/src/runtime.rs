@@ -1,29 +1,27 @@
 //! The worker runtime: how due workflows reach the [`Executor`].
 //!
-//! Two paths, both ending in [`Executor::advance`], which claims the workflow in the store
-//! (so whichever path comes first wins and the other finds nothing to do):
+//! `workflows.next_run_at` is the truth; no job row is written per wake-up. Every path ends
+//! in a claim of the workflow in the store (so whichever comes first wins and the others
+//! find nothing to do):
 //!
-//! - **apalis wake-ups.** Every change that makes a workflow due also inserts a tiny apalis
-//!   task (`{"workflow_id"}`) in the same transaction. The worker consumes queue
-//!   [`store::WAKEUP_QUEUE`] with `LISTEN/NOTIFY` on PostgreSQL and a short poll on SQLite,
-//!   so an idle fleet picks up new work in milliseconds. Handlers always succeed from
-//!   apalis's point of view: apalis retries failed tasks at once, with no backoff, and our
-//!   retries live in the workflow's own state.
-//! - **The in-process hand-over (SQLite).** What this process's own store makes due (a
-//!   submit, a callback its receiver stored, events left waiting by a commit) reaches the
-//!   worker at once through [`store::Store::due_now`], instead of at apalis's next 100 ms
-//!   poll of the SQLite queue. On PostgreSQL `LISTEN/NOTIFY` already wakes every worker of
-//!   the fleet within milliseconds, and a second path would only add claims that find the
-//!   workflow taken.
-//! - **The due scan.** Every `poll_interval`, [`store::Store::claim_due`] takes workflows
-//!   whose `next_run_at` has come: wake-ups scheduled in the future (apalis's notifications
-//!   only cover tasks due now), workflows whose holder died (its lease expired), anything a
-//!   lost task would have left behind.
+//! - **Hints, run by apalis.** finflow's apalis worker consumes a stream of "advance
+//!   workflow X" tasks ([`store::Wakeup`]) fed by (PostgreSQL) a `LISTEN finflow_due`
+//!   connection, on which every transaction that makes a workflow due notifies at commit
+//!   (`store::DueListener`: a worker answers its own hints and those of non-worker
+//!   processes such as `finflow submit`, not other workers'), and (SQLite, one process) the
+//!   in-process hand-over of what this process's store makes due ([`store::Store::due_now`]).
+//!   apalis gives the worker its lifecycle and graceful shutdown; handlers always succeed
+//!   from its point of view, since retries live in the workflow's own state.
+//! - **The due scan.** Every `poll_interval`, [`store::Store::claim_due`] claims workflows
+//!   whose `next_run_at` has come, straight from `workflows` (`FOR UPDATE SKIP LOCKED`):
+//!   work scheduled for later, workflows whose holder died (its lease expired), hints lost
+//!   to a dropped connection, SQLite work made due by another process (a `finflow submit`).
 //!
-//! Finished apalis tasks, the registrations of workers gone for a day, and lifecycle events
+//! Finished apalis tasks of earlier builds, stale worker registrations, and lifecycle events
 //! past their retention (`[events] retain`) are pruned periodically. With `[[webhooks]]`
-//! configured, a deliverer (`crate::webhooks`) pushes the lifecycle events to them. On shutdown, fetching stops and in-flight
-//! steps finish; a step cut short is reconciled by the next worker once its lease expires.
+//! configured, a deliverer (`crate::webhooks`) pushes the lifecycle events to them. On
+//! shutdown, fetching stops and in-flight steps finish; a step cut short is reconciled by
+//! the next worker once its lease expires.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,8 +29,10 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use chrono::Utc;
-use store::{Backend, WAKEUP_QUEUE, Wakeup};
-use tokio::sync::{Semaphore, watch};
+use futures_util::{SinkExt as _, StreamExt as _};
+use store::{Backend, Wakeup};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use uuid::Uuid;
 
 use crate::executor::{Advanced, Executor};
 
@@ -76,8 +76,8 @@ pub fn worker_identity() -> String {
     format!("finflow-{host}-{}-{}", std::process::id(), &suffix[..6])
 }
 
-async fn handle_wakeup(wakeup: Wakeup, executor: Data<Arc<Gate>>) -> Result<(), BoxDynError> {
-    executor.advance(wakeup.workflow_id).await;
+async fn handle_wakeup(wakeup: Wakeup, gate: Data<Arc<Gate>>) -> Result<(), BoxDynError> {
+    gate.advance(wakeup.workflow_id).await;
     Ok(())
 }
 
@@ -124,8 +124,12 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let scan = tokio::spawn(due_scan(gate.clone(), options.clone(), stop_rx.clone()));
-    let handed = matches!(store.backend(), Backend::Sqlite(_))
-        .then(|| tokio::spawn(hand_over(gate.clone(), stop_rx.clone())));
+    // The hints, for apalis: from the PostgreSQL listener or the in-process hand-over.
+    let (hints_tx, hints_rx) = mpsc::channel::<Uuid>(HINTS_BUFFER);
+    let hints = match store.backend() {
+        Backend::Postgres(_) => tokio::spawn(listen_due(store.clone(), hints_tx, stop_rx.clone())),
+        Backend::Sqlite(_) => tokio::spawn(hand_over(store.clone(), hints_tx, stop_rx.clone())),
+    };
     let prune = tokio::spawn(prune_loop(
         store.clone(),
         options.events_retain,
@@ -147,50 +151,18 @@ pub async fn run(
             stop_rx.clone(),
         ))
     });
+    let alive = tokio::spawn(heartbeat_loop(
+        store.clone(),
+        worker_id.clone(),
+        stop_rx.clone(),
+    ));
     let late = tokio::spawn(late_commands_loop(
         store.clone(),
         worker_id.clone(),
         stop_rx.clone(),
     ));
 
-    let mut stopped = stop_rx.clone();
-    let signal = async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-        Ok::<(), std::io::Error>(())
-    };
-    let batch = options.concurrency.max(1);
-    let apalis = match store.backend() {
-        Backend::Postgres(pool) => {
-            let config = apalis_postgres::Config::default()
-                .queue(WAKEUP_QUEUE)
-                .batch_size(batch)
-                .heartbeat_interval(Duration::from_secs(3))
-                .missed_heartbeats(3);
-            let storage = apalis_postgres::PostgresStorage::<Wakeup>::new(pool)
-                .with_config(config)
-                .with_pubsub();
-            let worker = WorkerBuilder::new(worker_id.clone())
-                .backend(storage)
-                .data(gate.clone())
-                .build(handle_wakeup);
-            tokio::spawn(async move { worker.run_until(signal).await })
-        }
-        Backend::Sqlite(pool) => {
-            let config = apalis_sqlite::Config::default()
-                .queue(WAKEUP_QUEUE)
-                .batch_size(batch)
-                .heartbeat_interval(Duration::from_secs(3))
-                .missed_heartbeats(3);
-            let storage = apalis_sqlite::SqliteStorage::<Wakeup>::new(pool)
-                .with_config(config)
-                .poll_with_interval(Duration::from_millis(100));
-            let worker = WorkerBuilder::new(worker_id.clone())
-                .backend(storage)
-                .data(gate.clone())
-                .build(handle_wakeup);
-            tokio::spawn(async move { worker.run_until(signal).await })
-        }
-    };
+    let apalis = start_apalis(&worker_id, gate.clone(), hints_rx, stop_rx.clone())?;
     tracing::info!(worker.id = %worker_id, "worker started");
     shutdown.await;
     tracing::info!(worker.id = %worker_id, "shutting down: finishing in-flight steps");
@@ -204,9 +176,8 @@ pub async fn run(
         let _ = deliverer.await;
     }
     let _ = late.await;
-    if let Some(handed) = handed {
-        let _ = handed.await;
-    }
+    let _ = alive.await;
+    let _ = hints.await;
     // Wait for in-flight steps: every permit back means nothing is running.
     let permits = u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(30), gate.permits.acquire_many(permits)).await;
@@ -220,9 +191,63 @@ pub async fn run(
     Ok(())
 }
 
-/// Advances what this process's store hands over as soon as it is made due.
-async fn hand_over(gate: Arc<Gate>, mut stop: watch::Receiver<bool>) {
-    let mut due = gate.executor.store().due_now();
+/// Starts finflow's apalis worker on the hints, until `stop`. (Not `async`: the backend's
+/// types then stay out of the caller's future, whose `Send` rustc could not prove.)
+fn start_apalis(
+    worker_id: &str,
+    gate: Arc<Gate>,
+    hints: mpsc::Receiver<Uuid>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<Result<(), WorkerError>>> {
+    let signal = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+        Ok::<(), std::io::Error>(())
+    };
+    let backend = BackendBuilder::new()
+        .database(Arc::new(Mutex::new(hints)))
+        .fetcher(hint_tasks)
+        // Nothing is pushed through apalis: hints come from the store.
+        .sink(|_, _| futures_util::sink::drain().sink_map_err(never))
+        .build()?;
+    let worker = WorkerBuilder::new(worker_id.to_owned())
+        .backend(backend)
+        .data(gate)
+        .build(handle_wakeup);
+    Ok(tokio::spawn(worker.run_until(signal)))
+}
+
+/// The longest interval of SQLite's due scan.
+const SQLITE_SCAN: Duration = Duration::from_millis(100);
+
+/// Hints waiting for a free handler before the listener waits too.
+const HINTS_BUFFER: usize = 1024;
+
+/// The hints as apalis tasks, for as long as the hint sources run.
+type Hints = Arc<Mutex<mpsc::Receiver<Uuid>>>;
+
+fn hint_tasks(
+    hints: &mut Hints,
+    _config: &(),
+    _worker: &WorkerContext,
+) -> futures_util::stream::BoxStream<'static, Result<Option<Task<Wakeup>>, BoxDynError>> {
+    futures_util::stream::unfold(hints.clone(), |hints| async move {
+        let workflow_id = hints.lock().await.recv().await?;
+        Some((Ok(Some(Task::new(Wakeup { workflow_id }))), hints))
+    })
+    .boxed()
+}
+
+fn never(never: std::convert::Infallible) -> BoxDynError {
+    match never {}
+}
+
+/// SQLite: passes on what this process's store makes due, as soon as it has committed.
+async fn hand_over(
+    store: store::Store,
+    hints: mpsc::Sender<Uuid>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut due = store.due_now();
     loop {
         let id = tokio::select! {
             id = due.recv() => id,
@@ -230,12 +255,57 @@ async fn hand_over(gate: Arc<Gate>, mut stop: watch::Receiver<bool>) {
         };
         match id {
             Ok(id) => {
-                let gate = gate.clone();
-                tokio::spawn(async move { gate.advance(id).await });
+                if hints.send(id).await.is_err() {
+                    return;
+                }
             }
-            // Hints dropped for a slow listener: the wake-ups and the due scan still come.
+            // Hints dropped for a slow listener: the due scan still comes.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// PostgreSQL: passes on the `finflow_due` hints this worker answers, listening again after
+/// a lost connection (the due scan covers what was missed meanwhile).
+async fn listen_due(
+    store: store::Store,
+    hints: mpsc::Sender<Uuid>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let closed = || store.pg_pool().is_none_or(sqlx::Pool::is_closed);
+    loop {
+        let listening = tokio::select! {
+            listening = store.listen_due() => listening,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        let mut listener = match listening {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(_) if closed() => return,
+            Err(error) => {
+                tracing::warn!(error.message = %error, "cannot listen to due hints; the due scan still runs; trying again in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let heard = tokio::select! {
+                heard = listener.next() => heard,
+                _ = stop.wait_for(|stop| *stop) => return,
+            };
+            match heard {
+                Ok(id) => {
+                    if hints.send(id).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) if closed() => return,
+                Err(error) => {
+                    tracing::warn!(error.message = %error, "lost the due hints; listening again");
+                    break;
+                }
+            }
         }
     }
 }
@@ -245,7 +315,13 @@ async fn due_scan(gate: Arc<Gate>, options: RuntimeOptions, mut stop: watch::Rec
     let store = gate.executor.store().clone();
     let worker_id = gate.executor.worker_id().to_owned();
     let limit = u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX);
-    let mut tick = tokio::time::interval(options.poll_interval);
+    // SQLite has no notifications between processes: what another process made due (a
+    // `finflow submit`) is found by this scan, at most 100 ms later.
+    let every = match store.backend() {
+        Backend::Postgres(_) => options.poll_interval,
+        Backend::Sqlite(_) => options.poll_interval.min(SQLITE_SCAN),
+    };
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -282,6 +358,20 @@ async fn due_scan(gate: Arc<Gate>, options: RuntimeOptions, mut stop: watch::Rec
     }
 }
 
+/// Every few seconds, records that this worker is alive (the fleet `finflow status` lists).
+async fn heartbeat_loop(store: store::Store, worker_id: String, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        if let Err(error) = store.heartbeat(&worker_id).await {
+            tracing::warn!(error.message = %error, "recording this worker's heartbeat failed");
+        }
+    }
+}
+
 /// Every few seconds, answers operators' commands that reached a workflow after it
 /// finished: journaled `command_refused` with the reason, none left unprocessed.
 async fn late_commands_loop(
@@ -308,8 +398,8 @@ async fn late_commands_loop(
     }
 }
 
-/// Removes finished wake-up tasks older than ten minutes, and events older than
-/// `events_retain`, every minute.
+/// Removes finished wake-up tasks of earlier builds older than ten minutes, and events
+/// older than `events_retain`, every minute.
 async fn prune_loop(
     store: store::Store,
     events_retain: Option<Duration>,

@@ -7,7 +7,7 @@ use chrono::{TimeDelta, Utc};
 use store::testing::TestDb;
 use store::{Status, StoreError};
 
-use crate::{LEASE, new_workflow, step, submit_and_claim, wakeups};
+use crate::{Hints, LEASE, new_workflow, step, submit_and_claim};
 
 store::test_both_backends!(
     many_claimers_exactly_one_wins,
@@ -109,15 +109,16 @@ async fn an_expired_lease_is_handed_over(db: TestDb) {
         .await
         .expect("submit");
     let short = Duration::from_millis(400);
+    let mut hints = Hints::start(store).await;
     let a = store
         .claim(submitted.id, "worker-a", short)
         .await
         .expect("claim")
         .expect("due");
     assert_eq!(
-        wakeups(store, submitted.id).await,
-        1,
-        "the submit's: a claim schedules none"
+        hints.count(submitted.id).await,
+        0,
+        "a claim sends no hint: the held workflow stays due for the scan"
     );
 
     // While the lease lives, nobody else (not even worker-a again) gets it.

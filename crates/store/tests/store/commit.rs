@@ -5,7 +5,7 @@ use serde_json::json;
 use store::testing::TestDb;
 use store::{KeyName, Outcome, Status, StoreError, Wait};
 
-use crate::{count, step, submit_and_claim, wakeups};
+use crate::{Hints, count, step, submit_and_claim};
 
 store::test_both_backends!(
     a_commit_writes_state_journal_and_schedule,
@@ -59,7 +59,6 @@ async fn a_commit_writes_state_journal_and_schedule(db: TestDb) {
         Some(json!({ "nik": "32******01" }))
     );
     assert_eq!(j.duration_ms, 1250);
-    assert_eq!(wakeups(store, id).await, 2, "submit, next run");
 
     // The next step numbers its journal row 2.
     let again = store.claim(id, "w1", crate::LEASE).await.expect("claim");
@@ -73,7 +72,7 @@ async fn a_version_conflict_writes_nothing(db: TestDb) {
     let claimed = submit_and_claim(store, "conflict-1", "w1").await;
     let id = claimed.workflow.id;
     let before = store.get(id).await.expect("get").expect("exists");
-    let jobs = wakeups(store, id).await;
+    let mut hints = Hints::start(store).await;
 
     let mut stale = step(&claimed, "never", Status::Waiting, Some(Utc::now()));
     stale.expected_version -= 1;
@@ -104,7 +103,7 @@ async fn a_version_conflict_writes_nothing(db: TestDb) {
     assert_eq!(store.get(id).await.expect("get").expect("exists"), before);
     assert!(store.journal(id).await.expect("journal").is_empty());
     assert_eq!(count(store, "SELECT count(*) FROM workflow_waits").await, 0);
-    assert_eq!(wakeups(store, id).await, jobs);
+    assert_eq!(hints.count(id).await, 0, "no hint");
 }
 
 /// Keeping the lease lets a worker chain steps (each committed), then finish: a terminal

@@ -1,98 +1,83 @@
-//! Wake-ups are part of the transaction that makes a workflow due: a rollback leaves neither
-//! the state change nor the task; a commit leaves both. And apalis itself delivers them.
+//! Wake-ups without job rows: what makes a workflow due now sends a hint when its
+//! transaction commits (PostgreSQL `finflow_due`, SQLite's in-process hand-over), never for
+//! a rollback; a wake-up for later sends nothing (the due scan takes it then); a worker
+//! answers its own hints and those of non-workers, not other workers'.
 
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use store::testing::TestDb;
-use store::{Status, WAKEUP_QUEUE, Wakeup};
+use store::{Status, Store, StoreOptions};
 
-use crate::{LEASE, all_wakeups, execute_in, new_workflow, step, submit_and_claim, wakeups};
+use crate::{Hints, LEASE, new_workflow, step, submit_and_claim};
 
 store::test_both_backends!(
-    a_rolled_back_transaction_leaves_neither_state_nor_wakeup,
-    step_commits_schedule_their_wakeup,
-    apalis_delivers_the_wakeup_payload,
+    hints_are_sent_on_commit_only_and_only_for_now,
+    step_commits_send_no_hint_for_their_own_future,
+    each_worker_answers_its_own_hints_and_non_workers,
+    legacy_wakeup_rows_and_registrations_are_pruned,
 );
 
-async fn a_rolled_back_transaction_leaves_neither_state_nor_wakeup(db: TestDb) {
+async fn hints_are_sent_on_commit_only_and_only_for_now(db: TestDb) {
     let store = &db.store;
-    let before = all_wakeups(store).await;
+    let mut hints = Hints::start(store).await;
+    let postgres = crate::is_postgres(db.backend);
 
-    // Submit + an extra wake-up + the caller's own state change, rolled back.
+    // Submit + a hint for now, rolled back: nothing is heard.
     let mut tx = store.begin().await.expect("begin");
     let submitted = store
         .submit_in(&mut tx, &new_workflow("atomic-1"))
         .await
         .expect("submit_in");
     store
-        .schedule_wakeup_in(&mut tx, submitted.id, Utc::now() + TimeDelta::seconds(30))
+        .schedule_wakeup_in(&mut tx, submitted.id, Utc::now())
         .await
         .expect("schedule");
     tx.rollback().await.expect("rollback");
-    assert_eq!(
-        store.get(submitted.id).await.expect("get"),
-        None,
-        "no workflow"
-    );
-    assert_eq!(all_wakeups(store).await, before, "no wake-up");
+    assert_eq!(store.get(submitted.id).await.expect("get"), None);
+    assert_eq!(hints.total().await, 0, "a rollback sends nothing");
 
-    // The same, committed: the workflow and both wake-ups.
+    // The same, committed: PostgreSQL's hint arrives with the commit (one: the submit's and
+    // the explicit one are the same notification, which PostgreSQL sends once per
+    // transaction); SQLite hands over only what `Store::submit` itself commits.
     let mut tx = store.begin().await.expect("begin");
     let submitted = store
         .submit_in(&mut tx, &new_workflow("atomic-1"))
         .await
         .expect("submit_in");
     store
+        .schedule_wakeup_in(&mut tx, submitted.id, Utc::now())
+        .await
+        .expect("schedule");
+    tx.commit().await.expect("commit");
+    assert_eq!(hints.count(submitted.id).await, usize::from(postgres));
+
+    // A wake-up for later sends nothing: the due scan takes the workflow then.
+    let mut tx = store.begin().await.expect("begin");
+    store
         .schedule_wakeup_in(&mut tx, submitted.id, Utc::now() + TimeDelta::seconds(30))
         .await
         .expect("schedule");
     tx.commit().await.expect("commit");
-    assert!(store.get(submitted.id).await.expect("get").is_some());
-    assert_eq!(wakeups(store, submitted.id).await, 2);
+    assert_eq!(hints.count(submitted.id).await, usize::from(postgres));
 
-    // A state change of an existing workflow and its wake-up, rolled back, then committed.
-    let id = submitted.id;
-    let sql = if db.backend == store::testing::TestBackend::Postgres {
-        "UPDATE workflows SET state = 'nudged', version = version + 1 WHERE id = $1::uuid"
-    } else {
-        "UPDATE workflows SET state = 'nudged', version = version + 1 WHERE id = $1"
-    };
-    let mut tx = store.begin().await.expect("begin");
-    execute_in(&mut tx, sql, id.to_string()).await;
-    store
-        .schedule_wakeup_in(&mut tx, id, Utc::now())
+    // `Store::submit` hands over on both backends.
+    let other = store
+        .submit(&new_workflow("atomic-2"))
         .await
-        .expect("schedule");
-    tx.rollback().await.expect("rollback");
-    let row = store.get(id).await.expect("get").expect("exists");
-    assert_eq!(
-        (row.state.as_str(), row.version),
-        ("new", 0),
-        "state unchanged"
-    );
-    assert_eq!(wakeups(store, id).await, 2, "no new wake-up");
-
-    let mut tx = store.begin().await.expect("begin");
-    execute_in(&mut tx, sql, id.to_string()).await;
-    store
-        .schedule_wakeup_in(&mut tx, id, Utc::now())
-        .await
-        .expect("schedule");
-    tx.commit().await.expect("commit");
-    let row = store.get(id).await.expect("get").expect("exists");
-    assert_eq!((row.state.as_str(), row.version), ("nudged", 1));
-    assert_eq!(wakeups(store, id).await, 3);
+        .expect("submit");
+    assert_eq!(hints.count(other.id).await, 1);
 }
 
-/// A claim schedules no wake-up (the held workflow stays due for the scan); a releasing
-/// commit schedules `next_run_at`; a commit that keeps the lease schedules none; a failed
-/// commit schedules none.
-async fn step_commits_schedule_their_wakeup(db: TestDb) {
+/// A claim sends no hint (the held workflow stays due for the scan); commits that keep the
+/// lease, that are refused, or that sleep until later send none either; the workflow is
+/// not due before its time.
+async fn step_commits_send_no_hint_for_their_own_future(db: TestDb) {
     let store = &db.store;
+    let mut hints = Hints::start(store).await;
     let claimed = submit_and_claim(store, "sched-1", "worker-a").await;
     let id = claimed.workflow.id;
-    assert_eq!(wakeups(store, id).await, 1, "the submit's");
+    assert_eq!(hints.count(id).await, 1, "the submit's");
 
     let mut keep = step(&claimed, "step-2", Status::Running, Some(Utc::now()));
     keep.release_lease = false;
@@ -100,26 +85,16 @@ async fn step_commits_schedule_their_wakeup(db: TestDb) {
         .commit_step(&keep)
         .await
         .expect("commit keeping the lease");
-    assert_eq!(
-        wakeups(store, id).await,
-        1,
-        "the holder carries on; no wake-up"
-    );
 
     let mut stale = step(&claimed, "step-x", Status::Sleeping, Some(Utc::now()));
     stale.expected_version = claimed.workflow.version; // already used
     assert!(store.commit_step(&stale).await.is_err());
-    assert_eq!(
-        wakeups(store, id).await,
-        1,
-        "a refused commit schedules nothing"
-    );
 
     let later = Utc::now() + TimeDelta::seconds(90);
     let mut sleep = step(&claimed, "step-3", Status::Sleeping, Some(later));
     sleep.expected_version = kept.version;
     store.commit_step(&sleep).await.expect("commit");
-    assert_eq!(wakeups(store, id).await, 2, "next_run_at scheduled");
+    assert_eq!(hints.count(id).await, 1, "no hint since the submit's");
     let row = store.get(id).await.expect("get").expect("exists");
     assert_eq!(row.lease_owner, None);
     assert!(
@@ -130,104 +105,139 @@ async fn step_commits_schedule_their_wakeup(db: TestDb) {
             .is_none(),
         "not due yet"
     );
+    let due = store.claim_due("worker-b", 10, LEASE).await.expect("scan");
+    assert!(due.is_empty(), "the scan does not take it before its time");
 }
 
-/// A real apalis worker on the store's pool, queue [`WAKEUP_QUEUE`], handler argument
-/// [`Wakeup`], receives the wake-up that `submit` scheduled.
-async fn apalis_delivers_the_wakeup_payload(db: TestDb) {
-    use apalis::prelude::*;
-
-    let submitted = db
-        .store
-        .submit(&new_workflow("deliver-1"))
+/// Two workers and a CLI on one PostgreSQL database: each worker hears its own hints and the
+/// CLI's, and not the other worker's. (SQLite: one process, no listener.)
+async fn each_worker_answers_its_own_hints_and_non_workers(db: TestDb) {
+    let worker = |url: String| async move {
+        Store::connect_with(
+            &url,
+            &StoreOptions {
+                worker: true,
+                ..StoreOptions::default()
+            },
+        )
         .await
-        .expect("submit");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Wakeup>();
-
-    async fn handle(
-        wakeup: Wakeup,
-        sender: Data<tokio::sync::mpsc::UnboundedSender<Wakeup>>,
-        worker: WorkerContext,
-    ) -> Result<(), BoxDynError> {
-        let _ = sender.send(wakeup);
-        worker.stop()?;
-        Ok(())
-    }
-
-    let run = match db.store.backend() {
-        store::Backend::Postgres(pool) => {
-            let config = apalis_postgres::Config::default().queue(WAKEUP_QUEUE);
-            let storage = apalis_postgres::PostgresStorage::<Wakeup>::new(pool)
-                .with_config(config)
-                .poll_with_interval(Duration::from_millis(100));
-            let worker = WorkerBuilder::new(format!("test-{}", uuid::Uuid::new_v4()))
-                .backend(storage)
-                .data(tx)
-                .build(handle);
-            tokio::spawn(async move { worker.run().await.map_err(|e| e.to_string()) })
-        }
-        store::Backend::Sqlite(pool) => {
-            let config = apalis_sqlite::Config::default().queue(WAKEUP_QUEUE);
-            let storage = apalis_sqlite::SqliteStorage::<Wakeup>::new(pool)
-                .with_config(config)
-                .poll_with_interval(Duration::from_millis(100));
-            let worker = WorkerBuilder::new(format!("test-{}", uuid::Uuid::new_v4()))
-                .backend(storage)
-                .data(tx)
-                .build(handle);
-            tokio::spawn(async move { worker.run().await.map_err(|e| e.to_string()) })
-        }
+        .expect("a worker's store")
     };
-    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("apalis delivered the wake-up within 10 s")
-        .expect("a wake-up");
-    assert_eq!(got.workflow_id, submitted.id);
-    let _ = tokio::time::timeout(Duration::from_secs(5), run).await;
+    let a = worker(db.url.clone()).await;
+    let Some(mut a_hears) = a.listen_due().await.expect("listen") else {
+        assert!(!crate::is_postgres(db.backend));
+        return;
+    };
+    let b = worker(db.url.clone()).await;
+    let mut b_hears = b.listen_due().await.expect("listen").expect("PostgreSQL");
+    assert!(a.origin().starts_with(store::WORKER_ORIGIN_PREFIX));
+    assert_ne!(a.origin(), b.origin());
+    assert_eq!(db.store.origin(), "finflow", "not a worker");
 
-    // The delivered task is finished; pruning removes it and keeps pending ones.
-    let other = db
+    let by_a = a.submit(&new_workflow("by-a")).await.expect("submit").id;
+    let by_b = b.submit(&new_workflow("by-b")).await.expect("submit").id;
+    let by_cli = db
         .store
-        .submit(&new_workflow("deliver-2"))
+        .submit(&new_workflow("by-cli"))
         .await
-        .expect("submit");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let pruned = db
-            .store
-            .prune_wakeups(Utc::now() + TimeDelta::minutes(1))
-            .await
-            .expect("prune");
-        if pruned == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the delivered wake-up was never done"
+        .expect("submit")
+        .id;
+
+    assert_eq!(heard(&mut a_hears).await, [by_a, by_cli]);
+    assert_eq!(heard(&mut b_hears).await, [by_b, by_cli]);
+}
+
+/// Wake-up rows and worker registrations of earlier builds are pruned: finished rows past
+/// the cut-off go, pending ones stay; a registration seen within the cut-off stays. A
+/// worker's heartbeat registers it.
+async fn legacy_wakeup_rows_and_registrations_are_pruned(db: TestDb) {
+    let store = &db.store;
+    let (jobs, done_at) = match store.backend() {
+        store::Backend::Postgres(_) => ("apalis.jobs", "now() - interval '1 hour'"),
+        store::Backend::Sqlite(_) => ("Jobs", "unixepoch() - 3600"),
+    };
+    for (status, done) in [("Done", done_at), ("Pending", "NULL")] {
+        let sql = format!(
+            "INSERT INTO {jobs} (id, job_type, job, status, attempts, max_attempts, run_at, \
+             done_at, priority) VALUES ('{}', '{}', CAST('{{}}' AS {}), '{status}', 0, 10, {}, \
+             {done}, 0)",
+            uuid::Uuid::new_v4().simple(),
+            store::WAKEUP_QUEUE,
+            if crate::is_postgres(db.backend) {
+                "bytea"
+            } else {
+                "blob"
+            },
+            if crate::is_postgres(db.backend) {
+                "now()"
+            } else {
+                "unixepoch()"
+            },
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let inserted = match store.backend() {
+            store::Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+            store::Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+        };
+        assert_eq!(inserted.expect("a wake-up row of an earlier build"), 1);
     }
-    assert_eq!(wakeups(&db.store, submitted.id).await, 0);
     assert_eq!(
-        wakeups(&db.store, other.id).await,
+        store
+            .prune_wakeups(Utc::now() - TimeDelta::minutes(10))
+            .await
+            .expect("prune"),
         1,
-        "a pending wake-up is kept"
+        "the finished row"
+    );
+    assert_eq!(
+        store
+            .prune_wakeups(Utc::now() + TimeDelta::minutes(10))
+            .await
+            .expect("prune"),
+        0,
+        "the pending row stays"
     );
 
-    // Worker registrations: one seen within the cut-off stays; past it, with its finished
-    // task pruned, it goes.
+    store.heartbeat("worker-1").await.expect("heartbeat");
+    store.heartbeat("worker-1").await.expect("heartbeat again");
+    let seen = store
+        .workers_seen(Utc::now() - TimeDelta::minutes(1), Utc::now())
+        .await
+        .expect("workers");
     assert_eq!(
-        db.store
+        seen.iter()
+            .map(|w| w.worker_id.as_str())
+            .collect::<Vec<_>>(),
+        ["worker-1"]
+    );
+    assert_eq!(
+        store
             .prune_workers(Utc::now() - TimeDelta::days(1))
             .await
             .expect("prune workers"),
         0,
         "a worker seen in the last day is kept"
     );
-    let gone = db
-        .store
-        .prune_workers(Utc::now() + TimeDelta::minutes(1))
-        .await
-        .expect("prune workers");
-    assert!(gone >= 1, "the test worker's registration was pruned");
+    assert_eq!(
+        store
+            .prune_workers(Utc::now() + TimeDelta::minutes(1))
+            .await
+            .expect("prune workers"),
+        1,
+        "gone after the cut-off"
+    );
+}
+
+/// The hints `listener` hears until half a second passes without one.
+async fn heard(listener: &mut store::DueListener) -> Vec<uuid::Uuid> {
+    let mut heard = Vec::new();
+    while let Ok(id) = tokio::time::timeout(Duration::from_millis(500), listener.next()).await {
+        heard.push(id.expect("a hint"));
+    }
+    heard
 }

@@ -85,43 +85,64 @@ pub fn step(
     }
 }
 
-/// Wake-up tasks in apalis's table for `workflow_id`.
-pub async fn wakeups(store: &Store, workflow_id: Uuid) -> i64 {
-    match store.backend() {
-        store::Backend::Postgres(pool) => sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'finflow-wakeups' \
-             AND convert_from(job, 'UTF8')::jsonb ->> 'workflow_id' = $1",
-        )
-        .bind(workflow_id.to_string())
-        .fetch_one(pool)
-        .await
-        .expect("counting wake-ups"),
-        store::Backend::Sqlite(pool) => sqlx::query_scalar(
-            "SELECT count(*) FROM Jobs WHERE job_type = 'finflow-wakeups' \
-             AND json_extract(CAST(job AS TEXT), '$.workflow_id') = $1",
-        )
-        .bind(workflow_id.to_string())
-        .fetch_one(pool)
-        .await
-        .expect("counting wake-ups"),
-    }
+/// The due hints a store's changes send, as a worker would hear them: PostgreSQL's
+/// `finflow_due` notifications (any sender), SQLite's in-process hand-over of this store.
+/// Start it before the changes.
+pub struct Hints {
+    pg: Option<sqlx::postgres::PgListener>,
+    local: Option<tokio::sync::broadcast::Receiver<Uuid>>,
+    heard: Vec<Uuid>,
 }
 
-/// All wake-up tasks, of any workflow.
-pub async fn all_wakeups(store: &Store) -> i64 {
-    match store.backend() {
-        store::Backend::Postgres(pool) => sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'finflow-wakeups'",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("counting wake-ups"),
-        store::Backend::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT count(*) FROM Jobs WHERE job_type = 'finflow-wakeups'")
-                .fetch_one(pool)
-                .await
-                .expect("counting wake-ups")
+impl Hints {
+    pub async fn start(store: &Store) -> Self {
+        match store.backend() {
+            store::Backend::Postgres(pool) => {
+                let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+                    .await
+                    .expect("listener");
+                listener.listen(store::DUE_CHANNEL).await.expect("listen");
+                Self {
+                    pg: Some(listener),
+                    local: None,
+                    heard: Vec::new(),
+                }
+            }
+            store::Backend::Sqlite(_) => Self {
+                pg: None,
+                local: Some(store.due_now()),
+                heard: Vec::new(),
+            },
         }
+    }
+
+    /// Takes in what was sent so far (on PostgreSQL, until 200 ms pass without a hint).
+    async fn collect(&mut self) {
+        if let Some(listener) = &mut self.pg {
+            while let Ok(Ok(notification)) =
+                tokio::time::timeout(Duration::from_millis(200), listener.recv()).await
+            {
+                let notice = store::DueNotice::parse(notification.payload()).expect("a due notice");
+                self.heard.push(notice.workflow_id);
+            }
+        }
+        if let Some(local) = &mut self.local {
+            while let Ok(id) = local.try_recv() {
+                self.heard.push(id);
+            }
+        }
+    }
+
+    /// Hints heard for `workflow_id` since the start.
+    pub async fn count(&mut self, workflow_id: Uuid) -> usize {
+        self.collect().await;
+        self.heard.iter().filter(|id| **id == workflow_id).count()
+    }
+
+    /// Hints heard, of any workflow, since the start.
+    pub async fn total(&mut self) -> usize {
+        self.collect().await;
+        self.heard.len()
     }
 }
 

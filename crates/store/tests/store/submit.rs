@@ -6,12 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use store::testing::{TestBackend, TestDb};
-use store::{
-    NewWorkflow, ReturningBorrower, Status, Store, StoreError, Submitted, WAKEUP_QUEUE, Wakeup,
-};
+use store::{DueNotice, NewWorkflow, ReturningBorrower, Status, Store, StoreError, Submitted};
 use uuid::Uuid;
 
-use crate::{LEASE, count, is_about_now, new_workflow, same_input_reordered, step, wakeups};
+use crate::{Hints, LEASE, count, is_about_now, new_workflow, same_input_reordered, step};
 
 store::test_both_backends!(
     submit_is_idempotent_and_conflicts_on_other_input,
@@ -125,6 +123,7 @@ fn expect_held(result: Result<Submitted, StoreError>, key: &str, id: Uuid) {
 
 async fn submit_is_idempotent_and_conflicts_on_other_input(db: TestDb) {
     let store = &db.store;
+    let mut hints = Hints::start(store).await;
     let first = store
         .submit(&new_workflow("order-1"))
         .await
@@ -145,11 +144,7 @@ async fn submit_is_idempotent_and_conflicts_on_other_input(db: TestDb) {
             .is_some_and(|at| is_about_now(at, Duration::from_secs(5))),
         "due at once"
     );
-    assert_eq!(
-        wakeups(store, first.id).await,
-        1,
-        "its first wake-up was scheduled"
-    );
+    assert_eq!(hints.count(first.id).await, 1, "the workers were told");
 
     // Same key, same input (keys in another order): the same workflow, nothing new.
     let mut again = new_workflow("order-1");
@@ -157,7 +152,7 @@ async fn submit_is_idempotent_and_conflicts_on_other_input(db: TestDb) {
     let second = store.submit(&again).await.expect("resubmit");
     assert_eq!(second.id, first.id);
     assert!(!second.created);
-    assert_eq!(wakeups(store, first.id).await, 1, "no second wake-up");
+    assert_eq!(hints.count(first.id).await, 1, "no second hint");
 
     // Same key, different input: a conflict naming the key; nothing changes.
     let mut other = new_workflow("order-1");
@@ -203,6 +198,7 @@ async fn submit_is_idempotent_and_conflicts_on_other_input(db: TestDb) {
 }
 
 async fn concurrent_submits_of_one_key_create_one_workflow(db: TestDb) {
+    let mut hints = Hints::start(&db.store).await;
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let store = db.store.clone();
@@ -226,15 +222,17 @@ async fn concurrent_submits_of_one_key_create_one_workflow(db: TestDb) {
         "all racers got the same id"
     );
     assert_eq!(count(&db.store, "SELECT count(*) FROM workflows").await, 1);
-    assert_eq!(wakeups(&db.store, ids[0]).await, 1, "one wake-up");
+    assert_eq!(hints.total().await, 1, "one hint");
 }
 
 /// `finflow_submit(kind, business_key, input)` (PostgreSQL) inside the caller's transaction:
-/// rolled back, it leaves no workflow and no wake-up; committed, both; it shares the Rust
-/// API's idempotence and raises SQLSTATE FF409 on a conflict. On SQLite the same is done
-/// with `Store::submit_in` (there is no SQL function).
+/// rolled back, it leaves no workflow and tells no worker; committed, the workflow and a
+/// hint to the fleet (`finflow_due`, naming the sender); it shares the Rust API's
+/// idempotence and raises SQLSTATE FF409 on a conflict. On SQLite the same is done with
+/// `Store::submit_in` (there is no SQL function).
 async fn sql_function_in_the_callers_transaction(db: TestDb) {
     let store = &db.store;
+    let mut hints = Hints::start(store).await;
     let Some(pool) = store.pg_pool() else {
         // SQLite: the Rust equivalent inside a caller's transaction.
         let mut tx = store.begin().await.expect("begin");
@@ -244,15 +242,18 @@ async fn sql_function_in_the_callers_transaction(db: TestDb) {
             .expect("submit_in");
         tx.rollback().await.expect("rollback");
         assert_eq!(store.get(submitted.id).await.expect("get"), None);
-        assert_eq!(wakeups(store, submitted.id).await, 0);
         let mut tx = store.begin().await.expect("begin");
         let submitted = store
             .submit_in(&mut tx, &new_workflow("tx-1"))
             .await
             .expect("submit_in");
         tx.commit().await.expect("commit");
-        assert!(store.get(submitted.id).await.expect("get").is_some());
-        assert_eq!(wakeups(store, submitted.id).await, 1);
+        let row = store
+            .get(submitted.id)
+            .await
+            .expect("get")
+            .expect("committed");
+        assert!(row.next_run_at.is_some(), "due: the scan takes it");
         return;
     };
     let input = new_workflow("sql-1").input;
@@ -266,17 +267,13 @@ async fn sql_function_in_the_callers_transaction(db: TestDb) {
             .await
             .expect("finflow_submit");
     assert_eq!(
-        wakeups(store, id).await,
+        hints.count(id).await,
         0,
-        "not visible outside the transaction"
+        "nothing is heard before the commit"
     );
     tx.rollback().await.expect("rollback");
     assert_eq!(store.get(id).await.expect("get"), None);
-    assert_eq!(
-        wakeups(store, id).await,
-        0,
-        "the rollback removed the wake-up"
-    );
+    assert_eq!(hints.count(id).await, 0, "nor after a rollback");
 
     // Committed: the workflow and its wake-up.
     let mut tx = pool.begin().await.expect("begin");
@@ -297,23 +294,36 @@ async fn sql_function_in_the_callers_transaction(db: TestDb) {
     assert_eq!(row.state, "new");
     assert_eq!(row.definition_version, Some(3));
     assert!(row.next_run_at.is_some());
-    assert_eq!(wakeups(store, id).await, 1);
+    assert_eq!(hints.count(id).await, 1, "the commit told the fleet");
 
-    // The SQL-inserted wake-up is the row apalis's own push writes: same queue, status,
-    // attempts; its payload decodes as a `Wakeup`.
-    let (job, status, max_attempts): (Vec<u8>, String, i32) = sqlx::query_as(
-        "SELECT job, status, max_attempts FROM apalis.jobs WHERE job_type = $1 \
-         AND convert_from(job, 'UTF8')::jsonb ->> 'workflow_id' = $2",
-    )
-    .bind(WAKEUP_QUEUE)
-    .bind(id.to_string())
-    .fetch_one(pool)
-    .await
-    .expect("the wake-up row");
-    let wakeup: Wakeup = serde_json::from_slice(&job).expect("payload decodes as Wakeup");
-    assert_eq!(wakeup.workflow_id, id);
-    assert_eq!(status, "Pending");
-    assert_eq!(max_attempts as usize, store::WAKEUP_MAX_ATTEMPTS);
+    // The hint names the workflow and the session that sent it: not a worker, so every
+    // worker answers it.
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool)
+        .await
+        .expect("listener");
+    listener.listen(store::DUE_CHANNEL).await.expect("listen");
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL application_name = 'lender-orders'")
+        .execute(&mut *tx)
+        .await
+        .expect("name the session");
+    let other: uuid::Uuid =
+        sqlx::query_scalar("SELECT finflow_submit('onboard-borrower', 'sql-2', $1)")
+            .bind(&new_workflow("sql-2").input)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("finflow_submit");
+    tx.commit().await.expect("commit");
+    let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("heard within 5 s")
+        .expect("a notification");
+    let notice = DueNotice::parse(notification.payload()).expect("a due notice");
+    assert_eq!(
+        (notice.workflow_id, notice.origin.as_str()),
+        (other, "lender-orders")
+    );
+    assert!(notice.answered_by("finflow-worker:any"), "{notice:?}");
 
     // Idempotent across both paths.
     let again: uuid::Uuid =
@@ -328,7 +338,7 @@ async fn sql_function_in_the_callers_transaction(db: TestDb) {
         .await
         .expect("resubmit in Rust");
     assert_eq!((rust.id, rust.created), (id, false));
-    assert_eq!(wakeups(store, id).await, 1);
+    assert_eq!(hints.count(id).await, 1, "no second hint");
 
     // A conflict is a clear error with its own SQLSTATE, and aborts the caller's transaction.
     let mut tx = pool.begin().await.expect("begin");
@@ -349,6 +359,7 @@ async fn sql_function_in_the_callers_transaction(db: TestDb) {
 /// non-ASCII letters and exactly 200 characters are fine.
 async fn business_keys_follow_the_rule(db: TestDb) {
     let store = &db.store;
+    let mut hints = Hints::start(store).await;
     let long = "k".repeat(5000);
     for (key, problem) in [
         ("budi\nx", "it has a newline at position 5"),
@@ -374,7 +385,7 @@ async fn business_keys_follow_the_rule(db: TestDb) {
         assert!(!err.is_transient());
     }
     assert_eq!(count(store, "SELECT count(*) FROM workflows").await, 0);
-    assert_eq!(crate::all_wakeups(store).await, 0, "nothing was scheduled");
+    assert_eq!(hints.total().await, 0, "no worker was told");
 
     let max = "é".repeat(store::BUSINESS_KEY_MAX_CHARS);
     for key in ["order 42", "Budi Santoso / 2026", "日本-ñ", max.as_str()] {
@@ -424,6 +435,7 @@ async fn the_identity_key_is_the_hash_of_the_nik(db: TestDb) {
 /// another input under it stays a conflict.
 async fn one_unfinished_onboarding_per_borrower(db: TestDb) {
     let store = &db.store;
+    let mut hints = Hints::start(store).await;
     let nik = json!("3275062009921981");
     let budi = store
         .submit(&onboarding("budi", nik.clone()))
@@ -451,7 +463,7 @@ async fn one_unfinished_onboarding_per_borrower(db: TestDb) {
         budi.id,
     );
     assert_eq!(count(store, "SELECT count(*) FROM workflows").await, 1);
-    assert_eq!(crate::all_wakeups(store).await, 1, "nothing was scheduled");
+    assert_eq!(hints.total().await, 1, "only the first was announced");
 
     // The same key: the same input is idempotent, another input a conflict, whatever its NIK.
     let again = store
@@ -625,7 +637,6 @@ async fn concurrent_onboardings_of_one_borrower_create_one(db: TestDb) {
         "every other racer was told who holds the borrower: {refused:?}"
     );
     assert_eq!(count(&db.store, "SELECT count(*) FROM workflows").await, 1);
-    assert_eq!(crate::all_wakeups(&db.store).await, 1);
 }
 
 /// `returning_borrower`: none before any completed onboarding; then the newest completed

@@ -26,9 +26,14 @@ use worker::config::Config;
 /// # Errors
 /// The database cannot be opened or migrated; the message names it, without a password.
 pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<store::Store> {
+    open(config, migrate, false).await
+}
+
+async fn open(config: &Config, migrate: bool, worker: bool) -> anyhow::Result<store::Store> {
     let url = config.database_url.redacted();
     let options = store::StoreOptions {
         max_connections: config.worker.pool_size(config.database_url.expose()),
+        worker,
         ..store::StoreOptions::default()
     };
     // Checked before the database is opened: a wrong key is an error at start, never a
@@ -57,6 +62,23 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<store:
 /// # Errors
 /// As [`open_store`]; no keys; keys that do not fit.
 pub async fn open_store_for_writes(config: &Config, migrate: bool) -> anyhow::Result<store::Store> {
+    checked_for_writes(config, migrate, false).await
+}
+
+/// [`open_store_for_writes`] for `finflow run`: migrated, and its connections named as a
+/// worker's (`StoreOptions::worker`), so that it answers the due hints they send.
+///
+/// # Errors
+/// As [`open_store_for_writes`].
+pub async fn open_worker_store(config: &Config) -> anyhow::Result<store::Store> {
+    checked_for_writes(config, true, true).await
+}
+
+async fn checked_for_writes(
+    config: &Config,
+    migrate: bool,
+    worker: bool,
+) -> anyhow::Result<store::Store> {
     if config.keys()?.is_none() {
         anyhow::bail!(
             "no [privacy] keys are configured: finflow does not store borrowers' personal data \
@@ -66,7 +88,7 @@ pub async fn open_store_for_writes(config: &Config, migrate: bool) -> anyhow::Re
              see the README, \"Personal data\")"
         );
     }
-    let store = open_store(config, migrate).await?;
+    let store = open(config, migrate, worker).await?;
     let url = config.database_url.redacted();
     store
         .check_keys()

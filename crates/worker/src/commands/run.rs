@@ -43,7 +43,7 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let webhooks = config.webhooks()?;
     let events_retain = config.events.retain()?;
     let privacy_retain = config.privacy_retain()?;
-    let store = super::open_store_for_writes(&config, true).await?;
+    let store = super::open_worker_store(&config).await?;
     // Personal data upkeep, in the background (any worker of the fleet may do it; doing it
     // twice changes nothing): rows still plain (written before keys were configured, or
     // submitted through SQL and not started yet) are sealed in batches, every minute while
