@@ -90,12 +90,14 @@ impl Store {
     ) -> Result<Option<Claimed>, StoreError> {
         match &self.backend {
             Backend::Postgres(pool) => {
+                let mut conn = self.hot.take(pool).await?;
                 let row = sqlx::query(PG_CLAIM_ONE)
                     .bind(workflow_id)
                     .bind(worker_id)
                     .bind(lease.as_secs_f64())
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *conn)
                     .await?;
+                conn.keep();
                 row.as_ref().map(claimed_pg).transpose()
             }
             Backend::Sqlite(pool) => {

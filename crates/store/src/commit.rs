@@ -17,6 +17,8 @@
 //! committed (on PostgreSQL behind the lock that keeps ids in commit order, and announced
 //! with `NOTIFY finflow_events`).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, SqliteConnection};
@@ -25,6 +27,7 @@ use uuid::Uuid;
 use crate::announce::{Announcement, announce_sqlite, copy_announcements_sqlite};
 use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
+use crate::hot::Hot;
 use crate::inbox::{KeyName, lock_ids, mark_processed_sqlite, match_waits_sqlite};
 use crate::journal::{JournalEntry, append_sqlite};
 use crate::reconcile::{self, Observed};
@@ -150,7 +153,7 @@ impl Store {
             commit
         };
         let committed = match &self.backend {
-            Backend::Postgres(pool) => commit_pg(pool, commit).await?,
+            Backend::Postgres(pool) => commit_pg(&self.hot, pool, commit).await?,
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
                 let committed = commit_sqlite(&mut tx, commit).await?;
@@ -193,10 +196,16 @@ fn effective(commit: &StepCommit) -> Effective<'_> {
 
 /// The PostgreSQL commit: one call of `finflow_commit_step` (migration 0007), which does the
 /// whole sequence server-side, in the call's own transaction: one round trip per step.
-async fn commit_pg(pool: &PgPool, commit: &StepCommit) -> Result<Committed, StoreError> {
+async fn commit_pg(
+    hot: &Arc<Hot>,
+    pool: &PgPool,
+    commit: &StepCommit,
+) -> Result<Committed, StoreError> {
     if commit.observed.is_empty() {
-        let mut conn = pool.acquire().await?;
-        return commit_step_pg(&mut conn, commit).await;
+        let mut conn = hot.take(pool).await?;
+        let committed = commit_step_pg(&mut conn, commit).await?;
+        conn.keep();
+        return Ok(committed);
     }
     // A reconciliation step: its observations in the same transaction.
     let mut tx = pool.begin().await?;

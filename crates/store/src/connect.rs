@@ -183,6 +183,7 @@ impl Store {
             due: crate::due::Due::default(),
             keys: None,
             origin: origin.into(),
+            hot: std::sync::Arc::default(),
         })
     }
 }

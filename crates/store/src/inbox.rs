@@ -460,6 +460,7 @@ impl Store {
         match &self.backend {
             // One call (migration 0008): lock, insert or find, match, wake.
             Backend::Postgres(pool) => {
+                let mut conn = self.hot.take(pool).await?;
                 let (inbox_id, duplicate, woke): (i64, bool, Option<Uuid>) = sqlx::query_as(
                     "SELECT inbox_id, duplicate, woke FROM finflow_record_callback(\
                      $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -474,8 +475,9 @@ impl Store {
                 .bind(&k.loan_unique_id)
                 .bind(&k.external_id)
                 .bind(&payload)
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?;
+                conn.keep();
                 Ok(Recorded {
                     inbox_id,
                     duplicate,

@@ -33,6 +33,7 @@ mod definitions;
 mod due;
 mod error;
 mod events;
+mod hot;
 mod identity;
 mod inbox;
 mod inspect;
@@ -91,6 +92,8 @@ pub struct Store {
     keys: Option<std::sync::Arc<privacy::KeyRing>>,
     /// The `application_name` of its PostgreSQL connections.
     origin: std::sync::Arc<str>,
+    /// PostgreSQL connections kept between the statements of the step path.
+    hot: std::sync::Arc<hot::Hot>,
 }
 
 impl Store {

@@ -18,7 +18,7 @@
 
 use chrono::Utc;
 use serde_json::{Map, Value};
-use sqlx::SqliteConnection;
+use sqlx::{PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use crate::business_key::check_business_key;
@@ -27,7 +27,7 @@ use crate::identity::{holder_sqlite, sha256_hex};
 use crate::personal::nik_last4;
 use crate::time::to_sqlite;
 use crate::workflow::uuid_from_sqlite;
-use crate::{Store, StoreTx};
+use crate::{Backend, Store, StoreTx};
 
 /// State name of a workflow nobody has advanced yet (and the default of `finflow_submit`).
 pub const INITIAL_STATE: &str = "new";
@@ -106,9 +106,22 @@ impl Store {
     /// # Errors
     /// As [`Store::submit_in`].
     pub async fn submit(&self, new: &NewWorkflow) -> Result<Submitted, StoreError> {
-        let mut tx = self.begin().await?;
-        let submitted = self.submit_in(&mut tx, new).await?;
-        tx.commit().await?;
+        let submitted = match &self.backend {
+            // One statement, its own transaction: one round trip.
+            Backend::Postgres(pool) => {
+                check(new)?;
+                let mut conn = self.hot.take(pool).await?;
+                let submitted = self.submit_pg(&mut conn, new).await?;
+                conn.keep();
+                submitted
+            }
+            Backend::Sqlite(_) => {
+                let mut tx = self.begin().await?;
+                let submitted = self.submit_in(&mut tx, new).await?;
+                tx.commit().await?;
+                submitted
+            }
+        };
         if submitted.created {
             self.hand_over(submitted.id);
         }
@@ -140,62 +153,65 @@ impl Store {
     ) -> Result<Submitted, StoreError> {
         check(new)?;
         let submitted = match tx {
-            StoreTx::Postgres(tx) => {
-                // With keys: the input sealed, its hash, the keyed identity key and the NIK's
-                // last 4 computed here (the function cannot read a sealed input).
-                let sealed = self.seal_input(&new.kind, &new.business_key, &new.input);
-                let (input, hash, identity, last4) = match &sealed {
-                    Some(sealed) => (
-                        &sealed.input,
-                        Some(sha256_hex(&canonical(&new.input).to_string())),
-                        self.identity_of(&new.kind, &new.input),
-                        nik_last4(&new.kind, &new.input),
-                    ),
-                    None => (&new.input, None, None, None),
-                };
-                let row: Result<(Uuid, bool), sqlx::Error> = sqlx::query_as(
-                    "SELECT workflow_id, created FROM finflow_submit_workflow($1, $2, $3, $4, $5, \
-                     $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(&new.kind)
-                .bind(&new.business_key)
-                .bind(input)
-                .bind(&new.definition_name)
-                .bind(new.definition_version)
-                .bind(&new.state)
-                .bind(&new.context)
-                .bind(hash)
-                .bind(identity)
-                .bind(sealed.as_ref().map(|s| s.data_key.as_str()))
-                .bind(last4)
-                .fetch_one(&mut **tx)
-                .await;
-                match row {
-                    Ok((id, created)) => Submitted { id, created },
-                    Err(sqlx::Error::Database(db))
-                        if db.code().as_deref() == Some(CONFLICT_SQLSTATE) =>
-                    {
-                        return Err(conflict(new));
-                    }
-                    Err(sqlx::Error::Database(db))
-                        if db.code().as_deref() == Some(ONBOARDING_IN_PROGRESS_SQLSTATE) =>
-                    {
-                        let held = db
-                            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                            .and_then(|pg| held_from_detail(pg.detail()));
-                        return Err(
-                            held.unwrap_or_else(|| StoreError::Database(sqlx::Error::Database(db)))
-                        );
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            StoreTx::Postgres(tx) => self.submit_pg(tx, new).await?,
             StoreTx::Sqlite(tx) => submit_sqlite(self, tx, new).await?,
         };
         if submitted.created {
             tracing::debug!(workflow.id = %submitted.id, "workflow created (commits with its transaction)");
         }
         Ok(submitted)
+    }
+
+    /// [`Store::submit_in`]'s PostgreSQL statement: one call of `finflow_submit_workflow`.
+    async fn submit_pg(
+        &self,
+        conn: &mut PgConnection,
+        new: &NewWorkflow,
+    ) -> Result<Submitted, StoreError> {
+        // With keys: the input sealed, its hash, the keyed identity key and the NIK's
+        // last 4 computed here (the function cannot read a sealed input).
+        let sealed = self.seal_input(&new.kind, &new.business_key, &new.input);
+        let (input, hash, identity, last4) = match &sealed {
+            Some(sealed) => (
+                &sealed.input,
+                Some(sha256_hex(&canonical(&new.input).to_string())),
+                self.identity_of(&new.kind, &new.input),
+                nik_last4(&new.kind, &new.input),
+            ),
+            None => (&new.input, None, None, None),
+        };
+        let row: Result<(Uuid, bool), sqlx::Error> = sqlx::query_as(
+            "SELECT workflow_id, created FROM finflow_submit_workflow($1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&new.kind)
+        .bind(&new.business_key)
+        .bind(input)
+        .bind(&new.definition_name)
+        .bind(new.definition_version)
+        .bind(&new.state)
+        .bind(&new.context)
+        .bind(hash)
+        .bind(identity)
+        .bind(sealed.as_ref().map(|s| s.data_key.as_str()))
+        .bind(last4)
+        .fetch_one(conn)
+        .await;
+        match row {
+            Ok((id, created)) => Ok(Submitted { id, created }),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(CONFLICT_SQLSTATE) => {
+                Err(conflict(new))
+            }
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some(ONBOARDING_IN_PROGRESS_SQLSTATE) =>
+            {
+                let held = db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .and_then(|pg| held_from_detail(pg.detail()));
+                Err(held.unwrap_or_else(|| StoreError::Database(sqlx::Error::Database(db))))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
