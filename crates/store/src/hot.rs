@@ -60,6 +60,17 @@ impl Hot {
         })
     }
 
+    /// Gives every kept connection back to the pool (before it is closed).
+    pub(crate) fn release_all(&self) {
+        let kept = std::mem::take(
+            &mut *self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        drop(kept);
+    }
+
     fn keep(self: &Arc<Self>, conn: PoolConnection<Postgres>, most: usize) {
         let mut idle = self
             .idle

@@ -143,6 +143,8 @@ impl Store {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        // The pool waits for every connection it lent: give back the kept ones first.
+        self.hot.release_all();
         match &self.backend {
             Backend::Postgres(pool) => pool.close().await,
             Backend::Sqlite(pool) => pool.close().await,

@@ -6,6 +6,7 @@ mod claim;
 mod commit;
 mod dispatch;
 mod events;
+mod hot;
 mod inbox;
 mod internal;
 mod migrate;
