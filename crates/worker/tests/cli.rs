@@ -329,6 +329,46 @@ fn reconcile_starts_a_run_and_reports_on_runs() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `finflow privacy new-key` prints a fresh key that `[privacy]` accepts, without a
+/// configuration or a database.
+#[test]
+fn privacy_new_key_prints_a_usable_key() {
+    let keys: Vec<String> = (0..2)
+        .map(|_| {
+            let out = finflow(&["privacy", "new-key"], &[]);
+            assert!(out.status.success(), "{}", text(&out));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+        .collect();
+    assert_ne!(keys[0], keys[1], "each key is new");
+    assert_eq!(keys[0].len(), 44, "base64 of 32 bytes: {:?}", keys[0]);
+    // Configured as they are printed, they seal a submitted borrower.
+    let dir = std::env::temp_dir().join(format!("finflow-newkey-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = format!("sqlite://{}", dir.join("finflow.db").display());
+    let out = finflow(
+        &[
+            "submit",
+            "onboard-borrower",
+            "--business-key",
+            "new-key-1",
+            "--input",
+            "workflows/inputs/onboard-personal.json",
+        ],
+        &[
+            ("FINFLOW_DATABASE_URL", &db),
+            ("FINFLOW_PRIVACY__KEYS__NEW", &keys[0]),
+            ("FINFLOW_PRIVACY__ACTIVE", "new"),
+            ("FINFLOW_PRIVACY__HASH_KEY", &keys[1]),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = finflow(&["inspect", "new-key-1"], &[("FINFLOW_DATABASE_URL", &db)]);
+    assert!(text(&out).contains("sealed (key new)"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn submit_validates_deduplicates_and_refuses_conflicts() {
     let dir = std::env::temp_dir().join(format!("finflow-submit-{}", std::process::id()));

@@ -59,26 +59,31 @@ enum What {
 /// # Errors
 /// The configuration, the keys or the database failed; a refused erasure.
 pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
-    if let What::NewKey = args.what {
-        use secrecy::ExposeSecret as _;
-        println!("{}", privacy::KeyRing::new_key_base64().expose_secret());
-        return Ok(ExitCode::SUCCESS);
-    }
-    let config = Config::load(config)?;
-    let store = super::open_store_for_writes(&config, false).await?;
+    // Every command but `new-key` needs the keys and the database.
+    let store = async {
+        let config = Config::load(config)?;
+        super::open_store_for_writes(&config, false).await
+    };
     match args.what {
-        What::NewKey => {}
-        What::Seal => loop {
-            let progress = store.seal_plain(BATCH).await.context("sealing failed")?;
-            eprintln!(
-                "finflow privacy seal: {} sealed, {} still plain",
-                progress.sealed, progress.left
-            );
-            if progress.left == 0 || progress.sealed == 0 {
-                break;
+        What::NewKey => {
+            use secrecy::ExposeSecret as _;
+            println!("{}", privacy::KeyRing::new_key_base64().expose_secret());
+        }
+        What::Seal => {
+            let store = store.await?;
+            loop {
+                let progress = store.seal_plain(BATCH).await.context("sealing failed")?;
+                eprintln!(
+                    "finflow privacy seal: {} sealed, {} still plain",
+                    progress.sealed, progress.left
+                );
+                if progress.left == 0 || progress.sealed == 0 {
+                    break;
+                }
             }
-        },
+        }
         What::Rotate => {
+            let store = store.await?;
             let mut total = 0;
             loop {
                 let done = store.rotate_keys(BATCH).await.context("rotating failed")?;
@@ -92,10 +97,11 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> 
         }
         What::Purge { finished_before } => {
             let before = Utc.from_utc_datetime(&finished_before.and_time(chrono::NaiveTime::MIN));
+            let store = store.await?;
             let erased = store.purge(before).await.context("purging failed")?;
             println!("the personal data of {erased} finished workflows was erased");
         }
-        What::Erase { business_key } => match store.erase(&business_key).await {
+        What::Erase { business_key } => match store.await?.erase(&business_key).await {
             Ok(erasure) => {
                 println!(
                     "the personal data of {} workflows of borrower {business_key:?} was erased:",
