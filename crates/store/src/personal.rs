@@ -13,8 +13,10 @@
 //!   wait on it) are stored as keyed hashes (HMAC-SHA256, [`privacy::KeyRing::keyed_hash`]):
 //!   matching works on equal hashes and the tables reveal nothing.
 //!
-//! Without keys everything is stored plain, as before; reads handle both forms, so a
-//! database moves to sealed rows in batches ([`Store::seal_plain`]) while the fleet runs.
+//! A store without keys stores everything plain (the `finflow` commands that write refuse
+//! to start without keys; tests and embedders may); reads handle both forms, so a database
+//! moves to sealed rows in batches ([`Store::seal_plain`]) while the fleet runs, and a
+//! worker seals a plain input as its workflow starts ([`Store::seal_if_plain`]).
 //!
 //! Erasure ([`Store::purge`], [`Store::erase`]) destroys a workflow's data key and clears
 //! what the input held (`{"$erased": true}`), its hashes and its callbacks' payloads, and
