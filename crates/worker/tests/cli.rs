@@ -104,14 +104,34 @@ fn text(output: &Output) -> String {
 #[test]
 fn doctor_passes_against_the_sandbox() {
     let sandbox = SandboxProcess::start(&[]);
+    let finfra = [
+        ("FINFLOW_FINFRA__BASE_URL", sandbox.base_url.as_str()),
+        ("FINFLOW_FINFRA__CLIENT_ID", sandbox.client_id.as_str()),
+        (
+            "FINFLOW_FINFRA__CLIENT_SECRET",
+            sandbox.client_secret.as_str(),
+        ),
+    ];
+    // Without [privacy] keys the worker would not start: the doctor says so.
+    let output = doctor(&finfra);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let privacy = report
+        .lines()
+        .find(|l| l.starts_with("privacy"))
+        .unwrap_or_else(|| panic!("no privacy line in:\n{report}"));
+    assert!(
+        privacy.contains("FAIL") && privacy.contains("finflow privacy new-key"),
+        "{privacy}"
+    );
+
     let output = doctor(&[
-        ("FINFLOW_FINFRA__BASE_URL", &sandbox.base_url),
-        ("FINFLOW_FINFRA__CLIENT_ID", &sandbox.client_id),
-        ("FINFLOW_FINFRA__CLIENT_SECRET", &sandbox.client_secret),
+        finfra[0], finfra[1], finfra[2], PRIVACY[0], PRIVACY[1], PRIVACY[2],
     ]);
     let report = text(&output);
     assert!(output.status.success(), "{report}");
-    for check in ["config", "token", "liveness", "readiness"] {
+    assert!(!report.contains(PRIVACY[0].1), "a key leaked:\n{report}");
+    for check in ["config", "privacy", "token", "liveness", "readiness"] {
         assert!(
             report
                 .lines()
@@ -212,7 +232,15 @@ fn doctor_reads_finflow_toml() {
     )
     .expect("write finflow.toml");
     // The environment overrides the file, and a numeric-looking secret stays a string.
-    let output = doctor_in(&dir, &[("FINFLOW_FINFRA__CLIENT_SECRET", "0123")]);
+    let output = doctor_in(
+        &dir,
+        &[
+            ("FINFLOW_FINFRA__CLIENT_SECRET", "0123"),
+            PRIVACY[0],
+            PRIVACY[1],
+            PRIVACY[2],
+        ],
+    );
     let report = text(&output);
     assert!(output.status.success(), "{report}");
 }

@@ -34,6 +34,24 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
         ),
         (Err(error), _) | (_, Err(error)) => report.fail("config", error.to_string()),
     }
+    match config.keys() {
+        Ok(Some(keys)) => report.pass(
+            "privacy",
+            format!(
+                "keys {}, new data keys under {:?}",
+                keys.labels().collect::<Vec<_>>().join(", "),
+                keys.active()
+            ),
+        ),
+        Ok(None) => report.fail(
+            "privacy",
+            "no [privacy] keys: finflow run, submit and console refuse to start without them \
+             (set privacy.keys, privacy.active and privacy.hash_key; `finflow privacy new-key` \
+             prints a key)"
+                .to_owned(),
+        ),
+        Err(error) => report.fail("privacy", error.to_string()),
+    }
     let (Ok(base_url), Ok(credentials)) = (base_url, credentials) else {
         report.skip(&["token", "liveness", "readiness"]);
         return Ok(report.finish());
