@@ -10,6 +10,7 @@ mod borrowers;
 mod credit;
 mod documents;
 mod ekyc;
+mod hold;
 mod loans;
 mod path;
 pub(crate) mod transport;
@@ -132,7 +133,7 @@ pub(crate) struct Inner {
     tokens: TokenCache,
     /// The end of the latest `Retry-After` window Finfra announced to this client: until
     /// then no request of any clone leaves (see `transport`).
-    paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+    paused_until: hold::PausedUntil,
 }
 
 impl fmt::Debug for FinfraClient {
@@ -159,7 +160,11 @@ impl FinfraClient {
                 reason: format!("scheme {:?} is not http or https", base_url.scheme()),
             });
         }
+        let paused_until = hold::PausedUntil::default();
         let http = reqwest::Client::builder()
+            // The window is checked again once a new connection is made, before the request
+            // is written on it (`hold`).
+            .connector_layer(hold::HoldLayer(std::sync::Arc::clone(&paused_until)))
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent)
@@ -180,7 +185,7 @@ impl FinfraClient {
                 http,
                 base_url,
                 tokens,
-                paused_until: std::sync::Mutex::new(None),
+                paused_until,
             }),
         })
     }

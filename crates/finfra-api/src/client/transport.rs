@@ -240,25 +240,12 @@ impl Inner {
             path = call.template,
             "not sent: inside Finfra's Retry-After window"
         );
-        Err(Error::RateLimited {
-            retry_after: Some(remaining),
-            body: ErrorBody::Api(crate::error::ApiErrorBody {
-                status: 429,
-                error: "Too Many Requests".to_owned(),
-                message: "not sent: Finfra asked this client to wait (Retry-After)".to_owned(),
-            }),
-        })
+        Err(held_error(remaining))
     }
 
     /// How much of the current `Retry-After` window is left, if any.
     fn pause_remaining(&self) -> Option<std::time::Duration> {
-        let until = *self
-            .paused_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        until
-            .and_then(|until| until.checked_duration_since(Instant::now()))
-            .filter(|left| !left.is_zero())
+        super::hold::remaining(&self.paused_until)
     }
 
     /// Extends the pause to `wait` from now (a later window wins).
@@ -269,6 +256,18 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *paused = Some(paused.map_or(until, |current| current.max(until)));
+    }
+}
+
+/// A `429` of our own for a request not sent because a `Retry-After` window lasts.
+fn held_error(remaining: std::time::Duration) -> Error {
+    Error::RateLimited {
+        retry_after: Some(remaining),
+        body: ErrorBody::Api(crate::error::ApiErrorBody {
+            status: 429,
+            error: "Too Many Requests".to_owned(),
+            message: "not sent: Finfra asked this client to wait (Retry-After)".to_owned(),
+        }),
     }
 }
 
@@ -292,6 +291,16 @@ pub(crate) async fn exchange(
     async move {
         let started = Instant::now();
         let result = request.send().await;
+        // Refused by the connector inside a Retry-After window (`hold`): not sent.
+        if let Err(error) = &result
+            && let Some(held) = super::hold::held_in(error)
+        {
+            tracing::debug!(
+                path = template,
+                "not sent: inside Finfra's Retry-After window"
+            );
+            return Err(held_error(held.remaining));
+        }
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let span = Span::current();
         span.record("latency_ms", latency_ms);
