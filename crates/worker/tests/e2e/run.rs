@@ -99,6 +99,9 @@ pub struct Fleet {
 
 const CALLBACK_KEY: &str = "e2e-callback-key";
 
+/// The longest `Retry-After` the sandbox's injected `429`s carry (1 or 2 s).
+const MAX_FAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// The run's key-encryption key and hash key (base64 of 32 bytes each).
 const E2E_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const E2E_HASH_KEY: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
@@ -249,6 +252,11 @@ pub async fn kill_receiver_mid_call(
         // has to deliver it again to the restarted worker.
         let delivery_failed = undelivered(&ledger) > 0
             && wait_for_delivery_attempt(sandbox, ledger.callback_attempts).await;
+        // A 429 the sandbox answered to a request the dead worker had in flight opened a
+        // Retry-After window no live process heard of: the restarted worker could not know
+        // it. Restart once any such window is over (the sandbox's faults say at most 2 s),
+        // so that the ledger's "sent inside a window" counts only windows a sender knew of.
+        tokio::time::sleep(MAX_FAULT_RETRY_AFTER).await;
         receiver = env.start_worker(loopback(port));
         clock.note(format_args!("restarted as {}", receiver.id));
         if !interrupted.is_empty() && delivery_failed {
