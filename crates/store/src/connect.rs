@@ -77,11 +77,9 @@ impl Target {
     pub(crate) fn parse(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let url = url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pg = PgConnectOptions::from_str(url)
-                .map_err(|e| {
-                    StoreError::InvalidUrl(format!("cannot parse the PostgreSQL URL: {e}"))
-                })?
-                .application_name("finflow");
+            let pg = PgConnectOptions::from_str(url).map_err(|e| {
+                StoreError::InvalidUrl(format!("cannot parse the PostgreSQL URL: {e}"))
+            })?;
             return Ok(Self::Postgres(pg));
         }
         let sqlite = if url.starts_with("sqlite:") {

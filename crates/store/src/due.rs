@@ -1,8 +1,7 @@
 //! The in-process hand-over of workflows a store made due: a submit, a callback that woke
-//! its workflow, an operator's command, a commit that left events waiting. The durable
-//! wake-up (the apalis task written in the same transaction, and `next_run_at` for the due
-//! scan) stays the truth; this is a hint, sent after the commit, that lets a worker in the
-//! same process start at once instead of at its next poll. A lagging or absent listener
+//! its workflow, a commit that left events waiting. `next_run_at` (and the due scan that
+//! reads it) stays the truth; this is a hint, sent after the commit, that lets a worker in
+//! the same process (SQLite) start at once instead of at the next scan. A lagging or absent listener
 //! loses nothing but the hint.
 
 use tokio::sync::broadcast;

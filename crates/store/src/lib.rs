@@ -5,8 +5,9 @@
 //!
 //! 1. other systems [`Store::submit`] work (or call `finflow_submit(...)` in SQL on
 //!    PostgreSQL): a `workflows` row and its first wake-up, in one transaction;
-//! 2. a worker receives a wake-up (an apalis task in queue [`WAKEUP_QUEUE`] carrying a
-//!    [`Wakeup`]) and [`Store::claim`]s the workflow: only one worker holds it at a time;
+//! 2. a worker hears that it is due (a `finflow_due` hint, [`Store::listen_due`], or its
+//!    due scan, [`Store::claim_due`]) and [`Store::claim`]s the workflow: only one worker
+//!    holds it at a time;
 //! 3. it runs one step outside any transaction (a Finfra call), then
 //!    [`Store::commit_step`]s the outcome: new state, journal row, wait registrations,
 //!    consumed callbacks and the next wake-up, in one transaction, or nothing if it lost the
@@ -15,9 +16,9 @@
 //!    workflow waiting for them, which is woken in the same transaction; a callback that
 //!    arrives before its workflow waits is matched when the wait begins.
 //!
-//! `workflows.next_run_at` is the truth about when a workflow is due; wake-up tasks are only
+//! `workflows.next_run_at` is the truth about when a workflow is due; wake-ups are only
 //! hints (a stale or duplicate one finds nothing due and is dropped), and [`Store::claim_due`]
-//! is the polling fallback. See `wakeup` for the dispatch design and `time` for timestamps.
+//! is the scan that needs none. See `wakeup` for the dispatch design and `time` for timestamps.
 //!
 //! Every fallible function documents its errors in [`StoreError`] terms.
 
@@ -103,8 +104,7 @@ impl Store {
         &self.origin
     }
 
-    /// Which backend, with its pool: for the worker to build apalis storages on the same
-    /// pool (`PostgresStorage::<Wakeup>::new(pool)` with queue [`WAKEUP_QUEUE`]).
+    /// Which backend, with its pool.
     pub fn backend(&self) -> &Backend {
         &self.backend
     }

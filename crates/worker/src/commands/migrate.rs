@@ -1,5 +1,5 @@
 //! `finflow migrate`: creates or upgrades the schema (finflow's tables and views, and
-//! apalis's queue) in the configured database. Safe to run again, and from several
+//! apalis's tables, which hold the worker registry) in the configured database. Safe to run again, and from several
 //! processes at once.
 
 use std::path::Path;
