@@ -1,7 +1,9 @@
 //! Committing a step: the outcome of one step, in ONE transaction, or nothing. On
-//! PostgreSQL that transaction is one call of the SQL function `finflow_commit_step`
-//! (migration 0007): one round trip per step. On SQLite it is one `BEGIN IMMEDIATE` …
-//! `COMMIT` on the process's own file.
+//! PostgreSQL that is the SQL function `finflow_commit_step` (migrations 0007, 0009), called
+//! for each step of a group commit (`finflow_commit_steps`, 0016, see `crate::group`): the
+//! steps a process finished at about the same moment share one round trip and one
+//! transaction, each behind its own guard. On SQLite it is one `BEGIN IMMEDIATE` … `COMMIT`
+//! per step on the process's own file.
 //!
 //! In order: (PostgreSQL) lock the correlation keys of the new waits (and of the
 //! announcement); update the workflow row if this worker still holds it at the version it
@@ -17,17 +19,14 @@
 //! committed (on PostgreSQL behind the lock that keeps ids in commit order, and announced
 //! with `NOTIFY finflow_events`).
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool, SqliteConnection};
+use sqlx::{PgPool, SqliteConnection};
 use uuid::Uuid;
 
 use crate::announce::{Announcement, announce_sqlite, copy_announcements_sqlite};
 use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
-use crate::hot::Hot;
 use crate::inbox::{KeyName, lock_ids, mark_processed_sqlite, match_waits_sqlite};
 use crate::journal::{JournalEntry, append_sqlite};
 use crate::reconcile::{self, Observed};
@@ -126,35 +125,35 @@ impl Store {
     /// database failure (nothing was written).
     #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %commit.workflow_id, worker.id = %commit.worker_id, step = %commit.journal.step))]
     pub async fn commit_step(&self, commit: &StepCommit) -> Result<Committed, StoreError> {
-        // With keys, a wait on a NIK waits on its keyed hash, as the inbox stores it.
-        let hashed;
-        let commit = if self.keys().is_some()
-            && commit
-                .waits
-                .iter()
-                .any(|w| w.key == KeyName::IdentityNumber)
-        {
-            hashed = StepCommit {
-                waits: commit
-                    .waits
-                    .iter()
-                    .map(|w| match w.key {
-                        KeyName::IdentityNumber => Wait {
-                            value: self.nik_key(&w.value),
-                            ..w.clone()
-                        },
-                        _ => w.clone(),
-                    })
-                    .collect(),
-                ..commit.clone()
-            };
-            &hashed
-        } else {
-            commit
-        };
         let committed = match &self.backend {
-            Backend::Postgres(pool) => commit_pg(&self.hot, pool, commit).await?,
+            Backend::Postgres(pool) => commit_pg(self, pool, commit).await?,
             Backend::Sqlite(pool) => {
+                // With keys, a wait on a NIK waits on its keyed hash, as the inbox stores it.
+                let hashed;
+                let commit = if self.keys().is_some()
+                    && commit
+                        .waits
+                        .iter()
+                        .any(|w| w.key == KeyName::IdentityNumber)
+                {
+                    hashed = StepCommit {
+                        waits: commit
+                            .waits
+                            .iter()
+                            .map(|w| match w.key {
+                                KeyName::IdentityNumber => Wait {
+                                    value: self.nik_key(&w.value),
+                                    ..w.clone()
+                                },
+                                _ => w.clone(),
+                            })
+                            .collect(),
+                        ..commit.clone()
+                    };
+                    &hashed
+                } else {
+                    commit
+                };
                 let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
                 let committed = commit_sqlite(&mut tx, commit).await?;
                 tx.commit().await?;
@@ -194,118 +193,160 @@ fn effective(commit: &StepCommit) -> Effective<'_> {
     }
 }
 
-/// The PostgreSQL commit: one call of `finflow_commit_step` (migration 0007), which does the
-/// whole sequence server-side, in the call's own transaction: one round trip per step.
+/// The PostgreSQL commit: one element of a call of `finflow_commit_steps` (migration 0016),
+/// which commits it with `finflow_commit_step` (0007, 0009) server-side, with whatever other
+/// steps the process finished meanwhile (`crate::group`): one round trip and one transaction
+/// for the batch.
 async fn commit_pg(
-    hot: &Arc<Hot>,
+    store: &Store,
     pool: &PgPool,
     commit: &StepCommit,
 ) -> Result<Committed, StoreError> {
+    let params = serde_json::to_string(&Params::new(store, commit))
+        .map_err(|e| decode_error(format!("commit: {e}")))?;
     if commit.observed.is_empty() {
-        let mut conn = hot.take(pool).await?;
-        let committed = commit_step_pg(&mut conn, commit).await?;
-        conn.keep();
-        return Ok(committed);
+        return store
+            .group
+            .commit(&store.hot, pool, commit.workflow_id, params)
+            .await;
     }
-    // A reconciliation step: its observations in the same transaction.
+    // A reconciliation step: its observations in the same transaction, so alone.
     let mut tx = pool.begin().await?;
-    let committed = commit_step_pg(&mut tx, commit).await?;
+    let row = crate::group::call_on(&mut tx, &[params.as_str()])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| decode_error("commit: no answer"))?;
+    let committed = row.into_result(commit.workflow_id)?;
     reconcile::write_pg(&mut tx, commit.workflow_id, &commit.observed).await?;
     tx.commit().await?;
     Ok(committed)
 }
 
-async fn commit_step_pg(
-    conn: &mut PgConnection,
-    commit: &StepCommit,
-) -> Result<Committed, StoreError> {
-    let eff = effective(commit);
-    let announce = commit.announce.as_ref().filter(|_| eff.terminal);
-    let keys: Vec<(KeyName, &str)> = eff
-        .waits
-        .iter()
-        .map(|w| (w.key, w.value.as_str()))
-        .chain(announce.map(|a| (KeyName::ExternalId, a.external_id.as_str())))
-        .collect();
-    let events: Vec<&str> = eff.waits.iter().map(|w| w.event.as_str()).collect();
-    let names: Vec<&str> = eff.waits.iter().map(|w| w.key.as_str()).collect();
-    let values: Vec<&str> = eff.waits.iter().map(|w| w.value.as_str()).collect();
-    let event_types: Vec<&str> = commit
-        .events
-        .iter()
-        .map(|e| e.event_type.as_str())
-        .collect();
-    let event_payloads: Vec<&Value> = commit.events.iter().map(|e| &e.payload).collect();
-    let j = &commit.journal;
-    let row: CommitRow = sqlx::query_as(
-        "SELECT result, new_version, journal_seq, stored_next_run_at, pending_events \
-         FROM finflow_commit_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, \
-         $32, $33, $34, $35, $36, $37, $38, $39)",
-    )
-    .bind(commit.workflow_id)
-    .bind(&commit.worker_id)
-    .bind(commit.expected_version)
-    .bind(commit.status.as_str())
-    .bind(&commit.state)
-    .bind(&commit.context)
-    .bind(commit.attempt)
-    .bind(eff.next_run_at)
-    .bind(Utc::now())
-    .bind(&commit.waiting_for)
-    .bind(commit.deadline)
-    .bind(&commit.last_error)
-    .bind(commit.pin_definition_version)
-    .bind(commit.pin_definition_name.as_deref())
-    .bind(eff.release)
-    .bind(eff.terminal)
-    .bind(&commit.facts)
-    .bind(lock_ids(&keys))
-    .bind(&events)
-    .bind(&names)
-    .bind(&values)
-    .bind(&commit.processed_events)
-    .bind(&j.step)
-    .bind(&j.action)
-    .bind(j.outcome.as_str())
-    .bind(j.attempt)
-    .bind(j.started_at)
-    .bind(j.finished_at)
-    .bind(j.duration_ms())
-    .bind(j.finfra_status)
-    .bind(&j.error)
-    .bind(&j.operation_key)
-    .bind(&j.request_summary)
-    .bind(&j.response_summary)
-    .bind(announce.map(|a| a.title.as_str()))
-    .bind(announce.map(|a| a.external_id.as_str()))
-    .bind(announce.map(|a| &a.payload))
-    .bind(&event_types)
-    .bind(&event_payloads)
-    .fetch_one(&mut *conn)
-    .await?;
-    let (result, version, seq, next_run_at, pending_events) = row;
-    match result.as_str() {
-        "ok" => Ok(Committed {
-            version: version.ok_or_else(|| decode_error("commit: no version"))?,
-            seq: seq.ok_or_else(|| decode_error("commit: no journal seq"))?,
-            next_run_at,
-            pending_events: pending_events.unwrap_or_default(),
-        }),
-        "lease_lost" => Err(StoreError::LeaseLost(commit.workflow_id)),
-        "not_found" => Err(StoreError::NotFound(commit.workflow_id)),
-        other => Err(decode_error(format!("commit: unknown result {other:?}"))),
+/// The parameters of `finflow_commit_step` for one commit, named as `finflow_commit_steps`
+/// reads them: the one translation of a [`StepCommit`] into what PostgreSQL stores.
+#[derive(serde::Serialize)]
+struct Params<'a> {
+    workflow_id: Uuid,
+    worker_id: &'a str,
+    expected_version: i64,
+    status: &'static str,
+    state: &'a str,
+    context: &'a Value,
+    attempt: i32,
+    next_run_at: Option<Micros>,
+    caller_now: Micros,
+    waiting_for: Option<&'a str>,
+    deadline: Option<Micros>,
+    last_error: Option<&'a str>,
+    pin_version: Option<i32>,
+    pin_name: Option<&'a str>,
+    release: bool,
+    terminal: bool,
+    facts: &'a Value,
+    lock_keys: Vec<i64>,
+    wait_events: Vec<&'a str>,
+    wait_keys: Vec<&'static str>,
+    wait_values: Vec<std::borrow::Cow<'a, str>>,
+    processed: &'a [i64],
+    j_step: &'a str,
+    j_action: &'a str,
+    j_outcome: &'static str,
+    j_attempt: i32,
+    j_started_at: Micros,
+    j_finished_at: Micros,
+    j_duration_ms: i64,
+    j_finfra_status: Option<i32>,
+    j_error: Option<&'a str>,
+    j_operation_key: Option<&'a str>,
+    j_request_summary: Option<&'a Value>,
+    j_response_summary: Option<&'a Value>,
+    a_title: Option<&'a str>,
+    a_external_id: Option<&'a str>,
+    a_payload: Option<&'a Value>,
+    event_types: Vec<&'a str>,
+    event_payloads: Vec<&'a Value>,
+}
+
+impl<'a> Params<'a> {
+    fn new(store: &Store, commit: &'a StepCommit) -> Self {
+        let eff = effective(commit);
+        let announce = commit.announce.as_ref().filter(|_| eff.terminal);
+        // With keys, a wait on a NIK waits on its keyed hash, as the inbox stores it.
+        let wait_values: Vec<std::borrow::Cow<'a, str>> = eff
+            .waits
+            .iter()
+            .map(|w| match w.key {
+                KeyName::IdentityNumber if store.keys().is_some() => {
+                    std::borrow::Cow::Owned(store.nik_key(&w.value))
+                }
+                _ => std::borrow::Cow::Borrowed(w.value.as_str()),
+            })
+            .collect();
+        let keys: Vec<(KeyName, &str)> = eff
+            .waits
+            .iter()
+            .zip(&wait_values)
+            .map(|(w, value)| (w.key, value.as_ref()))
+            .chain(announce.map(|a| (KeyName::ExternalId, a.external_id.as_str())))
+            .collect();
+        let j = &commit.journal;
+        Self {
+            workflow_id: commit.workflow_id,
+            worker_id: &commit.worker_id,
+            expected_version: commit.expected_version,
+            status: commit.status.as_str(),
+            state: &commit.state,
+            context: &commit.context,
+            attempt: commit.attempt,
+            next_run_at: eff.next_run_at.map(Micros),
+            caller_now: Micros(Utc::now()),
+            waiting_for: commit.waiting_for.as_deref(),
+            deadline: commit.deadline.map(Micros),
+            last_error: commit.last_error.as_deref(),
+            pin_version: commit.pin_definition_version,
+            pin_name: commit.pin_definition_name.as_deref(),
+            release: eff.release,
+            terminal: eff.terminal,
+            facts: &commit.facts,
+            lock_keys: lock_ids(&keys),
+            wait_events: eff.waits.iter().map(|w| w.event.as_str()).collect(),
+            wait_keys: eff.waits.iter().map(|w| w.key.as_str()).collect(),
+            wait_values,
+            processed: &commit.processed_events,
+            j_step: &j.step,
+            j_action: &j.action,
+            j_outcome: j.outcome.as_str(),
+            j_attempt: j.attempt,
+            j_started_at: Micros(j.started_at),
+            j_finished_at: Micros(j.finished_at),
+            j_duration_ms: j.duration_ms(),
+            j_finfra_status: j.finfra_status,
+            j_error: j.error.as_deref(),
+            j_operation_key: j.operation_key.as_deref(),
+            j_request_summary: j.request_summary.as_ref(),
+            j_response_summary: j.response_summary.as_ref(),
+            a_title: announce.map(|a| a.title.as_str()),
+            a_external_id: announce.map(|a| a.external_id.as_str()),
+            a_payload: announce.map(|a| &a.payload),
+            event_types: commit
+                .events
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .collect(),
+            event_payloads: commit.events.iter().map(|e| &e.payload).collect(),
+        }
     }
 }
 
-/// What `finflow_commit_step` returns.
-type CommitRow = (
-    String,
-    Option<i64>,
-    Option<i32>,
-    Option<DateTime<Utc>>,
-    Option<Vec<i64>>,
-);
+/// A timestamp as PostgreSQL stores it: to the microsecond, truncated as sqlx binds one.
+struct Micros(DateTime<Utc>);
+
+impl serde::Serialize for Micros {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    }
+}
 
 async fn commit_sqlite(
     conn: &mut SqliteConnection,

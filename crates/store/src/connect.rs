@@ -182,6 +182,7 @@ impl Store {
             keys: None,
             origin: origin.into(),
             hot: std::sync::Arc::default(),
+            group: std::sync::Arc::default(),
         })
     }
 }

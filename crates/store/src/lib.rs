@@ -34,6 +34,7 @@ mod definitions;
 mod due;
 mod error;
 mod events;
+mod group;
 mod hot;
 mod identity;
 mod inbox;
@@ -95,6 +96,8 @@ pub struct Store {
     origin: std::sync::Arc<str>,
     /// PostgreSQL connections kept between the statements of the step path.
     hot: std::sync::Arc<hot::Hot>,
+    /// PostgreSQL step commits waiting to be sent together (`group`).
+    group: std::sync::Arc<group::Group>,
 }
 
 impl Store {
@@ -102,6 +105,13 @@ impl Store {
     /// hints they send (`finflow-worker:<tag>` for a worker's store, else `finflow`).
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// How many group commits of each size this store (and its clones) sent so far, as
+    /// `(commits in the batch, batches)`: the sizes the group commit reaches under the load
+    /// it has had. Empty on SQLite, which commits each step alone.
+    pub fn commit_batch_sizes(&self) -> Vec<(usize, u64)> {
+        self.group.batch_sizes()
     }
 
     /// Which backend, with its pool.

@@ -199,9 +199,13 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
     assert!(share > 0.0 && share < 1.0, "{median:#}");
     let hot = figure("hot_update_share");
     assert!((0.0..=1.0).contains(&hot), "{median:#}");
-    // Not measured yet: the store does not report group-commit batches.
+    // Every step commit went in a batch of one or more.
     let run = &postgres["runs"][0];
-    assert!(run["group_commit_batch"].is_null(), "{run:#}");
+    let batch = &run["group_commit_batch"];
+    assert!(batch["p50"].as_f64() >= Some(1.0), "{run:#}");
+    assert!(batch["samples"].as_u64() > Some(0), "{run:#}");
+    let mean = figure("group_commit_mean");
+    assert!((1.0..=32.0).contains(&mean), "{median:#}");
     assert_eq!(run["preload"]["workflows"], 20, "{run:#}");
     assert!(
         run["preload"]["journal_rows"].as_u64() >= Some(100),

@@ -37,8 +37,9 @@ use std::time::{Duration, Instant};
 use e2e::db::{Db, WorkflowRow};
 use e2e::journeys::{Journey, journeys};
 use e2e::run::{
-    Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_events,
-    check_recovery, diagnose, kill_receiver_mid_call, start_fleet, wait_until_all_terminal,
+    Clock, FaultRates, Fleet, KillAt, ONE_AT_A_TIME, Run, check_engine_saw_the_faults,
+    check_events, check_recovery, diagnose, kill_receiver_mid_call, start_fleet,
+    wait_until_all_terminal,
 };
 use finfra_sandbox::{EndpointFaults, Ledger, LoanSummary};
 use store::NewWorkflow;
@@ -145,8 +146,16 @@ async fn scenario(test_db: TestDb, run: Run) {
     let submitted = Instant::now();
     clock.note(format_args!("{n} journeys submitted"));
 
-    let (interrupted, _receiver) =
-        kill_receiver_mid_call(&db, &sandbox, &env, receiver, receiver_port, &clock).await;
+    let (interrupted, _receiver) = kill_receiver_mid_call(
+        &db,
+        &sandbox,
+        &env,
+        receiver,
+        receiver_port,
+        &clock,
+        KillAt::MidCall,
+    )
+    .await;
 
     wait_until_all_terminal(&db, submitted, SETTLE_WITHIN, &clock).await;
     clock.note("every workflow is terminal");

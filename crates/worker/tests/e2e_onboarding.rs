@@ -16,7 +16,10 @@
 //!
 //! Each backend runs as it is deployed: SQLite (one machine) with one worker, which the
 //! kill takes down entirely; PostgreSQL with a fleet of two, which keeps working while
-//! one of them is down. Two processes on one SQLite file share the `429` pause only as
+//! one of them is down. A third run is PostgreSQL's group commit under a SIGKILL: one
+//! worker advancing many workflows at once, so that it commits their steps in batches, is
+//! killed right after a batch of several workflows' steps (and with calls in flight), and
+//! everything above must hold all the same. Two processes on one SQLite file share the `429` pause only as
 //! fast as SQLite's single writer lets the pause through, which under load took up to
 //! 600 ms here: too late to keep the second process out of a 1 s `Retry-After` window.
 
@@ -29,9 +32,9 @@ use e2e::applicants::{Applicant, Intent, mix};
 use e2e::db::{Db, WorkflowRow};
 use e2e::processes::{FinflowEnv, SandboxProcess};
 use e2e::run::{
-    Clock, FaultRates, Fleet, ONE_AT_A_TIME, Run, check_engine_saw_the_faults, check_events,
-    check_recovery, diagnose, e2e_workflows, kill_receiver_mid_call, repo_dir, start_fleet,
-    wait_until_all_terminal,
+    BATCHES_WITHIN_MS, Clock, FaultRates, Fleet, KillAt, ONE_AT_A_TIME, Run,
+    check_engine_saw_the_faults, check_events, check_recovery, diagnose, e2e_workflows,
+    kill_receiver_mid_call, repo_dir, start_fleet, wait_until_all_terminal,
 };
 use finfra_sandbox::{BorrowerSummary, Ledger};
 use store::testing::{TestBackend, TestDb};
@@ -53,7 +56,10 @@ async fn onboarding_survives_faults_and_a_killed_worker_on_sqlite() {
         workers: 1,
         concurrency: 16,
     };
-    store::testing::run(TestBackend::Sqlite, true, |db| scenario(db, run)).await;
+    store::testing::run(TestBackend::Sqlite, true, |db| {
+        scenario(db, run, KillAt::MidCall)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +70,26 @@ async fn onboarding_survives_faults_and_a_killed_worker_on_postgres() {
         workers: 2,
         concurrency: 8,
     };
-    store::testing::run(TestBackend::Postgres, true, |db| scenario(db, run)).await;
+    store::testing::run(TestBackend::Postgres, true, |db| {
+        scenario(db, run, KillAt::MidCall)
+    })
+    .await;
+}
+
+/// Group commit: what a SIGKILL between a batch's statement and its acknowledgement leaves
+/// (all of the batch committed, or none of it) is what the next worker takes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_survives_a_worker_killed_during_batched_commits_on_postgres() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let run = Run {
+        seed: 31,
+        workers: 1,
+        concurrency: 40,
+    };
+    store::testing::run(TestBackend::Postgres, true, |db| {
+        scenario(db, run, KillAt::DuringBatchedCommits)
+    })
+    .await;
 }
 
 /// The test's definitions differ from the shipped ones only in what a test cannot wait
@@ -100,7 +125,7 @@ fn e2e_definitions_keep_the_shipped_policies() {
     }
 }
 
-async fn scenario(test_db: TestDb, run: Run) {
+async fn scenario(test_db: TestDb, run: Run, kill_at: KillAt) {
     let clock = Clock::new(test_db.backend);
     let db = Db {
         store: test_db.store.clone().with_keys(e2e::run::keys()),
@@ -144,8 +169,17 @@ async fn scenario(test_db: TestDb, run: Run) {
 
     // Kill the receiving worker while it is in the middle of calls and callbacks are on
     // their way to it.
-    let (interrupted, _receiver) =
-        kill_receiver_mid_call(&db, &sandbox, &env, receiver, receiver_port, &clock).await;
+    let killed = receiver.id.clone();
+    let (interrupted, _receiver) = kill_receiver_mid_call(
+        &db,
+        &sandbox,
+        &env,
+        receiver,
+        receiver_port,
+        &clock,
+        kill_at,
+    )
+    .await;
 
     wait_until_all_terminal(&db, submitted, SETTLE_WITHIN, &clock).await;
     clock.note("every workflow is terminal");
@@ -161,6 +195,14 @@ async fn scenario(test_db: TestDb, run: Run) {
     check_engine_saw_the_faults(&db).await;
     check_status_counts(&db, &env, &workflows).await;
     check_events(&db, &workflows.values().cloned().collect::<Vec<_>>()).await;
+    if kill_at == KillAt::DuringBatchedCommits {
+        let batches = db.batched_commits(&killed, None).await;
+        assert!(batches > 0, "{killed} committed no batch");
+        clock.note(format_args!(
+            "{killed} committed {batches} batches of several workflows' steps before the \
+             kill (one within {BATCHES_WITHIN_MS} ms of it)"
+        ));
+    }
     clock.note(format_args!(
         "checked: faults injected {:?}, {:?} requests in flight at a 429, {} callbacks \
          duplicated, {} delivery attempts for {} deliveries",

@@ -6,6 +6,7 @@ mod claim;
 mod commit;
 mod dispatch;
 mod events;
+mod group;
 mod hot;
 mod inbox;
 mod internal;

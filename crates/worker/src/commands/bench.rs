@@ -444,6 +444,7 @@ impl Bench<'_> {
             .throughput(self.inputs, self.args.onboardings, STALL)
             .await?;
         harness.stop().await?;
+        let commit_batches = store.commit_batch_sizes();
         store.close().await;
         observer.close().await;
         let round_trips = proxy.map(|proxy| {
@@ -495,6 +496,7 @@ impl Bench<'_> {
             preload,
             in_flight,
             peak_rss_mb: memory::rss().map(|r| r.peak_mb),
+            commit_batches,
         }))
     }
 }

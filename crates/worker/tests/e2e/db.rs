@@ -171,6 +171,24 @@ impl Db {
         mid_call
     }
 
+    /// PostgreSQL: the transactions in which `worker` committed the steps of more than one
+    /// workflow (a group commit; rows one transaction inserted share its `xmin`), over the
+    /// whole run or, with `within_ms`, among the rows of steps that finished that recently.
+    /// SQLite: 0 (it commits each step alone).
+    pub async fn batched_commits(&self, worker: &str, within_ms: Option<i64>) -> i64 {
+        let Some(pool) = self.store.pg_pool() else {
+            return 0;
+        };
+        sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT xmin::text FROM step_journal              WHERE worker_id = $1                AND ($2::bigint IS NULL OR finished_at > now() - $2 * interval '1 millisecond')              GROUP BY 1 HAVING count(DISTINCT workflow_id) > 1) t",
+        )
+        .bind(worker)
+        .bind(within_ms)
+        .fetch_one(pool)
+        .await
+        .expect("batched commits")
+    }
+
     /// `(terminal, all)` workflow counts.
     pub async fn progress(&self) -> (i64, i64) {
         #[derive(FromRow)]

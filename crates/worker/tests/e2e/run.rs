@@ -224,6 +224,19 @@ pub async fn start_fleet(test_db: &TestDb, run: Run, faults: FaultRates, clock: 
     }
 }
 
+/// When to SIGKILL the receiving worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillAt {
+    /// In the middle of calls, with callbacks on their way to it.
+    MidCall,
+    /// The same, and while it commits steps in batches (PostgreSQL's group commit): it
+    /// committed a batch of several workflows' steps within the last [`BATCHES_WITHIN_MS`].
+    DuringBatchedCommits,
+}
+
+/// How recent the batch [`KillAt::DuringBatchedCommits`] waits for is.
+pub const BATCHES_WITHIN_MS: i64 = 300;
+
 /// SIGKILLs `receiver` (the worker Finfra's callbacks go to) while it is in the middle of
 /// calls and callbacks are on their way to it, with a good part of the work done, keeps it
 /// down until a delivery to it has failed, and starts it again on the same port. Returns
@@ -235,9 +248,10 @@ pub async fn kill_receiver_mid_call(
     mut receiver: WorkerProcess,
     port: u16,
     clock: &Clock,
+    at: KillAt,
 ) -> (Vec<WorkflowRow>, WorkerProcess) {
     for _ in 0..5 {
-        wait_for_kill_point(db, sandbox, &receiver.id, clock).await;
+        wait_for_kill_point(db, sandbox, &receiver.id, clock, at).await;
         receiver.kill();
         // Frozen now: nobody may take these over before their lease ends.
         let interrupted = db.held_mid_call(&receiver.id).await;
@@ -271,14 +285,23 @@ pub async fn kill_receiver_mid_call(
 }
 
 /// Waits until a fifth of the workflows are terminal, `worker` holds at least one workflow
-/// mid-call and the sandbox has callbacks still to deliver.
-async fn wait_for_kill_point(db: &Db, sandbox: &SandboxProcess, worker: &str, clock: &Clock) {
+/// mid-call and the sandbox has callbacks still to deliver (and, as `at` asks, `worker` has
+/// just committed a batch).
+async fn wait_for_kill_point(
+    db: &Db,
+    sandbox: &SandboxProcess,
+    worker: &str,
+    clock: &Clock,
+    at: KillAt,
+) {
     // Generous: on a shared 2-core machine a debug build may take this long to finish a
     // fifth of the journeys.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (terminal, total) = db.progress().await;
         if terminal * 5 >= total
+            && (at == KillAt::MidCall
+                || db.batched_commits(worker, Some(BATCHES_WITHIN_MS)).await > 0)
             && !db.held_mid_call(worker).await.is_empty()
             && undelivered(&sandbox.ledger().await) > 0
         {

@@ -14,7 +14,7 @@ use super::harness::{Idle, millis};
 use super::preload::Preloaded;
 use super::proxy::RoundTrips;
 
-/// Percentiles of a set of samples, in milliseconds.
+/// Percentiles of a set of samples (milliseconds, unless the field names another unit).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Spread {
     pub p50: f64,
@@ -109,9 +109,12 @@ pub struct RunFigures {
     pub preload: Option<Preloaded>,
     /// `--in-flight`: the parked onboardings.
     pub in_flight: Option<InFlight>,
-    /// The group commit's batch sizes, once the store reports them (issue 9); always `None`
-    /// until then: nothing measures them yet.
+    /// PostgreSQL: the group commit's batch sizes during the throughput measurement (step
+    /// commits per call and transaction), over its batches; the idle part of the run is not
+    /// in it.
     pub group_commit_batch: Option<Spread>,
+    /// The same as a mean: step commits per batch.
+    pub group_commit_mean: Option<f64>,
 }
 
 /// `--in-flight`: onboardings submitted and left waiting for a KYC review that never ends.
@@ -157,6 +160,8 @@ pub struct Observed {
     pub in_flight: Option<InFlight>,
     /// `VmHWM` at the end of the run.
     pub peak_rss_mb: Option<f64>,
+    /// `Store::commit_batch_sizes` of the throughput measurement's store.
+    pub commit_batches: Vec<(usize, u64)>,
 }
 
 impl RunFigures {
@@ -215,7 +220,24 @@ impl RunFigures {
             peak_rss_mb: observed.peak_rss_mb,
             preload: observed.preload,
             in_flight: observed.in_flight,
-            group_commit_batch: None,
+            group_commit_batch: Spread::of(
+                observed
+                    .commit_batches
+                    .iter()
+                    .flat_map(|&(size, batches)| {
+                        std::iter::repeat_n(size as f64, usize::try_from(batches).unwrap_or(0))
+                    })
+                    .collect(),
+            ),
+            group_commit_mean: {
+                let (commits, batches) = observed
+                    .commit_batches
+                    .iter()
+                    .fold((0u64, 0u64), |(c, b), &(size, n)| {
+                        (c + size as u64 * n, b + n)
+                    });
+                (batches > 0).then(|| commits as f64 / batches as f64)
+            },
             onboardings_per_second: n / (elapsed_ms / 1000.0),
             elapsed_ms,
             submit_ms: observed.submit.as_secs_f64() * 1000.0,
@@ -360,6 +382,21 @@ const FIGURES: &[Figure] = &[
         get: |r| r.transactions_per_step,
     },
     Figure {
+        key: "group_commit_p50",
+        label: "group commit: steps per batch, p50",
+        get: |r| r.group_commit_batch.map(|s| s.p50),
+    },
+    Figure {
+        key: "group_commit_p90",
+        label: "group commit: steps per batch, p90",
+        get: |r| r.group_commit_batch.map(|s| s.p90),
+    },
+    Figure {
+        key: "group_commit_mean",
+        label: "group commit: steps per batch, mean",
+        get: |r| r.group_commit_mean,
+    },
+    Figure {
         key: "wal_bytes_per_step",
         label: "WAL bytes per step",
         get: |r| r.wal_bytes_per_step,
@@ -425,6 +462,9 @@ const MEANINGS: &[&str] = &[
      callback receiver and the submits sent during the throughput measurement (the \
      benchmark's own polling goes around the proxy), divided by the journal rows; --direct \
      turns the proxy off",
+    "group commit: PostgreSQL, the step commits the store sent together in one call and \
+     transaction (Store::commit_batch_sizes) during the throughput measurement, over its \
+     batches; a batch that failed as a whole and was sent again one by one counts again",
     "WAL bytes per step: PostgreSQL pg_wal_lsn_diff of pg_current_wal_lsn() after and before the \
      throughput measurement, divided by the journal rows; the WAL is the whole server's, so \
      anything else writing on it meanwhile (autovacuum, other databases) is counted too",
