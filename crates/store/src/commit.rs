@@ -21,12 +21,13 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgPool, SqliteConnection};
+use sqlx::{PgPool, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::announce::{Announcement, announce_sqlite, copy_announcements_sqlite};
 use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
+use crate::group::Item;
 use crate::inbox::{KeyName, lock_ids, mark_processed_sqlite, match_waits_sqlite};
 use crate::journal::{JournalEntry, append_sqlite};
 use crate::reconcile::{self, Observed};
@@ -127,38 +128,7 @@ impl Store {
     pub async fn commit_step(&self, commit: &StepCommit) -> Result<Committed, StoreError> {
         let committed = match &self.backend {
             Backend::Postgres(pool) => commit_pg(self, pool, commit).await?,
-            Backend::Sqlite(pool) => {
-                // With keys, a wait on a NIK waits on its keyed hash, as the inbox stores it.
-                let hashed;
-                let commit = if self.keys().is_some()
-                    && commit
-                        .waits
-                        .iter()
-                        .any(|w| w.key == KeyName::IdentityNumber)
-                {
-                    hashed = StepCommit {
-                        waits: commit
-                            .waits
-                            .iter()
-                            .map(|w| match w.key {
-                                KeyName::IdentityNumber => Wait {
-                                    value: self.nik_key(&w.value),
-                                    ..w.clone()
-                                },
-                                _ => w.clone(),
-                            })
-                            .collect(),
-                        ..commit.clone()
-                    };
-                    &hashed
-                } else {
-                    commit
-                };
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let committed = commit_sqlite(&mut tx, commit).await?;
-                tx.commit().await?;
-                committed
-            }
+            Backend::Sqlite(pool) => commit_sqlite(self, pool, commit).await?,
         };
         if effective(commit).release && !committed.pending_events.is_empty() {
             // Released with events waiting (a callback arrived during the step): due now.
@@ -207,7 +177,7 @@ async fn commit_pg(
     if commit.observed.is_empty() {
         return store
             .group
-            .commit(&store.hot, pool, commit.workflow_id, params)
+            .commit(store, commit.workflow_id, Item::Postgres(params))
             .await;
     }
     // A reconciliation step: its observations in the same transaction, so alone.
@@ -348,11 +318,102 @@ impl serde::Serialize for Micros {
     }
 }
 
+/// The SQLite commit: through the group commit (`crate::group`), which writes the steps
+/// queued together in one `BEGIN IMMEDIATE` … `COMMIT`; a reconciliation step alone, with
+/// its observations in the same transaction.
 async fn commit_sqlite(
-    conn: &mut SqliteConnection,
+    store: &Store,
+    pool: &SqlitePool,
     commit: &StepCommit,
 ) -> Result<Committed, StoreError> {
-    let eff = effective(commit);
+    let prepared = SqliteCommit::new(store, commit);
+    if commit.observed.is_empty() {
+        return store
+            .group
+            .commit(store, commit.workflow_id, Item::Sqlite(Box::new(prepared)))
+            .await;
+    }
+    let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+    let committed = write_sqlite(&mut tx, &prepared).await?;
+    reconcile::write_sqlite(&mut tx, commit.workflow_id, &commit.observed).await?;
+    tx.commit().await?;
+    Ok(committed)
+}
+
+/// A step commit as SQLite writes it, owned so that it can wait in the group-commit queue:
+/// normalized for a terminal status, the context and facts already the JSON text SQLite
+/// stores, a wait on a NIK already on its keyed hash (with keys), as the inbox stores it.
+#[derive(Debug)]
+pub(crate) struct SqliteCommit {
+    workflow_id: Uuid,
+    worker_id: String,
+    expected_version: i64,
+    status: Status,
+    state: String,
+    context: String,
+    facts: String,
+    attempt: i32,
+    next_run_at: Option<DateTime<Utc>>,
+    waiting_for: Option<String>,
+    deadline: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    pin_version: Option<i32>,
+    pin_name: Option<String>,
+    release: bool,
+    terminal: bool,
+    waits: Vec<Wait>,
+    journal: JournalEntry,
+    processed: Vec<i64>,
+    announce: Option<Announcement>,
+    events: Vec<NewEvent>,
+}
+
+impl SqliteCommit {
+    fn new(store: &Store, commit: &StepCommit) -> Self {
+        let eff = effective(commit);
+        let hash = store.keys().is_some();
+        Self {
+            workflow_id: commit.workflow_id,
+            worker_id: commit.worker_id.clone(),
+            expected_version: commit.expected_version,
+            status: commit.status,
+            state: commit.state.clone(),
+            context: commit.context.to_string(),
+            facts: commit.facts.to_string(),
+            attempt: commit.attempt,
+            next_run_at: eff.next_run_at,
+            waiting_for: commit.waiting_for.clone(),
+            deadline: commit.deadline,
+            last_error: commit.last_error.clone(),
+            pin_version: commit.pin_definition_version,
+            pin_name: commit.pin_definition_name.clone(),
+            release: eff.release,
+            terminal: eff.terminal,
+            waits: eff
+                .waits
+                .iter()
+                .map(|w| match w.key {
+                    KeyName::IdentityNumber if hash => Wait {
+                        value: store.nik_key(&w.value),
+                        ..w.clone()
+                    },
+                    _ => w.clone(),
+                })
+                .collect(),
+            journal: commit.journal.clone(),
+            processed: commit.processed_events.clone(),
+            announce: commit.announce.clone().filter(|_| eff.terminal),
+            events: commit.events.clone(),
+        }
+    }
+}
+
+/// Writes one step on `conn`, inside the caller's transaction; the caller rolls back what
+/// it wrote if it fails.
+pub(crate) async fn write_sqlite(
+    conn: &mut SqliteConnection,
+    commit: &SqliteCommit,
+) -> Result<Committed, StoreError> {
     let now = Utc::now();
     let id = commit.workflow_id.to_string();
 
@@ -373,18 +434,18 @@ async fn commit_sqlite(
     .bind(commit.expected_version)
     .bind(commit.status.as_str())
     .bind(&commit.state)
-    .bind(commit.context.to_string())
+    .bind(&commit.context)
     .bind(commit.attempt)
-    .bind(to_sqlite_opt(eff.next_run_at))
+    .bind(to_sqlite_opt(commit.next_run_at))
     .bind(&commit.waiting_for)
     .bind(to_sqlite_opt(commit.deadline))
     .bind(&commit.last_error)
-    .bind(commit.pin_definition_version)
-    .bind(eff.release)
-    .bind(eff.terminal)
+    .bind(commit.pin_version)
+    .bind(commit.release)
+    .bind(commit.terminal)
     .bind(to_sqlite(now))
-    .bind(commit.pin_definition_name.as_deref())
-    .bind(commit.facts.to_string())
+    .bind(commit.pin_name.as_deref())
+    .bind(&commit.facts)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(version) = version else {
@@ -406,7 +467,7 @@ async fn commit_sqlite(
         .bind(&id)
         .execute(&mut *conn)
         .await?;
-    for wait in eff.waits {
+    for wait in &commit.waits {
         sqlx::query(
             "INSERT INTO workflow_waits (workflow_id, event, key_name, key_value, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -420,22 +481,22 @@ async fn commit_sqlite(
         .await?;
     }
 
-    mark_processed_sqlite(conn, commit.workflow_id, &commit.processed_events, now).await?;
+    mark_processed_sqlite(conn, commit.workflow_id, &commit.processed, now).await?;
     let stamp = to_sqlite(now);
-    if let Some(announcement) = commit.announce.as_ref().filter(|_| eff.terminal) {
+    if let Some(announcement) = &commit.announce {
         announce_sqlite(conn, commit.workflow_id, announcement, &stamp).await?;
     }
-    if !eff.waits.is_empty() {
+    if !commit.waits.is_empty() {
         copy_announcements_sqlite(conn, commit.workflow_id, &stamp).await?;
     }
 
     append_events_sqlite(conn, commit.workflow_id, seq, &commit.events, &stamp).await?;
 
-    let mut next_run_at = eff.next_run_at;
-    let pending_events = if eff.terminal {
+    let mut next_run_at = commit.next_run_at;
+    let pending_events = if commit.terminal {
         Vec::new()
     } else {
-        match_waits_sqlite(conn, commit.workflow_id, !eff.waits.is_empty(), now).await?
+        match_waits_sqlite(conn, commit.workflow_id, !commit.waits.is_empty(), now).await?
     };
     if !pending_events.is_empty() {
         let due: String = sqlx::query_scalar(
@@ -447,9 +508,6 @@ async fn commit_sqlite(
         .fetch_one(&mut *conn)
         .await?;
         next_run_at = Some(from_sqlite(&due)?);
-    }
-    if !commit.observed.is_empty() {
-        reconcile::write_sqlite(conn, commit.workflow_id, &commit.observed).await?;
     }
     Ok(Committed {
         version,

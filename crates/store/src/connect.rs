@@ -177,12 +177,15 @@ impl Store {
             }
         };
         Ok(Store {
+            group: std::sync::Arc::new(crate::group::Group::new(match &backend {
+                Backend::Postgres(_) => crate::group::POSTGRES_LANES,
+                Backend::Sqlite(_) => 1,
+            })),
             backend,
             due: crate::due::Due::default(),
             keys: None,
             origin: origin.into(),
             hot: std::sync::Arc::default(),
-            group: std::sync::Arc::default(),
         })
     }
 }

@@ -1,6 +1,8 @@
-//! Group commit on PostgreSQL: the steps a process finishes at about the same moment are
-//! committed together, in one call of `finflow_commit_steps` (migration 0016) and so in one
-//! transaction, each behind its own guard.
+//! Group commit: the steps a process finishes at about the same moment are committed
+//! together, in one transaction, each behind its own guard. On PostgreSQL a batch is one
+//! call of `finflow_commit_steps` (migration 0016); on SQLite one `BEGIN IMMEDIATE` …
+//! `COMMIT` in which each step is written inside a savepoint of its own, so the steps share
+//! one write lock and one `fsync`.
 //!
 //! There is no timer and no committer task. A step's commit joins a queue and waits for
 //! its answer; whenever one of [`LANES`] lanes is free, a waiting commit takes everything
@@ -23,26 +25,35 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
-use crate::commit::Committed;
+use crate::commit::{Committed, SqliteCommit, write_sqlite};
 use crate::error::{StoreError, decode_error};
 use crate::hot::Hot;
+use crate::tx::SQLITE_BEGIN;
+use crate::{Backend, Store};
 
-/// Batches in flight at once per process: one can be sent while the other is in the
-/// database.
-pub(crate) const LANES: usize = 2;
+/// PostgreSQL: batches in flight at once per process, so that one can be sent while the
+/// other is in the database. SQLite has one writer: one lane.
+pub(crate) const POSTGRES_LANES: usize = 2;
 
 /// The most commits in one batch.
 pub(crate) const MOST: usize = 32;
 
-/// One commit waiting for its batch: `finflow_commit_step`'s parameters as a JSON object
-/// (`commit::Params`), and where its answer goes.
+/// One step commit, as its backend writes it.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// `finflow_commit_step`'s parameters as a JSON object (`commit::Params`).
+    Postgres(String),
+    Sqlite(Box<SqliteCommit>),
+}
+
+/// One commit waiting for its batch, and where its answer goes.
 struct Queued {
     workflow_id: Uuid,
-    params: String,
+    item: Item,
     answer: oneshot::Sender<Result<Committed, StoreError>>,
 }
 
@@ -63,33 +74,30 @@ impl std::fmt::Debug for Queued {
     }
 }
 
-impl Default for Group {
-    fn default() -> Self {
+impl Group {
+    /// A group commit with `lanes` batches in flight at most.
+    pub(crate) fn new(lanes: usize) -> Self {
         Self {
             queue: Mutex::default(),
-            lanes: Arc::new(Semaphore::new(LANES)),
+            lanes: Arc::new(Semaphore::new(lanes)),
             sizes: Mutex::new([0; MOST]),
         }
     }
-}
 
-impl Group {
-    /// Commits one step (its parameters serialized by `commit::Params`) with whatever else is
-    /// queued when a lane is free.
+    /// Commits one step with whatever else is queued when a lane is free.
     ///
     /// # Errors
     /// As `Store::commit_step`.
     pub(crate) async fn commit(
         self: &Arc<Self>,
-        hot: &Arc<Hot>,
-        pool: &PgPool,
+        store: &Store,
         workflow_id: Uuid,
-        params: String,
+        item: Item,
     ) -> Result<Committed, StoreError> {
         let (answer, mut answered) = oneshot::channel();
         self.lock_queue().push_back(Queued {
             workflow_id,
-            params,
+            item,
             answer,
         });
         loop {
@@ -105,9 +113,9 @@ impl Group {
                         return unanswered(answered.await);
                     }
                     let group = Arc::clone(self);
-                    let (hot, pool) = (Arc::clone(hot), pool.clone());
+                    let store = store.clone();
                     tokio::spawn(async move {
-                        group.send(&hot, &pool, batch).await;
+                        group.send(&store, batch).await;
                         drop(lane);
                     });
                     // Ours went with it, or waits further back in the queue for a lane.
@@ -143,25 +151,13 @@ impl Group {
 
     /// Sends one batch and answers each of its commits; a batch that fails as a whole is
     /// sent again one commit at a time.
-    async fn send(&self, hot: &Arc<Hot>, pool: &PgPool, batch: Vec<Queued>) {
+    async fn send(&self, store: &Store, batch: Vec<Queued>) {
         self.count(batch.len());
-        let params: Vec<&str> = batch.iter().map(|q| q.params.as_str()).collect();
-        let sent = call(hot, pool, &params).await;
-        let commits = params.len();
-        drop(params);
+        let sent = write(store, &batch).await;
         match sent {
-            Ok(rows) if rows.len() == batch.len() => {
-                for (queued, row) in batch.into_iter().zip(rows) {
-                    let result = row.into_result(queued.workflow_id);
+            Ok(results) => {
+                for (queued, result) in batch.into_iter().zip(results) {
                     let _ = queued.answer.send(result);
-                }
-            }
-            Ok(rows) => {
-                let got = rows.len();
-                for queued in batch {
-                    let _ = queued.answer.send(Err(decode_error(format!(
-                        "group commit: {got} answers for {commits} commits"
-                    ))));
                 }
             }
             Err(error) if batch.len() == 1 => {
@@ -172,11 +168,12 @@ impl Group {
                 tracing::debug!(%error, commits = batch.len(), "group commit failed as a whole: each commit alone");
                 for queued in batch {
                     self.count(1);
-                    let result = match call(hot, pool, &[queued.params.as_str()]).await {
-                        Ok(rows) => match rows.into_iter().next() {
-                            Some(row) => row.into_result(queued.workflow_id),
-                            None => Err(decode_error("group commit: no answer")),
-                        },
+                    let alone = std::slice::from_ref(&queued);
+                    let result = match write(store, alone).await {
+                        Ok(results) => results
+                            .into_iter()
+                            .next()
+                            .unwrap_or_else(|| Err(decode_error("group commit: no answer"))),
                         Err(error) => Err(error),
                     };
                     let _ = queued.answer.send(result);
@@ -184,6 +181,78 @@ impl Group {
             }
         }
     }
+}
+
+/// Writes `batch` in one transaction: each commit's own outcome, in order, or `Err` when
+/// the batch failed as a whole (nothing of it written, as far as this process can tell).
+async fn write(
+    store: &Store,
+    batch: &[Queued],
+) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            let params: Vec<&str> = batch
+                .iter()
+                .filter_map(|q| match &q.item {
+                    Item::Postgres(params) => Some(params.as_str()),
+                    Item::Sqlite(_) => None,
+                })
+                .collect();
+            let rows = call(&store.hot, pool, &params).await?;
+            if rows.len() != batch.len() {
+                return Err(decode_error(format!(
+                    "group commit: {} answers for {} commits",
+                    rows.len(),
+                    batch.len()
+                )));
+            }
+            Ok(batch
+                .iter()
+                .zip(rows)
+                .map(|(q, row)| row.into_result(q.workflow_id))
+                .collect())
+        }
+        Backend::Sqlite(pool) => {
+            let commits: Vec<&SqliteCommit> = batch
+                .iter()
+                .filter_map(|q| match &q.item {
+                    Item::Sqlite(commit) => Some(&**commit),
+                    Item::Postgres(_) => None,
+                })
+                .collect();
+            write_sqlite_batch(pool, &commits).await
+        }
+    }
+}
+
+/// SQLite: one `BEGIN IMMEDIATE` … `COMMIT`, each step inside a savepoint of its own, rolled
+/// back to if the step fails (a lost lease writes nothing anyway).
+async fn write_sqlite_batch(
+    pool: &SqlitePool,
+    commits: &[&SqliteCommit],
+) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
+    let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+    let mut results = Vec::with_capacity(commits.len());
+    for commit in commits {
+        if commits.len() == 1 {
+            results.push(write_sqlite(&mut tx, commit).await);
+            continue;
+        }
+        sqlx::query("SAVEPOINT step").execute(&mut *tx).await?;
+        let result = write_sqlite(&mut tx, commit).await;
+        if result.is_err() {
+            sqlx::query("ROLLBACK TO step").execute(&mut *tx).await?;
+        }
+        sqlx::query("RELEASE step").execute(&mut *tx).await?;
+        results.push(result);
+    }
+    if results.iter().all(Result::is_err) {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    tracing::trace!(commits = commits.len(), "sqlite group commit");
+    Ok(results)
 }
 
 /// The answer, or the failure of a batch task that ended without one (a panic).

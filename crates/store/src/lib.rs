@@ -109,7 +109,7 @@ impl Store {
 
     /// How many group commits of each size this store (and its clones) sent so far, as
     /// `(commits in the batch, batches)`: the sizes the group commit reaches under the load
-    /// it has had. Empty on SQLite, which commits each step alone.
+    /// it has had (`group`).
     pub fn commit_batch_sizes(&self) -> Vec<(usize, u64)> {
         self.group.batch_sizes()
     }

@@ -109,9 +109,8 @@ pub struct RunFigures {
     pub preload: Option<Preloaded>,
     /// `--in-flight`: the parked onboardings.
     pub in_flight: Option<InFlight>,
-    /// PostgreSQL: the group commit's batch sizes during the throughput measurement (step
-    /// commits per call and transaction), over its batches; the idle part of the run is not
-    /// in it.
+    /// The group commit's batch sizes during the throughput measurement (step commits per
+    /// transaction), over its batches; the idle part of the run is not in it.
     pub group_commit_batch: Option<Spread>,
     /// The same as a mean: step commits per batch.
     pub group_commit_mean: Option<f64>,
@@ -462,8 +461,8 @@ const MEANINGS: &[&str] = &[
      callback receiver and the submits sent during the throughput measurement (the \
      benchmark's own polling goes around the proxy), divided by the journal rows; --direct \
      turns the proxy off",
-    "group commit: PostgreSQL, the step commits the store sent together in one call and \
-     transaction (Store::commit_batch_sizes) during the throughput measurement, over its \
+    "group commit: the step commits the store wrote together in one transaction (PostgreSQL: \
+     one call) (Store::commit_batch_sizes) during the throughput measurement, over its \
      batches; a batch that failed as a whole and was sent again one by one counts again",
     "WAL bytes per step: PostgreSQL pg_wal_lsn_diff of pg_current_wal_lsn() after and before the \
      throughput measurement, divided by the journal rows; the WAL is the whole server's, so \
