@@ -1,5 +1,7 @@
 -- Group commit (issue: the engine core, rebuilt for cost): the steps that one worker
--- process finished at about the same moment, committed in ONE call and one transaction.
+-- process finished at about the same moment, committed in ONE call and one transaction; and
+-- the same for the callbacks its receiver was handed (finflow_record_callbacks, below).
+-- Claims are batched with a plain statement (store::claim).
 --
 -- finflow_commit_steps(p_batch) takes a JSON array of step commits, each an object with the
 -- parameters of finflow_commit_step (0009) by name (see store::commit::Params), and commits
@@ -136,3 +138,56 @@ $$;
 
 COMMENT ON FUNCTION finflow_commit_steps IS
     'Several steps of different workflows, each behind its own guard, committed in one call (group commit; see migration 0016 and store::group).';
+
+-- The callbacks a receiver was handed at about the same moment, stored in ONE call and one
+-- transaction (store::group): each element an object with the parameters of
+-- finflow_record_callback (0008) by name (see store::inbox), stored with that function in
+-- the order given; one row per element with its position (`idx`, from 0) and what the
+-- function returned for it. The correlation keys of the whole batch are locked first, in
+-- sorted order, as finflow_commit_steps does. A batch that fails as a whole stores nothing
+-- (the store then stores each callback alone); the receiver answers Finfra only once its
+-- callback's batch committed.
+CREATE FUNCTION finflow_record_callbacks(p_batch jsonb)
+RETURNS TABLE (idx integer, inbox_id bigint, duplicate boolean, woke uuid)
+LANGUAGE plpgsql
+VOLATILE
+AS $$
+DECLARE
+    c jsonb;
+    n integer;
+    r record;
+    v_keys bigint[];
+BEGIN
+    SELECT array_agg(DISTINCT k.value::bigint ORDER BY k.value::bigint) INTO v_keys
+    FROM jsonb_array_elements(p_batch) AS e(item),
+         jsonb_array_elements_text(e.item->'lock_keys') AS k(value);
+    IF coalesce(cardinality(v_keys), 0) > 0 THEN
+        PERFORM pg_advisory_xact_lock(k) FROM unnest(v_keys) AS t(k);
+    END IF;
+
+    FOR c, n IN SELECT e.item, (e.ord - 1)::integer
+        FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, ord) ORDER BY e.ord
+    LOOP
+        SELECT * INTO r FROM finflow_record_callback(
+            ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(c->'lock_keys') AS t(x)),
+            c->>'source',
+            c->>'event_id',
+            c->>'title',
+            c->>'user_id',
+            c->>'identity_number',
+            c->>'kyc_id',
+            c->>'loan_unique_id',
+            c->>'external_id',
+            c->'payload'
+        );
+        idx := n;
+        inbox_id := r.inbox_id;
+        duplicate := coalesce(r.duplicate, false);
+        woke := r.woke;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION finflow_record_callbacks IS
+    'Several callbacks stored in one call (group commit; see migration 0016 and store::group).';

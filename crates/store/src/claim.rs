@@ -16,6 +16,7 @@ use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::group::ClaimRequest;
 use crate::inbox::{InboxRow, pending_events_sqlite};
 use crate::time::{delta, to_sqlite};
 use crate::tx::SQLITE_BEGIN;
@@ -53,13 +54,21 @@ macro_rules! pending_events_json {
     };
 }
 
-const PG_CLAIM_ONE: &str = concat!(
-    "WITH old AS (SELECT id, status FROM workflows WHERE id = $1 AND next_run_at <= now() ",
-    "AND status NOT IN ('completed', 'failed', 'cancelled') ",
-    "AND (lease_until IS NULL OR lease_until <= now()) FOR UPDATE) ",
-    "UPDATE workflows w SET status = 'running', lease_owner = $2, ",
-    "lease_until = now() + make_interval(secs => $3), version = w.version + 1, updated_at = now() ",
-    "FROM old WHERE w.id = old.id RETURNING w.*, old.status AS previous_status, ",
+/// Claims the workflows asked for (`$1` ids, `$2` workers, `$3` lease seconds, one each, ids
+/// distinct) that are due and free: one statement for a batch of claims (`crate::group`).
+/// Rows are locked in id order, so two batches of claims never wait for each other in a
+/// cycle.
+const PG_CLAIM_MANY: &str = concat!(
+    "WITH req AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[]) ",
+    "AS r(id, worker, secs)), ",
+    "old AS (SELECT w.id, w.status, req.worker, req.secs FROM workflows w ",
+    "JOIN req ON req.id = w.id WHERE w.next_run_at <= now() ",
+    "AND w.status NOT IN ('completed', 'failed', 'cancelled') ",
+    "AND (w.lease_until IS NULL OR w.lease_until <= now()) ORDER BY w.id FOR UPDATE OF w) ",
+    "UPDATE workflows w SET status = 'running', lease_owner = old.worker, ",
+    "lease_until = now() + make_interval(secs => old.secs), version = w.version + 1, ",
+    "updated_at = now() FROM old WHERE w.id = old.id RETURNING w.*, ",
+    "old.status AS previous_status, ",
     pending_events_json!()
 );
 
@@ -88,39 +97,16 @@ impl Store {
         worker_id: &str,
         lease: Duration,
     ) -> Result<Option<Claimed>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut conn = self.hot.take(pool).await?;
-                let row = sqlx::query(PG_CLAIM_ONE)
-                    .bind(workflow_id)
-                    .bind(worker_id)
-                    .bind(lease.as_secs_f64())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                conn.keep();
-                row.as_ref().map(claimed_pg).transpose()
-            }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let now = Utc::now();
-                let previous: Option<String> = sqlx::query_scalar(concat!(
-                    "SELECT status FROM workflows WHERE next_run_at <= $1 ",
-                    "AND status NOT IN ('completed', 'failed', 'cancelled') ",
-                    "AND (lease_until IS NULL OR lease_until <= $1) AND id = $2"
-                ))
-                .bind(to_sqlite(now))
-                .bind(workflow_id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(previous) = previous else {
-                    return Ok(None);
-                };
-                let claimed =
-                    claim_sqlite(&mut tx, workflow_id, &previous, worker_id, lease, now).await?;
-                tx.commit().await?;
-                Ok(Some(claimed))
-            }
-        }
+        self.claims
+            .run(
+                self,
+                ClaimRequest {
+                    workflow_id,
+                    worker_id: worker_id.to_owned(),
+                    lease,
+                },
+            )
+            .await
     }
 
     /// Claims up to `limit` due, free workflows, oldest `next_run_at` first: the polling
@@ -305,6 +291,54 @@ fn claimed_pg(row: &sqlx::postgres::PgRow) -> Result<Claimed, StoreError> {
         previous_status,
         events,
     })
+}
+
+/// Claims the workflows of `requests` (distinct ids) that are due and free, on PostgreSQL,
+/// in one statement.
+pub(crate) async fn claim_many_pg(
+    conn: &mut sqlx::PgConnection,
+    requests: &[&ClaimRequest],
+) -> Result<Vec<Claimed>, StoreError> {
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.workflow_id).collect();
+    let workers: Vec<&str> = requests.iter().map(|r| r.worker_id.as_str()).collect();
+    let secs: Vec<f64> = requests.iter().map(|r| r.lease.as_secs_f64()).collect();
+    let rows = sqlx::query(PG_CLAIM_MANY)
+        .bind(&ids)
+        .bind(&workers)
+        .bind(&secs)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(claimed_pg).collect()
+}
+
+/// Claims one SQLite workflow if it is due and free (the caller holds the write lock).
+pub(crate) async fn claim_one_sqlite(
+    conn: &mut SqliteConnection,
+    request: &ClaimRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<Claimed>, StoreError> {
+    let previous: Option<String> = sqlx::query_scalar(concat!(
+        "SELECT status FROM workflows WHERE next_run_at <= $1 ",
+        "AND status NOT IN ('completed', 'failed', 'cancelled') ",
+        "AND (lease_until IS NULL OR lease_until <= $1) AND id = $2"
+    ))
+    .bind(to_sqlite(now))
+    .bind(request.workflow_id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(previous) = previous else {
+        return Ok(None);
+    };
+    claim_sqlite(
+        conn,
+        request.workflow_id,
+        &previous,
+        &request.worker_id,
+        request.lease,
+        now,
+    )
+    .await
+    .map(Some)
 }
 
 /// Claims one SQLite row known to be claimable (the caller holds the write lock).

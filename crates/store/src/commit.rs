@@ -176,8 +176,14 @@ async fn commit_pg(
         .map_err(|e| decode_error(format!("commit: {e}")))?;
     if commit.observed.is_empty() {
         return store
-            .group
-            .commit(store, commit.workflow_id, Item::Postgres(params))
+            .commits
+            .run(
+                store,
+                Item::Postgres {
+                    workflow_id: commit.workflow_id,
+                    params,
+                },
+            )
             .await;
     }
     // A reconciliation step: its observations in the same transaction, so alone.
@@ -329,8 +335,8 @@ async fn commit_sqlite(
     let prepared = SqliteCommit::new(store, commit);
     if commit.observed.is_empty() {
         return store
-            .group
-            .commit(store, commit.workflow_id, Item::Sqlite(Box::new(prepared)))
+            .commits
+            .run(store, Item::Sqlite(Box::new(prepared)))
             .await;
     }
     let mut tx = pool.begin_with(SQLITE_BEGIN).await?;

@@ -177,10 +177,9 @@ impl Store {
             }
         };
         Ok(Store {
-            group: std::sync::Arc::new(crate::group::Group::new(match &backend {
-                Backend::Postgres(_) => crate::group::POSTGRES_LANES,
-                Backend::Sqlite(_) => 1,
-            })),
+            commits: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
+            claims: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
+            callbacks: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
             backend,
             due: crate::due::Due::default(),
             keys: None,

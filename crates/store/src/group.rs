@@ -1,81 +1,92 @@
-//! Group commit: the steps a process finishes at about the same moment are committed
-//! together, in one transaction, each behind its own guard. On PostgreSQL a batch is one
-//! call of `finflow_commit_steps` (migration 0016); on SQLite one `BEGIN IMMEDIATE` …
-//! `COMMIT` in which each step is written inside a savepoint of its own, so the steps share
-//! one write lock and one `fsync`.
+//! Group commit: the statements of the step path that a process makes at about the same
+//! moment are written together, in one transaction, each with its own outcome. Two kinds
+//! go this way: step commits ([`Commits`]: on PostgreSQL one call of `finflow_commit_steps`,
+//! migration 0016; on SQLite one `BEGIN IMMEDIATE` … `COMMIT` with each step inside a
+//! savepoint of its own, so the steps share one write lock and one `fsync`), claims
+//! ([`Claims`]: one statement claiming every workflow asked for) and stored callbacks
+//! ([`Callbacks`]: on PostgreSQL one call of `finflow_record_callbacks`, 0016; the receiver
+//! answers Finfra only once its callback's batch committed).
 //!
-//! There is no timer and no committer task. A step's commit joins a queue and waits for
-//! its answer; whenever one of [`LANES`] lanes is free, a waiting commit takes everything
-//! queued (up to [`MOST`]) and sends it as one batch. With the lanes idle a commit goes at
-//! once, alone: one round trip, as before. Under load, commits queue while the lanes are
+//! There is no timer and no task of its own. A request joins its kind's queue and waits for
+//! its answer; whenever one of the kind's lanes is free, a waiting request takes everything
+//! queued (up to [`MOST`]) and sends it as one batch. With the lanes idle a request goes at
+//! once, alone: one round trip, as before. Under load, requests queue while the lanes are
 //! busy, and the next batch carries them all: the busier the process, the fewer
 //! transactions per step. A batch runs in a task of its own, so a caller that gives up
-//! waiting (its step was cancelled) does not cut off the others' commits.
+//! waiting (its step was cancelled) does not cut off the others' batch.
 //!
-//! Each commit of a batch is told its own outcome: committed, or `LeaseLost`/`NotFound`
-//! with nothing of it written while the others are. A batch that fails as a whole (a
-//! constraint one commit broke, a deadlock, a dropped connection) wrote nothing; each of its
-//! commits is then sent again alone, and only a commit that fails alone fails. Whether the
-//! database committed a batch whose answer was lost is unknown to the process, as for a
-//! single commit: sent again, the commits that did land find their version moved on and are
-//! told `LeaseLost`, which the worker handles as a lost lease (it stops; the workflow is
-//! taken up again from what was stored). The README argues the crash cases.
+//! Each request of a batch is told its own outcome: a step commit is committed, or told
+//! `LeaseLost`/`NotFound` with nothing of it written while the others are. A batch that
+//! fails as a whole (a constraint one step broke, a deadlock, a dropped connection) wrote
+//! nothing; each of its requests is then sent again alone, and only one that fails alone
+//! fails. Whether the database committed a batch whose answer was lost is unknown to the
+//! process, as for a single statement: sent again, the step commits that did land find their
+//! version moved on and are told `LeaseLost`, which the worker handles as a lost lease (it
+//! stops; the workflow is taken up again from what was stored), and claims that did land
+//! find their workflows leased (`None`) until the lease ends. The README argues the crash
+//! cases.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
+use crate::claim::{Claimed, claim_many_pg, claim_one_sqlite};
 use crate::commit::{Committed, SqliteCommit, write_sqlite};
 use crate::error::{StoreError, decode_error};
 use crate::hot::Hot;
+use crate::inbox::{Recorded, StoredCallback, record_sqlite};
 use crate::tx::SQLITE_BEGIN;
 use crate::{Backend, Store};
 
-/// PostgreSQL: batches in flight at once per process, so that one can be sent while the
-/// other is in the database. SQLite has one writer: one lane.
+/// PostgreSQL: batches of one kind in flight at once per process, so that one can be sent
+/// while the other is in the database. SQLite has one writer: one lane.
 pub(crate) const POSTGRES_LANES: usize = 2;
 
-/// The most commits in one batch.
+/// The most requests in one batch.
 pub(crate) const MOST: usize = 32;
 
-/// One step commit, as its backend writes it.
-#[derive(Debug)]
-pub(crate) enum Item {
-    /// `finflow_commit_step`'s parameters as a JSON object (`commit::Params`).
-    Postgres(String),
-    Sqlite(Box<SqliteCommit>),
+/// A kind of request that can be written in batches.
+pub(crate) trait Batch: Send + Sync + 'static {
+    type Item: Send + Sync + 'static;
+    type Output: Send + 'static;
+
+    /// Writes `items` in one transaction: each one's own outcome, in order, or `Err` when
+    /// the batch failed as a whole (nothing of it written, as far as this process can tell).
+    fn write(
+        store: &Store,
+        items: &[&Self::Item],
+    ) -> impl Future<Output = Result<Vec<Result<Self::Output, StoreError>>, StoreError>> + Send;
 }
 
-/// One commit waiting for its batch, and where its answer goes.
-struct Queued {
-    workflow_id: Uuid,
-    item: Item,
-    answer: oneshot::Sender<Result<Committed, StoreError>>,
+/// One request waiting for its batch, and where its answer goes.
+struct Queued<B: Batch> {
+    item: B::Item,
+    answer: oneshot::Sender<Result<B::Output, StoreError>>,
 }
 
-/// The queue and lanes of one store (shared by its clones).
-#[derive(Debug)]
-pub(crate) struct Group {
-    queue: Mutex<VecDeque<Queued>>,
+/// The queue and lanes of one kind of request of one store (shared by its clones).
+pub(crate) struct Group<B: Batch> {
+    queue: Mutex<VecDeque<Queued<B>>>,
     lanes: Arc<Semaphore>,
     /// How many batches of each size were sent: `sizes[n - 1]` for size `n`.
     sizes: Mutex<[u64; MOST]>,
 }
 
-impl std::fmt::Debug for Queued {
+impl<B: Batch> std::fmt::Debug for Group<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queued")
-            .field("workflow_id", &self.workflow_id)
+        f.debug_struct("Group")
+            .field("lanes", &self.lanes)
             .finish_non_exhaustive()
     }
 }
 
-impl Group {
-    /// A group commit with `lanes` batches in flight at most.
+impl<B: Batch> Group<B> {
+    /// A group with `lanes` batches in flight at most.
     pub(crate) fn new(lanes: usize) -> Self {
         Self {
             queue: Mutex::default(),
@@ -84,22 +95,25 @@ impl Group {
         }
     }
 
-    /// Commits one step with whatever else is queued when a lane is free.
+    /// The lanes for `backend`'s kind of database.
+    pub(crate) fn for_backend(backend: &Backend) -> Self {
+        Self::new(match backend {
+            Backend::Postgres(_) => POSTGRES_LANES,
+            Backend::Sqlite(_) => 1,
+        })
+    }
+
+    /// Writes `item` with whatever else is queued when a lane is free.
     ///
     /// # Errors
-    /// As `Store::commit_step`.
-    pub(crate) async fn commit(
+    /// As the store call it serves.
+    pub(crate) async fn run(
         self: &Arc<Self>,
         store: &Store,
-        workflow_id: Uuid,
-        item: Item,
-    ) -> Result<Committed, StoreError> {
+        item: B::Item,
+    ) -> Result<B::Output, StoreError> {
         let (answer, mut answered) = oneshot::channel();
-        self.lock_queue().push_back(Queued {
-            workflow_id,
-            item,
-            answer,
-        });
+        self.lock_queue().push_back(Queued { item, answer });
         loop {
             tokio::select! {
                 biased;
@@ -124,7 +138,7 @@ impl Group {
         }
     }
 
-    /// How many batches of each size this store sent so far (a commit sent again alone
+    /// How many batches of each size this store sent so far (a request sent again alone
     /// after its batch failed counts again, as a batch of one): `(size, batches)`, sizes
     /// with none left out.
     pub(crate) fn batch_sizes(&self) -> Vec<(usize, u64)> {
@@ -139,21 +153,31 @@ impl Group {
         self.sizes.lock().unwrap_or_else(PoisonError::into_inner)[size - 1] += 1;
     }
 
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued<B>>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self) -> Vec<Queued> {
+    fn take(&self) -> Vec<Queued<B>> {
         let mut queue = self.lock_queue();
         let n = queue.len().min(MOST);
         queue.drain(..n).collect()
     }
 
-    /// Sends one batch and answers each of its commits; a batch that fails as a whole is
-    /// sent again one commit at a time.
-    async fn send(&self, store: &Store, batch: Vec<Queued>) {
+    /// Sends one batch and answers each of its requests; a batch that fails as a whole is
+    /// sent again one request at a time.
+    async fn send(&self, store: &Store, batch: Vec<Queued<B>>) {
         self.count(batch.len());
-        let sent = write(store, &batch).await;
+        let items: Vec<&B::Item> = batch.iter().map(|q| &q.item).collect();
+        let sent = match B::write(store, &items).await {
+            Ok(results) if results.len() == items.len() => Ok(results),
+            Ok(results) => Err(decode_error(format!(
+                "group commit: {} answers for {} requests",
+                results.len(),
+                items.len()
+            ))),
+            Err(error) => Err(error),
+        };
+        drop(items);
         match sent {
             Ok(results) => {
                 for (queued, result) in batch.into_iter().zip(results) {
@@ -165,11 +189,10 @@ impl Group {
                 let _ = queued.answer.send(Err(error));
             }
             Err(error) => {
-                tracing::debug!(%error, commits = batch.len(), "group commit failed as a whole: each commit alone");
+                tracing::debug!(%error, requests = batch.len(), "group commit failed as a whole: each request alone");
                 for queued in batch {
                     self.count(1);
-                    let alone = std::slice::from_ref(&queued);
-                    let result = match write(store, alone).await {
+                    let result = match B::write(store, &[&queued.item]).await {
                         Ok(results) => results
                             .into_iter()
                             .next()
@@ -183,44 +206,77 @@ impl Group {
     }
 }
 
-/// Writes `batch` in one transaction: each commit's own outcome, in order, or `Err` when
-/// the batch failed as a whole (nothing of it written, as far as this process can tell).
-async fn write(
-    store: &Store,
-    batch: &[Queued],
-) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            let params: Vec<&str> = batch
-                .iter()
-                .filter_map(|q| match &q.item {
-                    Item::Postgres(params) => Some(params.as_str()),
-                    Item::Sqlite(_) => None,
-                })
-                .collect();
-            let rows = call(&store.hot, pool, &params).await?;
-            if rows.len() != batch.len() {
-                return Err(decode_error(format!(
-                    "group commit: {} answers for {} commits",
-                    rows.len(),
-                    batch.len()
-                )));
+/// The answer, or the failure of a batch task that ended without one (a panic).
+fn unanswered<T>(
+    result: Result<Result<T, StoreError>, oneshot::error::RecvError>,
+) -> Result<T, StoreError> {
+    result.unwrap_or_else(|_| {
+        Err(decode_error(
+            "group commit: the batch ended without an answer",
+        ))
+    })
+}
+
+/// Step commits.
+pub(crate) struct Commits;
+
+/// One step commit, as its backend writes it.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// `finflow_commit_step`'s parameters as a JSON object (`commit::Params`).
+    Postgres {
+        workflow_id: Uuid,
+        params: String,
+    },
+    Sqlite(Box<SqliteCommit>),
+}
+
+impl Batch for Commits {
+    type Item = Item;
+    type Output = Committed;
+
+    async fn write(
+        store: &Store,
+        items: &[&Item],
+    ) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
+        match store.backend() {
+            Backend::Postgres(pool) => {
+                let mut ids = Vec::with_capacity(items.len());
+                let mut params = Vec::with_capacity(items.len());
+                for item in items {
+                    if let Item::Postgres {
+                        workflow_id,
+                        params: p,
+                    } = item
+                    {
+                        ids.push(*workflow_id);
+                        params.push(p.as_str());
+                    }
+                }
+                let rows = call(&store.hot, pool, &params).await?;
+                if rows.len() != ids.len() {
+                    return Err(decode_error(format!(
+                        "group commit: {} answers for {} commits",
+                        rows.len(),
+                        ids.len()
+                    )));
+                }
+                Ok(ids
+                    .into_iter()
+                    .zip(rows)
+                    .map(|(id, row)| row.into_result(id))
+                    .collect())
             }
-            Ok(batch
-                .iter()
-                .zip(rows)
-                .map(|(q, row)| row.into_result(q.workflow_id))
-                .collect())
-        }
-        Backend::Sqlite(pool) => {
-            let commits: Vec<&SqliteCommit> = batch
-                .iter()
-                .filter_map(|q| match &q.item {
-                    Item::Sqlite(commit) => Some(&**commit),
-                    Item::Postgres(_) => None,
-                })
-                .collect();
-            write_sqlite_batch(pool, &commits).await
+            Backend::Sqlite(pool) => {
+                let commits: Vec<&SqliteCommit> = items
+                    .iter()
+                    .filter_map(|item| match item {
+                        Item::Sqlite(commit) => Some(&**commit),
+                        Item::Postgres { .. } => None,
+                    })
+                    .collect();
+                write_sqlite_batch(pool, &commits).await
+            }
         }
     }
 }
@@ -251,19 +307,136 @@ async fn write_sqlite_batch(
     } else {
         tx.commit().await?;
     }
-    tracing::trace!(commits = commits.len(), "sqlite group commit");
     Ok(results)
 }
 
-/// The answer, or the failure of a batch task that ended without one (a panic).
-fn unanswered(
-    result: Result<Result<Committed, StoreError>, oneshot::error::RecvError>,
-) -> Result<Committed, StoreError> {
-    result.unwrap_or_else(|_| {
-        Err(decode_error(
-            "group commit: the batch ended without an answer",
-        ))
-    })
+/// Claims of one workflow each.
+pub(crate) struct Claims;
+
+/// One claim: a workflow for a worker, for a lease.
+#[derive(Debug)]
+pub(crate) struct ClaimRequest {
+    pub(crate) workflow_id: Uuid,
+    pub(crate) worker_id: String,
+    pub(crate) lease: Duration,
+}
+
+impl Batch for Claims {
+    type Item = ClaimRequest;
+    type Output = Option<Claimed>;
+
+    async fn write(
+        store: &Store,
+        items: &[&ClaimRequest],
+    ) -> Result<Vec<Result<Option<Claimed>, StoreError>>, StoreError> {
+        // A workflow asked for twice in one batch (two wake-ups) is claimed for the first
+        // request; the second finds it held, as it would a moment later.
+        let mut first: HashMap<Uuid, usize> = HashMap::with_capacity(items.len());
+        let distinct: Vec<&ClaimRequest> = items
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *first.entry(r.workflow_id).or_insert(*i) == *i)
+            .map(|(_, r)| *r)
+            .collect();
+        let mut claimed: HashMap<Uuid, Claimed> = match store.backend() {
+            Backend::Postgres(pool) => {
+                let mut conn = store.hot.take(pool).await?;
+                let claimed = claim_many_pg(&mut conn, &distinct).await?;
+                conn.keep();
+                claimed
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = Utc::now();
+                let mut claimed = Vec::new();
+                for request in &distinct {
+                    claimed.extend(claim_one_sqlite(&mut tx, request, now).await?);
+                }
+                tx.commit().await?;
+                claimed
+            }
+        }
+        .into_iter()
+        .map(|c| (c.workflow.id, c))
+        .collect();
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Ok(if first.get(&r.workflow_id) == Some(&i) {
+                    claimed.remove(&r.workflow_id)
+                } else {
+                    None
+                })
+            })
+            .collect())
+    }
+}
+
+/// Stored callbacks.
+pub(crate) struct Callbacks;
+
+impl Batch for Callbacks {
+    type Item = StoredCallback;
+    type Output = Recorded;
+
+    async fn write(
+        store: &Store,
+        items: &[&StoredCallback],
+    ) -> Result<Vec<Result<Recorded, StoreError>>, StoreError> {
+        match store.backend() {
+            Backend::Postgres(pool) => {
+                let params = items
+                    .iter()
+                    .map(|item| serde_json::to_string(item))
+                    .collect::<Result<Vec<String>, _>>()
+                    .map_err(|e| decode_error(format!("callback: {e}")))?;
+                let batch = json_array(params.iter().map(String::as_str));
+                let mut conn = store.hot.take(pool).await?;
+                let rows: Vec<(i64, bool, Option<Uuid>)> = sqlx::query_as(
+                    "SELECT inbox_id, duplicate, woke FROM finflow_record_callbacks($1::text::jsonb) \
+                     ORDER BY idx",
+                )
+                .bind(batch)
+                .fetch_all(&mut *conn)
+                .await?;
+                conn.keep();
+                Ok(rows
+                    .into_iter()
+                    .map(|(inbox_id, duplicate, woke)| {
+                        Ok(Recorded {
+                            inbox_id,
+                            duplicate,
+                            woke,
+                        })
+                    })
+                    .collect())
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let now = Utc::now();
+                let mut recorded = Vec::with_capacity(items.len());
+                for item in items {
+                    recorded.push(Ok(record_sqlite(&mut tx, item, now).await?));
+                }
+                tx.commit().await?;
+                Ok(recorded)
+            }
+        }
+    }
+}
+
+/// The JSON array of `items` (each a JSON text): a batch's one parameter.
+fn json_array<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut array = String::from("[");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            array.push(',');
+        }
+        array.push_str(item);
+    }
+    array.push(']');
+    array
 }
 
 /// One call of `finflow_commit_steps` with `params` (JSON objects) as its batch, on a kept
@@ -284,15 +457,7 @@ pub(crate) async fn call_on(
     conn: &mut sqlx::PgConnection,
     params: &[&str],
 ) -> Result<Vec<CommitRow>, StoreError> {
-    let mut batch = String::with_capacity(params.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
-    batch.push('[');
-    for (i, p) in params.iter().enumerate() {
-        if i > 0 {
-            batch.push(',');
-        }
-        batch.push_str(p);
-    }
-    batch.push(']');
+    let batch = json_array(params.iter().copied());
     let rows: Vec<CommitRow> = sqlx::query_as(
         "SELECT result, new_version, journal_seq, stored_next_run_at, pending_events \
          FROM finflow_commit_steps($1::text::jsonb) ORDER BY idx",

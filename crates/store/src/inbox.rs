@@ -22,7 +22,6 @@ use uuid::Uuid;
 
 use crate::error::{StoreError, decode_error};
 use crate::time::{from_sqlite, from_sqlite_opt, to_sqlite};
-use crate::tx::SQLITE_BEGIN;
 use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
 use crate::{Backend, Store};
 
@@ -163,7 +162,7 @@ impl fmt::Display for KeyName {
 }
 
 /// The correlation keys a callback carries (each may be absent).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CorrelationKeys {
     pub user_id: Option<String>,
     /// NIK: PII. Stored as a column because `user_created` carries nothing else to match on;
@@ -446,7 +445,7 @@ impl Store {
     async fn record_callback_tx(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
         // With keys, a NIK is matched by its keyed hash and the payload is sealed
         // (`crate::personal`).
-        let protected = CorrelationKeys {
+        let keys = CorrelationKeys {
             identity_number: event
                 .keys
                 .identity_number
@@ -454,109 +453,17 @@ impl Store {
                 .map(|n| self.nik_key(n)),
             ..event.keys.clone()
         };
-        let k = &protected;
-        let keys = k.pairs();
-        let payload = self.seal_payload(event.source.as_str(), &event.event_id, &event.payload);
-        match &self.backend {
-            // One call (migration 0008): lock, insert or find, match, wake.
-            Backend::Postgres(pool) => {
-                let mut conn = self.hot.take(pool).await?;
-                let (inbox_id, duplicate, woke): (i64, bool, Option<Uuid>) = sqlx::query_as(
-                    "SELECT inbox_id, duplicate, woke FROM finflow_record_callback(\
-                     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(lock_ids(&keys))
-                .bind(event.source.as_str())
-                .bind(&event.event_id)
-                .bind(&event.title)
-                .bind(&k.user_id)
-                .bind(&k.identity_number)
-                .bind(&k.kyc_id)
-                .bind(&k.loan_unique_id)
-                .bind(&k.external_id)
-                .bind(&payload)
-                .fetch_one(&mut *conn)
-                .await?;
-                conn.keep();
-                Ok(Recorded {
-                    inbox_id,
-                    duplicate,
-                    woke,
-                })
-            }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let now = Utc::now();
-                let inserted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO callback_inbox (source, event_id, title, user_id, \
-                     identity_number, kyc_id, loan_unique_id, external_id, payload, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-                )
-                .bind(event.source.as_str())
-                .bind(&event.event_id)
-                .bind(&event.title)
-                .bind(&k.user_id)
-                .bind(&k.identity_number)
-                .bind(&k.kyc_id)
-                .bind(&k.loan_unique_id)
-                .bind(&k.external_id)
-                .bind(payload.to_string())
-                .bind(to_sqlite(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(inbox_id) = inserted else {
-                    let inbox_id = sqlx::query_scalar(
-                        "SELECT id FROM callback_inbox WHERE source = $1 AND event_id = $2",
-                    )
-                    .bind(event.source.as_str())
-                    .bind(&event.event_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    return Ok(Recorded {
-                        inbox_id,
-                        duplicate: true,
-                        woke: None,
-                    });
-                };
-                let waiting: Option<String> = sqlx::query_scalar(waiting_workflow_sql!())
-                    .bind(&event.title)
-                    .bind(&k.identity_number)
-                    .bind(&k.user_id)
-                    .bind(&k.kyc_id)
-                    .bind(&k.loan_unique_id)
-                    .bind(&k.external_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let waiting = waiting.as_deref().map(uuid_from_sqlite).transpose()?;
-                if let Some(workflow_id) = waiting {
-                    sqlx::query(
-                        "UPDATE callback_inbox SET matched_workflow_id = $2, matched_at = $3 \
-                         WHERE id = $1",
-                    )
-                    .bind(inbox_id)
-                    .bind(workflow_id.to_string())
-                    .bind(to_sqlite(now))
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
-                         updated_at = $2 WHERE id = $1",
-                    )
-                    .bind(workflow_id.to_string())
-                    .bind(to_sqlite(now))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(Recorded {
-                    inbox_id,
-                    duplicate: false,
-                    woke: waiting,
-                })
-            }
-        }
+        let callback = StoredCallback {
+            lock_keys: lock_ids(&keys.pairs()),
+            source: event.source.as_str(),
+            event_id: event.event_id.clone(),
+            title: event.title.clone(),
+            payload: self.seal_payload(event.source.as_str(), &event.event_id, &event.payload),
+            keys,
+        };
+        // With the other callbacks handed in at about the same moment, in one transaction
+        // (`crate::group`).
+        self.callbacks.run(self, callback).await
     }
 
     /// Events matched to the workflow and not yet processed, oldest first. The engine reads
@@ -669,4 +576,93 @@ pub(crate) async fn pending_events_sqlite(
     .fetch_all(conn)
     .await?;
     rows.iter().map(InboxRow::from_sqlite).collect()
+}
+
+/// A callback as the store writes it (`Store::record_callback`): the keys already protected
+/// (a NIK as its keyed hash) and the payload sealed, with the correlation-key locks to take.
+/// On PostgreSQL it is serialized as the parameters of `finflow_record_callback` by name,
+/// as `finflow_record_callbacks` (migration 0016) reads them.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct StoredCallback {
+    lock_keys: Vec<i64>,
+    source: &'static str,
+    event_id: String,
+    title: String,
+    #[serde(flatten)]
+    keys: CorrelationKeys,
+    payload: Value,
+}
+
+/// Stores one callback on SQLite, inside the caller's `BEGIN IMMEDIATE`: insert once per
+/// (source, event id), match it to the oldest workflow waiting for it, make that one due.
+pub(crate) async fn record_sqlite(
+    conn: &mut SqliteConnection,
+    c: &StoredCallback,
+    now: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO callback_inbox (source, event_id, title, user_id, \
+         identity_number, kyc_id, loan_unique_id, external_id, payload, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+    )
+    .bind(c.source)
+    .bind(&c.event_id)
+    .bind(&c.title)
+    .bind(&c.keys.user_id)
+    .bind(&c.keys.identity_number)
+    .bind(&c.keys.kyc_id)
+    .bind(&c.keys.loan_unique_id)
+    .bind(&c.keys.external_id)
+    .bind(c.payload.to_string())
+    .bind(to_sqlite(now))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(inbox_id) = inserted else {
+        let inbox_id =
+            sqlx::query_scalar("SELECT id FROM callback_inbox WHERE source = $1 AND event_id = $2")
+                .bind(c.source)
+                .bind(&c.event_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        return Ok(Recorded {
+            inbox_id,
+            duplicate: true,
+            woke: None,
+        });
+    };
+    let waiting: Option<String> = sqlx::query_scalar(waiting_workflow_sql!())
+        .bind(&c.title)
+        .bind(&c.keys.identity_number)
+        .bind(&c.keys.user_id)
+        .bind(&c.keys.kyc_id)
+        .bind(&c.keys.loan_unique_id)
+        .bind(&c.keys.external_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let waiting = waiting.as_deref().map(uuid_from_sqlite).transpose()?;
+    if let Some(workflow_id) = waiting {
+        sqlx::query(
+            "UPDATE callback_inbox SET matched_workflow_id = $2, matched_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(inbox_id)
+        .bind(workflow_id.to_string())
+        .bind(to_sqlite(now))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
+             updated_at = $2 WHERE id = $1",
+        )
+        .bind(workflow_id.to_string())
+        .bind(to_sqlite(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Recorded {
+        inbox_id,
+        duplicate: false,
+        woke: waiting,
+    })
 }

@@ -96,8 +96,12 @@ pub struct Store {
     origin: std::sync::Arc<str>,
     /// PostgreSQL connections kept between the statements of the step path.
     hot: std::sync::Arc<hot::Hot>,
-    /// PostgreSQL step commits waiting to be sent together (`group`).
-    group: std::sync::Arc<group::Group>,
+    /// Step commits waiting to be written together (`group`).
+    commits: std::sync::Arc<group::Group<group::Commits>>,
+    /// Claims waiting to be written together (`group`).
+    claims: std::sync::Arc<group::Group<group::Claims>>,
+    /// Callbacks waiting to be stored together (`group`).
+    callbacks: std::sync::Arc<group::Group<group::Callbacks>>,
 }
 
 impl Store {
@@ -111,7 +115,17 @@ impl Store {
     /// `(commits in the batch, batches)`: the sizes the group commit reaches under the load
     /// it has had (`group`).
     pub fn commit_batch_sizes(&self) -> Vec<(usize, u64)> {
-        self.group.batch_sizes()
+        self.commits.batch_sizes()
+    }
+
+    /// The same for claims: `(claims in the batch, batches)`.
+    pub fn claim_batch_sizes(&self) -> Vec<(usize, u64)> {
+        self.claims.batch_sizes()
+    }
+
+    /// The same for stored callbacks: `(callbacks in the batch, batches)`.
+    pub fn callback_batch_sizes(&self) -> Vec<(usize, u64)> {
+        self.callbacks.batch_sizes()
     }
 
     /// Which backend, with its pool.

@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 use futures_util::future::join_all;
 use serde_json::json;
 use store::testing::TestDb;
-use store::{Claimed, NewEvent, Status, StepCommit, Store, StoreError};
+use store::{
+    Claimed, CorrelationKeys, InboxEvent, KeyName, NewEvent, Source, Status, StepCommit, Store,
+    StoreError, Wait,
+};
 use uuid::Uuid;
 
 use crate::{step, submit_and_claim};
@@ -17,6 +20,8 @@ const AT_ONCE: usize = 24;
 store::test_both_backends!(
     concurrent_commits_share_batches_each_behind_its_own_guard,
     a_step_the_database_refuses_fails_alone,
+    concurrent_claims_share_batches_and_claim_each_workflow_once,
+    concurrent_callbacks_share_batches_each_stored_once,
 );
 
 async fn claimed_many(store: &Store, prefix: &str) -> Vec<Claimed> {
@@ -195,4 +200,127 @@ async fn a_step_the_database_refuses_fails_alone(db: TestDb) {
     let events = store.events_after(0, 500).await.expect("events");
     assert_eq!(events.len(), 2 * (AT_ONCE - 1));
     assert!(events.iter().all(|e| e.workflow_id != Some(refused)));
+}
+
+/// Claims made at once go together; each due workflow is claimed once, by the first claim
+/// asking for it (a second wake-up of it finds it held), and what is not due stays unclaimed.
+async fn concurrent_claims_share_batches_and_claim_each_workflow_once(db: TestDb) {
+    let store = &db.store;
+    let mut due = Vec::new();
+    for i in 0..AT_ONCE {
+        let submitted = store
+            .submit(&crate::new_workflow(&format!("claim-{i}")))
+            .await
+            .expect("submit");
+        due.push(submitted.id);
+    }
+    // One held by another worker: not free.
+    let held = due[0];
+    store
+        .claim(held, "other", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("due");
+    let unknown = Uuid::new_v4();
+    // Every workflow asked for twice, by two workers, and one that does not exist.
+    let asks: Vec<(Uuid, &str)> = due
+        .iter()
+        .flat_map(|id| [(*id, "w1"), (*id, "w2")])
+        .chain([(unknown, "w1")])
+        .collect();
+
+    let results = join_all(
+        asks.iter()
+            .map(|(id, worker)| store.claim(*id, worker, crate::LEASE)),
+    )
+    .await;
+
+    let sizes = store.claim_batch_sizes();
+    assert!(sizes.iter().any(|(size, _)| *size > 1), "{sizes:?}");
+    for id in &due {
+        let won: Vec<&str> = asks
+            .iter()
+            .zip(&results)
+            .filter(|((asked, _), _)| asked == id)
+            .filter_map(|((_, worker), result)| {
+                result.as_ref().expect("no error").as_ref().map(|c| {
+                    assert_eq!(c.workflow.id, *id);
+                    assert_eq!(c.workflow.lease_owner.as_deref(), Some(*worker));
+                    *worker
+                })
+            })
+            .collect();
+        if *id == held {
+            assert!(won.is_empty(), "a held workflow is not claimed again");
+        } else {
+            assert_eq!(won.len(), 1, "claimed once: {won:?}");
+            let row = store.get(*id).await.expect("get").expect("exists");
+            assert_eq!(row.lease_owner.as_deref(), Some(won[0]));
+            assert_eq!(row.status, Status::Running);
+        }
+    }
+    assert!(
+        results
+            .last()
+            .expect("the unknown")
+            .as_ref()
+            .expect("ok")
+            .is_none()
+    );
+}
+
+/// Callbacks handed in at once are stored together; each is stored once (a duplicate in the
+/// same batch is told so), and each wakes the workflow waiting for it.
+async fn concurrent_callbacks_share_batches_each_stored_once(db: TestDb) {
+    let store = &db.store;
+    let claimed = claimed_many(store, "callback").await;
+    let mut waiting = Vec::new();
+    for (i, c) in claimed.iter().enumerate() {
+        let mut commit = step(c, "await_kyc", Status::Waiting, None);
+        commit.waits = vec![Wait::new(
+            "kyc_verified",
+            KeyName::UserId,
+            format!("user-{i}"),
+        )];
+        store.commit_step(&commit).await.expect("commit");
+        waiting.push(c.workflow.id);
+    }
+    let event = |i: usize| InboxEvent {
+        source: Source::Status,
+        event_id: format!("event-{i}"),
+        title: "kyc_verified".into(),
+        keys: CorrelationKeys {
+            user_id: Some(format!("user-{i}")),
+            ..CorrelationKeys::default()
+        },
+        payload: json!({ "event_id": format!("event-{i}"), "user_id": format!("user-{i}") }),
+    };
+    // Each callback twice (Finfra retried it), all at once.
+    let events: Vec<InboxEvent> = (0..AT_ONCE).flat_map(|i| [event(i), event(i)]).collect();
+
+    let results = join_all(events.iter().map(|e| store.record_callback(e))).await;
+
+    let sizes = store.callback_batch_sizes();
+    assert!(sizes.iter().any(|(size, _)| *size > 1), "{sizes:?}");
+    for (i, pair) in results.chunks(2).enumerate() {
+        // The two copies may go in two batches at once: either may be the one stored.
+        let (a, b) = (
+            pair[0].as_ref().expect("stored"),
+            pair[1].as_ref().expect("stored"),
+        );
+        let (first, again) = if a.duplicate { (b, a) } else { (a, b) };
+        assert!(!first.duplicate, "{i}: one copy stored");
+        assert!(again.duplicate, "{i}: the other told it is a duplicate");
+        assert_eq!(again.inbox_id, first.inbox_id);
+        assert_eq!(first.woke, Some(waiting[i]), "{i} woke its workflow");
+        assert_eq!(again.woke, None);
+    }
+    assert_eq!(
+        crate::count(store, "SELECT count(*) FROM callback_inbox").await,
+        AT_ONCE as i64
+    );
+    for id in &waiting {
+        let pending = store.pending_events(*id).await.expect("pending");
+        assert_eq!(pending.len(), 1, "matched to its workflow");
+    }
 }

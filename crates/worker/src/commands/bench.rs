@@ -445,6 +445,8 @@ impl Bench<'_> {
             .await?;
         harness.stop().await?;
         let commit_batches = store.commit_batch_sizes();
+        let claim_batches = store.claim_batch_sizes();
+        let callback_batches = store.callback_batch_sizes();
         store.close().await;
         observer.close().await;
         let round_trips = proxy.map(|proxy| {
@@ -497,6 +499,8 @@ impl Bench<'_> {
             in_flight,
             peak_rss_mb: memory::rss().map(|r| r.peak_mb),
             commit_batches,
+            claim_batches,
+            callback_batches,
         }))
     }
 }

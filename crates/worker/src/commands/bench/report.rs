@@ -114,6 +114,10 @@ pub struct RunFigures {
     pub group_commit_batch: Option<Spread>,
     /// The same as a mean: step commits per batch.
     pub group_commit_mean: Option<f64>,
+    /// Claims per batch, mean, over the same measurement.
+    pub group_claim_mean: Option<f64>,
+    /// Stored callbacks per batch, mean, over the same measurement.
+    pub group_callback_mean: Option<f64>,
 }
 
 /// `--in-flight`: onboardings submitted and left waiting for a KYC review that never ends.
@@ -161,6 +165,10 @@ pub struct Observed {
     pub peak_rss_mb: Option<f64>,
     /// `Store::commit_batch_sizes` of the throughput measurement's store.
     pub commit_batches: Vec<(usize, u64)>,
+    /// `Store::claim_batch_sizes` of the same.
+    pub claim_batches: Vec<(usize, u64)>,
+    /// `Store::callback_batch_sizes` of the same.
+    pub callback_batches: Vec<(usize, u64)>,
 }
 
 impl RunFigures {
@@ -228,15 +236,9 @@ impl RunFigures {
                     })
                     .collect(),
             ),
-            group_commit_mean: {
-                let (commits, batches) = observed
-                    .commit_batches
-                    .iter()
-                    .fold((0u64, 0u64), |(c, b), &(size, n)| {
-                        (c + size as u64 * n, b + n)
-                    });
-                (batches > 0).then(|| commits as f64 / batches as f64)
-            },
+            group_commit_mean: mean_batch(&observed.commit_batches),
+            group_claim_mean: mean_batch(&observed.claim_batches),
+            group_callback_mean: mean_batch(&observed.callback_batches),
             onboardings_per_second: n / (elapsed_ms / 1000.0),
             elapsed_ms,
             submit_ms: observed.submit.as_secs_f64() * 1000.0,
@@ -250,6 +252,14 @@ impl RunFigures {
             outcomes,
         }
     }
+}
+
+/// Requests per batch over `(size, batches)` counts; `None` without batches.
+fn mean_batch(sizes: &[(usize, u64)]) -> Option<f64> {
+    let (requests, batches) = sizes.iter().fold((0u64, 0u64), |(r, b), &(size, n)| {
+        (r + size as u64 * n, b + n)
+    });
+    (batches > 0).then(|| requests as f64 / batches as f64)
 }
 
 /// Sorts the gaps between consecutive journal rows of one workflow: `step` and `between`
@@ -396,6 +406,16 @@ const FIGURES: &[Figure] = &[
         get: |r| r.group_commit_mean,
     },
     Figure {
+        key: "group_claim_mean",
+        label: "group commit: claims per batch, mean",
+        get: |r| r.group_claim_mean,
+    },
+    Figure {
+        key: "group_callback_mean",
+        label: "group commit: stored callbacks per batch, mean",
+        get: |r| r.group_callback_mean,
+    },
+    Figure {
         key: "wal_bytes_per_step",
         label: "WAL bytes per step",
         get: |r| r.wal_bytes_per_step,
@@ -463,7 +483,9 @@ const MEANINGS: &[&str] = &[
      turns the proxy off",
     "group commit: the step commits the store wrote together in one transaction (PostgreSQL: \
      one call) (Store::commit_batch_sizes) during the throughput measurement, over its \
-     batches; a batch that failed as a whole and was sent again one by one counts again",
+     batches; a batch that failed as a whole and was sent again one by one counts again; \
+     claims and stored callbacks are batched the same way (Store::claim_batch_sizes, \
+     Store::callback_batch_sizes)",
     "WAL bytes per step: PostgreSQL pg_wal_lsn_diff of pg_current_wal_lsn() after and before the \
      throughput measurement, divided by the journal rows; the WAL is the whole server's, so \
      anything else writing on it meanwhile (autovacuum, other databases) is counted too",
