@@ -388,7 +388,7 @@ impl Batch for Callbacks {
             Backend::Postgres(pool) => {
                 let params = items
                     .iter()
-                    .map(|item| serde_json::to_string(item))
+                    .map(serde_json::to_string)
                     .collect::<Result<Vec<String>, _>>()
                     .map_err(|e| decode_error(format!("callback: {e}")))?;
                 let batch = json_array(params.iter().map(String::as_str));
