@@ -2,8 +2,8 @@
 //! PostgreSQL that is the SQL function `finflow_commit_step` (migrations 0007, 0009), called
 //! for each step of a group commit (`finflow_commit_steps`, 0016, see `crate::group`): the
 //! steps a process finished at about the same moment share one round trip and one
-//! transaction, each behind its own guard. On SQLite it is one `BEGIN IMMEDIATE` … `COMMIT`
-//! per step on the process's own file.
+//! transaction, each behind its own guard. On SQLite the steps of a group commit share one
+//! `BEGIN IMMEDIATE` … `COMMIT` on the process's own file, each inside a savepoint.
 //!
 //! In order: (PostgreSQL) lock the correlation keys of the new waits (and of the
 //! announcement); update the workflow row if this worker still holds it at the version it

@@ -220,7 +220,30 @@ pub fn render_gauge(
     labels: &[&str],
     samples: &[GaugeSample],
 ) {
-    header(out, name, help, "gauge");
+    render_samples(out, name, help, "gauge", labels, samples);
+}
+
+/// Appends a counter family whose values another part of the process keeps (read at
+/// scrape time, e.g. the store's group-commit batches).
+pub fn render_counter(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    samples: &[GaugeSample],
+) {
+    render_samples(out, name, help, "counter", labels, samples);
+}
+
+fn render_samples(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    kind: &str,
+    labels: &[&str],
+    samples: &[GaugeSample],
+) {
+    header(out, name, help, kind);
     for sample in samples {
         let _ = writeln!(
             out,

@@ -78,8 +78,35 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
 async fn metrics_endpoint(State(ops): State<Arc<Ops>>) -> Response {
     let mut out = String::with_capacity(8 * 1024);
     metrics::global().render(&mut out);
+    group_commit_counters(&ops.store, &mut out);
     store_gauges(&ops.store, &mut out).await;
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+}
+
+/// The batches this process's store wrote in one transaction each (`store::group`), by kind
+/// and size: how much the group commit saves under the load the worker has.
+fn group_commit_counters(store: &Store, out: &mut String) {
+    let mut samples = Vec::new();
+    for (kind, sizes) in [
+        ("commit", store.commit_batch_sizes()),
+        ("claim", store.claim_batch_sizes()),
+        ("callback", store.callback_batch_sizes()),
+    ] {
+        for (size, batches) in sizes {
+            samples.push(GaugeSample {
+                labels: vec![kind.to_owned(), size.to_string()],
+                #[allow(clippy::cast_precision_loss)] // a count far below 2^52
+                value: batches as f64,
+            });
+        }
+    }
+    metrics::render_counter(
+        out,
+        "finflow_group_commit_batches_total",
+        "Batches this process's store wrote in one transaction, by kind (commit, claim, callback) and size (requests in the batch).",
+        &["kind", "size"],
+        &samples,
+    );
 }
 
 /// The gauges read from the store. A failed read leaves them out of this scrape (and is

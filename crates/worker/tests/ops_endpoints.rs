@@ -139,6 +139,13 @@ async fn metrics_health_and_readiness_of_a_running_worker() {
         "{metrics}"
     );
     assert_eq!(sample(&metrics, "finflow_rate_limited_total"), Some(0.0));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("finflow_group_commit_batches_total{kind=\"commit\",size=\"")),
+        "the step commits' batches are counted:\n{metrics}"
+    );
+    assert!(total(&metrics, "finflow_group_commit_batches_total") >= ok_steps / 32.0);
     // Every family is declared, and every sample line is `name{labels} value`.
     for family in [
         "finflow_steps_total counter",
@@ -151,6 +158,7 @@ async fn metrics_health_and_readiness_of_a_running_worker() {
         "finflow_workflow_duration_seconds histogram",
         "finflow_workflows gauge",
         "finflow_due_workflows gauge",
+        "finflow_group_commit_batches_total counter",
     ] {
         assert!(
             metrics.contains(&format!("# TYPE {family}\n")),

@@ -189,6 +189,39 @@ impl Db {
         .expect("batched commits")
     }
 
+    /// PostgreSQL: waits (at most 10 s) until every worker transaction that began before
+    /// now has ended. A SIGKILLed worker's statement that the server was running goes on to
+    /// its end and commits (a step, or a whole batch of steps): only then is what the dead
+    /// worker left behind fixed. SQLite: nothing to wait for (its writer died with it).
+    pub async fn wait_for_earlier_worker_transactions(&self) {
+        let Some(pool) = self.store.pg_pool() else {
+            return;
+        };
+        let since: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(pool)
+            .await
+            .expect("now");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let running: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name LIKE 'finflow-worker:%' AND xact_start < $1",
+            )
+            .bind(since)
+            .fetch_one(pool)
+            .await
+            .expect("pg_stat_activity");
+            if running == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{running} worker transactions begun before the kill still run after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     /// `(terminal, all)` workflow counts.
     pub async fn progress(&self) -> (i64, i64) {
         #[derive(FromRow)]

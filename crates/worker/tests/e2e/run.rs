@@ -253,7 +253,10 @@ pub async fn kill_receiver_mid_call(
     for _ in 0..5 {
         wait_for_kill_point(db, sandbox, &receiver.id, clock, at).await;
         receiver.kill();
-        // Frozen now: nobody may take these over before their lease ends.
+        // A statement of the dead worker that the server was running still commits (a
+        // step, or a group commit's batch of steps): wait for it, then what the dead worker
+        // holds is frozen: nobody may take these over before their lease ends.
+        db.wait_for_earlier_worker_transactions().await;
         let interrupted = db.held_mid_call(&receiver.id).await;
         let ledger = sandbox.ledger().await;
         clock.note(format_args!(
