@@ -1,5 +1,5 @@
 //! Group commit: the statements of the step path that a process makes at about the same
-//! moment are written together, in one transaction, each with its own outcome. Two kinds
+//! moment are written together, in one transaction, each with its own outcome. Three kinds
 //! go this way: step commits ([`Commits`]: on PostgreSQL one call of `finflow_commit_steps`,
 //! migration 0016; on SQLite one `BEGIN IMMEDIATE` … `COMMIT` with each step inside a
 //! savepoint of its own, so the steps share one write lock and one `fsync`), claims
