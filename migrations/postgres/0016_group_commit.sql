@@ -23,6 +23,25 @@
 -- An error in any commit (not a failed guard: a constraint, a deadlock, a cancelled
 -- statement) aborts the whole call and so writes nothing of any of them; the store then
 -- commits each of them alone (store::group).
+
+-- The correlation-key locks of a whole batch (the `lock_keys` of its elements), taken
+-- first and in sorted order: the order a single commit or stored callback takes its own.
+CREATE FUNCTION finflow_lock_batch_keys(p_batch jsonb)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+AS $$
+BEGIN
+    -- A function scan emits the array in order: the locks are taken in sorted order.
+    PERFORM pg_advisory_xact_lock(k)
+    FROM unnest((
+        SELECT array_agg(DISTINCT x.value::bigint ORDER BY x.value::bigint)
+        FROM jsonb_array_elements(p_batch) AS e(item),
+             jsonb_array_elements_text(e.item->'lock_keys') AS x(value)
+    )) AS t(k);
+END;
+$$;
+
 CREATE FUNCTION finflow_commit_steps(p_batch jsonb)
 RETURNS TABLE (
     idx integer,
@@ -39,7 +58,6 @@ DECLARE
     c jsonb;
     n integer;
     r record;
-    v_keys bigint[];
     v_ev_workflow uuid[] := '{}';
     v_ev_seq integer[] := '{}';
     v_ev_position smallint[] := '{}';
@@ -47,12 +65,7 @@ DECLARE
     v_ev_payload jsonb[] := '{}';
     v_last_event bigint;
 BEGIN
-    SELECT array_agg(DISTINCT k.value::bigint ORDER BY k.value::bigint) INTO v_keys
-    FROM jsonb_array_elements(p_batch) AS e(item),
-         jsonb_array_elements_text(e.item->'lock_keys') AS k(value);
-    IF coalesce(cardinality(v_keys), 0) > 0 THEN
-        PERFORM pg_advisory_xact_lock(k) FROM unnest(v_keys) AS t(k);
-    END IF;
+    PERFORM finflow_lock_batch_keys(p_batch);
 
     FOR c, n IN SELECT e.item, (e.ord - 1)::integer
         FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, ord) ORDER BY e.ord
@@ -156,14 +169,8 @@ DECLARE
     c jsonb;
     n integer;
     r record;
-    v_keys bigint[];
 BEGIN
-    SELECT array_agg(DISTINCT k.value::bigint ORDER BY k.value::bigint) INTO v_keys
-    FROM jsonb_array_elements(p_batch) AS e(item),
-         jsonb_array_elements_text(e.item->'lock_keys') AS k(value);
-    IF coalesce(cardinality(v_keys), 0) > 0 THEN
-        PERFORM pg_advisory_xact_lock(k) FROM unnest(v_keys) AS t(k);
-    END IF;
+    PERFORM finflow_lock_batch_keys(p_batch);
 
     FOR c, n IN SELECT e.item, (e.ord - 1)::integer
         FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, ord) ORDER BY e.ord
