@@ -162,7 +162,7 @@ impl fmt::Display for KeyName {
 }
 
 /// The correlation keys a callback carries (each may be absent).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CorrelationKeys {
     pub user_id: Option<String>,
     /// NIK: PII. Stored as a column because `user_created` carries nothing else to match on;
@@ -459,7 +459,11 @@ impl Store {
             event_id: event.event_id.clone(),
             title: event.title.clone(),
             payload: self.seal_payload(event.source.as_str(), &event.event_id, &event.payload),
-            keys,
+            user_id: keys.user_id,
+            identity_number: keys.identity_number,
+            kyc_id: keys.kyc_id,
+            loan_unique_id: keys.loan_unique_id,
+            external_id: keys.external_id,
         };
         // With the other callbacks handed in at about the same moment, in one transaction
         // (`crate::group`).
@@ -588,8 +592,12 @@ pub(crate) struct StoredCallback {
     source: &'static str,
     event_id: String,
     title: String,
-    #[serde(flatten)]
-    keys: CorrelationKeys,
+    user_id: Option<String>,
+    /// With keys, the NIK's keyed hash, as the inbox stores it.
+    identity_number: Option<String>,
+    kyc_id: Option<String>,
+    loan_unique_id: Option<String>,
+    external_id: Option<String>,
     payload: Value,
 }
 
@@ -609,11 +617,11 @@ pub(crate) async fn record_sqlite(
     .bind(c.source)
     .bind(&c.event_id)
     .bind(&c.title)
-    .bind(&c.keys.user_id)
-    .bind(&c.keys.identity_number)
-    .bind(&c.keys.kyc_id)
-    .bind(&c.keys.loan_unique_id)
-    .bind(&c.keys.external_id)
+    .bind(&c.user_id)
+    .bind(&c.identity_number)
+    .bind(&c.kyc_id)
+    .bind(&c.loan_unique_id)
+    .bind(&c.external_id)
     .bind(c.payload.to_string())
     .bind(to_sqlite(now))
     .fetch_optional(&mut *conn)
@@ -633,11 +641,11 @@ pub(crate) async fn record_sqlite(
     };
     let waiting: Option<String> = sqlx::query_scalar(waiting_workflow_sql!())
         .bind(&c.title)
-        .bind(&c.keys.identity_number)
-        .bind(&c.keys.user_id)
-        .bind(&c.keys.kyc_id)
-        .bind(&c.keys.loan_unique_id)
-        .bind(&c.keys.external_id)
+        .bind(&c.identity_number)
+        .bind(&c.user_id)
+        .bind(&c.kyc_id)
+        .bind(&c.loan_unique_id)
+        .bind(&c.external_id)
         .fetch_optional(&mut *conn)
         .await?;
     let waiting = waiting.as_deref().map(uuid_from_sqlite).transpose()?;
