@@ -86,21 +86,17 @@ impl<B: Batch> std::fmt::Debug for Group<B> {
 }
 
 impl<B: Batch> Group<B> {
-    /// A group with `lanes` batches in flight at most.
-    pub(crate) fn new(lanes: usize) -> Self {
+    /// A group with the lanes for `backend`'s kind of database.
+    pub(crate) fn for_backend(backend: &Backend) -> Self {
+        let lanes = match backend {
+            Backend::Postgres(_) => POSTGRES_LANES,
+            Backend::Sqlite(_) => 1,
+        };
         Self {
             queue: Mutex::default(),
             lanes: Arc::new(Semaphore::new(lanes)),
             sizes: Mutex::new([0; MOST]),
         }
-    }
-
-    /// The lanes for `backend`'s kind of database.
-    pub(crate) fn for_backend(backend: &Backend) -> Self {
-        Self::new(match backend {
-            Backend::Postgres(_) => POSTGRES_LANES,
-            Backend::Sqlite(_) => 1,
-        })
     }
 
     /// Writes `item` with whatever else is queued when a lane is free.
@@ -253,14 +249,8 @@ impl Batch for Commits {
                         params.push(p.as_str());
                     }
                 }
+                // A count that differs from the batch's fails it as a whole (`Group::send`).
                 let rows = call(&store.hot, pool, &params).await?;
-                if rows.len() != ids.len() {
-                    return Err(decode_error(format!(
-                        "group commit: {} answers for {} commits",
-                        rows.len(),
-                        ids.len()
-                    )));
-                }
                 Ok(ids
                     .into_iter()
                     .zip(rows)
@@ -288,20 +278,22 @@ async fn write_sqlite_batch(
     commits: &[&SqliteCommit],
 ) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
     let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-    let mut results = Vec::with_capacity(commits.len());
-    for commit in commits {
-        if commits.len() == 1 {
-            results.push(write_sqlite(&mut tx, commit).await);
-            continue;
+    let results = if let [commit] = commits {
+        // Alone: a failure rolls the transaction back, no savepoint needed.
+        vec![write_sqlite(&mut tx, commit).await]
+    } else {
+        let mut results = Vec::with_capacity(commits.len());
+        for commit in commits {
+            sqlx::query("SAVEPOINT step").execute(&mut *tx).await?;
+            let result = write_sqlite(&mut tx, commit).await;
+            if result.is_err() {
+                sqlx::query("ROLLBACK TO step").execute(&mut *tx).await?;
+            }
+            sqlx::query("RELEASE step").execute(&mut *tx).await?;
+            results.push(result);
         }
-        sqlx::query("SAVEPOINT step").execute(&mut *tx).await?;
-        let result = write_sqlite(&mut tx, commit).await;
-        if result.is_err() {
-            sqlx::query("ROLLBACK TO step").execute(&mut *tx).await?;
-        }
-        sqlx::query("RELEASE step").execute(&mut *tx).await?;
-        results.push(result);
-    }
+        results
+    };
     if results.iter().all(Result::is_err) {
         tx.rollback().await?;
     } else {

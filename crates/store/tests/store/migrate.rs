@@ -20,6 +20,7 @@ store::test_both_backends!(
     histories_coexist_with_apalis,
     upgrade_fills_identity_keys_of_existing_onboardings,
     an_upgraded_workflow_commits_and_hears_callbacks_through_the_new_functions,
+    a_workflow_of_the_previous_build_commits_through_the_group_commit,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -498,8 +499,26 @@ async fn upgrade_fills_identity_keys_of_existing_onboardings(db: TestDb) {
 /// the step commit, the claim and the callback became one call each on PostgreSQL) is
 /// claimed, waits, hears its callback and finishes through the upgraded store.
 async fn an_upgraded_workflow_commits_and_hears_callbacks_through_the_new_functions(db: TestDb) {
+    let last = before_identity_keys(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// The same from the schema of the build before group commit (PostgreSQL 0015; SQLite's
+/// schema did not change): its workflow goes through `finflow_commit_steps`,
+/// `finflow_record_callbacks` and the batched claim.
+async fn a_workflow_of_the_previous_build_commits_through_the_group_commit(db: TestDb) {
+    let last = match db.backend {
+        TestBackend::Postgres => 15,
+        TestBackend::Sqlite => 10,
+    };
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// A workflow written at schema `last`, then the store upgraded: claimed, waiting, woken by
+/// its callback, finished.
+async fn upgraded_workflow_finishes(db: TestDb, last: i64) {
     let store = &db.store;
-    store::testing::migrate_up_to(store, before_identity_keys(db.backend))
+    store::testing::migrate_up_to(store, last)
         .await
         .expect("the previous schema");
     let nik = "3275062009921981";
