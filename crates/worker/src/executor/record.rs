@@ -83,7 +83,7 @@ pub(super) fn step_commit(
         context: decision.state.clone(),
         facts: summary.facts.clone(),
         attempt: i32::try_from(summary.attempt).unwrap_or(i32::MAX),
-        next_run_at: action.next_run_at(now),
+        next_run_at: next_run_at(held, action, keep_lease, now),
         waiting_for,
         waits,
         deadline,
@@ -96,6 +96,23 @@ pub(super) fn step_commit(
         announce: finished_announcement(held, decision),
         observed: observed(held, decision),
         events: lifecycle(held, decision),
+    }
+}
+
+/// When the workflow is due next. A call this worker makes at once keeps the time the row
+/// already says it became due: the row's `next_run_at` then stays as it is from one inline
+/// step to the next, so on PostgreSQL such a step's update touches no index (a HOT update,
+/// migration 0017). The workflow is due either way; the lease keeps others off it.
+fn next_run_at(
+    held: &Held,
+    action: &Action,
+    keep_lease: bool,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let next = action.next_run_at(now)?;
+    match held.due_since {
+        Some(since) if keep_lease && next <= now && since <= next => Some(since),
+        _ => Some(next),
     }
 }
 
@@ -303,6 +320,7 @@ mod tests {
             rebuilt: workflow::Rebuilt::default(),
             facts: json!({}),
             needs_attention: false,
+            due_since: None,
         }
     }
 
@@ -331,6 +349,60 @@ mod tests {
 
     fn entry() -> JournalEntry {
         journal("await_user_created", "wake", Outcome::Woken, Utc::now())
+    }
+
+    #[test]
+    fn a_call_made_inline_keeps_the_time_the_row_became_due() {
+        let now = Utc::now();
+        let since = now - chrono::TimeDelta::seconds(3);
+        let call = Action::Call {
+            step: "check_loan".to_owned(),
+            purpose: workflow::CallPurpose::Perform,
+            request: workflow::FinfraRequest::GetLoan {
+                unique_id: "L-1".to_owned(),
+            },
+            operation_key: None,
+            attempt: 1,
+        };
+        let mut due = held();
+        due.due_since = Some(since);
+        let commit = |held: &Held, action: Action, keep_lease: bool| {
+            step_commit(
+                held,
+                "w1",
+                &decision(action, Status::Running),
+                entry(),
+                Vec::new(),
+                keep_lease,
+                now,
+            )
+            .next_run_at
+        };
+        assert_eq!(
+            commit(&due, call.clone(), true),
+            Some(since),
+            "unchanged: the update touches no index"
+        );
+        assert_eq!(
+            commit(&due, call.clone(), false),
+            Some(now),
+            "handed back: due from now"
+        );
+        assert_eq!(
+            commit(&held(), call.clone(), true),
+            Some(now),
+            "not due before"
+        );
+        let mut later = held();
+        later.due_since = Some(now + chrono::TimeDelta::seconds(60));
+        assert_eq!(commit(&later, call, true), Some(now), "due now, not later");
+        let wake_at = now + chrono::TimeDelta::hours(1);
+        let wait = Action::SleepUntil {
+            step: "cool_off".to_owned(),
+            at: wake_at,
+            reason: workflow::SleepReason::Retry,
+        };
+        assert_eq!(commit(&due, wait, false), Some(wake_at));
     }
 
     #[test]

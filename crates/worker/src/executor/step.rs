@@ -119,6 +119,8 @@ pub(super) struct Held {
     /// events of the next step are measured against.
     pub(super) facts: Value,
     pub(super) needs_attention: bool,
+    /// The row's `next_run_at`: since when it is due, kept by calls made inline.
+    pub(super) due_since: Option<DateTime<Utc>>,
 }
 
 impl Executor {
@@ -211,6 +213,7 @@ impl Executor {
             rebuilt: workflow::Rebuilt::default(),
             facts: workflow.facts.clone(),
             needs_attention: previous_status == store::Status::NeedsAttention,
+            due_since: workflow.next_run_at,
         };
         let now = Utc::now();
 
@@ -688,6 +691,7 @@ impl Executor {
         );
         // What was committed is what this worker now holds: moved, not copied again.
         held.version = committed.version;
+        held.due_since = committed.next_run_at;
         held.state = commit.context;
         held.facts = commit.facts;
         held.needs_attention = commit.status == store::Status::NeedsAttention;
