@@ -11,5 +11,6 @@ pub mod receiver;
 pub mod reconcile;
 pub mod runtime;
 pub mod sample;
+mod slots;
 pub mod telemetry;
 pub mod webhooks;

@@ -23,18 +23,20 @@
 //! shutdown, fetching stops and in-flight steps finish; a step cut short is reconciled by
 //! the next worker once its lease expires.
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use apalis::prelude::*;
 use chrono::Utc;
 use futures_util::{SinkExt as _, StreamExt as _};
 use store::{Backend, Wakeup};
-use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 use uuid::Uuid;
 
 use crate::executor::{Advanced, Executor};
+use crate::slots::{Class, Slots};
 
 /// How a worker process takes on work.
 #[derive(Debug, Clone)]
@@ -81,23 +83,71 @@ async fn handle_wakeup(wakeup: Wakeup, gate: Data<Arc<Gate>>) -> Result<(), BoxD
     Ok(())
 }
 
-/// The executor behind a concurrency limit shared by both paths.
+/// The executor behind a concurrency limit shared by both paths: the handler slots
+/// ([`Slots`]), given to work under way before new work.
 struct Gate {
     executor: Executor,
-    permits: Semaphore,
+    slots: Arc<Slots>,
+    /// Workflows this process advanced until they parked: a hint for one of them resumes
+    /// work under way.
+    parked: std::sync::Mutex<HashSet<Uuid>>,
 }
 
+/// The most parked workflows remembered; past it the set starts again (their hints then
+/// queue as new work until they park here again).
+const PARKED_REMEMBERED: usize = 200_000;
+
 impl Gate {
+    fn new(executor: Executor, concurrency: usize) -> Self {
+        Self {
+            executor,
+            slots: Slots::new(concurrency),
+            parked: std::sync::Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn parked(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     async fn advance(&self, id: uuid::Uuid) {
-        // The semaphore is never closed, so acquiring only waits.
-        let Ok(_permit) = self.permits.acquire().await else {
-            return;
+        let class = if self.parked().contains(&id) {
+            Class::UnderWay
+        } else {
+            Class::New
         };
-        match self.executor.advance(id).await {
+        let _slot = self.slots.acquire(class).await;
+        let advanced = self.executor.advance(id).await;
+        self.remember(id, &advanced);
+    }
+
+    /// Runs a workflow the due scan claimed: under way already (its lease runs).
+    async fn advance_claimed(&self, claimed: store::Claimed) {
+        let id = claimed.workflow.id;
+        let _slot = self.slots.acquire(Class::UnderWay).await;
+        let advanced = self.executor.advance_claimed(claimed).await;
+        self.remember(id, &advanced);
+    }
+
+    /// Notes whether `id` parked here, and logs what went wrong.
+    fn remember(&self, id: Uuid, advanced: &Result<Advanced, crate::executor::ExecutorError>) {
+        match advanced {
+            Ok(Advanced::Parked) => {
+                let mut parked = self.parked();
+                if parked.len() >= PARKED_REMEMBERED {
+                    parked.clear();
+                }
+                parked.insert(id);
+            }
+            // A stale hint: whatever it was, it still is.
+            Ok(Advanced::NotDue) => {}
+            Ok(Advanced::Finished) => {
+                self.parked().remove(&id);
+            }
             Ok(Advanced::LeaseLost) => {
+                self.parked().remove(&id);
                 tracing::info!(workflow.id = %id, "workflow taken over by another worker");
             }
-            Ok(_) => {}
             Err(error) => {
                 // The workflow keeps its last commit; its lease expiry brings it back.
                 tracing::error!(workflow.id = %id, error.message = %error, "advancing failed");
@@ -117,10 +167,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = executor.store().clone();
     let worker_id = executor.worker_id().to_owned();
-    let gate = Arc::new(Gate {
-        executor,
-        permits: Semaphore::new(options.concurrency.max(1)),
-    });
+    let gate = Arc::new(Gate::new(executor, options.concurrency));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let scan = tokio::spawn(due_scan(gate.clone(), options.clone(), stop_rx.clone()));
@@ -178,9 +225,13 @@ pub async fn run(
     let _ = late.await;
     let _ = alive.await;
     let _ = hints.await;
-    // Wait for in-flight steps: every permit back means nothing is running.
-    let permits = u32::try_from(options.concurrency.max(1)).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(Duration::from_secs(30), gate.permits.acquire_many(permits)).await;
+    // Wait for in-flight steps: every slot back means nothing is running.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while !gate.slots.idle() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     match tokio::time::timeout(Duration::from_secs(10), apalis).await {
         Ok(Ok(Err(error))) => {
             tracing::warn!(error.message = %error, "apalis worker stopped with an error")
@@ -329,9 +380,7 @@ async fn due_scan(gate: Arc<Gate>, options: RuntimeOptions, mut stop: watch::Rec
             _ = stop.wait_for(|stop| *stop) => return,
         }
         // Only claim what there is room to run now.
-        let free = u32::try_from(gate.permits.available_permits())
-            .unwrap_or(0)
-            .min(limit);
+        let free = u32::try_from(gate.slots.free()).unwrap_or(0).min(limit);
         if free == 0 {
             continue;
         }
@@ -342,15 +391,7 @@ async fn due_scan(gate: Arc<Gate>, options: RuntimeOptions, mut stop: watch::Rec
             Ok(claimed) => {
                 for claimed in claimed {
                     let gate = gate.clone();
-                    tokio::spawn(async move {
-                        let id = claimed.workflow.id;
-                        let Ok(_permit) = gate.permits.acquire().await else {
-                            return;
-                        };
-                        if let Err(error) = gate.executor.advance_claimed(claimed).await {
-                            tracing::error!(workflow.id = %id, error.message = %error, "advancing failed");
-                        }
-                    });
+                    tokio::spawn(async move { gate.advance_claimed(claimed).await });
                 }
             }
             Err(error) => tracing::warn!(error.message = %error, "due scan failed"),
