@@ -197,8 +197,10 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
     );
     let share = figure("steps_share_of_floor");
     assert!(share > 0.0 && share < 1.0, "{median:#}");
+    // A step that continues inline changes no indexed column: its update is HOT
+    // (migration 0017), about a third of all updates of an onboarding.
     let hot = figure("hot_update_share");
-    assert!((0.0..=1.0).contains(&hot), "{median:#}");
+    assert!((0.1..=1.0).contains(&hot), "{median:#}");
     // Every step commit went in a batch of one or more.
     let run = &postgres["runs"][0];
     let batch = &run["group_commit_batch"];
