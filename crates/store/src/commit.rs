@@ -70,7 +70,9 @@ pub struct StepCommit {
     pub facts: Value,
     pub attempt: i32,
     /// When to run next; ignored (cleared) for a terminal status. `None` with a non-terminal
-    /// status means "only a callback or a person wakes it".
+    /// status means "only a callback or a person wakes it". A step its holder continues
+    /// inline passes the row's own (past) value, so the update changes no indexed column
+    /// (a HOT update on PostgreSQL, migration 0017).
     pub next_run_at: Option<DateTime<Utc>>,
     /// Summary for operators, e.g. `user_verified`.
     pub waiting_for: Option<String>,

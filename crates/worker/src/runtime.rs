@@ -17,6 +17,10 @@
 //!   work scheduled for later, workflows whose holder died (its lease expired), hints lost
 //!   to a dropped connection, SQLite work made due by another process (a `finflow submit`).
 //!
+//! Both paths share the process's `concurrency` handler slots ([`crate::slots`]), which go
+//! to work under way (a workflow that parked here and was woken, or one the due scan
+//! claimed) before workflows new to this process.
+//!
 //! Finished apalis tasks of earlier builds, stale worker registrations, and lifecycle events
 //! past their retention (`[events] retain`) are pruned periodically. With `[[webhooks]]`
 //! configured, a deliverer (`crate::webhooks`) pushes the lifecycle events to them. On
@@ -117,7 +121,9 @@ impl Gate {
             Class::New
         };
         let _slot = self.slots.acquire(class).await;
-        let advanced = self.executor.advance(id).await;
+        // Boxed: a hint waiting for its slot holds a few bytes, not the whole step's future
+        // (thousands of them wait under a burst of submissions).
+        let advanced = Box::pin(self.executor.advance(id)).await;
         self.remember(id, &advanced);
     }
 
@@ -125,7 +131,7 @@ impl Gate {
     async fn advance_claimed(&self, claimed: store::Claimed) {
         let id = claimed.workflow.id;
         let _slot = self.slots.acquire(Class::UnderWay).await;
-        let advanced = self.executor.advance_claimed(claimed).await;
+        let advanced = Box::pin(self.executor.advance_claimed(claimed)).await;
         self.remember(id, &advanced);
     }
 
@@ -470,5 +476,49 @@ async fn prune_loop(
                 tracing::warn!(error.message = %error, "pruning events failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use finfra_api::auth::Credentials;
+    use finfra_api::{ClientConfig, FinfraClient};
+    use store::testing::{TestBackend, run as with_db};
+    use workflow::{Engine, Registry};
+
+    use super::*;
+
+    /// Under a burst of submissions thousands of hints wait for a slot at once: each must
+    /// hold its id, not the future of the step it will run (tens of KB, built only once
+    /// the slot is there).
+    #[tokio::test]
+    async fn a_hint_waiting_for_its_slot_holds_little() {
+        with_db(TestBackend::Sqlite, true, |db| async move {
+            let client = FinfraClient::new(ClientConfig::new(
+                "http://127.0.0.1:9".parse().expect("url"),
+                Credentials::new("id", "secret"),
+            ))
+            .expect("client");
+            let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+            let engine = Engine::new(Registry::load_dir(&workflows).expect("definitions"));
+            let executor = Executor::new(
+                db.store.clone(),
+                client,
+                engine,
+                "size-test",
+                Duration::from_secs(10),
+                "size-test",
+            );
+            let step = std::mem::size_of_val(&executor.advance(Uuid::nil()));
+            let gate = Gate::new(executor, 1);
+            let waiting = std::mem::size_of_val(&gate.advance(Uuid::nil()));
+            assert!(
+                waiting <= 512 && waiting * 4 < step,
+                "a waiting hint takes {waiting} bytes, a step's future {step}"
+            );
+        })
+        .await;
     }
 }

@@ -114,8 +114,11 @@ impl Slots {
             slots: self.clone(),
             handed,
         };
-        // The sender is only dropped after sending (or with `Slots`, which `waiting` keeps).
-        let _ = (&mut waiting.handed).await;
+        let handed = (&mut waiting.handed).await;
+        debug_assert!(
+            handed.is_ok(),
+            "a waiting request's sender is dropped only after it was sent on or with `Slots`"
+        );
         // Taken: from here the slot is the caller's, given back when `Slot` drops.
         waiting.handed = oneshot::channel().1;
         Slot {
