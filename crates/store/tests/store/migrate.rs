@@ -21,6 +21,8 @@ store::test_both_backends!(
     upgrade_fills_identity_keys_of_existing_onboardings,
     an_upgraded_workflow_commits_and_hears_callbacks_through_the_new_functions,
     a_workflow_of_the_previous_build_commits_through_the_group_commit,
+    the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed,
+    a_workflow_of_the_build_before_the_step_indexes_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -584,4 +586,101 @@ async fn upgraded_workflow_finishes(db: TestDb, last: i64) {
     assert_eq!(committed.seq, 2, "two journal rows");
     let row = store.get(id).await.expect("get").expect("exists");
     assert_eq!(row.status, Status::Completed);
+}
+
+/// Migration PG 0017 / SQLite 0011 drop and narrow indexes of `workflows`: a database of the
+/// build before it answers the console's filters, counts and stuck list with the same rows
+/// after the upgrade (and a workflow of it finishes: the test after it).
+async fn the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed(db: TestDb) {
+    let last = match db.backend {
+        TestBackend::Postgres => 16,
+        TestBackend::Sqlite => 10,
+    };
+    let store = &db.store;
+    store::testing::migrate_up_to(store, last)
+        .await
+        .expect("the previous schema");
+    let mut tx = store.begin().await.expect("tx");
+    let mut loan = OldRow::new("loan-1", "originate-loan", "completed", json!({"n": 1}));
+    loan.facts = json!({"user_id": "u-1", "loan_unique_id": "L-1"});
+    insert_old(&mut tx, &loan).await;
+    let mut stuck = OldRow::new(
+        "stuck",
+        "onboard-borrower",
+        "needs_attention",
+        onboarding_input("3275062009921982", "stuck"),
+    );
+    stuck.facts = json!({"user_id": "u-2"});
+    insert_old(&mut tx, &stuck).await;
+    let plain = OldRow::new(
+        "plain",
+        "onboard-borrower",
+        "completed",
+        onboarding_input("3275062009921983", "plain"),
+    );
+    insert_old(&mut tx, &plain).await;
+    tx.commit().await.expect("commit");
+
+    let filters = [
+        store::WorkflowFilter {
+            user_id: Some("u-1".into()),
+            ..store::WorkflowFilter::default()
+        },
+        store::WorkflowFilter {
+            user_id: Some("u-2".into()),
+            ..store::WorkflowFilter::default()
+        },
+        store::WorkflowFilter {
+            loan_unique_id: Some("L-1".into()),
+            ..store::WorkflowFilter::default()
+        },
+        store::WorkflowFilter {
+            status: Some("needs_attention".into()),
+            ..store::WorkflowFilter::default()
+        },
+        store::WorkflowFilter {
+            kind: Some("onboard-borrower".into()),
+            status: Some("completed".into()),
+            state: Some("new".into()),
+            ..store::WorkflowFilter::default()
+        },
+    ];
+    let filters = &filters;
+    let answers = || async move {
+        let mut found = Vec::new();
+        for filter in filters {
+            let (rows, _) = store
+                .list_workflows(filter, None, 50)
+                .await
+                .expect("a list");
+            found.push(rows.into_iter().map(|w| w.business_key).collect::<Vec<_>>());
+        }
+        let counts = store.status_counts().await.expect("counts");
+        let (stuck, total) = store.stuck_page(20).await.expect("stuck");
+        let stuck: Vec<String> = stuck.into_iter().map(|w| w.business_key).collect();
+        (found, format!("{counts:?}"), stuck, total)
+    };
+    let before = answers().await;
+    assert_eq!(
+        before.0,
+        [
+            vec!["loan-1"],
+            vec!["stuck"],
+            vec!["loan-1"],
+            vec!["stuck"],
+            vec!["plain"]
+        ],
+        "the filters find their rows before the upgrade"
+    );
+    assert_eq!((before.2.clone(), before.3), (vec!["stuck".to_owned()], 1));
+    store.migrate().await.expect("upgrade");
+    assert_eq!(answers().await, before, "the same rows after the upgrade");
+}
+
+async fn a_workflow_of_the_build_before_the_step_indexes_finishes(db: TestDb) {
+    let last = match db.backend {
+        TestBackend::Postgres => 16,
+        TestBackend::Sqlite => 10,
+    };
+    upgraded_workflow_finishes(db, last).await;
 }
