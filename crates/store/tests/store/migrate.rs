@@ -592,10 +592,7 @@ async fn upgraded_workflow_finishes(db: TestDb, last: i64) {
 /// build before it answers the console's filters, counts and stuck list with the same rows
 /// after the upgrade (and a workflow of it finishes: the test after it).
 async fn the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed(db: TestDb) {
-    let last = match db.backend {
-        TestBackend::Postgres => 16,
-        TestBackend::Sqlite => 10,
-    };
+    let last = before_step_indexes(db.backend);
     let store = &db.store;
     store::testing::migrate_up_to(store, last)
         .await
@@ -678,9 +675,14 @@ async fn the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed
 }
 
 async fn a_workflow_of_the_build_before_the_step_indexes_finishes(db: TestDb) {
-    let last = match db.backend {
+    let last = before_step_indexes(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// The last migration of the build before the step indexes changed (PG 0017, SQLite 0011).
+fn before_step_indexes(backend: TestBackend) -> i64 {
+    match backend {
         TestBackend::Postgres => 16,
         TestBackend::Sqlite => 10,
-    };
-    upgraded_workflow_finishes(db, last).await;
+    }
 }
