@@ -38,8 +38,8 @@ pub struct StoreOptions {
     /// SQLite only: how long a writer waits for the write lock (default 5 s).
     pub busy_timeout: Duration,
     /// A worker process's store: its PostgreSQL connections are named
-    /// `finflow-worker:<random tag>` instead of `finflow`, and the worker answers the due
-    /// hints they send ([`crate::DueNotice::answered_by`]). Default false.
+    /// `finflow-worker:<process id>-<random tag>` instead of `finflow`, and the worker
+    /// answers the due hints they send ([`crate::DueNotice::answered_by`]). Default false.
     pub worker: bool,
 }
 
@@ -64,8 +64,15 @@ pub(crate) enum Target {
 /// The `application_name` of a store's PostgreSQL connections (see [`StoreOptions::worker`]).
 fn origin(options: &StoreOptions) -> String {
     if options.worker {
+        // The process id tells an operator (and the kill tests) whose backends these are;
+        // the random part keeps two stores of one process apart.
         let tag = uuid::Uuid::new_v4().simple().to_string();
-        format!("{}{}", crate::WORKER_ORIGIN_PREFIX, &tag[..12])
+        format!(
+            "{}{}-{}",
+            crate::WORKER_ORIGIN_PREFIX,
+            std::process::id(),
+            &tag[..8]
+        )
     } else {
         "finflow".to_owned()
     }

@@ -11,7 +11,7 @@
 //! - **PostgreSQL:** `NOTIFY finflow_due` with `"<workflow id> <application_name>"`, sent by
 //!   `finflow_schedule_wakeup` (migration 0015) inside the transaction that made it due, so
 //!   it is delivered on commit and never for a rollback. A worker process's connections are
-//!   named `finflow-worker:<tag>` ([`StoreOptions::worker`](crate::StoreOptions)); a worker
+//!   named `finflow-worker:<pid>-<tag>` ([`StoreOptions::worker`](crate::StoreOptions)); a worker
 //!   answers its own hints and those of anything that is not a worker (`finflow submit`,
 //!   SQL's `finflow_submit`, the console), and leaves other workers' hints to them
 //!   ([`DueNotice::answered_by`]), so a fleet claims a workflow once, not once per worker.

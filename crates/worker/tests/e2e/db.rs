@@ -189,34 +189,32 @@ impl Db {
         .expect("batched commits")
     }
 
-    /// PostgreSQL: waits (at most 10 s) until every worker transaction that began before
-    /// now has ended. A SIGKILLed worker's statement that the server was running goes on to
-    /// its end and commits (a step, or a whole batch of steps): only then is what the dead
-    /// worker left behind fixed. SQLite: nothing to wait for (its writer died with it).
-    pub async fn wait_for_earlier_worker_transactions(&self) {
+    /// PostgreSQL: waits (at most 10 s) until no backend of the SIGKILLed worker process
+    /// `pid` is left. A backend runs what its client had sent before it died, even a
+    /// statement it had not begun to read when the client died (a step, or a whole batch of
+    /// steps, which commits), and leaves once it reads the end of the connection: only then
+    /// is what the dead worker left behind fixed. SQLite: nothing to wait for (its writer
+    /// died with it).
+    pub async fn wait_for_backends_of(&self, pid: u32) {
         let Some(pool) = self.store.pg_pool() else {
             return;
         };
-        let since: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-            .fetch_one(pool)
-            .await
-            .expect("now");
+        let name = format!("{}{pid}-%", store::WORKER_ORIGIN_PREFIX);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            let running: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND application_name LIKE 'finflow-worker:%' AND xact_start < $1",
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
             )
-            .bind(since)
+            .bind(&name)
             .fetch_one(pool)
             .await
             .expect("pg_stat_activity");
-            if running == 0 {
+            if left == 0 {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{running} worker transactions begun before the kill still run after 10 s"
+                "{left} backends of the worker killed as process {pid} still run after 10 s"
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }

@@ -346,4 +346,9 @@ impl WorkerProcess {
     pub fn kill(&mut self) {
         self.child.kill();
     }
+
+    /// Its process id (its PostgreSQL connections are named `finflow-worker:<pid>-…`).
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
 }

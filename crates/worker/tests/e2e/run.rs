@@ -252,11 +252,13 @@ pub async fn kill_receiver_mid_call(
 ) -> (Vec<WorkflowRow>, WorkerProcess) {
     for _ in 0..5 {
         wait_for_kill_point(db, sandbox, &receiver.id, clock, at).await;
+        let pid = receiver.pid();
         receiver.kill();
-        // A statement of the dead worker that the server was running still commits (a
-        // step, or a group commit's batch of steps): wait for it, then what the dead worker
-        // holds is frozen: nobody may take these over before their lease ends.
-        db.wait_for_earlier_worker_transactions().await;
+        // A statement the dead worker had sent still commits (a step, or a group commit's
+        // batch of steps), even one its backend had not begun to read: wait until its
+        // backends have gone, then what it holds is frozen: nobody may take these over
+        // before their lease ends.
+        db.wait_for_backends_of(pid).await;
         let interrupted = db.held_mid_call(&receiver.id).await;
         let ledger = sandbox.ledger().await;
         clock.note(format_args!(
