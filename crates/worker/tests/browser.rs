@@ -190,6 +190,36 @@ impl Browser {
         .await;
     }
 
+    /// Clicks what leads to another page (a link, a form's button) and waits until the page
+    /// it was on has gone, so that what is read next is read on the new one (a browser may
+    /// answer the click before it has even begun to load the next page).
+    async fn click_to_page(&self, css: &str) {
+        let old = self.find("html").await;
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer: Value = self
+                .http
+                .get(format!("{}/element/{old}/name", self.session))
+                .send()
+                .await
+                .expect("webdriver")
+                .json()
+                .await
+                .expect("json");
+            if let Some("stale element reference" | "no such element") =
+                answer["value"].get("error").and_then(Value::as_str)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} led to no new page: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn select(&self, css: &str, value: &str) {
         self.click(&format!("{css} option[value=\"{value}\"]"))
             .await;
@@ -250,7 +280,7 @@ impl Browser {
         self.goto(&format!("{base}/login")).await;
         self.type_into("input[name=name]", name).await;
         self.type_into("input[name=password]", password).await;
-        self.click("form.login button").await;
+        self.click_to_page("form.login button").await;
         self.find("form.signout").await;
     }
 
@@ -423,11 +453,11 @@ async fn in_the_browser(db: TestDb, chromium: PathBuf, chromedriver: PathBuf) {
         .select("select[name=status]", "needs_attention")
         .await;
     browser.select("select[name=kind]", "originate-loan").await;
-    browser.click("form.filters button").await;
+    browser.click_to_page("form.filters button").await;
     let table = browser.text("#workflows").await;
     assert!(table.contains("loan-7731"), "{table}");
     assert!(!table.contains("loan-7732"), "{table}");
-    browser.click("#workflows a").await;
+    browser.click_to_page("#workflows a").await;
     assert!(browser.text("#timeline").await.contains("disburse_loan"));
     browser.scroll_to("#timeline").await;
     browser.screenshot("console-loan-timeline.png").await;
@@ -439,11 +469,11 @@ async fn in_the_browser(db: TestDb, chromium: PathBuf, chromedriver: PathBuf) {
             "bank confirmed the account is open again",
         )
         .await;
-    browser.click("button[name=retry]").await;
+    browser.click_to_page("button[name=retry]").await;
     let notice = browser.text("#notice").await;
     assert!(notice.contains("pending approval"), "{notice}");
     assert_eq!(sandbox.ledger().disbursements_accepted[&unique_id], 1);
-    browser.click("form.signout button").await;
+    browser.click_to_page("form.signout button").await;
     browser.find("form.login").await;
 
     // Carol, an approver, sees it pending and approves it.
@@ -458,7 +488,7 @@ async fn in_the_browser(db: TestDb, chromium: PathBuf, chromedriver: PathBuf) {
     browser
         .type_into("form.decide input[name=reason]", "seen the bank's letter")
         .await;
-    browser.click("button[name=approve]").await;
+    browser.click_to_page("button[name=approve]").await;
     let notice = browser.text("#notice").await;
     assert!(notice.contains("approved"), "{notice}");
 
