@@ -132,8 +132,12 @@ impl Store {
             Backend::Postgres(pool) => commit_pg(self, pool, commit).await?,
             Backend::Sqlite(pool) => commit_sqlite(self, pool, commit).await?,
         };
-        if effective(commit).release && !committed.pending_events.is_empty() {
-            // Released with events waiting (a callback arrived during the step): due now.
+        // Released and due now: events were waiting (a callback arrived during the step), or
+        // it asked to run again at once. What `finflow_schedule_wakeup` would announce.
+        if effective(commit).release
+            && (!committed.pending_events.is_empty()
+                || committed.next_run_at.is_some_and(|at| at <= Utc::now()))
+        {
             self.hand_over(commit.workflow_id);
         }
         tracing::debug!(

@@ -38,8 +38,10 @@ pub struct StoreOptions {
     /// SQLite only: how long a writer waits for the write lock (default 5 s).
     pub busy_timeout: Duration,
     /// A worker process's store: its PostgreSQL connections are named
-    /// `finflow-worker:<process id>-<random tag>` instead of `finflow`, and the worker
-    /// answers the due hints they send ([`crate::DueNotice::answered_by`]). Default false.
+    /// `finflow-worker:<process id>-<random tag>` instead of `finflow`, the worker answers
+    /// the due hints they send ([`crate::DueNotice::answered_by`]), and what the store makes
+    /// due itself is handed to the process's runner in memory ([`Store::due_now`]) instead of
+    /// by `NOTIFY`. Default false.
     pub worker: bool,
 }
 
@@ -60,6 +62,10 @@ pub(crate) enum Target {
     Postgres(PgConnectOptions),
     Sqlite(SqliteConnectOptions),
 }
+
+/// The session setting that tells `finflow_schedule_wakeup` (migration 0018) whether the
+/// session's own due hints are handed over in-process instead of sent by `NOTIFY`.
+const DUE_HINTS_OPTION: &str = "finflow.due_hints";
 
 /// The `application_name` of a store's PostgreSQL connections (see [`StoreOptions::worker`]).
 fn origin(options: &StoreOptions) -> String {
@@ -146,7 +152,12 @@ impl Store {
         let origin = origin(options);
         let backend = match Target::parse(url, options)? {
             Target::Postgres(pg) => {
-                let pg = pg.application_name(&origin);
+                let mut pg = pg.application_name(&origin);
+                if options.worker {
+                    // Its own due hints go to its runner in memory (`Store::hand_over`), so
+                    // `finflow_schedule_wakeup` sends no NOTIFY for them (migration 0018).
+                    pg = pg.options([(DUE_HINTS_OPTION, "in_process")]);
+                }
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections.unwrap_or(10))
                     .min_connections(options.min_connections)

@@ -106,9 +106,21 @@ pub struct Store {
 
 impl Store {
     /// The `application_name` its PostgreSQL connections carry, and so the origin of the due
-    /// hints they send (`finflow-worker:<tag>` for a worker's store, else `finflow`).
+    /// hints they send (`finflow-worker:<pid>-<tag>` for a worker's store, else `finflow`).
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// Whether what this store makes due reaches a runner in this process only through
+    /// [`Store::due_now`]: on SQLite, and for a worker's store on PostgreSQL (whose
+    /// connections send no `finflow_due` hint of their own, migration 0018). Otherwise the
+    /// hints arrive as notifications too, and a runner should not take them twice.
+    #[must_use]
+    pub fn hands_over_due(&self) -> bool {
+        match self.backend {
+            Backend::Sqlite(_) => true,
+            Backend::Postgres(_) => self.origin.starts_with(WORKER_ORIGIN_PREFIX),
+        }
     }
 
     /// How many group commits of each size this store (and its clones) sent so far, as

@@ -135,7 +135,10 @@ impl Store {
     /// the first commits) is refused. On PostgreSQL that needs the transaction at READ
     /// COMMITTED (the default, and what [`Store::begin`] opens) or SERIALIZABLE (the loser
     /// may then get a serialization failure instead, [`StoreError::is_transient`]); the SQL
-    /// function refuses an onboarding inside REPEATABLE READ.
+    /// function refuses an onboarding inside REPEATABLE READ. The wake-up is a
+    /// `finflow_due` hint on PostgreSQL, except on a worker's store
+    /// ([`crate::StoreOptions::worker`]), which hands its hints over in memory: there the
+    /// workflow waits for the next due scan (or use [`Store::submit`], which hands it over).
     ///
     /// # Errors
     /// [`StoreError::InvalidBusinessKey`] for a key that breaks the rule (checked before the

@@ -8,14 +8,21 @@
 //!
 //! What makes a workflow due *now* also sends a hint so that a worker starts at once:
 //!
-//! - **PostgreSQL:** `NOTIFY finflow_due` with `"<workflow id> <application_name>"`, sent by
-//!   `finflow_schedule_wakeup` (migration 0015) inside the transaction that made it due, so
-//!   it is delivered on commit and never for a rollback. A worker process's connections are
-//!   named `finflow-worker:<pid>-<tag>` ([`StoreOptions::worker`](crate::StoreOptions)); a worker
-//!   answers its own hints and those of anything that is not a worker (`finflow submit`,
-//!   SQL's `finflow_submit`, the console), and leaves other workers' hints to them
-//!   ([`DueNotice::answered_by`]), so a fleet claims a workflow once, not once per worker.
-//! - **SQLite** (one process): the in-process hand-over ([`Store::due_now`]) after commit.
+//! - **In the process that made it due:** the in-process hand-over ([`Store::due_now`])
+//!   after commit: a callback the receiver stored, a step released with events waiting, a
+//!   submit. On SQLite (one process) that is the only hint.
+//! - **PostgreSQL, across processes:** `NOTIFY finflow_due` with `"<workflow id>
+//!   <application_name>"`, sent by `finflow_schedule_wakeup` (migration 0015) inside the
+//!   transaction that made it due, so it is delivered on commit and never for a rollback.
+//!   A worker process's connections are named `finflow-worker:<pid>-<tag>` and hand their
+//!   own hints over in memory instead ([`StoreOptions::worker`](crate::StoreOptions),
+//!   migration 0018: a `NOTIFY` serializes the commits that send one, and every listening
+//!   session runs a transaction to read it); what a worker makes due for workflows that
+//!   may be another's (those an announcement wakes, a reconciliation's nudges) is still
+//!   notified (`finflow_notify_due`). A worker answers its own hints and those of anything
+//!   that is not a worker (`finflow submit`, SQL's `finflow_submit`, the console), and
+//!   leaves other workers' hints to them ([`DueNotice::answered_by`]), so a fleet claims a
+//!   workflow once, not once per worker.
 //!
 //! A hint is only a hint: the worker claims ([`Store::claim`]) before acting, and a claim
 //! that finds the workflow not due or held does nothing.
@@ -116,7 +123,7 @@ pub(crate) async fn notify_due_pg(conn: &mut PgConnection, ids: &[Uuid]) -> Resu
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT finflow_schedule_wakeup(id) FROM unnest($1::uuid[]) AS t(id)")
+    sqlx::query("SELECT finflow_notify_due(id) FROM unnest($1::uuid[]) AS t(id)")
         .bind(ids)
         .execute(conn)
         .await?;

@@ -5,11 +5,13 @@
 //! find nothing to do):
 //!
 //! - **Hints, run by apalis.** finflow's apalis worker consumes a stream of "advance
-//!   workflow X" tasks ([`store::Wakeup`]) fed by (PostgreSQL) a `LISTEN finflow_due`
-//!   connection, on which every transaction that makes a workflow due notifies at commit
-//!   (`store::DueListener`: a worker answers its own hints and those of non-worker
-//!   processes such as `finflow submit`, not other workers'), and (SQLite, one process) the
-//!   in-process hand-over of what this process's store makes due ([`store::Store::due_now`]).
+//!   workflow X" tasks ([`store::Wakeup`]) fed by the in-process hand-over of what this
+//!   process's store makes due ([`store::Store::due_now`]: a callback its receiver stored, a
+//!   step released with events waiting, its own submits), and on PostgreSQL by a `LISTEN
+//!   finflow_due` connection for what other processes make due (`store::DueListener`: the
+//!   hints of non-worker processes such as `finflow submit`, and the few a worker sends for
+//!   workflows that may be another's, such as those an announcement wakes; a worker's own
+//!   hints need no `NOTIFY`, migration 0018).
 //!   apalis gives the worker its lifecycle and graceful shutdown; handlers always succeed
 //!   from its point of view, since retries live in the workflow's own state.
 //! - **The due scan.** Every `poll_interval`, [`store::Store::claim_due`] claims workflows
@@ -177,12 +179,26 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let scan = tokio::spawn(due_scan(gate.clone(), options.clone(), stop_rx.clone()));
-    // The hints, for apalis: from the PostgreSQL listener or the in-process hand-over.
+    // The hints, for apalis: what this process's store makes due, handed over in memory
+    // after its commit; on PostgreSQL also what other processes make due (`finflow_due`).
+    // (A store that is not a worker's also notifies its own: those come by the listener.)
     let (hints_tx, hints_rx) = mpsc::channel::<Uuid>(HINTS_BUFFER);
-    let hints = match store.backend() {
-        Backend::Postgres(_) => tokio::spawn(listen_due(store.clone(), hints_tx, stop_rx.clone())),
-        Backend::Sqlite(_) => tokio::spawn(hand_over(store.clone(), hints_tx, stop_rx.clone())),
-    };
+    let mut hints = Vec::new();
+    if store.hands_over_due() {
+        hints.push(tokio::spawn(hand_over(
+            store.clone(),
+            hints_tx.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    if let Backend::Postgres(_) = store.backend() {
+        hints.push(tokio::spawn(listen_due(
+            store.clone(),
+            hints_tx.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    drop(hints_tx);
     let prune = tokio::spawn(prune_loop(
         store.clone(),
         options.events_retain,
@@ -230,7 +246,9 @@ pub async fn run(
     }
     let _ = late.await;
     let _ = alive.await;
-    let _ = hints.await;
+    for source in hints {
+        let _ = source.await;
+    }
     // Wait for in-flight steps: every slot back means nothing is running.
     let _ = tokio::time::timeout(Duration::from_secs(30), async {
         while !gate.slots.idle() {
@@ -298,7 +316,7 @@ fn never(never: std::convert::Infallible) -> BoxDynError {
     match never {}
 }
 
-/// SQLite: passes on what this process's store makes due, as soon as it has committed.
+/// Passes on what this process's store makes due, as soon as it has committed.
 async fn hand_over(
     store: store::Store,
     hints: mpsc::Sender<Uuid>,

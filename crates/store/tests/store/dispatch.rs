@@ -1,7 +1,7 @@
 //! Wake-ups without job rows: what makes a workflow due now sends a hint when its
 //! transaction commits (PostgreSQL `finflow_due`, SQLite's in-process hand-over), never for
-//! a rollback; a wake-up for later sends nothing (the due scan takes it then); a worker
-//! answers its own hints and those of non-workers, not other workers'.
+//! a rollback; a wake-up for later sends nothing (the due scan takes it then); a worker's
+//! own hints stay in its process, and it answers those of non-workers, not other workers'.
 
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use crate::{Hints, LEASE, new_workflow, step, submit_and_claim};
 store::test_both_backends!(
     hints_are_sent_on_commit_only_and_only_for_now,
     step_commits_send_no_hint_for_their_own_future,
+    a_step_released_due_now_sends_a_hint,
     each_worker_answers_its_own_hints_and_non_workers,
     legacy_wakeup_rows_and_registrations_are_pruned,
 );
@@ -109,8 +110,33 @@ async fn step_commits_send_no_hint_for_their_own_future(db: TestDb) {
     assert!(due.is_empty(), "the scan does not take it before its time");
 }
 
-/// Two workers and a CLI on one PostgreSQL database: each worker hears its own hints and the
-/// CLI's, and not the other worker's. (SQLite: one process, no listener.)
+/// A step that lets the workflow go while it is due at once (a retry without backoff) sends
+/// a hint, so that it is taken again now rather than at the next scan.
+async fn a_step_released_due_now_sends_a_hint(db: TestDb) {
+    let store = &db.store;
+    let mut hints = Hints::start(store).await;
+    let claimed = submit_and_claim(store, "again-1", "worker-a").await;
+    let id = claimed.workflow.id;
+    assert_eq!(hints.count(id).await, 1, "the submit's");
+    let again = step(&claimed, "step-2", Status::Sleeping, Some(Utc::now()));
+    assert!(again.release_lease);
+    store.commit_step(&again).await.expect("commit");
+    assert_eq!(hints.count(id).await, 2, "released and due now");
+    assert!(
+        store
+            .claim(id, "worker-b", LEASE)
+            .await
+            .expect("claim")
+            .is_some(),
+        "due now"
+    );
+}
+
+/// Two workers and a CLI on one PostgreSQL database: a worker's own hints reach its own
+/// process in memory and no listener (its connections send no notification for them); the
+/// CLI's reach every worker by notification; what a worker makes due for a workflow that may
+/// be another's (`schedule_wakeup_in`) is notified, and only it answers. (SQLite: one
+/// process, no listener.)
 async fn each_worker_answers_its_own_hints_and_non_workers(db: TestDb) {
     let worker = |url: String| async move {
         Store::connect_with(
@@ -130,9 +156,13 @@ async fn each_worker_answers_its_own_hints_and_non_workers(db: TestDb) {
     };
     let b = worker(db.url.clone()).await;
     let mut b_hears = b.listen_due().await.expect("listen").expect("PostgreSQL");
+    let (mut a_local, mut b_local) = (a.due_now(), b.due_now());
+    // Everything any session sends, whoever answers it.
+    let mut everything = Hints::start(&db.store).await;
     assert!(a.origin().starts_with(store::WORKER_ORIGIN_PREFIX));
     assert_ne!(a.origin(), b.origin());
     assert_eq!(db.store.origin(), "finflow", "not a worker");
+    assert!(a.hands_over_due() && !db.store.hands_over_due());
 
     let by_a = a.submit(&new_workflow("by-a")).await.expect("submit").id;
     let by_b = b.submit(&new_workflow("by-b")).await.expect("submit").id;
@@ -142,9 +172,22 @@ async fn each_worker_answers_its_own_hints_and_non_workers(db: TestDb) {
         .await
         .expect("submit")
         .id;
+    let mut tx = a.begin().await.expect("begin");
+    a.schedule_wakeup_in(&mut tx, by_b, Utc::now())
+        .await
+        .expect("schedule");
+    tx.commit().await.expect("commit");
 
-    assert_eq!(heard(&mut a_hears).await, [by_a, by_cli]);
-    assert_eq!(heard(&mut b_hears).await, [by_b, by_cli]);
+    assert_eq!(heard(&mut a_hears).await, [by_cli, by_b]);
+    assert_eq!(heard(&mut b_hears).await, [by_cli]);
+    assert_eq!(a_local.try_recv().ok(), Some(by_a));
+    assert_eq!(b_local.try_recv().ok(), Some(by_b));
+    assert!(a_local.try_recv().is_err() && b_local.try_recv().is_err());
+    assert_eq!(
+        (everything.count(by_a).await, everything.count(by_b).await),
+        (0, 1),
+        "the workers' own submits sent no notification"
+    );
 }
 
 /// Wake-up rows and worker registrations of earlier builds are pruned: finished rows past

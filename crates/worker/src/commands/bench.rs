@@ -299,11 +299,12 @@ impl Bench<'_> {
         Ok(figures)
     }
 
-    /// How the benchmark's stores open `url`: with the pool `finflow run` would have at
-    /// this concurrency (`WorkerConfig::pool_size`).
+    /// How the benchmark's stores open `url`: as `finflow run` opens its own, a worker's
+    /// store with the pool it would have at this concurrency (`WorkerConfig::pool_size`).
     async fn connect(&self, url: &str) -> anyhow::Result<Store> {
         let options = StoreOptions {
             max_connections: self.pool.pool_size(url),
+            worker: true,
             ..StoreOptions::default()
         };
         let store = Store::connect_with(url, &options).await?;

@@ -329,7 +329,12 @@ async fn open(database: &Database, url: &str) -> anyhow::Result<Store> {
         Database::Sqlite { path } => path.display().to_string(),
         Database::Postgres { shown } => shown.clone(),
     };
-    let store = Store::connect(url)
+    // A worker's store, as `finflow run` opens: the demo runs the engine in this process.
+    let options = store::StoreOptions {
+        worker: true,
+        ..store::StoreOptions::default()
+    };
+    let store = Store::connect_with(url, &options)
         .await
         .with_context(|| format!("cannot open the database {shown}"))?;
     store
