@@ -465,8 +465,9 @@ const MEANINGS: &[&str] = &[
     "idle pickup: with the worker idle (200-500 ms after the previous onboarding ended), the call \
      to Store::submit to started_at of the workflow's first journal row",
     "transactions per onboarding: PostgreSQL pg_stat_database.xact_commit over the throughput \
-     measurement (read-only ones and the benchmark's own polling included); per step: the \
-     same divided by the measured onboardings' journal rows",
+     measurement (read-only ones, the one in which each listening session reads a \
+     notification, and the benchmark's own polling included); per step: the same divided by \
+     the measured onboardings' journal rows",
     "steps per second: the measured onboardings' journal rows (one per step commit) divided by \
      the same elapsed time as onboardings per second",
     "floor: the database's own minimal durable step on the same database, at the same \
