@@ -220,6 +220,14 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
         "{run:#}"
     );
     assert_eq!(run["in_flight"]["workflows"], 2, "{run:#}");
+    // Read from the `finflow run` process that parked them: a worker's own memory.
+    let worker_rss = run["in_flight"]["rss_mb"]
+        .as_f64()
+        .expect("the worker's RSS");
+    assert!(
+        worker_rss > 1.0 && run["in_flight"]["peak_rss_mb"].as_f64() >= Some(worker_rss),
+        "{run:#}"
+    );
     let trips = &run["round_trips"];
     assert!(trips["syncs"].as_u64() > Some(0), "{run:#}");
     assert!(trips["connections"].as_u64() > Some(0), "{run:#}");

@@ -35,6 +35,7 @@ mod preload;
 mod proxy;
 mod report;
 mod stats;
+mod worker_process;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -105,8 +106,9 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     preload: u64,
     /// Onboardings put in flight before the throughput measurement: their borrowers' KYC
-    /// review never ends, so they wait (for `user_verified`) through it. The report gives
-    /// the process's RSS once they all wait.
+    /// review never ends, so they wait (for `user_verified`) through it. A `finflow run`
+    /// process of this binary puts them in flight; the report gives its RSS once they all
+    /// wait.
     #[arg(long, default_value_t = 0)]
     in_flight: u32,
     /// PostgreSQL: connect the store straight to the server, not through the proxy that
@@ -190,6 +192,50 @@ pub async fn run(config_file: Option<&Path>, args: Args) -> anyhow::Result<ExitC
         print!("{}", report.text());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `[privacy]` keys of the whole benchmark, made up at random when first asked for:
+/// what `--sealed` seals under, and what the `--in-flight` worker (a `finflow run`, which
+/// needs keys) is given, so that every store of a run reads what another sealed.
+struct BenchKeys {
+    ring: std::sync::Arc<privacy::KeyRing>,
+    /// The same as `FINFLOW_PRIVACY__*` variables.
+    env: Vec<(String, String)>,
+}
+
+impl BenchKeys {
+    fn get() -> &'static Self {
+        static KEYS: std::sync::OnceLock<BenchKeys> = std::sync::OnceLock::new();
+        KEYS.get_or_init(|| {
+            use secrecy::ExposeSecret as _;
+            let (kek, hash) = (
+                privacy::KeyRing::new_key_base64(),
+                privacy::KeyRing::new_key_base64(),
+            );
+            let config = privacy::PrivacyConfig {
+                keys: [("bench".to_owned(), kek.clone())].into(),
+                active: Some("bench".to_owned()),
+                hash_key: Some(hash.clone()),
+                retain: None,
+            };
+            let ring = privacy::KeyRing::from_config(&config)
+                .expect("fresh random keys make a valid ring");
+            Self {
+                ring: std::sync::Arc::new(ring),
+                env: vec![
+                    (
+                        "FINFLOW_PRIVACY__KEYS__BENCH".to_owned(),
+                        kek.expose_secret().to_owned(),
+                    ),
+                    ("FINFLOW_PRIVACY__ACTIVE".to_owned(), "bench".to_owned()),
+                    (
+                        "FINFLOW_PRIVACY__HASH_KEY".to_owned(),
+                        hash.expose_secret().to_owned(),
+                    ),
+                ],
+            }
+        })
+    }
 }
 
 /// Everything one benchmark needs.
@@ -308,15 +354,8 @@ impl Bench<'_> {
             ..StoreOptions::default()
         };
         let store = Store::connect_with(url, &options).await?;
-        // One throwaway key for the whole process: every store of a run reads what another
-        // sealed.
-        static KEYS: std::sync::OnceLock<std::sync::Arc<privacy::KeyRing>> =
-            std::sync::OnceLock::new();
         Ok(if self.args.sealed {
-            store.with_keys(
-                KEYS.get_or_init(|| std::sync::Arc::new(privacy::KeyRing::throwaway()))
-                    .clone(),
-            )
+            store.with_keys(BenchKeys::get().ring.clone())
         } else {
             store
         })
@@ -398,28 +437,40 @@ impl Bench<'_> {
         };
 
         let in_flight = if self.args.in_flight > 0 {
-            let mut harness = Harness::start(
-                store.clone(),
-                store.clone(),
-                self.definitions.clone(),
+            // Parked by a `finflow run` of this binary, so that the memory read is a
+            // worker's own (the sandbox and its borrowers stay in this process). Submitted
+            // as `finflow submit` does, from a store that is not a worker's, so that on
+            // PostgreSQL their hints reach the other process.
+            let submitter = Store::connect(&url)
+                .await
+                .context("cannot open the benchmark database")?
+                .with_keys(BenchKeys::get().ring.clone());
+            let mut harness = Harness::start_worker_process(
+                submitter.clone(),
+                submitter.clone(),
+                (
+                    self.definitions.clone(),
+                    &[(inputs::IN_FLIGHT_FILE, inputs::IN_FLIGHT_TOML)],
+                ),
                 self.options,
                 Harness::holding_sandbox(),
                 submitted,
+                (&database.url(), &BenchKeys::get().env),
             )
             .await?;
             let parked = harness
                 .park(self.inputs, self.args.in_flight, STALL)
                 .await
                 .context("putting onboardings in flight failed")?;
-            let rss = memory::rss();
+            let rss = harness.worker_rss();
             submitted = harness.submitted();
             harness.stop().await?;
+            submitter.close().await;
             Some(InFlight {
                 workflows: self.args.in_flight,
                 seconds_to_park: parked.seconds,
                 rss_mb: rss.map(|r| r.current_mb),
                 peak_rss_mb: rss.map(|r| r.peak_mb),
-                rss_after_stop_mb: memory::rss().map(|r| r.current_mb),
             })
         } else {
             None

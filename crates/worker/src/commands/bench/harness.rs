@@ -1,5 +1,7 @@
 //! The measurements that need an engine running: one engine in this process against an
-//! in-process zero-delay sandbox (`worker::inprocess`, shared with `finflow demo`).
+//! in-process zero-delay sandbox (`worker::inprocess`, shared with `finflow demo`), or, for
+//! `--in-flight`, a `finflow run` child process against the sandbox here
+//! (`worker_process`).
 
 use std::time::Duration;
 
@@ -10,7 +12,9 @@ use store::{NewWorkflow, Store};
 use uuid::Uuid;
 
 use super::inputs::{Inputs, KIND};
+use super::memory::Rss;
 use super::stats;
+use super::worker_process::WorkerProcess;
 use worker::inprocess::{EngineOptions, InProcess, stopped};
 
 /// The state an `--in-flight` onboarding parks in: its borrower's KYC review never ends.
@@ -57,9 +61,17 @@ pub struct Harness {
     /// (on PostgreSQL not through the round-trip proxy).
     observer: Store,
     engine: workflow::Engine,
-    running: InProcess,
+    running: Running,
     /// Onboardings submitted to this database so far, over every harness on it.
     submitted: u64,
+}
+
+/// Where a harness's engine runs.
+enum Running {
+    /// In this process, with its sandbox and receiver.
+    InProcess(InProcess),
+    /// In a `finflow run` child process; the sandbox runs here.
+    Worker(WorkerProcess),
 }
 
 impl Harness {
@@ -84,9 +96,45 @@ impl Harness {
             store,
             observer,
             engine,
-            running,
+            running: Running::InProcess(running),
             submitted,
         })
+    }
+
+    /// The same with the engine in a `finflow run` child process on `database_url` with the
+    /// `[privacy]` keys `keys` (as `FINFLOW_PRIVACY__*` variables; `store` must seal under
+    /// the same), whose definitions are the files `files` (name, TOML); `definitions` are
+    /// the same, parsed, for validating what is submitted here. Its memory is then the
+    /// worker's alone ([`Self::worker_rss`]).
+    ///
+    /// # Errors
+    /// The sandbox or the worker cannot start.
+    pub async fn start_worker_process(
+        store: Store,
+        observer: Store,
+        (definitions, files): (workflow::Registry, &[(&str, &str)]),
+        options: &EngineOptions,
+        sandbox: SandboxConfig,
+        submitted: u64,
+        (database_url, keys): (&str, &[(String, String)]),
+    ) -> anyhow::Result<Self> {
+        let running = WorkerProcess::start(database_url, keys, files, options, sandbox).await?;
+        Ok(Self {
+            store,
+            observer,
+            engine: workflow::Engine::new(definitions),
+            running: Running::Worker(running),
+            submitted,
+        })
+    }
+
+    /// The memory of the `finflow run` child process, for a harness started with
+    /// [`Self::start_worker_process`].
+    pub fn worker_rss(&self) -> Option<Rss> {
+        match &self.running {
+            Running::Worker(worker) => worker.rss(),
+            Running::InProcess(_) => None,
+        }
     }
 
     /// The sandbox for the ordinary onboardings: zero delays, no faults, no rate limit.
@@ -309,7 +357,13 @@ impl Harness {
     /// # Errors
     /// The worker or the receiver failed.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.running.stop().await
+        match self.running {
+            Running::InProcess(running) => running.stop().await,
+            Running::Worker(worker) => {
+                worker.stop().await;
+                Ok(())
+            }
+        }
     }
 }
 

@@ -19,7 +19,11 @@ pub const KIND: &str = "onboard-borrower";
 /// allows) instead of every 30 s, so that once parked they stay parked through a benchmark.
 pub const IN_FLIGHT_DEFINITION: &str = "bench-in-flight";
 
-const IN_FLIGHT_TOML: &str = r#"
+/// The file the `--in-flight` worker reads it from.
+pub const IN_FLIGHT_FILE: &str = "bench-in-flight.toml";
+
+/// The `--in-flight` definition's file.
+pub const IN_FLIGHT_TOML: &str = r#"
 name = "bench-in-flight"
 version = 1
 description = "finflow bench --in-flight: personal e-KYC onboardings that wait for a KYC review"
@@ -61,7 +65,7 @@ history = true
 /// # Errors
 /// Never for a build whose definition format still reads it (a unit test says so).
 pub fn in_flight_definition() -> anyhow::Result<Definition> {
-    let registry = Registry::from_sources([("bench-in-flight.toml", IN_FLIGHT_TOML)])
+    let registry = Registry::from_sources([(IN_FLIGHT_FILE, IN_FLIGHT_TOML)])
         .map_err(|e| anyhow::anyhow!("the --in-flight definition: {e}"))?;
     registry
         .latest(IN_FLIGHT_DEFINITION)

@@ -4,7 +4,8 @@
 //! reset by writing `5` to `/proc/self/clear_refs` (Linux 4.0+), which the benchmark does at
 //! the start of each run so that each run has a peak of its own. Everything in this process
 //! counts: finflow's engine, the callback receiver, and the in-process sandbox with every
-//! borrower and callback it holds.
+//! borrower and callback it holds. `--in-flight` reads its `finflow run` child instead
+//! (`worker_process`), whose memory is the worker's alone.
 
 /// Resident set sizes, in MiB.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,6 +24,11 @@ pub fn reset_peak() -> bool {
 /// The current and peak resident set size, when the system says.
 pub fn rss() -> Option<Rss> {
     parse(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// The same for another process (the `--in-flight` worker).
+pub fn rss_of(pid: u32) -> Option<Rss> {
+    parse(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
 fn parse(status: &str) -> Option<Rss> {
@@ -62,5 +68,8 @@ mod tests {
     fn this_process_has_a_size() {
         let rss = rss().expect("Linux has /proc/self/status");
         assert!(rss.current_mb > 0.0 && rss.peak_mb >= rss.current_mb);
+        let by_pid = rss_of(std::process::id()).expect("and /proc/<pid>/status");
+        assert!(by_pid.current_mb > 0.0 && by_pid.peak_mb >= by_pid.current_mb);
+        assert_eq!(rss_of(u32::MAX), None, "no such process");
     }
 }

@@ -127,15 +127,11 @@ pub struct InFlight {
     pub workflows: u32,
     /// From the first submit until the last one waited.
     pub seconds_to_park: f64,
-    /// The process's resident set size once all of them waited (`VmRSS`), in-process
-    /// sandbox included.
+    /// The resident set size of the `finflow run` process that put them in flight, once
+    /// all of them waited (`VmRSS`; the sandbox runs in the benchmark's process).
     pub rss_mb: Option<f64>,
-    /// Its peak so far in the run (`VmHWM`).
+    /// Its peak since it started (`VmHWM`).
     pub peak_rss_mb: Option<f64>,
-    /// `VmRSS` once their engine and their sandbox have stopped (the onboardings still wait
-    /// in the store): a hint of how much was the sandbox's and the engine's working memory,
-    /// no more, since the allocator need not give freed memory back.
-    pub rss_after_stop_mb: Option<f64>,
 }
 
 /// What one throughput measurement left in the store.
@@ -495,9 +491,10 @@ const MEANINGS: &[&str] = &[
      JSON text's bytes",
     "HOT share: PostgreSQL pg_stat_user_tables n_tup_hot_upd / n_tup_upd of workflows over the \
      throughput measurement: updates that touched no index",
-    "RSS: /proc/self/status of this process, in-process sandbox included (an upper bound for \
-     finflow's own): the peak (VmHWM, reset at the start of each run) and, with --in-flight, \
-     VmRSS once every in-flight onboarding waits",
+    "RSS: the peak of this process, in-process sandbox included (an upper bound for finflow's \
+     own; /proc/self/status VmHWM, reset at the start of each run); with --in-flight, VmRSS of \
+     the finflow run process of this binary that put them in flight (the sandbox stays in \
+     this process), read from /proc/<pid>/status once every one of them waits",
     "preload: --preload N finished copies of the run's warm-up onboarding (its journal and \
      callbacks too) inserted in bulk after the idle pickups, the engine stopped; loading includes VACUUM ANALYZE \
      (PostgreSQL) or ANALYZE and a WAL checkpoint (SQLite)",
@@ -722,13 +719,12 @@ fn details(out: &mut String, name: &str, runs: &[RunFigures]) {
         }
         if let Some(f) = run.in_flight {
             parts.push(format!(
-                "{} in flight parked after {:.1} s, RSS then {} MB (peak {} MB), {} MB once \
-                 their engine and sandbox stopped",
+                "{} in flight parked after {:.1} s, the finflow run process's RSS then {} MB \
+                 (its peak {} MB)",
                 f.workflows,
                 f.seconds_to_park,
                 number(f.rss_mb),
-                number(f.peak_rss_mb),
-                number(f.rss_after_stop_mb)
+                number(f.peak_rss_mb)
             ));
         }
         if let Some(r) = run.round_trips {
