@@ -126,18 +126,23 @@ impl Browser {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// The WebDriver's whole answer to a command of the session, errors included.
+    async fn answer(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut request = self.http.request(method, format!("{}{path}", self.session));
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let answer: Value = request
+        request
             .send()
             .await
             .expect("webdriver")
             .json()
             .await
-            .expect("json");
+            .expect("json")
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let answer = self.answer(method, path, body).await;
         if answer["value"].get("error").is_some() {
             panic!("webdriver {path}: {answer}");
         }
@@ -152,16 +157,13 @@ impl Browser {
     async fn find(&self, css: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let answer: Value = self
-                .http
-                .post(format!("{}/element", self.session))
-                .json(&json!({ "using": "css selector", "value": css }))
-                .send()
-                .await
-                .expect("webdriver")
-                .json()
-                .await
-                .expect("json");
+            let answer = self
+                .answer(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({ "using": "css selector", "value": css })),
+                )
+                .await;
             if let Some(id) = answer["value"][ELEMENT].as_str() {
                 return id.to_owned();
             }
@@ -198,15 +200,9 @@ impl Browser {
         self.click(css).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let answer: Value = self
-                .http
-                .get(format!("{}/element/{old}/name", self.session))
-                .send()
-                .await
-                .expect("webdriver")
-                .json()
-                .await
-                .expect("json");
+            let answer = self
+                .answer(reqwest::Method::GET, &format!("/element/{old}/name"), None)
+                .await;
             if let Some("stale element reference" | "no such element") =
                 answer["value"].get("error").and_then(Value::as_str)
             {
@@ -232,15 +228,9 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let id = self.find(css).await;
-            let answer: Value = self
-                .http
-                .get(format!("{}/element/{id}/text", self.session))
-                .send()
-                .await
-                .expect("webdriver")
-                .json()
-                .await
-                .expect("json");
+            let answer = self
+                .answer(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+                .await;
             match answer["value"].get("error").and_then(Value::as_str) {
                 None => return answer["value"].as_str().unwrap_or_default().to_owned(),
                 Some("stale element reference") if Instant::now() < deadline => {
