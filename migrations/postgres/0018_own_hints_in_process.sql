@@ -3,9 +3,11 @@
 --
 -- 1. What a worker process makes due itself (a callback its receiver stored, a step it
 --    released with events waiting, a workflow it submitted) it hands to its own runner in
---    memory after the commit (store::due). Its sessions say so at connection time
---    (`finflow.due_hints=in_process`, a startup option of store::connect), and for them
---    finflow_schedule_wakeup sends no NOTIFY. A NOTIFY costs more than the message: commits
+--    memory after the commit (store::due). Its sessions say so by their application_name,
+--    `finflow-worker:<pid>-<tag>` (store::connect; a plain startup parameter, which
+--    connection poolers pass on), and for them finflow_schedule_wakeup sends no NOTIFY.
+--    Workers of earlier builds named theirs `finflow-worker:<12 hex digits>`, without a
+--    `-` after the prefix: they keep their own notifications through a rolling deploy. A NOTIFY costs more than the message: commits
 --    of notifying transactions are serialized on one lock of the database (with their WAL
 --    flush), and every listening session of the database runs a transaction to read the
 --    queue, whatever the channel. Sessions without the option (`finflow submit`, SQL's
@@ -39,7 +41,7 @@ VOLATILE
 AS $$
 BEGIN
     IF (p_run_at IS NULL OR p_run_at <= now())
-        AND current_setting('finflow.due_hints', true) IS DISTINCT FROM 'in_process' THEN
+        AND coalesce(current_setting('application_name', true), '') NOT LIKE 'finflow-worker:%-%' THEN
         PERFORM finflow_notify_due(p_workflow_id);
     END IF;
 END;

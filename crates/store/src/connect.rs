@@ -63,15 +63,14 @@ pub(crate) enum Target {
     Sqlite(SqliteConnectOptions),
 }
 
-/// The session setting that tells `finflow_schedule_wakeup` (migration 0018) whether the
-/// session's own due hints are handed over in-process instead of sent by `NOTIFY`.
-const DUE_HINTS_OPTION: &str = "finflow.due_hints";
-
 /// The `application_name` of a store's PostgreSQL connections (see [`StoreOptions::worker`]).
 fn origin(options: &StoreOptions) -> String {
     if options.worker {
         // The process id tells an operator (and the kill tests) whose backends these are;
-        // the random part keeps two stores of one process apart.
+        // the random part keeps two stores of one process apart. The `-` between them tells
+        // `finflow_schedule_wakeup` (migration 0018) that this worker hands its own due
+        // hints over in memory: it sends no `NOTIFY` for them (earlier builds' names had
+        // none and still get theirs).
         let tag = uuid::Uuid::new_v4().simple().to_string();
         format!(
             "{}{}-{}",
@@ -152,12 +151,7 @@ impl Store {
         let origin = origin(options);
         let backend = match Target::parse(url, options)? {
             Target::Postgres(pg) => {
-                let mut pg = pg.application_name(&origin);
-                if options.worker {
-                    // Its own due hints go to its runner in memory (`Store::hand_over`), so
-                    // `finflow_schedule_wakeup` sends no NOTIFY for them (migration 0018).
-                    pg = pg.options([(DUE_HINTS_OPTION, "in_process")]);
-                }
+                let pg = pg.application_name(&origin);
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections.unwrap_or(10))
                     .min_connections(options.min_connections)

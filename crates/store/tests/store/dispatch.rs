@@ -16,6 +16,7 @@ store::test_both_backends!(
     step_commits_send_no_hint_for_their_own_future,
     a_step_released_due_now_sends_a_hint,
     each_worker_answers_its_own_hints_and_non_workers,
+    a_worker_of_an_earlier_build_still_notifies_its_own,
     legacy_wakeup_rows_and_registrations_are_pruned,
 );
 
@@ -188,6 +189,44 @@ async fn each_worker_answers_its_own_hints_and_non_workers(db: TestDb) {
         (0, 1),
         "the workers' own submits sent no notification"
     );
+}
+
+/// During a rolling deploy a worker of an earlier build (connections named
+/// `finflow-worker:<12 hex digits>`) hands nothing over in memory: its own hints are still
+/// notified; a worker of this build (`finflow-worker:<pid>-<tag>`) sends none.
+/// (PostgreSQL only.)
+async fn a_worker_of_an_earlier_build_still_notifies_its_own(db: TestDb) {
+    use sqlx::Connection as _;
+    if !crate::is_postgres(db.backend) {
+        return;
+    }
+    let id = db
+        .store
+        .submit(&new_workflow("rolling"))
+        .await
+        .expect("submit")
+        .id;
+    let mut everything = Hints::start(&db.store).await;
+    for (name, notified) in [
+        ("finflow-worker:0123456789ab", 1),
+        ("finflow-worker:4242-0123abcd", 1),
+        ("finflow", 2),
+    ] {
+        let mut conn = sqlx::PgConnection::connect(&db.url)
+            .await
+            .expect("a session");
+        sqlx::query("SELECT set_config('application_name', $1, false)")
+            .bind(name)
+            .execute(&mut conn)
+            .await
+            .expect("name the session");
+        sqlx::query("SELECT finflow_schedule_wakeup($1)")
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .expect("wake-up");
+        assert_eq!(everything.count(id).await, notified, "after {name}");
+    }
 }
 
 /// Wake-up rows and worker registrations of earlier builds are pruned: finished rows past
