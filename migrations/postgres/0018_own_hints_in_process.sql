@@ -7,12 +7,13 @@
 --    `finflow-worker:<pid>-<tag>` (store::connect; a plain startup parameter, which
 --    connection poolers pass on), and for them finflow_schedule_wakeup sends no NOTIFY.
 --    Workers of earlier builds named theirs `finflow-worker:<12 hex digits>`, without a
---    `-` after the prefix: they keep their own notifications through a rolling deploy. A NOTIFY costs more than the message: commits
---    of notifying transactions are serialized on one lock of the database (with their WAL
---    flush), and every listening session of the database runs a transaction to read the
---    queue, whatever the channel. Sessions without the option (`finflow submit`, SQL's
---    finflow_submit, the console, workers of earlier builds) still notify, and a worker
---    still listens for those hints. The due scan stays the truth for anything a hint missed.
+--    `-` after the prefix: they keep their own notifications through a rolling deploy.
+--    A NOTIFY costs more than the message: commits of notifying transactions are
+--    serialized on one lock of the database (with their WAL flush), and every listening
+--    session of the database runs a transaction to read the queue, whatever the channel.
+--    Other sessions (`finflow submit`, SQL's finflow_submit, the console, workers of
+--    earlier builds) still notify, and a worker still listens for those hints. The due
+--    scan stays the truth for anything a hint missed.
 -- 2. finflow_notify_due: the NOTIFY itself, for what a worker makes due for others (the
 --    workflows an announcement wakes, an operator's command, a reconciliation's nudge).
 -- 3. finflow_commit_step: as in 0009, with the announcement's waiters notified by (2), and
