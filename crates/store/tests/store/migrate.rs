@@ -23,6 +23,7 @@ store::test_both_backends!(
     a_workflow_of_the_previous_build_commits_through_the_group_commit,
     the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed,
     a_workflow_of_the_build_before_the_step_indexes_finishes,
+    a_workflow_of_the_build_before_own_hints_finds_its_early_callback,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -537,12 +538,7 @@ async fn upgraded_workflow_finishes(db: TestDb, last: i64) {
     .await;
     tx.commit().await.expect("commit");
     store.migrate().await.expect("upgrade");
-    let due = "UPDATE workflows SET next_run_at = created_at WHERE business_key = 'old-due'";
-    match store.backend() {
-        store::Backend::Postgres(pool) => sqlx::query(due).execute(pool).await.map(drop),
-        store::Backend::Sqlite(pool) => sqlx::query(due).execute(pool).await.map(drop),
-    }
-    .expect("due");
+    make_due(store, "old-due").await;
 
     let claimed = store
         .claim(id, "w1", crate::LEASE)
@@ -677,6 +673,93 @@ async fn the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed
 async fn a_workflow_of_the_build_before_the_step_indexes_finishes(db: TestDb) {
     let last = before_step_indexes(db.backend);
     upgraded_workflow_finishes(db, last).await;
+}
+
+/// Migration PG 0018 replaces `finflow_commit_step` (a new wait finds the callbacks already
+/// stored by primary key) and `finflow_schedule_wakeup`: a workflow of the build before it
+/// (PG 0017; SQLite's schema did not change), whose callback arrives after the upgrade but
+/// before it waits, finds the callback when it begins to wait, and finishes.
+async fn a_workflow_of_the_build_before_own_hints_finds_its_early_callback(db: TestDb) {
+    let store = &db.store;
+    let last = match db.backend {
+        TestBackend::Postgres => 17,
+        TestBackend::Sqlite => 11,
+    };
+    store::testing::migrate_up_to(store, last)
+        .await
+        .expect("the previous schema");
+    let nik = "3275062009921984";
+    let mut tx = store.begin().await.expect("tx");
+    let id = insert_old(
+        &mut tx,
+        &OldRow::new(
+            "old-early",
+            "onboard-borrower",
+            "pending",
+            onboarding_input(nik, "early"),
+        ),
+    )
+    .await;
+    tx.commit().await.expect("commit");
+    store.migrate().await.expect("upgrade");
+    make_due(store, "old-early").await;
+    let claimed = store
+        .claim(id, "w1", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("the old workflow is due");
+
+    let recorded = store
+        .record_callback(&InboxEvent {
+            source: Source::Status,
+            event_id: "evt-early".into(),
+            title: "user_verified".into(),
+            keys: CorrelationKeys {
+                identity_number: Some(nik.into()),
+                ..CorrelationKeys::default()
+            },
+            payload: json!({ "event_id": "evt-early" }),
+        })
+        .await
+        .expect("record");
+    assert_eq!(recorded.woke, None, "nothing waits for it yet");
+
+    let mut wait = crate::step(&claimed, "await_user_verified", Status::Waiting, None);
+    wait.waits = vec![Wait::new("user_verified", KeyName::IdentityNumber, nik)];
+    let waited = store.commit_step(&wait).await.expect("a wait committed");
+    assert_eq!(
+        waited.pending_events,
+        vec![recorded.inbox_id],
+        "the wait finds the callback stored before it"
+    );
+    let claimed = store
+        .claim(id, "w2", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("due with its event");
+    let mut done = crate::step(&claimed, "approved", Status::Completed, None);
+    done.processed_events = vec![claimed.events[0].id];
+    store.commit_step(&done).await.expect("finished");
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(row.status, Status::Completed);
+}
+
+/// Makes the workflow with `business_key` due now (rows written at an old schema are not).
+async fn make_due(store: &store::Store, business_key: &str) {
+    let due = "UPDATE workflows SET next_run_at = created_at WHERE business_key = $1";
+    match store.backend() {
+        store::Backend::Postgres(pool) => sqlx::query(due)
+            .bind(business_key)
+            .execute(pool)
+            .await
+            .map(drop),
+        store::Backend::Sqlite(pool) => sqlx::query(due)
+            .bind(business_key)
+            .execute(pool)
+            .await
+            .map(drop),
+    }
+    .expect("due");
 }
 
 /// The last migration of the build before the step indexes changed (PG 0017, SQLite 0011).
