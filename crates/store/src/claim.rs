@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::group::ClaimRequest;
-use crate::inbox::{InboxRow, pending_events_sqlite};
+use crate::inbox::{InboxRow, pending_events_on};
 use crate::time::{delta, to_sqlite};
 use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::notify_due_pg;
@@ -283,7 +283,7 @@ impl Store {
 /// transaction.
 fn claimed_pg(row: &sqlx::postgres::PgRow) -> Result<Claimed, StoreError> {
     use sqlx::Row;
-    let workflow = Workflow::from_pg(row)?;
+    let workflow = Workflow::from_row(row)?;
     let previous_status = row.try_get::<String, _>("previous_status")?.parse()?;
     let events = InboxRow::from_json_array(row.try_get("pending_events")?)?;
     Ok(Claimed {
@@ -362,8 +362,8 @@ async fn claim_sqlite(
     .bind(to_sqlite(now))
     .fetch_one(&mut *conn)
     .await?;
-    let workflow = Workflow::from_sqlite(&row)?;
-    let events = pending_events_sqlite(conn, workflow_id).await?;
+    let workflow = Workflow::from_row(&row)?;
+    let events = pending_events_on(conn.into(), workflow_id).await?;
     Ok(Claimed {
         workflow,
         previous_status: previous.parse()?,

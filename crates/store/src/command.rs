@@ -9,9 +9,10 @@ use serde_json::Value;
 use sqlx::{PgConnection, SqliteConnection};
 use uuid::Uuid;
 
+use crate::dialect::{Columns, Conn, Id, each_backend};
 use crate::error::StoreError;
 use crate::inbox::Source;
-use crate::journal::{JournalEntry, Outcome, append_pg, append_sqlite};
+use crate::journal::{JournalEntry, Outcome, append};
 use crate::time::to_sqlite;
 use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::notify_due_pg;
@@ -98,74 +99,45 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn answer_late_commands(&self, worker_id: &str) -> Result<u64, StoreError> {
-        use sqlx::Row as _;
         let mut answered = 0;
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(LATE_SQL).fetch_all(pool).await?;
-                for row in rows {
-                    let inbox_id: i64 = row.try_get("id")?;
-                    let workflow_id: Uuid = row.try_get("matched_workflow_id")?;
-                    let mut tx = pool.begin().await?;
-                    // The workflow's row orders journal appends.
-                    sqlx::query("SELECT 1 FROM workflows WHERE id = $1 FOR UPDATE")
-                        .bind(workflow_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let taken = sqlx::query(
-                        "UPDATE callback_inbox SET processed_at = now() \
-                         WHERE id = $1 AND processed_at IS NULL",
-                    )
-                    .bind(inbox_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if taken == 1 {
-                        let entry = late_entry(
-                            row.try_get("state")?,
-                            row.try_get("title")?,
-                            row.try_get("status")?,
-                            row.try_get("payload")?,
-                            row.try_get("event_id")?,
-                        );
-                        append_pg(&mut tx, workflow_id, worker_id, &entry).await?;
-                        answered += 1;
-                    }
-                    tx.commit().await?;
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(LATE_SQL).fetch_all(pool).await?;
+            for row in rows {
+                let inbox_id: i64 = row.read("id")?;
+                let workflow_id = row.id("matched_workflow_id")?;
+                let mut tx = pool.begin_with(d.begin()).await?;
+                // The workflow's row orders journal appends.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT 1 FROM workflows WHERE id = $1{}",
+                    d.for_update()
+                )))
+                .bind(Id(workflow_id))
+                .execute(&mut *tx)
+                .await?;
+                let taken = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE callback_inbox SET processed_at = {} \
+                     WHERE id = $1 AND processed_at IS NULL",
+                    d.now()
+                )))
+                .bind(inbox_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if taken == 1 {
+                    let text = |name| row.read::<String>(name);
+                    let entry = late_entry(
+                        &text("state")?,
+                        &text("title")?,
+                        &text("status")?,
+                        row.doc("payload")?,
+                        &text("event_id")?,
+                    );
+                    append(Conn::from(&mut *tx), workflow_id, worker_id, &entry).await?;
+                    answered += 1;
                 }
+                tx.commit().await?;
             }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(LATE_SQL).fetch_all(pool).await?;
-                for row in rows {
-                    let inbox_id: i64 = row.try_get("id")?;
-                    let workflow_id: String = row.try_get("matched_workflow_id")?;
-                    let workflow_id = crate::workflow::uuid_from_sqlite(&workflow_id)?;
-                    let payload: String = row.try_get("payload")?;
-                    let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                    let taken = sqlx::query(
-                        "UPDATE callback_inbox SET processed_at = $2 \
-                         WHERE id = $1 AND processed_at IS NULL",
-                    )
-                    .bind(inbox_id)
-                    .bind(to_sqlite(Utc::now()))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if taken == 1 {
-                        let entry = late_entry(
-                            row.try_get("state")?,
-                            row.try_get("title")?,
-                            row.try_get("status")?,
-                            crate::workflow::json_from_sqlite(&payload)?,
-                            row.try_get("event_id")?,
-                        );
-                        append_sqlite(&mut tx, workflow_id, worker_id, &entry).await?;
-                        answered += 1;
-                    }
-                    tx.commit().await?;
-                }
-            }
-        }
+        });
         Ok(answered)
     }
 }

@@ -29,7 +29,7 @@ use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
 use crate::group::Item;
 use crate::inbox::{KeyName, lock_ids, mark_processed_sqlite, match_waits_sqlite};
-use crate::journal::{JournalEntry, append_sqlite};
+use crate::journal::{JournalEntry, append};
 use crate::reconcile::{self, Observed};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
 use crate::tx::SQLITE_BEGIN;
@@ -473,7 +473,13 @@ pub(crate) async fn write_sqlite(
         });
     };
 
-    let seq = append_sqlite(conn, commit.workflow_id, &commit.worker_id, &commit.journal).await?;
+    let seq = append(
+        conn.into(),
+        commit.workflow_id,
+        &commit.worker_id,
+        &commit.journal,
+    )
+    .await?;
 
     sqlx::query("DELETE FROM workflow_waits WHERE workflow_id = $1")
         .bind(&id)

@@ -10,15 +10,12 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use crate::Store;
+use crate::dialect::{At, Columns, Conn, Id, each_backend};
 use crate::error::StoreError;
-use crate::time::{from_sqlite, to_sqlite};
-use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
-use crate::{Backend, Store};
+use crate::time::to_sqlite;
 
 /// The PostgreSQL channel on which each step that wrote events notifies its last event id.
 pub const EVENTS_CHANNEL: &str = "finflow_events";
@@ -52,34 +49,37 @@ pub(crate) const EVENT_COLUMNS: &str =
     "id, occurred_at, workflow_id, journal_seq, kind, business_key, event_type, payload";
 
 impl EventRow {
-    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
         Ok(Self {
-            id: row.try_get("id")?,
-            occurred_at: row.try_get("occurred_at")?,
-            workflow_id: row.try_get("workflow_id")?,
-            journal_seq: row.try_get("journal_seq")?,
-            kind: row.try_get("kind")?,
-            business_key: row.try_get("business_key")?,
-            event_type: row.try_get("event_type")?,
-            payload: row.try_get("payload")?,
+            id: row.read("id")?,
+            occurred_at: row.at("occurred_at")?,
+            workflow_id: row.id_opt("workflow_id")?,
+            journal_seq: row.read("journal_seq")?,
+            kind: row.read("kind")?,
+            business_key: row.read("business_key")?,
+            event_type: row.read("event_type")?,
+            payload: row.doc("payload")?,
         })
     }
+}
 
-    pub(crate) fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            occurred_at: from_sqlite(&row.try_get::<String, _>("occurred_at")?)?,
-            workflow_id: row
-                .try_get::<Option<String>, _>("workflow_id")?
-                .as_deref()
-                .map(uuid_from_sqlite)
-                .transpose()?,
-            journal_seq: row.try_get("journal_seq")?,
-            kind: row.try_get("kind")?,
-            business_key: row.try_get("business_key")?,
-            event_type: row.try_get("event_type")?,
-            payload: json_from_sqlite(&row.try_get::<String, _>("payload")?)?,
-        })
+/// Writes events outside a step's commit (a cancel before the start, an operator's
+/// command), inside the caller's transaction: on PostgreSQL under the lock that keeps ids in
+/// commit order, announced on [`EVENTS_CHANNEL`].
+///
+/// # Errors
+/// [`StoreError::Database`] when the insert fails.
+pub(crate) async fn append(
+    conn: Conn<'_>,
+    workflow_id: Uuid,
+    seq: i32,
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    match conn {
+        Conn::Postgres(conn) => append_pg(conn, workflow_id, seq, events).await,
+        Conn::Sqlite(conn) => {
+            append_sqlite(conn, workflow_id, seq, events, &to_sqlite(Utc::now())).await
+        }
     }
 }
 
@@ -109,9 +109,9 @@ pub(crate) async fn append_sqlite(
     Ok(())
 }
 
-/// Writes events on PostgreSQL outside `finflow_commit_step` (a cancel before the start),
-/// inside the caller's transaction, under the same ordering lock, announced the same way.
-pub(crate) async fn append_pg(
+/// Writes events on PostgreSQL outside `finflow_commit_step`, under the same ordering lock,
+/// announced the same way.
+async fn append_pg(
     conn: &mut sqlx::PgConnection,
     workflow_id: Uuid,
     seq: i32,
@@ -147,24 +147,16 @@ impl Store {
     pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
         let limit = limit.clamp(1, EVENTS_PAGE_MAX);
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2");
-        match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        each_backend!(&self.backend, |pool, d| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(after)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(EventRow::from_pg)
-                .collect(),
-            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(after)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(EventRow::from_sqlite)
-                .collect(),
-        }
+                .map(EventRow::from_row)
+                .collect()
+        })
     }
 
     /// Up to `limit` (at most [`EVENTS_PAGE_MAX`]) events with an id below `before` (the
@@ -186,17 +178,14 @@ impl Store {
         let prefix = key_prefix.unwrap_or("");
         // A range on the key's bytes, as the workflow list filters: no LIKE escaping.
         let high = format!("{prefix}\u{10FFFF}");
-        let collate = match &self.backend {
-            Backend::Postgres(_) => " COLLATE \"C\"",
-            Backend::Sqlite(_) => "",
-        };
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE id < $1 AND ($2 = '' OR event_type = $2) \
-             AND ($3 = '' OR (business_key{collate} >= $3 AND business_key{collate} < $4)) \
-             ORDER BY id DESC LIMIT $5"
-        );
-        match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        each_backend!(&self.backend, |pool, d| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE id < $1 AND ($2 = '' OR event_type = $2) \
+                 AND ($3 = '' OR (business_key{bytes} >= $3 AND business_key{bytes} < $4)) \
+                 ORDER BY id DESC LIMIT $5",
+                bytes = d.bytes()
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(before)
                 .bind(event_type)
                 .bind(prefix)
@@ -205,20 +194,9 @@ impl Store {
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(EventRow::from_pg)
-                .collect(),
-            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(before)
-                .bind(event_type)
-                .bind(prefix)
-                .bind(&high)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(EventRow::from_sqlite)
-                .collect(),
-        }
+                .map(EventRow::from_row)
+                .collect()
+        })
     }
 
     /// The events of one workflow, in commit order.
@@ -227,22 +205,15 @@ impl Store {
     /// [`StoreError::Database`] on a database failure.
     pub async fn workflow_events(&self, workflow_id: Uuid) -> Result<Vec<EventRow>, StoreError> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE workflow_id = $1 ORDER BY id");
-        match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(workflow_id)
+        each_backend!(&self.backend, |pool, d| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(Id(workflow_id))
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(EventRow::from_pg)
-                .collect(),
-            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(workflow_id.to_string())
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(EventRow::from_sqlite)
-                .collect(),
-        }
+                .map(EventRow::from_row)
+                .collect()
+        })
     }
 
     /// Deletes the events that occurred before `before`, except those a webhook has yet to
@@ -255,18 +226,13 @@ impl Store {
         const KEEP_PENDING: &str = "NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
                                     WHERE d.event_id = events.id AND d.status = 'pending')";
         let sql = format!("DELETE FROM events WHERE occurred_at < $1 AND {KEEP_PENDING}");
-        let deleted = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(before)
+        let deleted = each_backend!(&self.backend, |pool, d| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(At(before))
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(to_sqlite(before))
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         tracing::info!(events.deleted = deleted, before = %before, "events pruned");
         Ok(deleted)
     }

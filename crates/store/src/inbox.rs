@@ -15,14 +15,13 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{PgConnection, Row, SqliteConnection};
+use sqlx::{PgConnection, SqliteConnection};
 use uuid::Uuid;
 
+use crate::dialect::{Columns, Conn, Id, each_backend, each_conn};
 use crate::error::{StoreError, decode_error};
-use crate::time::{from_sqlite, from_sqlite_opt, to_sqlite};
-use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
+use crate::time::to_sqlite;
+use crate::workflow::uuid_from_sqlite;
 use crate::{Backend, Store};
 
 macro_rules! inbox_columns {
@@ -275,46 +274,24 @@ impl InboxRow {
             .collect()
     }
 
-    fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+    fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
         Ok(Self {
-            id: row.try_get("id")?,
-            source: row.try_get::<String, _>("source")?.parse()?,
-            event_id: row.try_get("event_id")?,
-            title: row.try_get("title")?,
+            id: row.read("id")?,
+            source: row.read::<String>("source")?.parse()?,
+            event_id: row.read("event_id")?,
+            title: row.read("title")?,
             keys: CorrelationKeys {
-                user_id: row.try_get("user_id")?,
-                identity_number: row.try_get("identity_number")?,
-                kyc_id: row.try_get("kyc_id")?,
-                loan_unique_id: row.try_get("loan_unique_id")?,
-                external_id: row.try_get("external_id")?,
+                user_id: row.read("user_id")?,
+                identity_number: row.read("identity_number")?,
+                kyc_id: row.read("kyc_id")?,
+                loan_unique_id: row.read("loan_unique_id")?,
+                external_id: row.read("external_id")?,
             },
-            payload: row.try_get("payload")?,
-            received_at: row.try_get("received_at")?,
-            matched_workflow_id: row.try_get("matched_workflow_id")?,
-            matched_at: row.try_get("matched_at")?,
-            processed_at: row.try_get("processed_at")?,
-        })
-    }
-
-    fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
-        let matched: Option<String> = row.try_get("matched_workflow_id")?;
-        Ok(Self {
-            id: row.try_get("id")?,
-            source: row.try_get::<String, _>("source")?.parse()?,
-            event_id: row.try_get("event_id")?,
-            title: row.try_get("title")?,
-            keys: CorrelationKeys {
-                user_id: row.try_get("user_id")?,
-                identity_number: row.try_get("identity_number")?,
-                kyc_id: row.try_get("kyc_id")?,
-                loan_unique_id: row.try_get("loan_unique_id")?,
-                external_id: row.try_get("external_id")?,
-            },
-            payload: json_from_sqlite(&row.try_get::<String, _>("payload")?)?,
-            received_at: from_sqlite(&row.try_get::<String, _>("received_at")?)?,
-            matched_workflow_id: matched.as_deref().map(uuid_from_sqlite).transpose()?,
-            matched_at: from_sqlite_opt(row.try_get("matched_at")?)?,
-            processed_at: from_sqlite_opt(row.try_get("processed_at")?)?,
+            payload: row.doc("payload")?,
+            received_at: row.at("received_at")?,
+            matched_workflow_id: row.id_opt("matched_workflow_id")?,
+            matched_at: row.at_opt("matched_at")?,
+            processed_at: row.at_opt("processed_at")?,
         })
     }
 }
@@ -478,16 +455,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn pending_events(&self, workflow_id: Uuid) -> Result<Vec<InboxRow>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                pending_events_pg(&mut conn, workflow_id).await
-            }
-            Backend::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                pending_events_sqlite(&mut conn, workflow_id).await
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let mut conn = pool.acquire().await?;
+            pending_events_on(Conn::from(&mut *conn), workflow_id).await
+        })
     }
 
     /// Marks events processed outside a step commit (operator tools); returns how many
@@ -517,69 +488,41 @@ impl Store {
         source: Source,
         event_id: &str,
     ) -> Result<Option<InboxRow>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    inbox_columns!(),
-                    " FROM callback_inbox WHERE source = $1 AND event_id = $2"
-                ))
+        const SQL: &str = concat!(
+            "SELECT ",
+            inbox_columns!(),
+            " FROM callback_inbox WHERE source = $1 AND event_id = $2"
+        );
+        each_backend!(&self.backend, |pool, d| {
+            let row = sqlx::query(SQL)
                 .bind(source.as_str())
                 .bind(event_id)
                 .fetch_optional(pool)
                 .await?;
-                row.as_ref().map(InboxRow::from_pg).transpose()
-            }
-            Backend::Sqlite(pool) => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    inbox_columns!(),
-                    " FROM callback_inbox WHERE source = $1 AND event_id = $2"
-                ))
-                .bind(source.as_str())
-                .bind(event_id)
-                .fetch_optional(pool)
-                .await?;
-                row.as_ref().map(InboxRow::from_sqlite).transpose()
-            }
-        }
+            row.as_ref().map(InboxRow::from_row).transpose()
+        })
     }
 }
 
+/// The workflow's events matched and not yet processed, oldest first, on `conn` (inside the
+/// caller's transaction, if any).
+///
 /// # Errors
 /// [`StoreError::Database`] on a database failure or an undecodable row.
-pub(crate) async fn pending_events_pg(
-    conn: &mut PgConnection,
+pub(crate) async fn pending_events_on(
+    conn: Conn<'_>,
     workflow_id: Uuid,
 ) -> Result<Vec<InboxRow>, StoreError> {
-    let rows = sqlx::query(concat!(
+    const SQL: &str = concat!(
         "SELECT ",
         inbox_columns!(),
         " FROM callback_inbox WHERE matched_workflow_id = $1 AND processed_at IS NULL \
          ORDER BY received_at, id"
-    ))
-    .bind(workflow_id)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(InboxRow::from_pg).collect()
-}
-
-/// # Errors
-/// [`StoreError::Database`] on a database failure or an undecodable row.
-pub(crate) async fn pending_events_sqlite(
-    conn: &mut SqliteConnection,
-    workflow_id: Uuid,
-) -> Result<Vec<InboxRow>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        inbox_columns!(),
-        " FROM callback_inbox WHERE matched_workflow_id = $1 AND processed_at IS NULL \
-         ORDER BY received_at, id"
-    ))
-    .bind(workflow_id.to_string())
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(InboxRow::from_sqlite).collect()
+    );
+    each_conn!(conn, |c, d| {
+        let rows = sqlx::query(SQL).bind(Id(workflow_id)).fetch_all(c).await?;
+        rows.iter().map(InboxRow::from_row).collect()
+    })
 }
 
 /// A callback as the store writes it (`Store::record_callback`): the keys already protected

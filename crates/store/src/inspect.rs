@@ -4,16 +4,13 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use crate::Store;
+use crate::dialect::{Columns, Id, each_backend};
 use crate::error::{StoreError, decode_error};
 use crate::inbox::{KeyName, Source};
-use crate::time::{from_sqlite, from_sqlite_opt};
-use crate::workflow::{Status, Workflow, json_from_sqlite, uuid_from_sqlite, workflow_columns};
-use crate::{Backend, Store};
+use crate::workflow::{Status, Workflow, workflow_columns};
 
 /// One `workflow_waits` row: the workflow waits for `event` carrying `key_name` =
 /// `key_value`. The value may be PII (a NIK under `identity_number`): mask it before showing.
@@ -84,9 +81,6 @@ fn key_name(s: &str) -> Result<KeyName, StoreError> {
     .ok_or_else(|| decode_error(format!("unknown correlation key {s:?}")))
 }
 
-/// A `WAITING_SQL` row on PostgreSQL: kind, waiting_for, count, earliest deadline.
-type WaitingRowPg = (String, Option<String>, i64, Option<DateTime<Utc>>);
-
 const WAITS_SQL: &str = "SELECT event, key_name, key_value, created_at FROM workflow_waits \
                          WHERE workflow_id = $1 ORDER BY created_at, event, key_name";
 
@@ -107,65 +101,35 @@ const STUCK_SQL: &str = "SELECT s.id, s.kind, s.business_key, s.status, s.state,
                          ORDER BY w.updated_at, s.id LIMIT $1";
 
 impl MatchedEvent {
-    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
         Ok(Self {
-            id: row.try_get("id")?,
-            source: row.try_get::<String, _>("source")?.parse()?,
-            event_id: row.try_get("event_id")?,
-            title: row.try_get("title")?,
-            payload: row.try_get("payload")?,
-            received_at: row.try_get("received_at")?,
-            matched_at: row.try_get("matched_at")?,
-            processed_at: row.try_get("processed_at")?,
-        })
-    }
-
-    pub(crate) fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            source: row.try_get::<String, _>("source")?.parse()?,
-            event_id: row.try_get("event_id")?,
-            title: row.try_get("title")?,
-            payload: json_from_sqlite(&row.try_get::<String, _>("payload")?)?,
-            received_at: from_sqlite(&row.try_get::<String, _>("received_at")?)?,
-            matched_at: from_sqlite_opt(row.try_get("matched_at")?)?,
-            processed_at: from_sqlite_opt(row.try_get("processed_at")?)?,
+            id: row.read("id")?,
+            source: row.read::<String>("source")?.parse()?,
+            event_id: row.read("event_id")?,
+            title: row.read("title")?,
+            payload: row.doc("payload")?,
+            received_at: row.at("received_at")?,
+            matched_at: row.at_opt("matched_at")?,
+            processed_at: row.at_opt("processed_at")?,
         })
     }
 }
 
 impl StuckWorkflow {
-    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
         Ok(Self {
-            id: row.try_get("id")?,
-            kind: row.try_get("kind")?,
-            business_key: row.try_get("business_key")?,
-            status: row.try_get::<String, _>("status")?.parse()?,
-            state: row.try_get("state")?,
-            attempt: row.try_get("attempt")?,
-            next_run_at: row.try_get("next_run_at")?,
-            lease_owner: row.try_get("lease_owner")?,
-            lease_until: row.try_get("lease_until")?,
-            last_error: row.try_get("last_error")?,
-            reason: row.try_get("reason")?,
-            since: row.try_get("since")?,
-        })
-    }
-
-    pub(crate) fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: uuid_from_sqlite(&row.try_get::<String, _>("id")?)?,
-            kind: row.try_get("kind")?,
-            business_key: row.try_get("business_key")?,
-            status: row.try_get::<String, _>("status")?.parse()?,
-            state: row.try_get("state")?,
-            attempt: row.try_get("attempt")?,
-            next_run_at: from_sqlite_opt(row.try_get("next_run_at")?)?,
-            lease_owner: row.try_get("lease_owner")?,
-            lease_until: from_sqlite_opt(row.try_get("lease_until")?)?,
-            last_error: row.try_get("last_error")?,
-            reason: row.try_get("reason")?,
-            since: from_sqlite(&row.try_get::<String, _>("since")?)?,
+            id: row.id("id")?,
+            kind: row.read("kind")?,
+            business_key: row.read("business_key")?,
+            status: row.read::<String>("status")?.parse()?,
+            state: row.read("state")?,
+            attempt: row.read("attempt")?,
+            next_run_at: row.at_opt("next_run_at")?,
+            lease_owner: row.read("lease_owner")?,
+            lease_until: row.at_opt("lease_until")?,
+            last_error: row.read("last_error")?,
+            reason: row.read("reason")?,
+            since: row.at("since")?,
         })
     }
 }
@@ -180,30 +144,15 @@ impl Store {
         &self,
         business_key: &str,
     ) -> Result<Vec<Workflow>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    workflow_columns!(),
-                    " FROM workflows WHERE business_key = $1 ORDER BY kind"
-                ))
-                .bind(business_key)
-                .fetch_all(pool)
-                .await?;
-                rows.iter().map(Workflow::from_pg).collect()
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    workflow_columns!(),
-                    " FROM workflows WHERE business_key = ?1 ORDER BY kind"
-                ))
-                .bind(business_key)
-                .fetch_all(pool)
-                .await?;
-                rows.iter().map(Workflow::from_sqlite).collect()
-            }
-        }
+        const SQL: &str = concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflows WHERE business_key = $1 ORDER BY kind"
+        );
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(SQL).bind(business_key).fetch_all(pool).await?;
+            rows.iter().map(Workflow::from_row).collect()
+        })
     }
 
     /// What the workflow waits for now (its `workflow_waits` rows; none unless it waits).
@@ -211,40 +160,23 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn waits(&self, workflow_id: Uuid) -> Result<Vec<WaitRow>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows: Vec<(String, String, String, DateTime<Utc>)> = sqlx::query_as(WAITS_SQL)
-                    .bind(workflow_id)
-                    .fetch_all(pool)
-                    .await?;
-                rows.into_iter()
-                    .map(|(event, key, key_value, created_at)| {
-                        Ok(WaitRow {
-                            event,
-                            key_name: key_name(&key)?,
-                            key_value,
-                            created_at,
-                        })
+        let rows = each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(WAITS_SQL)
+                .bind(Id(workflow_id))
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(WaitRow {
+                        event: row.read("event")?,
+                        key_name: key_name(&row.read::<String>("key_name")?)?,
+                        key_value: row.read("key_value")?,
+                        created_at: row.at("created_at")?,
                     })
-                    .collect()
-            }
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(String, String, String, String)> = sqlx::query_as(WAITS_SQL)
-                    .bind(workflow_id.to_string())
-                    .fetch_all(pool)
-                    .await?;
-                rows.into_iter()
-                    .map(|(event, key, key_value, created_at)| {
-                        Ok(WaitRow {
-                            event,
-                            key_name: key_name(&key)?,
-                            key_value,
-                            created_at: from_sqlite(&created_at)?,
-                        })
-                    })
-                    .collect()
-            }
-        }
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })?;
+        Ok(rows)
     }
 
     /// Every inbox event matched to the workflow (callbacks, announcements, operator
@@ -253,22 +185,13 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn matched_events(&self, workflow_id: Uuid) -> Result<Vec<MatchedEvent>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(MATCHED_SQL)
-                    .bind(workflow_id)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter().map(MatchedEvent::from_pg).collect()
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(MATCHED_SQL)
-                    .bind(workflow_id.to_string())
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter().map(MatchedEvent::from_sqlite).collect()
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(MATCHED_SQL)
+                .bind(Id(workflow_id))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(MatchedEvent::from_row).collect()
+        })
     }
 
     /// Waiting workflows counted per kind and `waiting_for`, ordered by both.
@@ -276,36 +199,19 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn waiting_counts(&self) -> Result<Vec<WaitingCount>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows: Vec<WaitingRowPg> = sqlx::query_as(WAITING_SQL).fetch_all(pool).await?;
-                Ok(rows
-                    .into_iter()
-                    .map(
-                        |(kind, waiting_for, count, earliest_deadline)| WaitingCount {
-                            kind,
-                            waiting_for,
-                            count,
-                            earliest_deadline,
-                        },
-                    )
-                    .collect())
-            }
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(String, Option<String>, i64, Option<String>)> =
-                    sqlx::query_as(WAITING_SQL).fetch_all(pool).await?;
-                rows.into_iter()
-                    .map(|(kind, waiting_for, count, earliest_deadline)| {
-                        Ok(WaitingCount {
-                            kind,
-                            waiting_for,
-                            count,
-                            earliest_deadline: from_sqlite_opt(earliest_deadline)?,
-                        })
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(WAITING_SQL).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(WaitingCount {
+                        kind: row.read("kind")?,
+                        waiting_for: row.read("waiting_for")?,
+                        count: row.read("count")?,
+                        earliest_deadline: row.at_opt("earliest_deadline")?,
                     })
-                    .collect()
-            }
-        }
+                })
+                .collect()
+        })
     }
 
     /// The `limit` stuck workflows (view `stuck_workflows`) that changed longest ago, and how
@@ -316,25 +222,14 @@ impl Store {
     pub async fn oldest_stuck(&self, limit: u32) -> Result<(Vec<StuckWorkflow>, i64), StoreError> {
         const COUNT: &str = "SELECT count(*) FROM stuck_workflows";
         let limit = i64::from(limit);
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(STUCK_SQL).bind(limit).fetch_all(pool).await?;
-                let total: i64 = sqlx::query_scalar(COUNT).fetch_one(pool).await?;
-                let rows = rows
-                    .iter()
-                    .map(StuckWorkflow::from_pg)
-                    .collect::<Result<_, _>>()?;
-                Ok((rows, total))
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(STUCK_SQL).bind(limit).fetch_all(pool).await?;
-                let total: i64 = sqlx::query_scalar(COUNT).fetch_one(pool).await?;
-                let rows = rows
-                    .iter()
-                    .map(StuckWorkflow::from_sqlite)
-                    .collect::<Result<_, _>>()?;
-                Ok((rows, total))
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(STUCK_SQL).bind(limit).fetch_all(pool).await?;
+            let total: i64 = sqlx::query_scalar(COUNT).fetch_one(pool).await?;
+            let rows = rows
+                .iter()
+                .map(StuckWorkflow::from_row)
+                .collect::<Result<_, _>>()?;
+            Ok((rows, total))
+        })
     }
 }

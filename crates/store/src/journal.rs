@@ -5,15 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{PgConnection, Row, SqliteConnection};
 use uuid::Uuid;
 
+use crate::Store;
+use crate::dialect::{At, Columns, Conn, Doc, Id, each_backend, each_conn};
 use crate::error::{StoreError, decode_error};
-use crate::time::{from_sqlite, to_sqlite};
-use crate::workflow::{json_from_sqlite, uuid_from_sqlite};
-use crate::{Backend, Store};
 
 /// `step_journal.outcome`: what came of one journaled step. Every value the engine writes
 /// is here and nothing else; the names are a contract with operators (SQL, the cookbook,
@@ -171,127 +167,72 @@ pub struct JournalRow {
     pub worker_id: String,
 }
 
-/// Reading the entry's columns, per backend.
-trait RowFields {
-    fn entry(&self) -> Result<JournalEntry, StoreError>;
-}
-
-impl RowFields for PgRow {
-    fn entry(&self) -> Result<JournalEntry, StoreError> {
-        Ok(JournalEntry {
-            step: self.try_get("step")?,
-            action: self.try_get("action")?,
-            outcome: Outcome::parse(&self.try_get::<String, _>("outcome")?)?,
-            attempt: self.try_get("attempt")?,
-            started_at: self.try_get("started_at")?,
-            finished_at: self.try_get("finished_at")?,
-            finfra_status: self.try_get("finfra_status")?,
-            error: self.try_get("error")?,
-            operation_key: self.try_get("operation_key")?,
-            request_summary: self.try_get("request_summary")?,
-            response_summary: self.try_get("response_summary")?,
+impl JournalEntry {
+    fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
+        Ok(Self {
+            step: row.read("step")?,
+            action: row.read("action")?,
+            outcome: Outcome::parse(&row.read::<String>("outcome")?)?,
+            attempt: row.read("attempt")?,
+            started_at: row.at("started_at")?,
+            finished_at: row.at("finished_at")?,
+            finfra_status: row.read("finfra_status")?,
+            error: row.read("error")?,
+            operation_key: row.read("operation_key")?,
+            request_summary: row.doc_opt("request_summary")?,
+            response_summary: row.doc_opt("response_summary")?,
         })
     }
 }
 
-impl RowFields for SqliteRow {
-    fn entry(&self) -> Result<JournalEntry, StoreError> {
-        let json = |col: &str| -> Result<Option<Value>, StoreError> {
-            self.try_get::<Option<String>, _>(col)?
-                .as_deref()
-                .map(json_from_sqlite)
-                .transpose()
-        };
-        Ok(JournalEntry {
-            step: self.try_get("step")?,
-            action: self.try_get("action")?,
-            outcome: Outcome::parse(&self.try_get::<String, _>("outcome")?)?,
-            attempt: self.try_get("attempt")?,
-            started_at: from_sqlite(&self.try_get::<String, _>("started_at")?)?,
-            finished_at: from_sqlite(&self.try_get::<String, _>("finished_at")?)?,
-            finfra_status: self.try_get("finfra_status")?,
-            error: self.try_get("error")?,
-            operation_key: self.try_get("operation_key")?,
-            request_summary: json("request_summary")?,
-            response_summary: json("response_summary")?,
+impl JournalRow {
+    fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.read("id")?,
+            workflow_id: row.id("workflow_id")?,
+            seq: row.read("seq")?,
+            entry: JournalEntry::from_row(row)?,
+            duration_ms: row.read("duration_ms")?,
+            worker_id: row.read("worker_id")?,
         })
     }
 }
 
 /// Appends a journal row with the next `seq`. The caller holds the workflow row (it just
 /// updated it), so no other transaction computes the same `seq`; the unique index is the
-/// backstop.
+/// backstop. (A step's commit on PostgreSQL appends its row inside `finflow_commit_step`.)
 ///
 /// # Errors
 /// [`StoreError::Database`] when the insert fails.
-pub(crate) async fn append_pg(
-    conn: &mut PgConnection,
+pub(crate) async fn append(
+    conn: Conn<'_>,
     workflow_id: Uuid,
     worker_id: &str,
     entry: &JournalEntry,
 ) -> Result<i32, StoreError> {
-    let seq: i32 = sqlx::query_scalar(
-        "INSERT INTO step_journal (workflow_id, seq, step, action, outcome, attempt, started_at, \
-         finished_at, duration_ms, finfra_status, error, operation_key, request_summary, \
-         response_summary, worker_id) \
+    const SQL: &str = "INSERT INTO step_journal (workflow_id, seq, step, action, outcome, \
+         attempt, started_at, finished_at, duration_ms, finfra_status, error, operation_key, \
+         request_summary, response_summary, worker_id) \
          SELECT $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14 FROM step_journal WHERE workflow_id = $1 \
-         RETURNING seq",
-    )
-    .bind(workflow_id)
-    .bind(&entry.step)
-    .bind(&entry.action)
-    .bind(entry.outcome.as_str())
-    .bind(entry.attempt)
-    .bind(entry.started_at)
-    .bind(entry.finished_at)
-    .bind(entry.duration_ms())
-    .bind(entry.finfra_status)
-    .bind(&entry.error)
-    .bind(&entry.operation_key)
-    .bind(&entry.request_summary)
-    .bind(&entry.response_summary)
-    .bind(worker_id)
-    .fetch_one(conn)
-    .await?;
-    Ok(seq)
-}
-
-/// SQLite version of [`append_pg`].
-///
-/// # Errors
-/// [`StoreError::Database`] when the insert fails.
-pub(crate) async fn append_sqlite(
-    conn: &mut SqliteConnection,
-    workflow_id: Uuid,
-    worker_id: &str,
-    entry: &JournalEntry,
-) -> Result<i32, StoreError> {
-    let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-    let seq: i32 = sqlx::query_scalar(
-        "INSERT INTO step_journal (workflow_id, seq, step, action, outcome, attempt, started_at, \
-         finished_at, duration_ms, finfra_status, error, operation_key, request_summary, \
-         response_summary, worker_id) \
-         SELECT ?1, coalesce(max(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-         ?13, ?14 FROM step_journal WHERE workflow_id = ?1 \
-         RETURNING seq",
-    )
-    .bind(workflow_id.to_string())
-    .bind(&entry.step)
-    .bind(&entry.action)
-    .bind(entry.outcome.as_str())
-    .bind(entry.attempt)
-    .bind(to_sqlite(entry.started_at))
-    .bind(to_sqlite(entry.finished_at))
-    .bind(entry.duration_ms())
-    .bind(entry.finfra_status)
-    .bind(&entry.error)
-    .bind(&entry.operation_key)
-    .bind(json(&entry.request_summary))
-    .bind(json(&entry.response_summary))
-    .bind(worker_id)
-    .fetch_one(conn)
-    .await?;
+         RETURNING seq";
+    let seq: i32 = each_conn!(conn, |c, d| sqlx::query_scalar(SQL)
+        .bind(Id(workflow_id))
+        .bind(&entry.step)
+        .bind(&entry.action)
+        .bind(entry.outcome.as_str())
+        .bind(entry.attempt)
+        .bind(At(entry.started_at))
+        .bind(At(entry.finished_at))
+        .bind(entry.duration_ms())
+        .bind(entry.finfra_status)
+        .bind(&entry.error)
+        .bind(&entry.operation_key)
+        .bind(entry.request_summary.as_ref().map(Doc))
+        .bind(entry.response_summary.as_ref().map(Doc))
+        .bind(worker_id)
+        .fetch_one(c)
+        .await?);
     Ok(seq)
 }
 
@@ -301,55 +242,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn journal(&self, workflow_id: Uuid) -> Result<Vec<JournalRow>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(concat!(
-                    "SELECT id, workflow_id, seq, step, action, outcome, attempt, started_at, ",
-                    "finished_at, duration_ms, finfra_status, error, operation_key, ",
-                    "request_summary, response_summary, worker_id FROM step_journal ",
-                    "WHERE workflow_id = $1 ORDER BY seq"
-                ))
-                .bind(workflow_id)
+        const SQL: &str = concat!(
+            "SELECT id, workflow_id, seq, step, action, outcome, attempt, started_at, ",
+            "finished_at, duration_ms, finfra_status, error, operation_key, ",
+            "request_summary, response_summary, worker_id FROM step_journal ",
+            "WHERE workflow_id = $1 ORDER BY seq"
+        );
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(SQL)
+                .bind(Id(workflow_id))
                 .fetch_all(pool)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(JournalRow {
-                            id: row.try_get("id")?,
-                            workflow_id: row.try_get("workflow_id")?,
-                            seq: row.try_get("seq")?,
-                            entry: row.entry()?,
-                            duration_ms: row.try_get("duration_ms")?,
-                            worker_id: row.try_get("worker_id")?,
-                        })
-                    })
-                    .collect()
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(concat!(
-                    "SELECT id, workflow_id, seq, step, action, outcome, attempt, started_at, ",
-                    "finished_at, duration_ms, finfra_status, error, operation_key, ",
-                    "request_summary, response_summary, worker_id FROM step_journal ",
-                    "WHERE workflow_id = ?1 ORDER BY seq"
-                ))
-                .bind(workflow_id.to_string())
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(JournalRow {
-                            id: row.try_get("id")?,
-                            workflow_id: uuid_from_sqlite(
-                                &row.try_get::<String, _>("workflow_id")?,
-                            )?,
-                            seq: row.try_get("seq")?,
-                            entry: row.entry()?,
-                            duration_ms: row.try_get("duration_ms")?,
-                            worker_id: row.try_get("worker_id")?,
-                        })
-                    })
-                    .collect()
-            }
-        }
+            rows.iter().map(JournalRow::from_row).collect()
+        })
     }
 }

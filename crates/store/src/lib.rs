@@ -31,6 +31,7 @@ mod command;
 mod commit;
 mod connect;
 mod definitions;
+mod dialect;
 mod due;
 mod error;
 mod events;

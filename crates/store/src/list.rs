@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
+use crate::dialect::{At, Columns, Id, each_backend};
 use crate::error::StoreError;
-use crate::time::{from_sqlite, from_sqlite_opt, to_sqlite};
-use crate::workflow::{Workflow, json_from_sqlite, uuid_from_sqlite, workflow_columns};
+use crate::workflow::{Workflow, workflow_columns};
 use crate::{Backend, Store};
 
 /// Which workflows to list. Every field narrows; empty means all.
@@ -151,40 +151,22 @@ impl Store {
             ),
             where_sql, lim
         );
-        let rows: Vec<Workflow> = match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()));
-                for b in binds {
-                    q = match b {
-                        Bind::Text(s) => q.bind(s),
-                        Bind::Time(t) => q.bind(t),
-                        Bind::Id(id) => q.bind(id),
-                    };
-                }
-                q.bind(limit)
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(Workflow::from_pg)
-                    .collect::<Result<_, _>>()?
+        let rows: Vec<Workflow> = each_backend!(&self.backend, |pool, d| {
+            let mut q = sqlx::query(AssertSqlSafe(sql.as_str()));
+            for b in binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s),
+                    Bind::Time(t) => q.bind(At(t)),
+                    Bind::Id(id) => q.bind(Id(id)),
+                };
             }
-            Backend::Sqlite(pool) => {
-                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()));
-                for b in binds {
-                    q = match b {
-                        Bind::Text(s) => q.bind(s),
-                        Bind::Time(t) => q.bind(to_sqlite(t)),
-                        Bind::Id(id) => q.bind(id.to_string()),
-                    };
-                }
-                q.bind(limit)
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(Workflow::from_sqlite)
-                    .collect::<Result<_, _>>()?
-            }
-        };
+            q.bind(limit)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(Workflow::from_row)
+                .collect::<Result<_, _>>()?
+        });
         let next = (rows.len() as i64 == limit).then(|| {
             let last = &rows[rows.len() - 1];
             Cursor {
@@ -214,99 +196,54 @@ impl Store {
         } else {
             ""
         };
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let sql = format!(
-                    "SELECT i.id, i.matched_workflow_id, w.kind, w.business_key, i.title, \
-                     i.payload, i.received_at, i.processed_at, r.id AS request_id, \
-                     r.decided_by AS approved_by, j.outcome, j.error, j.finished_at AS applied_at \
-                     FROM callback_inbox i JOIN workflows w ON w.id = i.matched_workflow_id \
-                     LEFT JOIN command_requests r ON r.inbox_id = i.id \
-                     LEFT JOIN LATERAL (SELECT outcome, error, finished_at FROM step_journal \
-                       WHERE workflow_id = i.matched_workflow_id \
-                       AND response_summary->>'event_id' = i.event_id \
-                       ORDER BY seq DESC LIMIT 1) j ON true \
-                     WHERE i.source = 'operator' AND i.id < $1{only} ORDER BY i.id DESC LIMIT $2"
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(before)
-                    .bind(limit);
-                if let Some(w) = workflow_id {
-                    q = q.bind(w);
-                }
-                q.fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(|row| {
-                        use sqlx::Row as _;
-                        Ok(OperatorCommand {
-                            inbox_id: row.try_get("id")?,
-                            workflow_id: row.try_get("matched_workflow_id")?,
-                            kind: row.try_get("kind")?,
-                            business_key: row.try_get("business_key")?,
-                            title: row.try_get("title")?,
-                            payload: row.try_get("payload")?,
-                            received_at: row.try_get("received_at")?,
-                            processed_at: row.try_get("processed_at")?,
-                            request_id: row.try_get("request_id")?,
-                            approved_by: row.try_get("approved_by")?,
-                            outcome: row.try_get("outcome")?,
-                            error: row.try_get("error")?,
-                            applied_at: row.try_get("applied_at")?,
-                        })
-                    })
-                    .collect()
+        // The journal row that applied (or refused) it: the worker's row for its event id.
+        let applied = |column: &str| {
+            format!(
+                "(SELECT {column} FROM step_journal j WHERE j.workflow_id = i.matched_workflow_id \
+                 AND j.response_summary->>'event_id' = i.event_id \
+                 ORDER BY seq DESC LIMIT 1)"
+            )
+        };
+        let sql = format!(
+            "SELECT i.id, i.matched_workflow_id, w.kind, w.business_key, i.title, \
+             i.payload, i.received_at, i.processed_at, r.id AS request_id, \
+             r.decided_by AS approved_by, {} AS outcome, {} AS error, {} AS applied_at \
+             FROM callback_inbox i JOIN workflows w ON w.id = i.matched_workflow_id \
+             LEFT JOIN command_requests r ON r.inbox_id = i.id \
+             WHERE i.source = 'operator' AND i.id < $1{only} ORDER BY i.id DESC LIMIT $2",
+            applied("outcome"),
+            applied("error"),
+            applied("finished_at")
+        );
+        each_backend!(&self.backend, |pool, d| {
+            let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(before)
+                .bind(limit);
+            if let Some(w) = workflow_id {
+                q = q.bind(Id(w));
             }
-            Backend::Sqlite(pool) => {
-                let sql = format!(
-                    "SELECT i.id, i.matched_workflow_id, w.kind, w.business_key, i.title, \
-                     i.payload, i.received_at, i.processed_at, r.id AS request_id, \
-                     r.decided_by AS approved_by, \
-                     (SELECT outcome FROM step_journal j WHERE j.workflow_id = i.matched_workflow_id \
-                       AND json_extract(j.response_summary, '$.event_id') = i.event_id \
-                       ORDER BY seq DESC LIMIT 1) AS outcome, \
-                     (SELECT error FROM step_journal j WHERE j.workflow_id = i.matched_workflow_id \
-                       AND json_extract(j.response_summary, '$.event_id') = i.event_id \
-                       ORDER BY seq DESC LIMIT 1) AS error, \
-                     (SELECT finished_at FROM step_journal j WHERE j.workflow_id = i.matched_workflow_id \
-                       AND json_extract(j.response_summary, '$.event_id') = i.event_id \
-                       ORDER BY seq DESC LIMIT 1) AS applied_at \
-                     FROM callback_inbox i JOIN workflows w ON w.id = i.matched_workflow_id \
-                     LEFT JOIN command_requests r ON r.inbox_id = i.id \
-                     WHERE i.source = 'operator' AND i.id < $1{only} ORDER BY i.id DESC LIMIT $2"
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(before)
-                    .bind(limit);
-                if let Some(w) = workflow_id {
-                    q = q.bind(w.to_string());
-                }
-                q.fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(|row| {
-                        use sqlx::Row as _;
-                        Ok(OperatorCommand {
-                            inbox_id: row.try_get("id")?,
-                            workflow_id: uuid_from_sqlite(
-                                &row.try_get::<String, _>("matched_workflow_id")?,
-                            )?,
-                            kind: row.try_get("kind")?,
-                            business_key: row.try_get("business_key")?,
-                            title: row.try_get("title")?,
-                            payload: json_from_sqlite(&row.try_get::<String, _>("payload")?)?,
-                            received_at: from_sqlite(&row.try_get::<String, _>("received_at")?)?,
-                            processed_at: from_sqlite_opt(row.try_get("processed_at")?)?,
-                            request_id: row.try_get("request_id")?,
-                            approved_by: row.try_get("approved_by")?,
-                            outcome: row.try_get("outcome")?,
-                            error: row.try_get("error")?,
-                            applied_at: from_sqlite_opt(row.try_get("applied_at")?)?,
-                        })
+            q.fetch_all(pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(OperatorCommand {
+                        inbox_id: row.read("id")?,
+                        workflow_id: row.id("matched_workflow_id")?,
+                        kind: row.read("kind")?,
+                        business_key: row.read("business_key")?,
+                        title: row.read("title")?,
+                        payload: row.doc("payload")?,
+                        received_at: row.at("received_at")?,
+                        processed_at: row.at_opt("processed_at")?,
+                        request_id: row.read("request_id")?,
+                        approved_by: row.read("approved_by")?,
+                        outcome: row.read("outcome")?,
+                        error: row.read("error")?,
+                        applied_at: row.at_opt("applied_at")?,
                     })
-                    .collect()
-            }
-        }
+                })
+                .collect()
+        })
     }
 }
 

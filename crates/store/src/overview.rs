@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
+use crate::dialect::{At, Columns, Dialect, each_backend};
 use crate::error::StoreError;
-use crate::time::{from_sqlite_opt, to_sqlite};
 use crate::{Backend, Store};
 
 /// How far work got since a time: each count is of workflows that reached the stage then.
@@ -63,7 +63,7 @@ pub struct GovernorRow {
     pub tokens: Option<f64>,
 }
 
-const FUNNEL_PG: &str = "SELECT \
+const FUNNEL_SQL: &str = "SELECT \
     (SELECT count(*) FROM workflows WHERE created_at >= $1) AS submitted, \
     (SELECT count(*) FROM workflows WHERE kind = 'onboard-borrower' AND status = 'completed' AND finished_at >= $1) AS onboarded, \
     (SELECT count(DISTINCT workflow_id) FROM step_journal WHERE finished_at >= $1 AND step = 'disburse_loan') AS signed, \
@@ -106,44 +106,24 @@ impl Store {
         let minute_ago = now - chrono::TimeDelta::minutes(1);
         let limit = i64::from(limit);
         let list = sqlx::AssertSqlSafe(list);
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(list)
-                    .bind(minute_ago)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                let total: i64 = sqlx::query_scalar(count)
-                    .bind(minute_ago)
-                    .bind(now)
-                    .fetch_one(pool)
-                    .await?;
-                let rows = rows
-                    .iter()
-                    .map(crate::StuckWorkflow::from_pg)
-                    .collect::<Result<_, _>>()?;
-                Ok((rows, total))
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(list)
-                    .bind(to_sqlite(minute_ago))
-                    .bind(to_sqlite(now))
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                let total: i64 = sqlx::query_scalar(count)
-                    .bind(to_sqlite(minute_ago))
-                    .bind(to_sqlite(now))
-                    .fetch_one(pool)
-                    .await?;
-                let rows = rows
-                    .iter()
-                    .map(crate::StuckWorkflow::from_sqlite)
-                    .collect::<Result<_, _>>()?;
-                Ok((rows, total))
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(list)
+                .bind(At(minute_ago))
+                .bind(At(now))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let total: i64 = sqlx::query_scalar(count)
+                .bind(At(minute_ago))
+                .bind(At(now))
+                .fetch_one(pool)
+                .await?;
+            let rows = rows
+                .iter()
+                .map(crate::StuckWorkflow::from_row)
+                .collect::<Result<_, _>>()?;
+            Ok((rows, total))
+        })
     }
 
     /// The funnel since `since`.
@@ -151,28 +131,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn funnel(&self, since: DateTime<Utc>) -> Result<Funnel, StoreError> {
-        let row = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(FUNNEL_PG).bind(since).fetch_one(pool).await?,
-            Backend::Sqlite(pool) => {
-                let row = sqlx::query(FUNNEL_PG)
-                    .bind(to_sqlite(since))
-                    .fetch_one(pool)
-                    .await?;
-                return Ok(Funnel {
-                    submitted: row.try_get("submitted")?,
-                    onboarded: row.try_get("onboarded")?,
-                    signed: row.try_get("signed")?,
-                    disbursed: row.try_get("disbursed")?,
-                    paid: row.try_get("paid")?,
-                });
-            }
-        };
-        Ok(Funnel {
-            submitted: row.try_get("submitted")?,
-            onboarded: row.try_get("onboarded")?,
-            signed: row.try_get("signed")?,
-            disbursed: row.try_get("disbursed")?,
-            paid: row.try_get("paid")?,
+        each_backend!(&self.backend, |pool, d| {
+            let row = sqlx::query(FUNNEL_SQL)
+                .bind(At(since))
+                .fetch_one(pool)
+                .await?;
+            Ok(Funnel {
+                submitted: row.read("submitted")?,
+                onboarded: row.read("onboarded")?,
+                signed: row.read("signed")?,
+                disbursed: row.read("disbursed")?,
+                paid: row.read("paid")?,
+            })
         })
     }
 
@@ -181,13 +151,8 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`].
     pub async fn rates(&self, since: DateTime<Utc>) -> Result<Rates, StoreError> {
-        let (minute_j, minute_i) = match &self.backend {
-            Backend::Postgres(_) => (
-                "to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')",
-                "to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')",
-            ),
-            Backend::Sqlite(_) => ("substr(finished_at, 1, 16)", "substr(received_at, 1, 16)"),
-        };
+        let d = Dialect::of(&self.backend);
+        let (minute_j, minute_i) = (d.minute("finished_at"), d.minute("received_at"));
         let steps = format!(
             "SELECT {minute_j} AS m, count(*) AS n FROM step_journal WHERE finished_at >= $1 GROUP BY m ORDER BY m"
         );
@@ -209,24 +174,12 @@ impl Store {
     async fn per_minute(&self, sql: &str, since: DateTime<Utc>) -> Result<PerMinute, StoreError> {
         // Built from constant fragments only.
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        let rows = match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(sql).bind(since).fetch_all(pool).await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("m")?, r.try_get("n")?)))
-                    .collect::<Result<_, sqlx::Error>>()?
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(sql)
-                    .bind(to_sqlite(since))
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get("m")?, r.try_get("n")?)))
-                    .collect::<Result<_, sqlx::Error>>()?
-            }
-        };
-        Ok(rows)
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(sql).bind(At(since)).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| Ok((r.read("m")?, r.read("n")?)))
+                .collect()
+        })
     }
 
     /// Workers whose heartbeat (their apalis registration, refreshed every few seconds
@@ -240,60 +193,53 @@ impl Store {
         since: DateTime<Utc>,
         steps_since: DateTime<Utc>,
     ) -> Result<Vec<WorkerSeen>, StoreError> {
+        let steps: Vec<(String, i64)> = each_backend!(&self.backend, |pool, d| {
+            sqlx::query_as(
+                "SELECT worker_id, count(*) FROM step_journal WHERE finished_at >= $1 \
+                 GROUP BY worker_id",
+            )
+            .bind(At(steps_since))
+            .fetch_all(pool)
+            .await?
+        });
+        // apalis's own tables: its PostgreSQL schema keeps a `timestamptz`, its SQLite one
+        // Unix seconds.
         match &self.backend {
-            Backend::Postgres(pool) => {
-                let steps: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT worker_id, count(*) FROM step_journal WHERE finished_at >= $1 \
-                     GROUP BY worker_id",
-                )
-                .bind(steps_since)
-                .fetch_all(pool)
-                .await?;
-                sqlx::query(
-                    "SELECT id, last_seen FROM apalis.workers WHERE last_seen >= $1 \
-                     ORDER BY last_seen DESC LIMIT 50",
-                )
-                .bind(since)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    let worker_id: String = r.try_get("id")?;
-                    Ok(WorkerSeen {
-                        steps: count_of(&steps, &worker_id),
-                        worker_id,
-                        last_seen: r.try_get("last_seen")?,
-                    })
+            Backend::Postgres(pool) => sqlx::query(
+                "SELECT id, last_seen FROM apalis.workers WHERE last_seen >= $1 \
+                 ORDER BY last_seen DESC LIMIT 50",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let worker_id: String = r.try_get("id")?;
+                Ok(WorkerSeen {
+                    steps: count_of(&steps, &worker_id),
+                    worker_id,
+                    last_seen: r.try_get("last_seen")?,
                 })
-                .collect()
-            }
-            Backend::Sqlite(pool) => {
-                let steps: Vec<(String, i64)> = sqlx::query_as(
-                    "SELECT worker_id, count(*) FROM step_journal WHERE finished_at >= $1 \
-                     GROUP BY worker_id",
-                )
-                .bind(to_sqlite(steps_since))
-                .fetch_all(pool)
-                .await?;
-                sqlx::query(
-                    "SELECT id, last_seen FROM Workers WHERE last_seen >= $1 \
-                     ORDER BY last_seen DESC LIMIT 50",
-                )
-                .bind(since.timestamp())
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    let worker_id: String = r.try_get("id")?;
-                    let secs: i64 = r.try_get("last_seen")?;
-                    Ok(WorkerSeen {
-                        steps: count_of(&steps, &worker_id),
-                        worker_id,
-                        last_seen: DateTime::from_timestamp(secs, 0),
-                    })
+            })
+            .collect(),
+            Backend::Sqlite(pool) => sqlx::query(
+                "SELECT id, last_seen FROM Workers WHERE last_seen >= $1 \
+                 ORDER BY last_seen DESC LIMIT 50",
+            )
+            .bind(since.timestamp())
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let worker_id: String = r.try_get("id")?;
+                let secs: i64 = r.try_get("last_seen")?;
+                Ok(WorkerSeen {
+                    steps: count_of(&steps, &worker_id),
+                    worker_id,
+                    last_seen: DateTime::from_timestamp(secs, 0),
                 })
-                .collect()
-            }
+            })
+            .collect(),
         }
     }
 
@@ -303,31 +249,19 @@ impl Store {
     /// [`StoreError::Database`].
     pub async fn governor(&self) -> Result<Vec<GovernorRow>, StoreError> {
         const SQL: &str = "SELECT scope, paused_until, tokens FROM rate_limits ORDER BY scope";
-        match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(SQL)
+        each_backend!(&self.backend, |pool, d| {
+            sqlx::query(SQL)
                 .fetch_all(pool)
                 .await?
                 .iter()
                 .map(|r| {
                     Ok(GovernorRow {
-                        scope: r.try_get("scope")?,
-                        paused_until: r.try_get("paused_until")?,
-                        tokens: r.try_get("tokens")?,
+                        scope: r.read("scope")?,
+                        paused_until: r.at_opt("paused_until")?,
+                        tokens: r.read("tokens")?,
                     })
                 })
-                .collect(),
-            Backend::Sqlite(pool) => sqlx::query(SQL)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(GovernorRow {
-                        scope: r.try_get("scope")?,
-                        paused_until: from_sqlite_opt(r.try_get("paused_until")?)?,
-                        tokens: r.try_get("tokens")?,
-                    })
-                })
-                .collect(),
-        }
+                .collect()
+        })
     }
 }

@@ -14,16 +14,13 @@
 //! delivery of the same workflow to the same webhook is still `pending`: order per workflow.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use crate::dialect::{At, Columns, Id, each_backend};
 use crate::error::StoreError;
 use crate::events::{EVENT_COLUMNS, EventRow};
-use crate::time::{delta, from_sqlite, from_sqlite_opt, to_sqlite};
+use crate::time::{delta, to_sqlite};
 use crate::tx::SQLITE_BEGIN;
-use crate::workflow::uuid_from_sqlite;
 use crate::{Backend, Store};
 
 /// How many events one dispatch reads.
@@ -98,41 +95,32 @@ const DELIVERY_COLUMNS: &str = "d.id, d.webhook, d.event_id, e.event_type, d.wor
      d.delivered_at";
 
 impl DeliveryRow {
-    fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+    fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
         Ok(Self {
-            id: row.try_get("id")?,
-            webhook: row.try_get("webhook")?,
-            event_id: row.try_get("event_id")?,
-            event_type: row.try_get("event_type")?,
-            workflow_id: row.try_get("workflow_id")?,
-            status: DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?,
-            attempts: row.try_get("attempts")?,
-            next_attempt_at: row.try_get("next_attempt_at")?,
-            last_error: row.try_get("last_error")?,
-            last_status: row.try_get("last_status")?,
-            created_at: row.try_get("created_at")?,
-            delivered_at: row.try_get("delivered_at")?,
+            id: row.read("id")?,
+            webhook: row.read("webhook")?,
+            event_id: row.read("event_id")?,
+            event_type: row.read("event_type")?,
+            workflow_id: row.id_opt("workflow_id")?,
+            status: DeliveryStatus::parse(&row.read::<String>("status")?)?,
+            attempts: row.read("attempts")?,
+            next_attempt_at: row.at("next_attempt_at")?,
+            last_error: row.read("last_error")?,
+            last_status: row.read("last_status")?,
+            created_at: row.at("created_at")?,
+            delivered_at: row.at_opt("delivered_at")?,
         })
     }
+}
 
-    fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
+impl ClaimedDelivery {
+    fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
         Ok(Self {
-            id: row.try_get("id")?,
-            webhook: row.try_get("webhook")?,
-            event_id: row.try_get("event_id")?,
-            event_type: row.try_get("event_type")?,
-            workflow_id: row
-                .try_get::<Option<String>, _>("workflow_id")?
-                .as_deref()
-                .map(uuid_from_sqlite)
-                .transpose()?,
-            status: DeliveryStatus::parse(&row.try_get::<String, _>("status")?)?,
-            attempts: row.try_get("attempts")?,
-            next_attempt_at: from_sqlite(&row.try_get::<String, _>("next_attempt_at")?)?,
-            last_error: row.try_get("last_error")?,
-            last_status: row.try_get("last_status")?,
-            created_at: from_sqlite(&row.try_get::<String, _>("created_at")?)?,
-            delivered_at: from_sqlite_opt(row.try_get("delivered_at")?)?,
+            id: row.read("delivery_id")?,
+            webhook: row.read("webhook")?,
+            attempts: row.read("attempts")?,
+            created_at: row.at("delivery_created_at")?,
+            event: EventRow::from_row(row)?,
         })
     }
 }
@@ -158,110 +146,62 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let wanted = |t: &str| event_types.is_empty() || event_types.iter().any(|w| w == t);
         let mut created = 0;
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO webhook_cursors (webhook) VALUES ($1) ON CONFLICT DO NOTHING",
-                )
-                .bind(webhook)
-                .execute(&mut *tx)
-                .await?;
-                let cursor: i64 = sqlx::query_scalar(
-                    "SELECT last_event_id FROM webhook_cursors WHERE webhook = $1 FOR UPDATE",
-                )
-                .bind(webhook)
-                .fetch_one(&mut *tx)
-                .await?;
-                let rows: Vec<(i64, Option<Uuid>, String)> = sqlx::query_as(
-                    "SELECT id, workflow_id, event_type FROM events WHERE id > $1 \
-                     ORDER BY id LIMIT $2",
-                )
-                .bind(cursor)
-                .bind(DISPATCH_PAGE)
-                .fetch_all(&mut *tx)
-                .await?;
-                let Some(last) = rows.last().map(|r| r.0) else {
-                    return Ok(0);
-                };
-                for (id, workflow_id, _) in rows.iter().filter(|r| wanted(&r.2)) {
-                    created += sqlx::query(
-                        "INSERT INTO webhook_deliveries (id, webhook, event_id, workflow_id) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(delivery_id(webhook, *id))
-                    .bind(webhook)
-                    .bind(id)
-                    .bind(workflow_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+        each_backend!(&self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let now = d.now();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO webhook_cursors (webhook, updated_at) VALUES ($1, {now}) \
+                 ON CONFLICT DO NOTHING"
+            )))
+            .bind(webhook)
+            .execute(&mut *tx)
+            .await?;
+            let cursor: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT last_event_id FROM webhook_cursors WHERE webhook = $1{}",
+                d.for_update()
+            )))
+            .bind(webhook)
+            .fetch_one(&mut *tx)
+            .await?;
+            let rows = sqlx::query(
+                "SELECT id, workflow_id, event_type FROM events WHERE id > $1 \
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(cursor)
+            .bind(DISPATCH_PAGE)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some(last) = rows.last().map(|r| r.read::<i64>("id")).transpose()? else {
+                return Ok(0);
+            };
+            for row in &rows {
+                if !wanted(&row.read::<String>("event_type")?) {
+                    continue;
                 }
-                sqlx::query(
-                    "UPDATE webhook_cursors SET last_event_id = $2, updated_at = now() \
-                     WHERE webhook = $1",
-                )
+                let id: i64 = row.read("id")?;
+                created += sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO webhook_deliveries (id, webhook, event_id, workflow_id, \
+                     next_attempt_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, {now}, {now}, {now}) ON CONFLICT DO NOTHING"
+                )))
+                .bind(delivery_id(webhook, id))
                 .bind(webhook)
-                .bind(last)
+                .bind(id)
+                .bind(row.id_opt("workflow_id")?.map(Id))
                 .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                .await?
+                .rows_affected();
             }
-            Backend::Sqlite(pool) => {
-                let now = to_sqlite(Utc::now());
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                sqlx::query(
-                    "INSERT INTO webhook_cursors (webhook, updated_at) VALUES ($1, $2) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(webhook)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-                let cursor: i64 = sqlx::query_scalar(
-                    "SELECT last_event_id FROM webhook_cursors WHERE webhook = $1",
-                )
-                .bind(webhook)
-                .fetch_one(&mut *tx)
-                .await?;
-                let rows: Vec<(i64, Option<String>, String)> = sqlx::query_as(
-                    "SELECT id, workflow_id, event_type FROM events WHERE id > $1 \
-                     ORDER BY id LIMIT $2",
-                )
-                .bind(cursor)
-                .bind(DISPATCH_PAGE)
-                .fetch_all(&mut *tx)
-                .await?;
-                let Some(last) = rows.last().map(|r| r.0) else {
-                    return Ok(0);
-                };
-                for (id, workflow_id, _) in rows.iter().filter(|r| wanted(&r.2)) {
-                    created += sqlx::query(
-                        "INSERT INTO webhook_deliveries (id, webhook, event_id, workflow_id, \
-                         next_attempt_at, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $5, $5) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(delivery_id(webhook, *id))
-                    .bind(webhook)
-                    .bind(id)
-                    .bind(workflow_id)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                }
-                sqlx::query(
-                    "UPDATE webhook_cursors SET last_event_id = $2, updated_at = $3 \
-                     WHERE webhook = $1",
-                )
-                .bind(webhook)
-                .bind(last)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-            }
-        }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE webhook_cursors SET last_event_id = $2, updated_at = {now} \
+                 WHERE webhook = $1"
+            )))
+            .bind(webhook)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
         Ok(created)
     }
 
@@ -314,17 +254,7 @@ impl Store {
                     .bind(format!("{} milliseconds", lease.as_millis()))
                     .fetch_all(pool)
                     .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(ClaimedDelivery {
-                            id: row.try_get("delivery_id")?,
-                            webhook: row.try_get("webhook")?,
-                            attempts: row.try_get("attempts")?,
-                            created_at: row.try_get("delivery_created_at")?,
-                            event: EventRow::from_pg(row)?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(ClaimedDelivery::from_row).collect()
             }
             Backend::Sqlite(pool) => {
                 let now = Utc::now();
@@ -342,17 +272,7 @@ impl Store {
                     .await?;
                 let claimed = rows
                     .iter()
-                    .map(|row| {
-                        Ok(ClaimedDelivery {
-                            id: row.try_get("delivery_id")?,
-                            webhook: row.try_get("webhook")?,
-                            attempts: row.try_get("attempts")?,
-                            created_at: from_sqlite(
-                                &row.try_get::<String, _>("delivery_created_at")?,
-                            )?,
-                            event: EventRow::from_sqlite(row)?,
-                        })
-                    })
+                    .map(ClaimedDelivery::from_row)
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 for delivery in &claimed {
                     sqlx::query(
@@ -434,32 +354,19 @@ impl Store {
              WHERE id = $1 AND claimed_by = $2";
         let http_status = http_status.map(i32::from);
         let now = Utc::now();
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query(SQL)
-                    .bind(id)
-                    .bind(worker_id)
-                    .bind(status.as_str())
-                    .bind(error)
-                    .bind(http_status)
-                    .bind(retry_at)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query(SQL)
-                    .bind(id)
-                    .bind(worker_id)
-                    .bind(status.as_str())
-                    .bind(error)
-                    .bind(http_status)
-                    .bind(retry_at.map(to_sqlite))
-                    .bind(to_sqlite(now))
-                    .execute(pool)
-                    .await?;
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            sqlx::query(SQL)
+                .bind(id)
+                .bind(worker_id)
+                .bind(status.as_str())
+                .bind(error)
+                .bind(http_status)
+                .bind(retry_at.map(At))
+                .bind(At(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(())
     }
 
@@ -478,24 +385,16 @@ impl Store {
              ORDER BY d.event_id DESC, d.webhook LIMIT $2"
         );
         let failed = i32::from(failed_only);
-        match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        each_backend!(&self.backend, |pool, d| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(failed)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
                 .iter()
-                .map(DeliveryRow::from_pg)
-                .collect(),
-            Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(failed)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(DeliveryRow::from_sqlite)
-                .collect(),
-        }
+                .map(DeliveryRow::from_row)
+                .collect()
+        })
     }
 
     /// Makes delivery `id` due again now (whatever its status), keeping its id and its
@@ -508,20 +407,14 @@ impl Store {
              next_attempt_at = $2, claimed_by = NULL, claimed_until = NULL, updated_at = $2 \
              WHERE id = $1";
         let now = Utc::now();
-        let found = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(SQL)
+        let found = each_backend!(&self.backend, |pool, d| {
+            sqlx::query(SQL)
                 .bind(id)
-                .bind(now)
+                .bind(At(now))
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Backend::Sqlite(pool) => sqlx::query(SQL)
-                .bind(id)
-                .bind(to_sqlite(now))
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(found > 0)
     }
 }

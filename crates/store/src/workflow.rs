@@ -6,14 +6,11 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
+use crate::Store;
+use crate::dialect::{Columns, Id, each_backend};
 use crate::error::{StoreError, decode_error};
-use crate::time::{from_sqlite, from_sqlite_opt};
-use crate::{Backend, Store};
 
 /// Where a workflow is in its life. Stored as the lower-case name (a contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,64 +132,34 @@ pub(crate) use workflow_columns;
 
 impl Workflow {
     /// # Errors
-    /// A decode error for an unknown status or a column of the wrong type.
-    pub(crate) fn from_pg(row: &PgRow) -> Result<Self, StoreError> {
+    /// A decode error for an unknown status, a column of the wrong type, malformed JSON, a
+    /// malformed timestamp or id.
+    pub(crate) fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
         Ok(Self {
-            id: row.try_get("id")?,
-            kind: row.try_get("kind")?,
-            business_key: row.try_get("business_key")?,
-            definition_name: row.try_get("definition_name")?,
-            definition_version: row.try_get("definition_version")?,
-            status: row.try_get::<String, _>("status")?.parse()?,
-            state: row.try_get("state")?,
-            context: row.try_get("context")?,
-            facts: row.try_get("facts")?,
-            input: row.try_get("input")?,
-            input_hash: row.try_get("input_hash")?,
-            data_key: row.try_get("data_key")?,
-            erased_at: row.try_get("erased_at")?,
-            attempt: row.try_get("attempt")?,
-            next_run_at: row.try_get("next_run_at")?,
-            waiting_for: row.try_get("waiting_for")?,
-            deadline: row.try_get("deadline")?,
-            last_error: row.try_get("last_error")?,
-            lease_owner: row.try_get("lease_owner")?,
-            lease_until: row.try_get("lease_until")?,
-            version: row.try_get("version")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            finished_at: row.try_get("finished_at")?,
-        })
-    }
-
-    /// # Errors
-    /// A decode error for an unknown status, malformed JSON, a malformed timestamp or id.
-    pub(crate) fn from_sqlite(row: &SqliteRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: uuid_from_sqlite(&row.try_get::<String, _>("id")?)?,
-            kind: row.try_get("kind")?,
-            business_key: row.try_get("business_key")?,
-            definition_name: row.try_get("definition_name")?,
-            definition_version: row.try_get("definition_version")?,
-            status: row.try_get::<String, _>("status")?.parse()?,
-            state: row.try_get("state")?,
-            context: json_from_sqlite(&row.try_get::<String, _>("context")?)?,
-            facts: json_from_sqlite(&row.try_get::<String, _>("facts")?)?,
-            input: json_from_sqlite(&row.try_get::<String, _>("input")?)?,
-            input_hash: row.try_get("input_hash")?,
-            data_key: row.try_get("data_key")?,
-            erased_at: from_sqlite_opt(row.try_get("erased_at")?)?,
-            attempt: row.try_get("attempt")?,
-            next_run_at: from_sqlite_opt(row.try_get("next_run_at")?)?,
-            waiting_for: row.try_get("waiting_for")?,
-            deadline: from_sqlite_opt(row.try_get("deadline")?)?,
-            last_error: row.try_get("last_error")?,
-            lease_owner: row.try_get("lease_owner")?,
-            lease_until: from_sqlite_opt(row.try_get("lease_until")?)?,
-            version: row.try_get("version")?,
-            created_at: from_sqlite(&row.try_get::<String, _>("created_at")?)?,
-            updated_at: from_sqlite(&row.try_get::<String, _>("updated_at")?)?,
-            finished_at: from_sqlite_opt(row.try_get("finished_at")?)?,
+            id: row.id("id")?,
+            kind: row.read("kind")?,
+            business_key: row.read("business_key")?,
+            definition_name: row.read("definition_name")?,
+            definition_version: row.read("definition_version")?,
+            status: row.read::<String>("status")?.parse()?,
+            state: row.read("state")?,
+            context: row.doc("context")?,
+            facts: row.doc("facts")?,
+            input: row.doc("input")?,
+            input_hash: row.read("input_hash")?,
+            data_key: row.read("data_key")?,
+            erased_at: row.at_opt("erased_at")?,
+            attempt: row.read("attempt")?,
+            next_run_at: row.at_opt("next_run_at")?,
+            waiting_for: row.read("waiting_for")?,
+            deadline: row.at_opt("deadline")?,
+            last_error: row.read("last_error")?,
+            lease_owner: row.read("lease_owner")?,
+            lease_until: row.at_opt("lease_until")?,
+            version: row.read("version")?,
+            created_at: row.at("created_at")?,
+            updated_at: row.at("updated_at")?,
+            finished_at: row.at_opt("finished_at")?,
         })
     }
 }
@@ -224,30 +191,15 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn get(&self, id: Uuid) -> Result<Option<Workflow>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    workflow_columns!(),
-                    " FROM workflows WHERE id = $1"
-                ))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-                row.as_ref().map(Workflow::from_pg).transpose()
-            }
-            Backend::Sqlite(pool) => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    workflow_columns!(),
-                    " FROM workflows WHERE id = ?1"
-                ))
-                .bind(id.to_string())
-                .fetch_optional(pool)
-                .await?;
-                row.as_ref().map(Workflow::from_sqlite).transpose()
-            }
-        }
+        const SQL: &str = concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflows WHERE id = $1"
+        );
+        each_backend!(&self.backend, |pool, d| {
+            let row = sqlx::query(SQL).bind(Id(id)).fetch_optional(pool).await?;
+            row.as_ref().map(Workflow::from_row).transpose()
+        })
     }
 
     /// The workflow of this kind with this business key, if any.
@@ -259,32 +211,19 @@ impl Store {
         kind: &str,
         business_key: &str,
     ) -> Result<Option<Workflow>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    workflow_columns!(),
-                    " FROM workflows WHERE kind = $1 AND business_key = $2"
-                ))
+        const SQL: &str = concat!(
+            "SELECT ",
+            workflow_columns!(),
+            " FROM workflows WHERE kind = $1 AND business_key = $2"
+        );
+        each_backend!(&self.backend, |pool, d| {
+            let row = sqlx::query(SQL)
                 .bind(kind)
                 .bind(business_key)
                 .fetch_optional(pool)
                 .await?;
-                row.as_ref().map(Workflow::from_pg).transpose()
-            }
-            Backend::Sqlite(pool) => {
-                let row = sqlx::query(concat!(
-                    "SELECT ",
-                    workflow_columns!(),
-                    " FROM workflows WHERE kind = ?1 AND business_key = ?2"
-                ))
-                .bind(kind)
-                .bind(business_key)
-                .fetch_optional(pool)
-                .await?;
-                row.as_ref().map(Workflow::from_sqlite).transpose()
-            }
-        }
+            row.as_ref().map(Workflow::from_row).transpose()
+        })
     }
 
     /// The `limit` newest workflows of `kind`.
@@ -292,29 +231,19 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn latest(&self, kind: &str, limit: u32) -> Result<Vec<Workflow>, StoreError> {
-        let sql = concat!(
+        const SQL: &str = concat!(
             "SELECT ",
             workflow_columns!(),
             " FROM workflows WHERE kind = $1 ORDER BY created_at DESC, id LIMIT $2"
         );
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(sql)
-                    .bind(kind)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter().map(Workflow::from_pg).collect()
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(sql)
-                    .bind(kind)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter().map(Workflow::from_sqlite).collect()
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(SQL)
+                .bind(kind)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(Workflow::from_row).collect()
+        })
     }
 
     /// How many workflows are due now and free: what the due scan ([`Store::claim_due`])
@@ -323,27 +252,16 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn due_count(&self) -> Result<i64, StoreError> {
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT count(*) FROM workflows WHERE next_run_at <= now() \
-                     AND status NOT IN ('completed', 'failed', 'cancelled') \
-                     AND (lease_until IS NULL OR lease_until <= now())",
-                )
+        each_backend!(&self.backend, |pool, d| {
+            let sql = format!(
+                "SELECT count(*) FROM workflows WHERE next_run_at <= {now} \
+                 AND status NOT IN ('completed', 'failed', 'cancelled') \
+                 AND (lease_until IS NULL OR lease_until <= {now})",
+                now = d.now()
+            );
+            Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .fetch_one(pool)
-                .await?
-            }
-            Backend::Sqlite(pool) => {
-                let now = crate::time::to_sqlite(chrono::Utc::now());
-                sqlx::query_scalar(
-                    "SELECT count(*) FROM workflows WHERE next_run_at <= $1 \
-                     AND status NOT IN ('completed', 'failed', 'cancelled') \
-                     AND (lease_until IS NULL OR lease_until <= $1)",
-                )
-                .bind(now)
-                .fetch_one(pool)
-                .await?
-            }
+                .await?)
         })
     }
 
@@ -355,10 +273,10 @@ impl Store {
     pub async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
         const SQL: &str = "SELECT kind, state, status, count FROM workflow_status_counts \
                            ORDER BY kind, state, status";
-        let rows: Vec<(String, String, String, i64)> = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
-            Backend::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await?,
-        };
+        let rows: Vec<(String, String, String, i64)> =
+            each_backend!(&self.backend, |pool, d| sqlx::query_as(SQL)
+                .fetch_all(pool)
+                .await?);
         rows.into_iter()
             .map(|(kind, state, status, count)| {
                 Ok(StatusCount {

@@ -1,0 +1,340 @@
+//! The seam between the two databases the store runs on. A statement of the store is written
+//! once; what PostgreSQL and SQLite spell differently lives here, and nowhere else:
+//!
+//! * **Values.** An id is `uuid` on PostgreSQL and text on SQLite; a time is `timestamptz`
+//!   and the fixed-width text of [`crate::time`]; a JSON document is `jsonb` and text. [`Id`],
+//!   [`At`] and [`Doc`] bind each as its database stores it, and [`Columns`] reads them back,
+//!   so one `.bind(Id(id))` and one `row.id("id")` serve both.
+//! * **The code around a statement.** [`each_backend!`] expands one block for whichever pool
+//!   the store holds, compiled once for each database, with that database's [`Dialect`].
+//! * **The few words of SQL that differ** ([`Dialect`]): the current time, how a write
+//!   transaction begins, byte-wise text order, row locks. Placeholders are `$1`, `$2`, … on
+//!   both.
+//!
+//! What stays apart on purpose: on PostgreSQL a step's commit and a stored callback are one
+//! call of a server function each (one round trip, migrations 0007 to 0018), which SQLite
+//! has no way to hold; their SQLite sequences (`crate::commit`, `crate::inbox`) are checked
+//! against them by the same store tests, run on both.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Database, Decode, Encode, Postgres, Row, Sqlite, Type};
+use uuid::Uuid;
+
+use crate::error::{StoreError, decode_error};
+use crate::time::{from_sqlite, to_sqlite};
+
+/// The words of SQL the two databases say differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The dialect of `backend`'s database.
+    pub(crate) const fn of(backend: &crate::connect::Backend) -> Self {
+        match backend {
+            crate::connect::Backend::Postgres(_) => Self::Postgres,
+            crate::connect::Backend::Sqlite(_) => Self::Sqlite,
+        }
+    }
+
+    /// The current time, as the database stores it: on PostgreSQL the server's clock (a fleet
+    /// agrees on one), on SQLite the machine's, in the fixed-width text `crate::time` writes.
+    pub(crate) const fn now(self) -> &'static str {
+        match self {
+            Self::Postgres => "now()",
+            Self::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        }
+    }
+
+    /// How a write transaction begins: SQLite takes its write lock up front, so that
+    /// concurrent writers queue on `busy_timeout` instead of failing on upgrade.
+    pub(crate) const fn begin(self) -> &'static str {
+        match self {
+            Self::Postgres => "BEGIN",
+            Self::Sqlite => crate::tx::SQLITE_BEGIN,
+        }
+    }
+
+    /// After a text column or value: compare by bytes (PostgreSQL's `"C"` collation; SQLite
+    /// compares text by bytes already).
+    pub(crate) const fn bytes(self) -> &'static str {
+        match self {
+            Self::Postgres => " COLLATE \"C\"",
+            Self::Sqlite => "",
+        }
+    }
+
+    /// After a `SELECT` that is about to update what it read: lock its rows (PostgreSQL;
+    /// SQLite's write transaction already keeps every other writer out).
+    pub(crate) const fn for_update(self) -> &'static str {
+        match self {
+            Self::Postgres => " FOR UPDATE",
+            Self::Sqlite => "",
+        }
+    }
+
+    /// The UTC minute of a time column, as text `YYYY-MM-DDTHH:MM`.
+    pub(crate) fn minute(self, column: &str) -> String {
+        match self {
+            Self::Postgres => {
+                format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI')")
+            }
+            Self::Sqlite => format!("substr({column}, 1, 16)"),
+        }
+    }
+}
+
+/// Runs one block on the store's pool, whichever database it is: written once, compiled for
+/// each, with `$pool` the pool and `$d` its [`Dialect`](crate::dialect::Dialect).
+macro_rules! each_backend {
+    ($backend:expr, |$pool:ident, $d:ident| $body:expr) => {
+        match $backend {
+            $crate::connect::Backend::Postgres($pool) => {
+                #[allow(unused_variables)]
+                let $d = $crate::dialect::Dialect::Postgres;
+                $body
+            }
+            $crate::connect::Backend::Sqlite($pool) => {
+                #[allow(unused_variables)]
+                let $d = $crate::dialect::Dialect::Sqlite;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use each_backend;
+
+/// A connection (or open transaction) of either database, for a sequence written once that
+/// runs inside a caller's transaction; [`each_conn!`] expands one block for it.
+pub(crate) enum Conn<'c> {
+    Postgres(&'c mut sqlx::PgConnection),
+    Sqlite(&'c mut sqlx::SqliteConnection),
+}
+
+impl<'c> From<&'c mut sqlx::PgConnection> for Conn<'c> {
+    fn from(conn: &'c mut sqlx::PgConnection) -> Self {
+        Self::Postgres(conn)
+    }
+}
+
+impl<'c> From<&'c mut sqlx::SqliteConnection> for Conn<'c> {
+    fn from(conn: &'c mut sqlx::SqliteConnection) -> Self {
+        Self::Sqlite(conn)
+    }
+}
+
+/// As [`each_backend!`], for a [`Conn`]: `$conn` is the connection.
+macro_rules! each_conn {
+    ($conn:expr, |$c:ident, $d:ident| $body:expr) => {
+        match $conn {
+            $crate::dialect::Conn::Postgres($c) => {
+                #[allow(unused_variables)]
+                let $d = $crate::dialect::Dialect::Postgres;
+                $body
+            }
+            $crate::dialect::Conn::Sqlite($c) => {
+                #[allow(unused_variables)]
+                let $d = $crate::dialect::Dialect::Sqlite;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use each_conn;
+
+/// A workflow id (or any uuid) to bind: `uuid` on PostgreSQL, its hyphenated text on SQLite.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Id(pub Uuid);
+
+/// A time to bind: `timestamptz` on PostgreSQL (to the microsecond), the fixed-width text of
+/// `crate::time` on SQLite (to the millisecond).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At(pub DateTime<Utc>);
+
+/// A JSON document to bind: `jsonb` on PostgreSQL, its text on SQLite.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Doc<'a>(pub &'a Value);
+
+impl Type<Postgres> for Id {
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <Uuid as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Id {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <Uuid as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl Type<Sqlite> for Id {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for Id {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(self.0.to_string(), buf)
+    }
+}
+
+impl Type<Postgres> for At {
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <DateTime<Utc> as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for At {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <DateTime<Utc> as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl Type<Sqlite> for At {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for At {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(to_sqlite(self.0), buf)
+    }
+}
+
+impl Type<Postgres> for Doc<'_> {
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <Value as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Doc<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <Value as Encode<Postgres>>::encode_by_ref(self.0, buf)
+    }
+}
+
+impl Type<Sqlite> for Doc<'_> {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for Doc<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(self.0.to_string(), buf)
+    }
+}
+
+/// A value both databases decode the same way (text, integers, booleans, floats).
+pub(crate) trait Plain:
+    for<'r> Decode<'r, Postgres> + Type<Postgres> + for<'r> Decode<'r, Sqlite> + Type<Sqlite>
+{
+}
+
+impl<T> Plain for T where
+    T: for<'r> Decode<'r, Postgres> + Type<Postgres> + for<'r> Decode<'r, Sqlite> + Type<Sqlite>
+{
+}
+
+/// Reading a row of either database: a decoder of the store is written once, over this.
+pub(crate) trait Columns {
+    /// A column both databases store alike (text, integers, booleans, floats, and their
+    /// `Option`s for a nullable column).
+    fn read<T: Plain>(&self, name: &str) -> Result<T, StoreError>;
+    /// A uuid column, `NULL` as `None`.
+    fn id_opt(&self, name: &str) -> Result<Option<Uuid>, StoreError>;
+    /// A time column, `NULL` as `None`.
+    fn at_opt(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// A JSON column, `NULL` as `None`.
+    fn doc_opt(&self, name: &str) -> Result<Option<Value>, StoreError>;
+
+    /// A uuid column that is never `NULL`.
+    fn id(&self, name: &str) -> Result<Uuid, StoreError> {
+        self.id_opt(name)?.ok_or_else(|| null(name))
+    }
+    /// A time column that is never `NULL`.
+    fn at(&self, name: &str) -> Result<DateTime<Utc>, StoreError> {
+        self.at_opt(name)?.ok_or_else(|| null(name))
+    }
+    /// A JSON column that is never `NULL`.
+    fn doc(&self, name: &str) -> Result<Value, StoreError> {
+        self.doc_opt(name)?.ok_or_else(|| null(name))
+    }
+}
+
+fn null(name: &str) -> StoreError {
+    decode_error(format!("column {name:?} is NULL"))
+}
+
+impl Columns for PgRow {
+    fn read<T: Plain>(&self, name: &str) -> Result<T, StoreError> {
+        Ok(self.try_get::<T, _>(name)?)
+    }
+
+    fn id_opt(&self, name: &str) -> Result<Option<Uuid>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+
+    fn at_opt(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+
+    fn doc_opt(&self, name: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.try_get(name)?)
+    }
+}
+
+impl Columns for SqliteRow {
+    fn read<T: Plain>(&self, name: &str) -> Result<T, StoreError> {
+        Ok(self.try_get::<T, _>(name)?)
+    }
+
+    fn id_opt(&self, name: &str) -> Result<Option<Uuid>, StoreError> {
+        self.try_get::<Option<String>, _>(name)?
+            .map(|s| Uuid::parse_str(&s).map_err(|e| decode_error(format!("uuid {s:?}: {e}"))))
+            .transpose()
+    }
+
+    fn at_opt(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.try_get::<Option<String>, _>(name)?
+            .as_deref()
+            .map(from_sqlite)
+            .transpose()
+    }
+
+    fn doc_opt(&self, name: &str) -> Result<Option<Value>, StoreError> {
+        self.try_get::<Option<String>, _>(name)?
+            .map(|s| {
+                serde_json::from_str(&s)
+                    .map_err(|e| decode_error(format!("JSON column {name:?}: {e}")))
+            })
+            .transpose()
+    }
+}
