@@ -14,14 +14,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 // The dynamic SQL below is built from constants only (column lists, optional clauses).
-use sqlx::{AssertSqlSafe, Row as _};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use crate::command::{queue_pg, queue_sqlite, refuse_finished};
+use crate::Store;
+use crate::command::{queue, refuse_finished};
+use crate::dialect::{At, Columns, Conn, Doc, Id, each_backend};
 use crate::error::{StoreError, decode_error};
-use crate::time::{delta, from_sqlite, from_sqlite_opt, to_sqlite};
-use crate::tx::SQLITE_BEGIN;
-use crate::{Backend, Store};
+use crate::time::delta;
 
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,54 +122,26 @@ const COLUMNS: &str = "r.id, r.workflow_id, r.title, r.payload, r.requested_by, 
      r.decided_at, r.inbox_id, w.kind, w.business_key";
 const FROM: &str = "FROM command_requests r JOIN workflows w ON w.id = r.workflow_id";
 
-fn read_pg(row: &sqlx::postgres::PgRow) -> Result<CommandRequest, StoreError> {
-    let status = RequestStatus::parse(row.try_get::<&str, _>("status")?)?;
-    let expires_at: DateTime<Utc> = row.try_get("expires_at")?;
+fn read(row: &impl Columns) -> Result<CommandRequest, StoreError> {
+    let status = RequestStatus::parse(&row.read::<String>("status")?)?;
+    let expires_at = row.at("expires_at")?;
     Ok(CommandRequest {
-        id: row.try_get("id")?,
-        workflow_id: row.try_get("workflow_id")?,
-        kind: row.try_get("kind")?,
-        business_key: row.try_get("business_key")?,
-        title: row.try_get("title")?,
-        payload: row.try_get("payload")?,
-        requested_by: row.try_get("requested_by")?,
-        reason: row.try_get("reason")?,
-        needs_approval: row.try_get("needs_approval")?,
-        requested_at: row.try_get("requested_at")?,
+        id: row.read("id")?,
+        workflow_id: row.id("workflow_id")?,
+        kind: row.read("kind")?,
+        business_key: row.read("business_key")?,
+        title: row.read("title")?,
+        payload: row.doc("payload")?,
+        requested_by: row.read("requested_by")?,
+        reason: row.read("reason")?,
+        needs_approval: row.read("needs_approval")?,
+        requested_at: row.at("requested_at")?,
         expires_at,
         status: effective(status, expires_at),
-        decided_by: row.try_get("decided_by")?,
-        decided_reason: row.try_get("decided_reason")?,
-        decided_at: row.try_get("decided_at")?,
-        inbox_id: row.try_get("inbox_id")?,
-    })
-}
-
-fn read_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<CommandRequest, StoreError> {
-    let status = RequestStatus::parse(row.try_get::<&str, _>("status")?)?;
-    let expires_at = from_sqlite(row.try_get("expires_at")?)?;
-    let workflow_id: String = row.try_get("workflow_id")?;
-    let payload: String = row.try_get("payload")?;
-    Ok(CommandRequest {
-        id: row.try_get("id")?,
-        workflow_id: workflow_id
-            .parse()
-            .map_err(|e| decode_error(format!("workflow id {workflow_id:?}: {e}")))?,
-        kind: row.try_get("kind")?,
-        business_key: row.try_get("business_key")?,
-        title: row.try_get("title")?,
-        payload: serde_json::from_str(&payload)
-            .map_err(|e| decode_error(format!("command payload: {e}")))?,
-        requested_by: row.try_get("requested_by")?,
-        reason: row.try_get("reason")?,
-        needs_approval: row.try_get("needs_approval")?,
-        requested_at: from_sqlite(row.try_get("requested_at")?)?,
-        expires_at,
-        status: effective(status, expires_at),
-        decided_by: row.try_get("decided_by")?,
-        decided_reason: row.try_get("decided_reason")?,
-        decided_at: from_sqlite_opt(row.try_get("decided_at")?)?,
-        inbox_id: row.try_get("inbox_id")?,
+        decided_by: row.read("decided_by")?,
+        decided_reason: row.read("decided_reason")?,
+        decided_at: row.at_opt("decided_at")?,
+        inbox_id: row.read("inbox_id")?,
     })
 }
 
@@ -239,60 +211,34 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let now = Utc::now();
         let expires_at = now + delta(ttl);
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR SHARE")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                refuse_finished(id, status.as_deref())?;
-                let request_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO command_requests (workflow_id, title, payload, requested_by, \
-                     reason, needs_approval, requested_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(id)
-                .bind(title)
-                .bind(payload)
-                .bind(requested_by)
-                .bind(reason)
-                .bind(needs_approval)
-                .bind(now)
-                .bind(expires_at)
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(request_id)
-            }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
-                        .bind(id.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                refuse_finished(id, status.as_deref())?;
-                let request_id: i64 = sqlx::query_scalar(
-                    "INSERT INTO command_requests (workflow_id, title, payload, requested_by, \
-                     reason, needs_approval, requested_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                )
-                .bind(id.to_string())
-                .bind(title)
-                .bind(payload.to_string())
-                .bind(requested_by)
-                .bind(reason)
-                .bind(needs_approval)
-                .bind(to_sqlite(now))
-                .bind(to_sqlite(expires_at))
-                .fetch_one(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(request_id)
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let status: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT status FROM workflows WHERE id = $1{}",
+                d.for_share()
+            )))
+            .bind(Id(id))
+            .fetch_optional(&mut *tx)
+            .await?;
+            refuse_finished(id, status.as_deref())?;
+            let request_id: i64 = sqlx::query_scalar(
+                "INSERT INTO command_requests (workflow_id, title, payload, requested_by, \
+                 reason, needs_approval, requested_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(Id(id))
+            .bind(title)
+            .bind(Doc(payload))
+            .bind(requested_by)
+            .bind(reason)
+            .bind(needs_approval)
+            .bind(At(now))
+            .bind(At(expires_at))
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(request_id)
+        })
     }
 
     /// Approves pending request `request_id` as `approver` (`reason` journaled with it) and
@@ -340,76 +286,40 @@ impl Store {
         let update = "UPDATE command_requests SET status = $2, decided_by = $3, \
                       decided_reason = $4, decided_at = $5, inbox_id = $6 WHERE id = $1";
         let now = Utc::now();
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let row = sqlx::query(AssertSqlSafe(format!("{select} FOR UPDATE OF r")))
-                    .bind(request_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(unknown)?;
-                let request = read_pg(&row)?;
-                let (status, inbox_id, refusal) =
-                    outcome_pg(&mut tx, &request, by, &decide).await?;
-                let (decided_by, mut decided_reason) = decided(&request, status, by, reason);
-                if let Some(refusal) = refusal
-                    .as_ref()
-                    .filter(|_| status == RequestStatus::Rejected)
-                {
-                    decided_reason = Some(refusal.to_string());
-                }
-                if status != RequestStatus::Pending {
-                    sqlx::query(update)
-                        .bind(request_id)
-                        .bind(status.as_str())
-                        .bind(decided_by)
-                        .bind(decided_reason)
-                        .bind(now)
-                        .bind(inbox_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                match refusal {
-                    Some(refusal) => Err(refusal),
-                    None => self.command_request(request_id).await?.ok_or_else(unknown),
-                }
+        each_backend!(&self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let row = sqlx::query(AssertSqlSafe(format!("{select}{}", d.for_update_of("r"))))
+                .bind(request_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(unknown)?;
+            let request = read(&row)?;
+            let (status, inbox_id, refusal) =
+                outcome(Conn::from(&mut *tx), &request, by, &decide).await?;
+            let (decided_by, mut decided_reason) = decided(&request, status, by, reason);
+            if let Some(refusal) = refusal
+                .as_ref()
+                .filter(|_| status == RequestStatus::Rejected)
+            {
+                decided_reason = Some(refusal.to_string());
             }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let row = sqlx::query(AssertSqlSafe(select.as_str()))
+            if status != RequestStatus::Pending {
+                sqlx::query(update)
                     .bind(request_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(unknown)?;
-                let request = read_sqlite(&row)?;
-                let (status, inbox_id, refusal) =
-                    outcome_sqlite(&mut tx, &request, by, &decide).await?;
-                let (decided_by, mut decided_reason) = decided(&request, status, by, reason);
-                if let Some(refusal) = refusal
-                    .as_ref()
-                    .filter(|_| status == RequestStatus::Rejected)
-                {
-                    decided_reason = Some(refusal.to_string());
-                }
-                if status != RequestStatus::Pending {
-                    sqlx::query(update)
-                        .bind(request_id)
-                        .bind(status.as_str())
-                        .bind(decided_by)
-                        .bind(decided_reason)
-                        .bind(to_sqlite(now))
-                        .bind(inbox_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                match refusal {
-                    Some(refusal) => Err(refusal),
-                    None => self.command_request(request_id).await?.ok_or_else(unknown),
-                }
+                    .bind(status.as_str())
+                    .bind(decided_by)
+                    .bind(decided_reason)
+                    .bind(At(now))
+                    .bind(inbox_id)
+                    .execute(&mut *tx)
+                    .await?;
             }
-        }
+            tx.commit().await?;
+            match refusal {
+                Some(refusal) => Err(refusal),
+                None => self.command_request(request_id).await?.ok_or_else(unknown),
+            }
+        })
     }
 
     /// One request.
@@ -421,22 +331,15 @@ impl Store {
         request_id: i64,
     ) -> Result<Option<CommandRequest>, StoreError> {
         let sql = format!("SELECT {COLUMNS} {FROM} WHERE r.id = $1");
-        match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(AssertSqlSafe(sql.as_str()))
+        each_backend!(&self.backend, |pool, d| {
+            sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(request_id)
                 .fetch_optional(pool)
                 .await?
                 .as_ref()
-                .map(read_pg)
-                .transpose(),
-            Backend::Sqlite(pool) => sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(request_id)
-                .fetch_optional(pool)
-                .await?
-                .as_ref()
-                .map(read_sqlite)
-                .transpose(),
-        }
+                .map(read)
+                .transpose()
+        })
     }
 
     /// Requests matching `filter`, newest first.
@@ -460,28 +363,16 @@ impl Store {
         }
         sql.push_str(" ORDER BY r.id DESC LIMIT $3");
         let before = filter.before_id.unwrap_or(i64::MAX);
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(before)
-                    .bind(now)
-                    .bind(limit);
-                if let Some(w) = filter.workflow_id {
-                    q = q.bind(w);
-                }
-                q.fetch_all(pool).await?.iter().map(read_pg).collect()
+        each_backend!(&self.backend, |pool, d| {
+            let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
+                .bind(before)
+                .bind(At(now))
+                .bind(limit);
+            if let Some(w) = filter.workflow_id {
+                q = q.bind(Id(w));
             }
-            Backend::Sqlite(pool) => {
-                let mut q = sqlx::query(AssertSqlSafe(sql.as_str()))
-                    .bind(before)
-                    .bind(to_sqlite(now))
-                    .bind(limit);
-                if let Some(w) = filter.workflow_id {
-                    q = q.bind(w.to_string());
-                }
-                q.fetch_all(pool).await?.iter().map(read_sqlite).collect()
-            }
-        }
+            q.fetch_all(pool).await?.iter().map(read).collect()
+        })
     }
 
     /// Marks every pending request past its expiry as expired; returns how many.
@@ -492,18 +383,13 @@ impl Store {
         let now = Utc::now();
         let sql = "UPDATE command_requests SET status = 'expired', decided_at = $1 \
                    WHERE status = 'pending' AND expires_at <= $1";
-        let done = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(sql)
-                .bind(now)
+        let done = each_backend!(&self.backend, |pool, d| {
+            sqlx::query(sql)
+                .bind(At(now))
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Backend::Sqlite(pool) => sqlx::query(sql)
-                .bind(to_sqlite(now))
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(done)
     }
 }
@@ -537,8 +423,8 @@ fn refusal_outcome(request: &CommandRequest, by: &str) -> Option<Outcome> {
     }
 }
 
-async fn outcome_pg(
-    tx: &mut sqlx::PgConnection,
+async fn outcome(
+    conn: Conn<'_>,
     request: &CommandRequest,
     by: &str,
     decide: &Decide,
@@ -549,28 +435,7 @@ async fn outcome_pg(
     match decide {
         Decide::Reject => Ok((RequestStatus::Rejected, None, None)),
         Decide::Approve => {
-            match queue_pg(tx, request.workflow_id, &request.title, &request.payload).await {
-                Ok(inbox_id) => Ok((RequestStatus::Approved, Some(inbox_id), None)),
-                Err(StoreError::Refused(why)) => Ok(finished(request, why)),
-                Err(other) => Err(other),
-            }
-        }
-    }
-}
-
-async fn outcome_sqlite(
-    tx: &mut sqlx::SqliteConnection,
-    request: &CommandRequest,
-    by: &str,
-    decide: &Decide,
-) -> Result<Outcome, StoreError> {
-    if let Some(outcome) = refusal_outcome(request, by) {
-        return Ok(outcome);
-    }
-    match decide {
-        Decide::Reject => Ok((RequestStatus::Rejected, None, None)),
-        Decide::Approve => {
-            match queue_sqlite(tx, request.workflow_id, &request.title, &request.payload).await {
+            match queue(conn, request.workflow_id, &request.title, &request.payload).await {
                 Ok(inbox_id) => Ok((RequestStatus::Approved, Some(inbox_id), None)),
                 Err(StoreError::Refused(why)) => Ok(finished(request, why)),
                 Err(other) => Err(other),

@@ -12,15 +12,16 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqliteConnection;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 use uuid::Uuid;
 
+use crate::dialect::{Columns, Conn, Dialect, Id, each_backend};
 use crate::error::StoreError;
 use crate::group::ClaimRequest;
 use crate::inbox::{InboxRow, pending_events_on};
 use crate::time::{delta, to_sqlite};
 use crate::tx::SQLITE_BEGIN;
-use crate::wakeup::notify_due_pg;
+use crate::wakeup::notify_due;
 use crate::workflow::{Status, Workflow, workflow_columns};
 use crate::{Backend, Store};
 
@@ -172,46 +173,26 @@ impl Store {
         expected_version: i64,
         lease: Duration,
     ) -> Result<DateTime<Utc>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let until: Option<DateTime<Utc>> = sqlx::query_scalar(
-                    "UPDATE workflows SET lease_until = now() + make_interval(secs => $4), \
-                     updated_at = now() WHERE id = $1 AND lease_owner = $2 AND version = $3 \
-                     RETURNING lease_until",
-                )
-                .bind(workflow_id)
-                .bind(worker_id)
-                .bind(expected_version)
-                .bind(lease.as_secs_f64())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let until = until.ok_or(StoreError::LeaseLost(workflow_id))?;
-                tx.commit().await?;
-                Ok(until)
-            }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let now = Utc::now();
-                let until = now + delta(lease);
-                let done = sqlx::query(
-                    "UPDATE workflows SET lease_until = $4, updated_at = $5 \
-                     WHERE id = $1 AND lease_owner = $2 AND version = $3",
-                )
-                .bind(workflow_id.to_string())
-                .bind(worker_id)
-                .bind(expected_version)
-                .bind(to_sqlite(until))
-                .bind(to_sqlite(now))
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::LeaseLost(workflow_id));
-                }
-                tx.commit().await?;
-                Ok(until)
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE workflows SET lease_until = {until}, updated_at = {now} \
+                 WHERE id = $1 AND lease_owner = $2 AND version = $3 RETURNING lease_until",
+                until = d.now_plus_secs("$4"),
+                now = d.now()
+            )))
+            .bind(Id(workflow_id))
+            .bind(worker_id)
+            .bind(expected_version)
+            .bind(lease.as_secs_f64())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let until = row
+                .ok_or(StoreError::LeaseLost(workflow_id))?
+                .at("lease_until")?;
+            tx.commit().await?;
+            Ok(until)
+        })
     }
 
     /// Gives a held workflow back without committing a step (graceful shutdown): the lease is
@@ -234,46 +215,33 @@ impl Store {
                 "release cannot set the terminal status {status}; commit a step instead"
             )));
         }
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let next: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-                    "UPDATE workflows SET lease_owner = NULL, lease_until = NULL, status = $4, \
-                     updated_at = now() WHERE id = $1 AND lease_owner = $2 AND version = $3 \
-                     RETURNING next_run_at",
-                )
-                .bind(workflow_id)
-                .bind(worker_id)
-                .bind(expected_version)
-                .bind(status.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let next = next.ok_or(StoreError::LeaseLost(workflow_id))?;
-                if next.is_some_and(|at| at <= Utc::now()) {
-                    notify_due_pg(&mut tx, &[workflow_id]).await?;
-                }
-                tx.commit().await?;
+        let due = each_backend!(&self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE workflows SET lease_owner = NULL, lease_until = NULL, status = $4, \
+                 updated_at = {} WHERE id = $1 AND lease_owner = $2 AND version = $3 \
+                 RETURNING next_run_at",
+                d.now()
+            )))
+            .bind(Id(workflow_id))
+            .bind(worker_id)
+            .bind(expected_version)
+            .bind(status.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::LeaseLost(workflow_id))?;
+            let due = row
+                .at_opt("next_run_at")?
+                .is_some_and(|at| at <= Utc::now());
+            if due {
+                notify_due(Conn::from(&mut *tx), &[workflow_id]).await?;
             }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let next: Option<Option<String>> = sqlx::query_scalar(
-                    "UPDATE workflows SET lease_owner = NULL, lease_until = NULL, status = $4, \
-                     updated_at = $5 WHERE id = $1 AND lease_owner = $2 AND version = $3 \
-                     RETURNING next_run_at",
-                )
-                .bind(workflow_id.to_string())
-                .bind(worker_id)
-                .bind(expected_version)
-                .bind(status.as_str())
-                .bind(to_sqlite(Utc::now()))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let next = next.ok_or(StoreError::LeaseLost(workflow_id))?;
-                tx.commit().await?;
-                if next.is_some_and(|at| at <= to_sqlite(Utc::now())) {
-                    self.hand_over(workflow_id);
-                }
-            }
+            tx.commit().await?;
+            due
+        });
+        // SQLite's hint for a workflow due now goes to this process's own runner.
+        if due && Dialect::of(&self.backend) == Dialect::Sqlite {
+            self.hand_over(workflow_id);
         }
         Ok(())
     }

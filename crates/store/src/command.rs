@@ -4,19 +4,16 @@
 //! workflow's machine judges them. A command that needs a second person's approval waits in
 //! `command_requests` first (see `approval`) and is queued here when approved.
 
-use chrono::Utc;
 use serde_json::Value;
-use sqlx::{PgConnection, SqliteConnection};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use crate::dialect::{Columns, Conn, Id, each_backend};
+use crate::Store;
+use crate::dialect::{Columns, Conn, Doc, Id, each_backend, each_conn};
 use crate::error::StoreError;
 use crate::inbox::Source;
 use crate::journal::{JournalEntry, Outcome, append};
-use crate::time::to_sqlite;
-use crate::tx::SQLITE_BEGIN;
-use crate::wakeup::notify_due_pg;
-use crate::{Backend, Store};
+use crate::wakeup::notify_due;
 
 /// The inbox title of an operator's cancel ([`Store::record_command`]).
 pub const COMMAND_CANCEL: &str = "cancel";
@@ -50,20 +47,12 @@ impl Store {
         title: &str,
         payload: &Value,
     ) -> Result<i64, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let inbox_id = queue_pg(&mut tx, id, title, payload).await?;
-                tx.commit().await?;
-                Ok(inbox_id)
-            }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
-                let inbox_id = queue_sqlite(&mut tx, id, title, payload).await?;
-                tx.commit().await?;
-                Ok(inbox_id)
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let inbox_id = queue(Conn::from(&mut *tx), id, title, payload).await?;
+            tx.commit().await?;
+            Ok(inbox_id)
+        })
     }
 }
 
@@ -107,14 +96,14 @@ impl Store {
                 let workflow_id = row.id("matched_workflow_id")?;
                 let mut tx = pool.begin_with(d.begin()).await?;
                 // The workflow's row orders journal appends.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                sqlx::query(AssertSqlSafe(format!(
                     "SELECT 1 FROM workflows WHERE id = $1{}",
                     d.for_update()
                 )))
                 .bind(Id(workflow_id))
                 .execute(&mut *tx)
                 .await?;
-                let taken = sqlx::query(sqlx::AssertSqlSafe(format!(
+                let taken = sqlx::query(AssertSqlSafe(format!(
                     "UPDATE callback_inbox SET processed_at = {} \
                      WHERE id = $1 AND processed_at IS NULL",
                     d.now()
@@ -144,78 +133,47 @@ impl Store {
 
 /// Queues a command in an open transaction: locks the workflow, refuses a finished one,
 /// inserts the inbox row matched to it and makes it due.
-pub(crate) async fn queue_pg(
-    tx: &mut PgConnection,
+pub(crate) async fn queue(
+    conn: Conn<'_>,
     id: Uuid,
     title: &str,
     payload: &Value,
 ) -> Result<i64, StoreError> {
     let event_id = Uuid::new_v4().to_string();
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    refuse_finished(id, status.as_deref())?;
-    let inbox_id: i64 = sqlx::query_scalar(
-        "INSERT INTO callback_inbox (source, event_id, title, payload, \
-         matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, now()) \
-         RETURNING id",
-    )
-    .bind(Source::Operator.as_str())
-    .bind(&event_id)
-    .bind(title)
-    .bind(payload)
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), \
-         now()), updated_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    notify_due_pg(tx, &[id]).await?;
-    Ok(inbox_id)
-}
-
-/// [`queue_pg`] for SQLite (the transaction is `BEGIN IMMEDIATE`: the row is ours).
-pub(crate) async fn queue_sqlite(
-    tx: &mut SqliteConnection,
-    id: Uuid,
-    title: &str,
-    payload: &Value,
-) -> Result<i64, StoreError> {
-    let event_id = Uuid::new_v4().to_string();
-    let now = to_sqlite(Utc::now());
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
+    each_conn!(conn, |c, d| {
+        let status: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT status FROM workflows WHERE id = $1{}",
+            d.for_update()
+        )))
+        .bind(Id(id))
+        .fetch_optional(&mut *c)
         .await?;
-    refuse_finished(id, status.as_deref())?;
-    let inbox_id: i64 = sqlx::query_scalar(
-        "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
-         matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5) \
-         RETURNING id",
-    )
-    .bind(Source::Operator.as_str())
-    .bind(&event_id)
-    .bind(title)
-    .bind(payload.to_string())
-    .bind(&now)
-    .bind(id.to_string())
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
-         updated_at = $2 WHERE id = $1",
-    )
-    .bind(id.to_string())
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(inbox_id)
+        refuse_finished(id, status.as_deref())?;
+        let inbox_id: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
+             matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, {now}, $5, {now}) \
+             RETURNING id",
+            now = d.now()
+        )))
+        .bind(Source::Operator.as_str())
+        .bind(&event_id)
+        .bind(title)
+        .bind(Doc(payload))
+        .bind(Id(id))
+        .fetch_one(&mut *c)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE workflows SET next_run_at = {least}(coalesce(next_run_at, {now}), {now}), \
+             updated_at = {now} WHERE id = $1",
+            least = d.least(),
+            now = d.now()
+        )))
+        .bind(Id(id))
+        .execute(&mut *c)
+        .await?;
+        notify_due(Conn::from(&mut *c), &[id]).await?;
+        Ok(inbox_id)
+    })
 }
 
 pub(crate) fn refuse_finished(id: Uuid, status: Option<&str>) -> Result<(), StoreError> {

@@ -25,6 +25,7 @@ use sqlx::{PgPool, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::announce::{Announcement, announce_sqlite, copy_announcements_sqlite};
+use crate::dialect::Conn;
 use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
 use crate::group::Item;
@@ -200,7 +201,7 @@ async fn commit_pg(
         .next()
         .ok_or_else(|| decode_error("commit: no answer"))?;
     let committed = row.into_result(commit.workflow_id)?;
-    reconcile::write_pg(&mut tx, commit.workflow_id, &commit.observed).await?;
+    reconcile::write(Conn::from(&mut *tx), commit.workflow_id, &commit.observed).await?;
     tx.commit().await?;
     Ok(committed)
 }
@@ -347,7 +348,7 @@ async fn commit_sqlite(
     }
     let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
     let committed = write_sqlite(&mut tx, &prepared).await?;
-    reconcile::write_sqlite(&mut tx, commit.workflow_id, &commit.observed).await?;
+    reconcile::write(Conn::from(&mut *tx), commit.workflow_id, &commit.observed).await?;
     tx.commit().await?;
     Ok(committed)
 }

@@ -4,10 +4,9 @@
 
 use serde_json::Value;
 
+use crate::Store;
+use crate::dialect::{At, Columns, Doc, each_backend};
 use crate::error::StoreError;
-use crate::time::to_sqlite;
-use crate::workflow::json_from_sqlite;
-use crate::{Backend, Store};
 
 /// A definition to store under its pin.
 #[derive(Debug, Clone, Copy)]
@@ -31,30 +30,18 @@ impl Store {
         const SQL: &str = "INSERT INTO definitions (digest, name, version, file_digest, body, stored_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO NOTHING";
         let now = chrono::Utc::now();
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query(SQL)
-                    .bind(pinned.digest)
-                    .bind(pinned.name)
-                    .bind(pinned.version)
-                    .bind(pinned.file_digest)
-                    .bind(pinned.body)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query(SQL)
-                    .bind(pinned.digest)
-                    .bind(pinned.name)
-                    .bind(pinned.version)
-                    .bind(pinned.file_digest)
-                    .bind(pinned.body.to_string())
-                    .bind(to_sqlite(now))
-                    .execute(pool)
-                    .await?;
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            sqlx::query(SQL)
+                .bind(pinned.digest)
+                .bind(pinned.name)
+                .bind(pinned.version)
+                .bind(pinned.file_digest)
+                .bind(Doc(pinned.body))
+                .bind(At(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         Ok(())
     }
 
@@ -64,18 +51,9 @@ impl Store {
     /// A database failure, or a body that is not JSON.
     pub async fn definition(&self, digest: &str) -> Result<Option<Value>, StoreError> {
         const SQL: &str = "SELECT body FROM definitions WHERE digest = $1";
-        match &self.backend {
-            Backend::Postgres(pool) => Ok(sqlx::query_scalar(SQL)
-                .bind(digest)
-                .fetch_optional(pool)
-                .await?),
-            Backend::Sqlite(pool) => {
-                let body: Option<String> = sqlx::query_scalar(SQL)
-                    .bind(digest)
-                    .fetch_optional(pool)
-                    .await?;
-                body.as_deref().map(json_from_sqlite).transpose()
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let row = sqlx::query(SQL).bind(digest).fetch_optional(pool).await?;
+            row.map(|row| row.doc("body")).transpose()
+        })
     }
 }

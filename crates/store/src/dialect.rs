@@ -80,6 +80,60 @@ impl Dialect {
         }
     }
 
+    /// As [`Self::for_update`], for the rows of one table of a join (`r`, say).
+    pub(crate) fn for_update_of(self, table: &str) -> String {
+        match self {
+            Self::Postgres => format!(" FOR UPDATE OF {table}"),
+            Self::Sqlite => String::new(),
+        }
+    }
+
+    /// After a `SELECT` whose rows must not change until the transaction ends, though it
+    /// does not change them itself.
+    pub(crate) const fn for_share(self) -> &'static str {
+        match self {
+            Self::Postgres => " FOR SHARE",
+            Self::Sqlite => "",
+        }
+    }
+
+    /// The time `seconds` (a placeholder such as `$4`, bound as a float) from now, on the
+    /// clock of [`Self::now`].
+    pub(crate) fn now_plus_secs(self, seconds: &str) -> String {
+        match self {
+            Self::Postgres => format!("now() + make_interval(secs => {seconds})"),
+            Self::Sqlite => {
+                format!("strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || {seconds} || ' seconds')")
+            }
+        }
+    }
+
+    /// Whether `key` of the JSON object `doc` (an expression) is a string.
+    pub(crate) fn is_json_string(self, doc: &str, key: &str) -> String {
+        match self {
+            Self::Postgres => format!("jsonb_typeof({doc}->'{key}') = 'string'"),
+            Self::Sqlite => format!("json_type({doc}, '$.{key}') = 'text'"),
+        }
+    }
+
+    /// The rows of a list of texts bound as [`Texts`] at placeholder `param`, as a table
+    /// with one column `value`: `x IN (SELECT value FROM {..})`, `INSERT … SELECT value FROM
+    /// {..}`.
+    pub(crate) fn values_of(self, param: &str) -> String {
+        match self {
+            Self::Postgres => format!("unnest({param}::text[]) AS t(value)"),
+            Self::Sqlite => format!("json_each({param})"),
+        }
+    }
+
+    /// The smaller of two values (`least` on PostgreSQL, the two-argument `min` on SQLite).
+    pub(crate) const fn least(self) -> &'static str {
+        match self {
+            Self::Postgres => "least",
+            Self::Sqlite => "min",
+        }
+    }
+
     /// The UTC minute of a time column, as text `YYYY-MM-DDTHH:MM`.
     pub(crate) fn minute(self, column: &str) -> String {
         match self {
@@ -157,6 +211,11 @@ pub(crate) struct Id(pub Uuid);
 /// `crate::time` on SQLite (to the millisecond).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct At(pub DateTime<Utc>);
+
+/// A list of texts to bind, read with [`Dialect::values_of`]: `text[]` on PostgreSQL, a JSON
+/// array on SQLite.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Texts<'a>(pub &'a [String]);
 
 /// A JSON document to bind: `jsonb` on PostgreSQL, its text on SQLite.
 #[derive(Debug, Clone, Copy)]
@@ -249,6 +308,36 @@ impl Encode<'_, Sqlite> for Doc<'_> {
         buf: &mut <Sqlite as Database>::ArgumentBuffer,
     ) -> Result<IsNull, BoxDynError> {
         <String as Encode<Sqlite>>::encode(self.0.to_string(), buf)
+    }
+}
+
+impl Type<Postgres> for Texts<'_> {
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <Vec<String> as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Texts<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <&[String] as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl Type<Sqlite> for Texts<'_> {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for Texts<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(serde_json::to_string(self.0)?, buf)
     }
 }
 

@@ -26,9 +26,10 @@ use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
+use crate::Store;
+use crate::dialect::{Columns, Dialect, Id, each_backend};
 use crate::error::StoreError;
 use crate::workflow::uuid_from_sqlite;
-use crate::{Backend, Store};
 
 /// The kind whose workflows carry an identity key.
 pub const ONBOARD_KIND: &str = "onboard-borrower";
@@ -84,26 +85,21 @@ pub struct ReturningBorrower {
     pub user_id: String,
 }
 
-const RETURNING_PG: &str = "SELECT p.business_key, p.id, p.facts->>'user_id' \
-     FROM workflows w \
-     LEFT JOIN workflows p ON p.id = ( \
-         SELECT c.id FROM workflows c \
-         WHERE c.kind = 'onboard-borrower' AND c.identity_key = w.identity_key \
-           AND c.id <> w.id AND c.status = 'completed' \
-           AND jsonb_typeof(c.facts->'user_id') = 'string' AND c.facts->>'user_id' <> '' \
-         ORDER BY c.finished_at DESC, c.created_at DESC, c.id DESC LIMIT 1) \
-     WHERE w.id = $1";
-
-const RETURNING_SQLITE: &str = "SELECT p.business_key, p.id, json_extract(p.facts, '$.user_id') \
-     FROM workflows w \
-     LEFT JOIN workflows p ON p.id = ( \
-         SELECT c.id FROM workflows c \
-         WHERE c.kind = 'onboard-borrower' AND c.identity_key = w.identity_key \
-           AND c.id <> w.id AND c.status = 'completed' \
-           AND json_type(c.facts, '$.user_id') = 'text' \
-           AND json_extract(c.facts, '$.user_id') <> '' \
-         ORDER BY c.finished_at DESC, c.created_at DESC, c.id DESC LIMIT 1) \
-     WHERE w.id = $1";
+/// `$1`'s earlier completed onboarding of the same identity key, with a user id.
+fn returning_sql(d: Dialect) -> String {
+    format!(
+        "SELECT p.business_key, p.id, p.facts->>'user_id' AS user_id \
+         FROM workflows w \
+         LEFT JOIN workflows p ON p.id = ( \
+             SELECT c.id FROM workflows c \
+             WHERE c.kind = 'onboard-borrower' AND c.identity_key = w.identity_key \
+               AND c.id <> w.id AND c.status = 'completed' \
+               AND {} AND c.facts->>'user_id' <> '' \
+             ORDER BY c.finished_at DESC, c.created_at DESC, c.id DESC LIMIT 1) \
+         WHERE w.id = $1",
+        d.is_json_string("c.facts", "user_id")
+    )
+}
 
 impl Store {
     /// The borrower of onboarding `workflow_id`, if onboarded before: the most recently
@@ -120,24 +116,18 @@ impl Store {
         &self,
         workflow_id: Uuid,
     ) -> Result<Option<ReturningBorrower>, StoreError> {
-        type Row<Id> = (Option<String>, Option<Id>, Option<String>);
-        let (business_key, id, user_id) = match &self.backend {
-            Backend::Postgres(pool) => {
-                let row: Option<Row<Uuid>> = sqlx::query_as(RETURNING_PG)
-                    .bind(workflow_id)
-                    .fetch_optional(pool)
-                    .await?;
-                row.ok_or(StoreError::NotFound(workflow_id))?
-            }
-            Backend::Sqlite(pool) => {
-                let row: Option<Row<String>> = sqlx::query_as(RETURNING_SQLITE)
-                    .bind(workflow_id.to_string())
-                    .fetch_optional(pool)
-                    .await?;
-                let (key, id, user) = row.ok_or(StoreError::NotFound(workflow_id))?;
-                (key, id.as_deref().map(uuid_from_sqlite).transpose()?, user)
-            }
-        };
+        let (business_key, id, user_id) = each_backend!(&self.backend, |pool, d| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(returning_sql(d)))
+                .bind(Id(workflow_id))
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound(workflow_id))?;
+            (
+                row.read::<Option<String>>("business_key")?,
+                row.id_opt("id")?,
+                row.read::<Option<String>>("user_id")?,
+            )
+        });
         Ok(match (business_key, id, user_id) {
             (Some(business_key), Some(workflow_id), Some(user_id)) => Some(ReturningBorrower {
                 business_key,

@@ -9,14 +9,13 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use sqlx::{PgConnection, Row, SqliteConnection};
 use uuid::Uuid;
 
+use crate::Store;
+use crate::dialect::{At, Columns, Conn, Doc, Id, Texts, each_backend, each_conn};
 use crate::error::StoreError;
 use crate::inbox::Source;
-use crate::time::{from_sqlite, from_sqlite_opt, to_sqlite};
-use crate::wakeup::notify_due_pg;
-use crate::{Backend, Store};
+use crate::wakeup::notify_due;
 
 /// The inbox title of a nudge: "read Finfra now".
 pub const NUDGE_TITLE: &str = "poll";
@@ -113,32 +112,18 @@ impl Store {
         if unique_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(Uuid, String, Value)> = match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT id, status, facts FROM workflows WHERE kind = 'originate-loan' \
-                     AND facts->>'loan_unique_id' = ANY($1)",
-                )
-                .bind(unique_ids)
-                .fetch_all(pool)
-                .await?
-            }
-            Backend::Sqlite(pool) => {
-                let ids = serde_json::to_string(unique_ids).unwrap_or_default();
-                let rows: Vec<(String, String, String)> = sqlx::query_as(
-                    "SELECT id, status, facts FROM workflows WHERE kind = 'originate-loan' \
-                     AND json_extract(facts, '$.loan_unique_id') IN (SELECT value FROM json_each($1))",
-                )
-                .bind(ids)
+        each_backend!(&self.backend, |pool, d| {
+            let sql = format!(
+                "SELECT id, status, facts FROM workflows WHERE kind = 'originate-loan' \
+                 AND facts->>'loan_unique_id' IN (SELECT value FROM {})",
+                d.values_of("$1")
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(Texts(unique_ids))
                 .fetch_all(pool)
                 .await?;
-                sqlite_rows(rows)?
-            }
-        };
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, status, facts)| known_from_facts(id, status, &facts))
-            .collect())
+            known(&rows)
+        })
     }
 
     /// The loans finflow created (workflows whose loan has a status at Finfra) from `from`
@@ -159,51 +144,27 @@ impl Store {
         let to = to
             .and_then(|d| d.succ_opt())
             .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-        let rows: Vec<(Uuid, String, Value)> = match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT w.id, w.status, w.facts FROM workflows w \
-                     WHERE w.kind = 'originate-loan' AND w.facts->>'loan_status' IS NOT NULL \
-                     AND ($2::timestamptz IS NULL OR w.created_at >= $2) \
-                     AND ($3::timestamptz IS NULL OR w.created_at < $3) \
-                     AND NOT (w.facts->>'loan_unique_id' = ANY($4)) \
-                     AND NOT EXISTS (SELECT 1 FROM reconcile_seen s WHERE s.run_id = $1 \
-                         AND s.loan_unique_id = w.facts->>'loan_unique_id') \
-                     ORDER BY w.created_at, w.id LIMIT $5",
-                )
-                .bind(run_id)
-                .bind(from)
-                .bind(to)
-                .bind(exclude)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?
-            }
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(String, String, String)> = sqlx::query_as(
-                    "SELECT w.id, w.status, w.facts FROM workflows w \
-                     WHERE w.kind = 'originate-loan' \
-                     AND json_extract(w.facts, '$.loan_status') IS NOT NULL \
-                     AND ($2 IS NULL OR w.created_at >= $2) AND ($3 IS NULL OR w.created_at < $3) \
-                     AND json_extract(w.facts, '$.loan_unique_id') NOT IN (SELECT value FROM json_each($4)) \
-                     AND NOT EXISTS (SELECT 1 FROM reconcile_seen s WHERE s.run_id = $1 \
-                         AND s.loan_unique_id = json_extract(w.facts, '$.loan_unique_id')) \
-                     ORDER BY w.created_at, w.id LIMIT $5",
-                )
-                .bind(run_id.to_string())
-                .bind(from.map(to_sqlite))
-                .bind(to.map(to_sqlite))
-                .bind(serde_json::to_string(exclude).unwrap_or_default())
+        each_backend!(&self.backend, |pool, d| {
+            let sql = format!(
+                "SELECT w.id, w.status, w.facts FROM workflows w \
+                 WHERE w.kind = 'originate-loan' AND w.facts->>'loan_status' IS NOT NULL \
+                 AND ($2 IS NULL OR w.created_at >= $2) AND ($3 IS NULL OR w.created_at < $3) \
+                 AND NOT (w.facts->>'loan_unique_id' IN (SELECT value FROM {})) \
+                 AND NOT EXISTS (SELECT 1 FROM reconcile_seen s WHERE s.run_id = $1 \
+                     AND s.loan_unique_id = w.facts->>'loan_unique_id') \
+                 ORDER BY w.created_at, w.id LIMIT $5",
+                d.values_of("$4")
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(Id(run_id))
+                .bind(from.map(At))
+                .bind(to.map(At))
+                .bind(Texts(exclude))
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await?;
-                sqlite_rows(rows)?
-            }
-        };
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, status, facts)| known_from_facts(id, status, &facts))
-            .collect())
+            known(&rows)
+        })
     }
 
     /// Findings, newest first: only open ones with `open_only`.
@@ -233,65 +194,31 @@ impl Store {
                    money, first_seen_at, last_seen_at, resolved_at FROM reconciliation_findings \
                    WHERE (NOT $1 OR resolved_at IS NULL) AND id < $3 ORDER BY id DESC LIMIT $2";
         let before = before.unwrap_or(i64::MAX);
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(sql)
-                    .bind(open_only)
-                    .bind(i64::from(limit))
-                    .bind(before)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(FindingRow {
-                            id: r.try_get("id")?,
-                            run: r.try_get("run")?,
-                            loan_unique_id: r.try_get("loan_unique_id")?,
-                            workflow: r.try_get("workflow")?,
-                            kind: r.try_get("kind")?,
-                            finflow_value: r.try_get("finflow_value")?,
-                            finfra_value: r.try_get("finfra_value")?,
-                            money: r.try_get("money")?,
-                            first_seen_at: r.try_get("first_seen_at")?,
-                            last_seen_at: r.try_get("last_seen_at")?,
-                            resolved_at: r.try_get("resolved_at")?,
-                        })
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(sql)
+                .bind(open_only)
+                .bind(i64::from(limit))
+                .bind(before)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(FindingRow {
+                        id: r.read("id")?,
+                        run: r.id("run")?,
+                        loan_unique_id: r.read("loan_unique_id")?,
+                        workflow: r.id_opt("workflow")?,
+                        kind: r.read("kind")?,
+                        finflow_value: r.read("finflow_value")?,
+                        finfra_value: r.read("finfra_value")?,
+                        money: r.read("money")?,
+                        first_seen_at: r.at("first_seen_at")?,
+                        last_seen_at: r.at("last_seen_at")?,
+                        resolved_at: r.at_opt("resolved_at")?,
                     })
-                    .collect()
-            }
-            Backend::Sqlite(pool) => {
-                let rows = sqlx::query(sql)
-                    .bind(open_only)
-                    .bind(i64::from(limit))
-                    .bind(before)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        let uuid = |s: String| {
-                            Uuid::parse_str(&s)
-                                .map_err(|e| crate::error::decode_error(e.to_string()))
-                        };
-                        Ok(FindingRow {
-                            id: r.try_get("id")?,
-                            run: uuid(r.try_get("run")?)?,
-                            loan_unique_id: r.try_get("loan_unique_id")?,
-                            workflow: r
-                                .try_get::<Option<String>, _>("workflow")?
-                                .map(uuid)
-                                .transpose()?,
-                            kind: r.try_get("kind")?,
-                            finflow_value: r.try_get("finflow_value")?,
-                            finfra_value: r.try_get("finfra_value")?,
-                            money: r.try_get::<i64, _>("money")? != 0,
-                            first_seen_at: from_sqlite(&r.try_get::<String, _>("first_seen_at")?)?,
-                            last_seen_at: from_sqlite(&r.try_get::<String, _>("last_seen_at")?)?,
-                            resolved_at: from_sqlite_opt(r.try_get("resolved_at")?)?,
-                        })
-                    })
-                    .collect()
-            }
-        }
+                })
+                .collect()
+        })
     }
 
     /// Open findings by kind: how many, and how many of them about money (for the
@@ -302,195 +229,125 @@ impl Store {
     pub async fn open_findings_by_kind(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
         let sql = "SELECT kind, count(*), count(*) FILTER (WHERE money) FROM reconcile_findings \
                    WHERE resolved_at IS NULL GROUP BY kind ORDER BY kind";
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
-            Backend::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
-        })
+        Ok(each_backend!(&self.backend, |pool, d| sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await?))
     }
 }
 
-fn sqlite_rows(
-    rows: Vec<(String, String, String)>,
-) -> Result<Vec<(Uuid, String, Value)>, StoreError> {
-    rows.into_iter()
-        .map(|(id, status, facts)| {
-            let id = Uuid::parse_str(&id).map_err(|e| crate::error::decode_error(e.to_string()))?;
-            let facts = serde_json::from_str(&facts)
-                .map_err(|e| crate::error::decode_error(e.to_string()))?;
-            Ok((id, status, facts))
-        })
-        .collect()
+/// The loans among `rows` (`id`, `status`, `facts` of `originate-loan` workflows).
+fn known(rows: &[impl Columns]) -> Result<Vec<KnownLoanRow>, StoreError> {
+    let mut known = Vec::new();
+    for row in rows {
+        let facts = row.doc("facts")?;
+        known.extend(known_from_facts(row.id("id")?, row.read("status")?, &facts));
+    }
+    Ok(known)
 }
 
 fn nudge_payload(run_id: Uuid) -> Value {
     json!({ "by": format!("reconcile-loans {run_id}"), "reason": "Finfra's books show this loan further along" })
 }
 
-/// Writes what a reconciliation step observed, on the step's PostgreSQL transaction.
-pub(crate) async fn write_pg(
-    conn: &mut PgConnection,
+/// Writes what a reconciliation step observed, inside the step's transaction.
+pub(crate) async fn write(
+    conn: Conn<'_>,
     run_id: Uuid,
     observed: &Observed,
 ) -> Result<(), StoreError> {
     let now = Utc::now();
-    for f in &observed.findings {
-        sqlx::query(
-            "INSERT INTO reconcile_findings (run_id, first_run_id, loan_unique_id, workflow_id, \
-             kind, ours, theirs, money, first_seen_at, last_seen_at) \
-             VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT (loan_unique_id, kind) WHERE resolved_at IS NULL DO UPDATE SET \
-             run_id = excluded.run_id, workflow_id = excluded.workflow_id, ours = excluded.ours, \
-             theirs = excluded.theirs, money = excluded.money, last_seen_at = excluded.last_seen_at",
-        )
-        .bind(run_id)
-        .bind(&f.loan_unique_id)
-        .bind(f.workflow_id)
-        .bind(&f.kind)
-        .bind(&f.ours)
-        .bind(&f.theirs)
-        .bind(f.money)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !observed.seen.is_empty() {
-        let found: Vec<String> = observed
-            .findings
-            .iter()
-            .map(|f| format!("{}\u{1f}{}", f.loan_unique_id, f.kind))
-            .collect();
-        sqlx::query(
-            "UPDATE reconcile_findings SET resolved_at = $3, resolved_by_run = $1 \
-             WHERE resolved_at IS NULL AND loan_unique_id = ANY($2) \
-             AND NOT (loan_unique_id || chr(31) || kind = ANY($4))",
-        )
-        .bind(run_id)
-        .bind(&observed.seen)
-        .bind(now)
-        .bind(&found)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO reconcile_seen (run_id, loan_unique_id) SELECT $1, unnest($2::text[]) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(run_id)
-        .bind(&observed.seen)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !observed.nudge.is_empty() {
-        let nudged: Vec<Uuid> = sqlx::query_scalar(
-            "WITH due AS (UPDATE workflows SET next_run_at = least(coalesce(next_run_at, $2), $2), \
-                 updated_at = $2 WHERE id = ANY($1) \
-                 AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING id) \
-             INSERT INTO callback_inbox (source, event_id, title, payload, matched_workflow_id, \
-                 matched_at) \
-             SELECT $3, gen_random_uuid()::text, $4, $5, id, $2 FROM due RETURNING matched_workflow_id",
-        )
-        .bind(&observed.nudge)
-        .bind(now)
-        .bind(Source::Internal.as_str())
-        .bind(NUDGE_TITLE)
-        .bind(nudge_payload(run_id))
-        .fetch_all(&mut *conn)
-        .await?;
-        notify_due_pg(conn, &nudged).await?;
-    }
-    if observed.complete {
-        sqlx::query("DELETE FROM reconcile_seen WHERE run_id = $1")
-            .bind(run_id)
-            .execute(&mut *conn)
+    each_conn!(conn, |c, d| {
+        for f in &observed.findings {
+            sqlx::query(
+                "INSERT INTO reconcile_findings (run_id, first_run_id, loan_unique_id, \
+                 workflow_id, kind, ours, theirs, money, first_seen_at, last_seen_at) \
+                 VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (loan_unique_id, kind) WHERE resolved_at IS NULL DO UPDATE SET \
+                 run_id = excluded.run_id, workflow_id = excluded.workflow_id, \
+                 ours = excluded.ours, theirs = excluded.theirs, money = excluded.money, \
+                 last_seen_at = excluded.last_seen_at",
+            )
+            .bind(Id(run_id))
+            .bind(&f.loan_unique_id)
+            .bind(f.workflow_id.map(Id))
+            .bind(&f.kind)
+            .bind(&f.ours)
+            .bind(&f.theirs)
+            .bind(f.money)
+            .bind(At(now))
+            .execute(&mut *c)
             .await?;
-    }
-    Ok(())
+        }
+        if !observed.seen.is_empty() {
+            // A finding found again this step stays open: (loan, kind) joined by US (0x1F).
+            let found: Vec<String> = observed
+                .findings
+                .iter()
+                .map(|f| format!("{}{FINDING_SEPARATOR}{}", f.loan_unique_id, f.kind))
+                .collect();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE reconcile_findings SET resolved_at = $3, resolved_by_run = $1 \
+                 WHERE resolved_at IS NULL AND loan_unique_id IN (SELECT value FROM {seen}) \
+                 AND NOT (loan_unique_id || $5 || kind IN (SELECT value FROM {found}))",
+                seen = d.values_of("$2"),
+                found = d.values_of("$4")
+            )))
+            .bind(Id(run_id))
+            .bind(Texts(&observed.seen))
+            .bind(At(now))
+            .bind(Texts(&found))
+            .bind(FINDING_SEPARATOR.to_string())
+            .execute(&mut *c)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO reconcile_seen (run_id, loan_unique_id) \
+                 SELECT $1, value FROM {} WHERE true ON CONFLICT DO NOTHING",
+                d.values_of("$2")
+            )))
+            .bind(Id(run_id))
+            .bind(Texts(&observed.seen))
+            .execute(&mut *c)
+            .await?;
+        }
+        let mut nudged = Vec::new();
+        for id in &observed.nudge {
+            let due = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE workflows SET next_run_at = {}(coalesce(next_run_at, $2), $2), \
+                 updated_at = $2 \
+                 WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')",
+                d.least()
+            )))
+            .bind(Id(*id))
+            .bind(At(now))
+            .execute(&mut *c)
+            .await?;
+            if due.rows_affected() == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
+                 matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5)",
+            )
+            .bind(Source::Internal.as_str())
+            .bind(Uuid::new_v4().to_string())
+            .bind(NUDGE_TITLE)
+            .bind(Doc(&nudge_payload(run_id)))
+            .bind(At(now))
+            .bind(Id(*id))
+            .execute(&mut *c)
+            .await?;
+            nudged.push(*id);
+        }
+        notify_due(Conn::from(&mut *c), &nudged).await?;
+        if observed.complete {
+            sqlx::query("DELETE FROM reconcile_seen WHERE run_id = $1")
+                .bind(Id(run_id))
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
+    })
 }
 
-/// Writes what a reconciliation step observed, on the step's SQLite transaction.
-pub(crate) async fn write_sqlite(
-    conn: &mut SqliteConnection,
-    run_id: Uuid,
-    observed: &Observed,
-) -> Result<(), StoreError> {
-    let now = to_sqlite(Utc::now());
-    let run = run_id.to_string();
-    for f in &observed.findings {
-        sqlx::query(
-            "INSERT INTO reconcile_findings (run_id, first_run_id, loan_unique_id, workflow_id, \
-             kind, ours, theirs, money, first_seen_at, last_seen_at) \
-             VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT (loan_unique_id, kind) WHERE resolved_at IS NULL DO UPDATE SET \
-             run_id = excluded.run_id, workflow_id = excluded.workflow_id, ours = excluded.ours, \
-             theirs = excluded.theirs, money = excluded.money, last_seen_at = excluded.last_seen_at",
-        )
-        .bind(&run)
-        .bind(&f.loan_unique_id)
-        .bind(f.workflow_id.map(|id| id.to_string()))
-        .bind(&f.kind)
-        .bind(&f.ours)
-        .bind(&f.theirs)
-        .bind(f.money)
-        .bind(&now)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !observed.seen.is_empty() {
-        let seen = serde_json::to_string(&observed.seen).unwrap_or_default();
-        let found: Vec<String> = observed
-            .findings
-            .iter()
-            .map(|f| format!("{}\u{1f}{}", f.loan_unique_id, f.kind))
-            .collect();
-        sqlx::query(
-            "UPDATE reconcile_findings SET resolved_at = $3, resolved_by_run = $1 \
-             WHERE resolved_at IS NULL AND loan_unique_id IN (SELECT value FROM json_each($2)) \
-             AND loan_unique_id || char(31) || kind NOT IN (SELECT value FROM json_each($4))",
-        )
-        .bind(&run)
-        .bind(&seen)
-        .bind(&now)
-        .bind(serde_json::to_string(&found).unwrap_or_default())
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO reconcile_seen (run_id, loan_unique_id) \
-             SELECT $1, value FROM json_each($2) WHERE true ON CONFLICT DO NOTHING",
-        )
-        .bind(&run)
-        .bind(&seen)
-        .execute(&mut *conn)
-        .await?;
-    }
-    for id in &observed.nudge {
-        let due = sqlx::query(
-            "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), updated_at = $2 \
-             WHERE id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')",
-        )
-        .bind(id.to_string())
-        .bind(&now)
-        .execute(&mut *conn)
-        .await?;
-        if due.rows_affected() == 0 {
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO callback_inbox (source, event_id, title, payload, received_at, \
-             matched_workflow_id, matched_at) VALUES ($1, $2, $3, $4, $5, $6, $5)",
-        )
-        .bind(Source::Internal.as_str())
-        .bind(Uuid::new_v4().to_string())
-        .bind(NUDGE_TITLE)
-        .bind(nudge_payload(run_id).to_string())
-        .bind(&now)
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await?;
-    }
-    if observed.complete {
-        sqlx::query("DELETE FROM reconcile_seen WHERE run_id = $1")
-            .bind(&run)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
+/// Between a finding's loan and kind in the list of findings found again.
+const FINDING_SEPARATOR: char = '\u{1f}';

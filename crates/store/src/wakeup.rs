@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::dialect::Conn;
 use crate::error::StoreError;
 use crate::{Backend, Store, StoreTx};
 
@@ -111,6 +112,19 @@ impl DueListener {
                 return Ok(notice.workflow_id);
             }
         }
+    }
+}
+
+/// Sends the due hint for `ids` to the fleet, inside the caller's transaction (delivered
+/// when it commits). Nothing on SQLite: one process, whose hints are handed over in-process
+/// ([`Store::due_now`]) or found by the due scan.
+///
+/// # Errors
+/// [`StoreError::Database`] when the statement fails.
+pub(crate) async fn notify_due(conn: Conn<'_>, ids: &[Uuid]) -> Result<(), StoreError> {
+    match conn {
+        Conn::Postgres(conn) => notify_due_pg(conn, ids).await,
+        Conn::Sqlite(_) => Ok(()),
     }
 }
 
