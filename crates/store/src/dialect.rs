@@ -116,12 +116,43 @@ impl Dialect {
         }
     }
 
+    /// Whether the JSON object `doc` (an expression) has the key `key`: PostgreSQL's `?`
+    /// (a key holding JSON `null` counts); on SQLite, a key whose value is not JSON `null`.
+    /// Parenthesized, ready for a `NOT`.
+    pub(crate) fn has_key(self, doc: &str, key: &str) -> String {
+        match self {
+            Self::Postgres => format!("({doc} ? '{key}')"),
+            Self::Sqlite => format!("(json_extract({doc}, '{}') IS NOT NULL)", json_path(key)),
+        }
+    }
+
+    /// The value of `key` of the JSON object `doc` (an expression) as SQL (`->>` on
+    /// PostgreSQL; `json_extract` on SQLite, spelled as SQLite's expression indexes on
+    /// `facts` are, and able to read a key such as `$key` that SQLite's `->>` takes for a
+    /// path); `NULL` when absent.
+    pub(crate) fn text_at(self, doc: &str, key: &str) -> String {
+        match self {
+            Self::Postgres => format!("{doc}->>'{key}'"),
+            Self::Sqlite => format!("json_extract({doc}, '{}')", json_path(key)),
+        }
+    }
+
     /// The rows of a list of texts bound as [`Texts`] at placeholder `param`, as a table
     /// with one column `value`: `x IN (SELECT value FROM {..})`, `INSERT … SELECT value FROM
     /// {..}`.
     pub(crate) fn values_of(self, param: &str) -> String {
         match self {
             Self::Postgres => format!("unnest({param}::text[]) AS t(value)"),
+            Self::Sqlite => format!("json_each({param})"),
+        }
+    }
+
+    /// As [`Self::values_of`], for a list of uuids bound as [`Texts`] of their hyphenated
+    /// text: the column `value` compares with an [`Id`] column (`uuid` on PostgreSQL, text
+    /// on SQLite), as in `id IN (SELECT value FROM {..})`.
+    pub(crate) fn ids_of(self, param: &str) -> String {
+        match self {
+            Self::Postgres => format!("unnest({param}::text[]::uuid[]) AS t(value)"),
             Self::Sqlite => format!("json_each({param})"),
         }
     }
@@ -142,6 +173,16 @@ impl Dialect {
             }
             Self::Sqlite => format!("substr({column}, 1, 16)"),
         }
+    }
+}
+
+/// SQLite's JSON path of the top-level `key`: `$.key` for a plain name (as an expression
+/// index spells it, so that the index serves the query), else `$."key"`.
+fn json_path(key: &str) -> String {
+    if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        format!("$.{key}")
+    } else {
+        format!("$.\"{key}\"")
     }
 }
 
@@ -425,5 +466,101 @@ impl Columns for SqliteRow {
                     .map_err(|e| decode_error(format!("JSON column {name:?}: {e}")))
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::TestDb;
+
+    crate::test_both_backends!(
+        values_bind_and_read_back_as_each_database_stores_them,
+        the_words_of_sql_mean_the_same_on_both
+    );
+
+    /// `Id`, `At`, `Doc` and `Texts` bound, and read back through `Columns`.
+    async fn values_bind_and_read_back_as_each_database_stores_them(db: TestDb) {
+        let id = Uuid::new_v4();
+        let at = Utc::now();
+        let doc = json!({ "user_id": "u-1", "n": [1, 2] });
+        let list = vec!["a".to_owned(), "b'c".to_owned()];
+        each_backend!(db.store.backend(), |pool, d| {
+            let row = sqlx::query("SELECT $1 AS id, $2 AS at, $3 AS doc, $4 AS none_at")
+                .bind(Id(id))
+                .bind(At(at))
+                .bind(Doc(&doc))
+                .bind(None::<At>)
+                .fetch_one(pool)
+                .await
+                .expect("select");
+            assert_eq!(row.id("id").expect("id"), id);
+            let read = row.at("at").expect("at");
+            // PostgreSQL keeps microseconds, SQLite milliseconds: never more apart.
+            assert!(
+                (read - at).abs() < TimeDelta::milliseconds(1),
+                "{read} vs {at}"
+            );
+            assert_eq!(row.doc("doc").expect("doc"), doc);
+            assert_eq!(row.at_opt("none_at").expect("none"), None);
+            let err = row.at("none_at").expect_err("NULL is not a time");
+            let why = std::error::Error::source(&err).map(ToString::to_string);
+            assert!(why.as_deref().is_some_and(|w| w.contains("none_at")), "{why:?}");
+
+            let sql = format!("SELECT value FROM {} ORDER BY value", d.values_of("$1"));
+            let values: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(Texts(&list))
+                .fetch_all(pool)
+                .await
+                .expect("values");
+            assert_eq!(values, list);
+        });
+    }
+
+    /// `now()`, `now_plus_secs`, `least`, `is_json_string` and `minute` give the same answers.
+    async fn the_words_of_sql_mean_the_same_on_both(db: TestDb) {
+        let before = Utc::now() - TimeDelta::milliseconds(5);
+        each_backend!(db.store.backend(), |pool, d| {
+            let sql = format!(
+                "SELECT {now} AS now, {later} AS later, {least}(3, 2) AS small, \
+                 {text} AS text, {number} AS number, {minute} AS minute",
+                now = d.now(),
+                later = d.now_plus_secs("$1"),
+                least = d.least(),
+                text = d.is_json_string("$2", "a"),
+                number = d.is_json_string("$2", "b"),
+                minute = d.minute("$3"),
+            );
+            let at = Utc::now();
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(30.5_f64)
+                .bind(Doc(&json!({ "a": "x", "b": 1 })))
+                .bind(At(at))
+                .fetch_one(pool)
+                .await
+                .expect("select");
+            let now = row.at("now").expect("now");
+            assert!(
+                now >= before && now <= Utc::now() + TimeDelta::seconds(1),
+                "{now}"
+            );
+            let later = row.at("later").expect("later");
+            let ahead = later - now;
+            assert!(
+                ahead >= TimeDelta::milliseconds(30_400)
+                    && ahead <= TimeDelta::milliseconds(30_600),
+                "{ahead}"
+            );
+            assert_eq!(row.read::<i32>("small").expect("least"), 2);
+            assert!(row.read::<bool>("text").expect("a string"));
+            assert!(!row.read::<bool>("number").expect("not a string"));
+            assert_eq!(
+                row.read::<String>("minute").expect("minute"),
+                at.format("%Y-%m-%dT%H:%M").to_string()
+            );
+        });
     }
 }

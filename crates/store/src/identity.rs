@@ -88,16 +88,18 @@ pub struct ReturningBorrower {
 /// `$1`'s earlier completed onboarding of the same identity key, with a user id.
 fn returning_sql(d: Dialect) -> String {
     format!(
-        "SELECT p.business_key, p.id, p.facts->>'user_id' AS user_id \
+        "SELECT p.business_key, p.id, {user} AS user_id \
          FROM workflows w \
          LEFT JOIN workflows p ON p.id = ( \
              SELECT c.id FROM workflows c \
              WHERE c.kind = 'onboard-borrower' AND c.identity_key = w.identity_key \
                AND c.id <> w.id AND c.status = 'completed' \
-               AND {} AND c.facts->>'user_id' <> '' \
+               AND {string} AND {candidate} <> '' \
              ORDER BY c.finished_at DESC, c.created_at DESC, c.id DESC LIMIT 1) \
          WHERE w.id = $1",
-        d.is_json_string("c.facts", "user_id")
+        user = d.text_at("p.facts", "user_id"),
+        string = d.is_json_string("c.facts", "user_id"),
+        candidate = d.text_at("c.facts", "user_id"),
     )
 }
 

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
-use crate::dialect::{At, Columns, Id, each_backend};
+use crate::dialect::{At, Columns, Dialect, Id, each_backend};
 use crate::error::StoreError;
 use crate::workflow::{Workflow, workflow_columns};
-use crate::{Backend, Store};
+use crate::Store;
 
 /// Which workflows to list. Every field narrows; empty means all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,7 +66,7 @@ impl Store {
         cursor: Option<Cursor>,
         limit: u32,
     ) -> Result<(Vec<Workflow>, Option<Cursor>), StoreError> {
-        let postgres = matches!(self.backend, Backend::Postgres(_));
+        let d = Dialect::of(&self.backend);
         let mut clauses: Vec<String> = Vec::new();
         let mut binds: Vec<Bind> = Vec::new();
         let param = |binds: &mut Vec<Bind>, b: Bind| {
@@ -103,13 +103,10 @@ impl Store {
             // A range on the key's bytes: served by the index, no LIKE escaping.
             let low = param(&mut binds, Bind::Text(prefix.to_owned()));
             let high = param(&mut binds, Bind::Text(format!("{prefix}\u{10FFFF}")));
-            if postgres {
-                clauses.push(format!(
-                    "business_key COLLATE \"C\" >= {low} AND business_key COLLATE \"C\" < {high}"
-                ));
-            } else {
-                clauses.push(format!("business_key >= {low} AND business_key < {high}"));
-            }
+            let bytes = d.bytes();
+            clauses.push(format!(
+                "business_key{bytes} >= {low} AND business_key{bytes} < {high}"
+            ));
         }
         for (key, value) in [
             ("user_id", &filter.user_id),
@@ -117,11 +114,7 @@ impl Store {
         ] {
             if let Some(v) = value {
                 let p = param(&mut binds, Bind::Text(v.clone()));
-                if postgres {
-                    clauses.push(format!("(facts->>'{key}') = {p}"));
-                } else {
-                    clauses.push(format!("json_extract(facts, '$.{key}') = {p}"));
-                }
+                clauses.push(format!("{} = {p}", d.text_at("facts", key)));
             }
         }
         if let Some(last4) = &filter.nik_last4 {
@@ -197,10 +190,12 @@ impl Store {
             ""
         };
         // The journal row that applied (or refused) it: the worker's row for its event id.
+        let d = Dialect::of(&self.backend);
+        let event_id = d.text_at("j.response_summary", "event_id");
         let applied = |column: &str| {
             format!(
                 "(SELECT {column} FROM step_journal j WHERE j.workflow_id = i.matched_workflow_id \
-                 AND j.response_summary->>'event_id' = i.event_id \
+                 AND {event_id} = i.event_id \
                  ORDER BY seq DESC LIMIT 1)"
             )
         };

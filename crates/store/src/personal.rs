@@ -28,30 +28,25 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use privacy::{KeyRing, WrappedKey};
 use serde_json::{Value, json};
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
+use crate::Store;
+use crate::dialect::{At, Columns, Dialect, Doc, Id, Texts, each_backend};
 use crate::error::StoreError;
 use crate::identity::{nik, sha256_hex};
-use crate::time::to_sqlite;
-use crate::workflow::{Workflow, json_from_sqlite, uuid_from_sqlite};
-use crate::{Backend, Store};
+use crate::workflow::Workflow;
 
 /// The key of the object an erased input or payload becomes: `{"$erased": true}`.
 pub const ERASED_INPUT: &str = "$erased";
 
 /// A Finfra callback whose payload is stored plain.
-macro_rules! plain_payload_pg {
-    () => {
-        "source IN ('status', 'virtual_account', 'invoice', 'didit') \
-         AND NOT (payload ? '$key') AND NOT (payload ? '$erased')"
-    };
-}
-macro_rules! plain_payload_sqlite {
-    () => {
-        "source IN ('status', 'virtual_account', 'invoice', 'didit') \
-         AND json_extract(payload, '$.\"$key\"') IS NULL \
-         AND json_extract(payload, '$.\"$erased\"') IS NULL"
-    };
+fn plain_payload(d: Dialect) -> String {
+    format!(
+        "source IN ('status', 'virtual_account', 'invoice', 'didit') AND NOT {} AND NOT {}",
+        d.has_key("payload", "$key"),
+        d.has_key("payload", ERASED_INPUT)
+    )
 }
 
 /// What [`Store::seal_plain`] did.
@@ -172,28 +167,17 @@ impl Store {
         const SQL: &str = "INSERT INTO personal_data_reveals \
              (workflow_id, revealed_by, reason, via, revealed_at) VALUES ($1, $2, $3, $4, $5)";
         let now = Utc::now();
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query(SQL)
-                    .bind(workflow.id)
-                    .bind(by)
-                    .bind(reason)
-                    .bind(via)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query(SQL)
-                    .bind(workflow.id.to_string())
-                    .bind(by)
-                    .bind(reason)
-                    .bind(via)
-                    .bind(to_sqlite(now))
-                    .execute(pool)
-                    .await?;
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            sqlx::query(SQL)
+                .bind(Id(workflow.id))
+                .bind(by)
+                .bind(reason)
+                .bind(via)
+                .bind(At(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
         tracing::info!(workflow.id = %workflow.id, revealed_by = by, via, "personal data revealed");
         Ok(input)
     }
@@ -205,37 +189,21 @@ impl Store {
     pub async fn reveals(&self, workflow_id: Uuid) -> Result<Vec<Reveal>, StoreError> {
         const SQL: &str = "SELECT revealed_by, reason, via, revealed_at FROM personal_data_reveals \
              WHERE workflow_id = $1 ORDER BY id";
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => {
-                let rows: Vec<(String, String, String, DateTime<Utc>)> = sqlx::query_as(SQL)
-                    .bind(workflow_id)
-                    .fetch_all(pool)
-                    .await?;
-                rows.into_iter()
-                    .map(|(revealed_by, reason, via, revealed_at)| Reveal {
-                        revealed_by,
-                        reason,
-                        via,
-                        revealed_at,
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(SQL)
+                .bind(Id(workflow_id))
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Reveal {
+                        revealed_by: row.read("revealed_by")?,
+                        reason: row.read("reason")?,
+                        via: row.read("via")?,
+                        revealed_at: row.at("revealed_at")?,
                     })
-                    .collect()
-            }
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(String, String, String, String)> = sqlx::query_as(SQL)
-                    .bind(workflow_id.to_string())
-                    .fetch_all(pool)
-                    .await?;
-                rows.into_iter()
-                    .map(|(revealed_by, reason, via, at)| {
-                        Ok(Reveal {
-                            revealed_by,
-                            reason,
-                            via,
-                            revealed_at: crate::time::from_sqlite(&at)?,
-                        })
-                    })
-                    .collect::<Result<_, StoreError>>()?
-            }
+                })
+                .collect()
         })
     }
 
@@ -249,10 +217,9 @@ impl Store {
     pub async fn check_keys(&self) -> Result<(), StoreError> {
         const NEWEST: &str = "SELECT data_key FROM workflows WHERE data_key IS NOT NULL \
              AND data_key <> 'erased' ORDER BY created_at DESC LIMIT 1";
-        let newest: Option<String> = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query_scalar(NEWEST).fetch_optional(pool).await?,
-            Backend::Sqlite(pool) => sqlx::query_scalar(NEWEST).fetch_optional(pool).await?,
-        };
+        let newest: Option<String> = each_backend!(&self.backend, |pool, d| {
+            sqlx::query_scalar(NEWEST).fetch_optional(pool).await?
+        });
         match (self.keys(), newest) {
             (_, None) => Ok(()),
             (Some(keys), Some(wrapped)) => {
@@ -401,26 +368,17 @@ impl Store {
         const SQL: &str = "UPDATE workflows SET input = $2, data_key = $3, \
              identity_key = coalesce($4, identity_key), nik_last4 = coalesce($5, nik_last4) \
              WHERE id = $1 AND data_key IS NULL AND erased_at IS NULL";
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(SQL)
-                .bind(id)
-                .bind(&seal.input)
+        Ok(each_backend!(&self.backend, |pool, d| {
+            sqlx::query(SQL)
+                .bind(Id(id))
+                .bind(Doc(&seal.input))
                 .bind(&seal.data_key)
-                .bind(identity)
-                .bind(last4)
+                .bind(&identity)
+                .bind(&last4)
                 .execute(pool)
                 .await?
-                .rows_affected(),
-            Backend::Sqlite(pool) => sqlx::query(SQL)
-                .bind(id.to_string())
-                .bind(seal.input.to_string())
-                .bind(&seal.data_key)
-                .bind(identity)
-                .bind(last4)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        })
+                .rows_affected()
+        }))
     }
 
     /// Rewraps, under the active key, up to `batch` data keys wrapped by another one
@@ -435,47 +393,31 @@ impl Store {
         let mut done = 0;
         const SQL: &str = "SELECT id, data_key FROM workflows WHERE data_key IS NOT NULL \
              AND data_key <> 'erased' AND data_key NOT LIKE $1 LIMIT $2";
-        let rows: Vec<(Uuid, String)> = match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_as(SQL)
-                    .bind(&active)
-                    .bind(batch)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(String, String)> = sqlx::query_as(SQL)
-                    .bind(&active)
-                    .bind(batch)
-                    .fetch_all(pool)
-                    .await?;
-                rows.into_iter()
-                    .map(|(id, key)| Ok((uuid_from_sqlite(&id)?, key)))
-                    .collect::<Result<_, StoreError>>()?
-            }
-        };
+        let rows: Vec<(Uuid, String)> = each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(SQL)
+                .bind(&active)
+                .bind(batch)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| Ok((row.id("id")?, row.read("data_key")?)))
+                .collect::<Result<_, StoreError>>()?
+        });
         for (id, wrapped) in rows {
             let Some(new) = keys.rewrap(&wrapped.parse::<WrappedKey>()?)? else {
                 continue;
             };
             const UPDATE: &str =
                 "UPDATE workflows SET data_key = $2 WHERE id = $1 AND data_key = $3";
-            done += match &self.backend {
-                Backend::Postgres(pool) => sqlx::query(UPDATE)
-                    .bind(id)
+            done += each_backend!(&self.backend, |pool, d| {
+                sqlx::query(UPDATE)
+                    .bind(Id(id))
                     .bind(new.to_string())
                     .bind(&wrapped)
                     .execute(pool)
                     .await?
-                    .rows_affected(),
-                Backend::Sqlite(pool) => sqlx::query(UPDATE)
-                    .bind(id.to_string())
-                    .bind(new.to_string())
-                    .bind(&wrapped)
-                    .execute(pool)
-                    .await?
-                    .rows_affected(),
-            };
+                    .rows_affected()
+            });
         }
         for (id, payload, nik) in self.payloads_to_rewrap(&active, batch).await? {
             let Some(Value::String(wrapped)) = payload.get("$key") else {
@@ -498,17 +440,18 @@ impl Store {
     ) -> Result<Vec<(Uuid, String, String, Value)>, StoreError> {
         const SQL: &str = "SELECT id, kind, business_key, input FROM workflows \
              WHERE data_key IS NULL AND erased_at IS NULL ORDER BY created_at LIMIT $1";
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => sqlx::query_as(SQL).bind(batch).fetch_all(pool).await?,
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(String, String, String, String)> =
-                    sqlx::query_as(SQL).bind(batch).fetch_all(pool).await?;
-                rows.into_iter()
-                    .map(|(id, kind, key, input)| {
-                        Ok((uuid_from_sqlite(&id)?, kind, key, json_from_sqlite(&input)?))
-                    })
-                    .collect::<Result<_, StoreError>>()?
-            }
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(SQL).bind(batch).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.id("id")?,
+                        row.read("kind")?,
+                        row.read("business_key")?,
+                        row.doc("input")?,
+                    ))
+                })
+                .collect()
         })
     }
 
@@ -517,35 +460,26 @@ impl Store {
         &self,
         batch: i64,
     ) -> Result<Vec<(i64, String, String, Value, Option<String>)>, StoreError> {
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_as(concat!(
-                    "SELECT id, source, event_id, payload, identity_number FROM callback_inbox \
-                     WHERE ",
-                    plain_payload_pg!(),
-                    " ORDER BY id LIMIT $1"
-                ))
-                .bind(batch)
-                .fetch_all(pool)
-                .await?
-            }
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(i64, String, String, String, Option<String>)> =
-                    sqlx::query_as(concat!(
-                        "SELECT id, source, event_id, payload, identity_number FROM callback_inbox \
-                         WHERE ",
-                        plain_payload_sqlite!(),
-                        " ORDER BY id LIMIT $1"
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT id, source, event_id, payload, identity_number FROM callback_inbox \
+                 WHERE {} ORDER BY id LIMIT $1",
+                plain_payload(d)
+            )))
+            .bind(batch)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.read("id")?,
+                        row.read("source")?,
+                        row.read("event_id")?,
+                        row.doc("payload")?,
+                        row.read("identity_number")?,
                     ))
-                    .bind(batch)
-                    .fetch_all(pool)
-                    .await?;
-                rows.into_iter()
-                    .map(|(id, source, event_id, payload, nik)| {
-                        Ok((id, source, event_id, json_from_sqlite(&payload)?, nik))
-                    })
-                    .collect::<Result<_, StoreError>>()?
-            }
+                })
+                .collect()
         })
     }
 
@@ -555,30 +489,26 @@ impl Store {
         active: &str,
         batch: i64,
     ) -> Result<Vec<(i64, Value, Option<String>)>, StoreError> {
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT id, payload, identity_number FROM callback_inbox \
-                     WHERE payload ? '$key' AND payload->>'$key' NOT LIKE $1 ORDER BY id LIMIT $2",
-                )
-                .bind(active)
-                .bind(batch)
-                .fetch_all(pool)
-                .await?
-            }
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-                    "SELECT id, payload, identity_number FROM callback_inbox \
-                     WHERE json_extract(payload, '$.\"$key\"') NOT LIKE $1 ORDER BY id LIMIT $2",
-                )
-                .bind(active)
-                .bind(batch)
-                .fetch_all(pool)
-                .await?;
-                rows.into_iter()
-                    .map(|(id, payload, nik)| Ok((id, json_from_sqlite(&payload)?, nik)))
-                    .collect::<Result<_, StoreError>>()?
-            }
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT id, payload, identity_number FROM callback_inbox \
+                 WHERE {} AND {} NOT LIKE $1 ORDER BY id LIMIT $2",
+                d.has_key("payload", "$key"),
+                d.text_at("payload", "$key")
+            )))
+            .bind(active)
+            .bind(batch)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.read("id")?,
+                        row.doc("payload")?,
+                        row.read("identity_number")?,
+                    ))
+                })
+                .collect()
         })
     }
 
@@ -590,52 +520,32 @@ impl Store {
         nik: Option<&str>,
         was: &Value,
     ) -> Result<u64, StoreError> {
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => sqlx::query(
+        Ok(each_backend!(&self.backend, |pool, d| {
+            sqlx::query(
                 "UPDATE callback_inbox SET payload = $2, \
                  identity_number = coalesce($3, identity_number) WHERE id = $1 AND payload = $4",
             )
             .bind(id)
-            .bind(stored)
+            .bind(Doc(stored))
             .bind(nik)
-            .bind(was)
+            .bind(Doc(was))
             .execute(pool)
             .await?
-            .rows_affected(),
-            Backend::Sqlite(pool) => sqlx::query(
-                "UPDATE callback_inbox SET payload = $2, \
-                 identity_number = coalesce($3, identity_number) WHERE id = $1 AND payload = $4",
-            )
-            .bind(id)
-            .bind(stored.to_string())
-            .bind(nik)
-            .bind(was.to_string())
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        })
+            .rows_affected()
+        }))
     }
 
     /// Plain rows left: inputs and Finfra callbacks' payloads.
     async fn count_plain(&self) -> Result<u64, StoreError> {
-        let n: i64 = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query_scalar(concat!(
+        let n: i64 = each_backend!(&self.backend, |pool, d| {
+            sqlx::query_scalar(AssertSqlSafe(format!(
                 "SELECT (SELECT count(*) FROM workflows WHERE data_key IS NULL AND erased_at IS NULL) \
-                 + (SELECT count(*) FROM callback_inbox WHERE ",
-                plain_payload_pg!(),
-                ")"
-            ))
+                 + (SELECT count(*) FROM callback_inbox WHERE {})",
+                plain_payload(d)
+            )))
             .fetch_one(pool)
-            .await?,
-            Backend::Sqlite(pool) => sqlx::query_scalar(concat!(
-                "SELECT (SELECT count(*) FROM workflows WHERE data_key IS NULL AND erased_at IS NULL) \
-                 + (SELECT count(*) FROM callback_inbox WHERE ",
-                plain_payload_sqlite!(),
-                ")"
-            ))
-            .fetch_one(pool)
-            .await?,
-        };
+            .await?
+        });
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -646,30 +556,16 @@ impl Store {
         before: Option<DateTime<Utc>>,
         key: Option<&str>,
     ) -> Result<Vec<Uuid>, StoreError> {
-        const PG: &str = "SELECT id FROM workflows WHERE CASE WHEN $2::text IS NULL \
+        const SQL: &str = "SELECT id FROM workflows WHERE CASE WHEN $2 IS NULL \
              THEN status IN ('completed', 'failed', 'cancelled') AND erased_at IS NULL AND finished_at < $1 \
              ELSE kind = 'onboard-borrower' AND business_key = $2 END";
-        const SQLITE: &str = "SELECT id FROM workflows WHERE CASE WHEN $2 IS NULL \
-             THEN status IN ('completed', 'failed', 'cancelled') AND erased_at IS NULL AND finished_at < $1 \
-             ELSE kind = 'onboard-borrower' AND business_key = $2 END";
-        Ok(match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_scalar(PG)
-                    .bind(before)
-                    .bind(key)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Backend::Sqlite(pool) => {
-                let ids: Vec<String> = sqlx::query_scalar(SQLITE)
-                    .bind(before.map(to_sqlite))
-                    .bind(key)
-                    .fetch_all(pool)
-                    .await?;
-                ids.iter()
-                    .map(|id| uuid_from_sqlite(id))
-                    .collect::<Result<_, _>>()?
-            }
+        each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(SQL)
+                .bind(before.map(At))
+                .bind(key)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(|row| row.id("id")).collect()
         })
     }
 
@@ -728,31 +624,28 @@ impl Store {
         onboarding_key: &str,
         user_id: Option<&str>,
     ) -> Result<Vec<(Uuid, String, String, bool)>, StoreError> {
-        const SQL_PG: &str = "SELECT id, business_key, status FROM workflows \
-             WHERE kind = 'originate-loan' AND (facts->>'onboarding_business_key' = $1 \
-             OR ($2::text IS NOT NULL AND facts->>'user_id' = $2))";
-        const SQL_SQLITE: &str = "SELECT id, business_key, status FROM workflows \
-             WHERE kind = 'originate-loan' AND (json_extract(facts, '$.onboarding_business_key') = $1 \
-             OR ($2 IS NOT NULL AND json_extract(facts, '$.user_id') = $2))";
-        let rows: Vec<(Uuid, String, String)> = match &self.backend {
-            Backend::Postgres(pool) => {
-                sqlx::query_as(SQL_PG)
-                    .bind(onboarding_key)
-                    .bind(user_id)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(String, String, String)> = sqlx::query_as(SQL_SQLITE)
-                    .bind(onboarding_key)
-                    .bind(user_id)
-                    .fetch_all(pool)
-                    .await?;
-                rows.into_iter()
-                    .map(|(id, key, status)| Ok((uuid_from_sqlite(&id)?, key, status)))
-                    .collect::<Result<_, StoreError>>()?
-            }
-        };
+        let rows: Vec<(Uuid, String, String)> = each_backend!(&self.backend, |pool, d| {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT id, business_key, status FROM workflows \
+                 WHERE kind = 'originate-loan' AND ({} = $1 \
+                 OR ($2 IS NOT NULL AND {} = $2))",
+                d.text_at("facts", "onboarding_business_key"),
+                d.text_at("facts", "user_id")
+            )))
+            .bind(onboarding_key)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.id("id")?,
+                        row.read("business_key")?,
+                        row.read("status")?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?
+        });
         Ok(rows
             .into_iter()
             .map(|(id, key, status)| {
@@ -770,52 +663,30 @@ impl Store {
         }
         let now = Utc::now();
         let erased = erased();
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "UPDATE workflows SET input = $2, data_key = 'erased', identity_key = NULL, \
-                     nik_last4 = NULL, erased_at = $3 WHERE id = ANY($1)",
-                )
-                .bind(ids)
-                .bind(&erased)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE callback_inbox SET payload = $2, identity_number = NULL \
-                     WHERE matched_workflow_id = ANY($1)",
-                )
-                .bind(ids)
-                .bind(&erased)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-            }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(crate::tx::SQLITE_BEGIN).await?;
-                for id in ids {
-                    sqlx::query(
-                        "UPDATE workflows SET input = $2, data_key = 'erased', \
-                         identity_key = NULL, nik_last4 = NULL, erased_at = $3 WHERE id = $1",
-                    )
-                    .bind(id.to_string())
-                    .bind(erased.to_string())
-                    .bind(to_sqlite(now))
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE callback_inbox SET payload = $2, identity_number = NULL \
-                         WHERE matched_workflow_id = $1",
-                    )
-                    .bind(id.to_string())
-                    .bind(erased.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-            }
-        }
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        each_backend!(&self.backend, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE workflows SET input = $2, data_key = 'erased', identity_key = NULL, \
+                 nik_last4 = NULL, erased_at = $3 WHERE id IN (SELECT value FROM {})",
+                d.ids_of("$1")
+            )))
+            .bind(Texts(&ids))
+            .bind(Doc(&erased))
+            .bind(At(now))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE callback_inbox SET payload = $2, identity_number = NULL \
+                 WHERE matched_workflow_id IN (SELECT value FROM {})",
+                d.ids_of("$1")
+            )))
+            .bind(Texts(&ids))
+            .bind(Doc(&erased))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 }

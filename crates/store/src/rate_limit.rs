@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
+use sqlx::AssertSqlSafe;
 
+use crate::dialect::{Columns, each_backend};
 use crate::error::{StoreError, decode_error};
 use crate::time::{from_sqlite_opt, to_sqlite, to_sqlite_opt};
 use crate::tx::SQLITE_BEGIN;
@@ -163,6 +165,7 @@ impl Store {
         scope: &str,
         until: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
+        // PostgreSQL announces the pause in the same statement (`pg_notify`); SQLite can't.
         match &self.backend {
             Backend::Postgres(pool) => {
                 // NOTIFY is delivered when the statement commits, with the pause as stored.
@@ -204,25 +207,19 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn paused_until(&self, scope: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => Ok(sqlx::query_scalar(
-                "SELECT paused_until FROM rate_limits WHERE scope = $1 AND paused_until > now()",
-            )
+        each_backend!(&self.backend, |pool, d| {
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT paused_until FROM rate_limits WHERE scope = $1 AND paused_until > {}",
+                d.now()
+            )))
             .bind(scope)
             .fetch_optional(pool)
-            .await?
-            .flatten()),
-            Backend::Sqlite(pool) => {
-                let until: Option<Option<String>> = sqlx::query_scalar(
-                    "SELECT paused_until FROM rate_limits WHERE scope = $1 AND paused_until > $2",
-                )
-                .bind(scope)
-                .bind(to_sqlite(Utc::now()))
-                .fetch_optional(pool)
-                .await?;
-                from_sqlite_opt(until.flatten())
-            }
-        }
+            .await?;
+            Ok(row
+                .map(|row| row.at_opt("paused_until"))
+                .transpose()?
+                .flatten())
+        })
     }
 
     /// Listens to the pauses every worker records ([`PAUSE_CHANNEL`]), on a connection of
@@ -232,6 +229,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] when the connection or the `LISTEN` fails.
     pub async fn listen_pauses(&self) -> Result<Option<PauseListener>, StoreError> {
+        // LISTEN is PostgreSQL's alone.
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
@@ -257,6 +255,7 @@ impl Store {
         want: u32,
     ) -> Result<Lease, StoreError> {
         bucket.check()?;
+        // PostgreSQL: one statement on its clock under the row lock; SQLite: `take_tokens`.
         match &self.backend {
             Backend::Postgres(pool) => {
                 // One statement: refill, take, and return what was there, under the row

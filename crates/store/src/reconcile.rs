@@ -115,7 +115,8 @@ impl Store {
         each_backend!(&self.backend, |pool, d| {
             let sql = format!(
                 "SELECT id, status, facts FROM workflows WHERE kind = 'originate-loan' \
-                 AND facts->>'loan_unique_id' IN (SELECT value FROM {})",
+                 AND {} IN (SELECT value FROM {})",
+                d.text_at("facts", "loan_unique_id"),
                 d.values_of("$1")
             );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -145,15 +146,17 @@ impl Store {
             .and_then(|d| d.succ_opt())
             .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
         each_backend!(&self.backend, |pool, d| {
+            let loan = d.text_at("w.facts", "loan_unique_id");
             let sql = format!(
                 "SELECT w.id, w.status, w.facts FROM workflows w \
-                 WHERE w.kind = 'originate-loan' AND w.facts->>'loan_status' IS NOT NULL \
+                 WHERE w.kind = 'originate-loan' AND {status} IS NOT NULL \
                  AND ($2 IS NULL OR w.created_at >= $2) AND ($3 IS NULL OR w.created_at < $3) \
-                 AND NOT (w.facts->>'loan_unique_id' IN (SELECT value FROM {})) \
+                 AND NOT ({loan} IN (SELECT value FROM {excluded})) \
                  AND NOT EXISTS (SELECT 1 FROM reconcile_seen s WHERE s.run_id = $1 \
-                     AND s.loan_unique_id = w.facts->>'loan_unique_id') \
+                     AND s.loan_unique_id = {loan}) \
                  ORDER BY w.created_at, w.id LIMIT $5",
-                d.values_of("$4")
+                status = d.text_at("w.facts", "loan_status"),
+                excluded = d.values_of("$4")
             );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(Id(run_id))

@@ -106,6 +106,7 @@ impl Store {
     /// # Errors
     /// As [`Store::submit_in`].
     pub async fn submit(&self, new: &NewWorkflow) -> Result<Submitted, StoreError> {
+        // PostgreSQL: the server function `finflow_submit_workflow`; SQLite: `submit_sqlite`.
         let submitted = match &self.backend {
             // One statement, its own transaction: one round trip.
             Backend::Postgres(pool) => {
@@ -155,6 +156,7 @@ impl Store {
         new: &NewWorkflow,
     ) -> Result<Submitted, StoreError> {
         check(new)?;
+        // PostgreSQL: the server function `finflow_submit_workflow`; SQLite: `submit_sqlite`.
         let submitted = match tx {
             StoreTx::Postgres(tx) => self.submit_pg(tx, new).await?,
             StoreTx::Sqlite(tx) => submit_sqlite(self, tx, new).await?,

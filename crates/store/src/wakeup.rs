@@ -122,6 +122,7 @@ impl DueListener {
 /// # Errors
 /// [`StoreError::Database`] when the statement fails.
 pub(crate) async fn notify_due(conn: Conn<'_>, ids: &[Uuid]) -> Result<(), StoreError> {
+    // NOTIFY is PostgreSQL's alone.
     match conn {
         Conn::Postgres(conn) => notify_due_pg(conn, ids).await,
         Conn::Sqlite(_) => Ok(()),
@@ -151,6 +152,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] when the connection or the `LISTEN` fails.
     pub async fn listen_due(&self) -> Result<Option<DueListener>, StoreError> {
+        // LISTEN is PostgreSQL's alone.
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
@@ -179,6 +181,7 @@ impl Store {
         workflow_id: Uuid,
         run_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        // NOTIFY is PostgreSQL's alone.
         match tx {
             StoreTx::Postgres(tx) if run_at <= Utc::now() => {
                 notify_due_pg(tx, &[workflow_id]).await
@@ -194,6 +197,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn prune_wakeups(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // apalis's own tables: `apalis.jobs` (timestamptz) vs `Jobs` (Unix seconds).
         let done = match &self.backend {
             Backend::Postgres(pool) => sqlx::query(
                 "DELETE FROM apalis.jobs WHERE job_type = $1 AND done_at < $2 \
@@ -226,6 +230,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn heartbeat(&self, worker_id: &str) -> Result<(), StoreError> {
+        // apalis's own tables: `apalis.workers` (timestamptz) vs `Workers` (Unix seconds).
         match &self.backend {
             Backend::Postgres(pool) => {
                 sqlx::query(
@@ -262,6 +267,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn prune_workers(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // apalis's own tables: `apalis.workers` (timestamptz) vs `Workers` (Unix seconds).
         let done = match &self.backend {
             Backend::Postgres(pool) => sqlx::query(
                 "DELETE FROM apalis.workers w WHERE w.last_seen < $1 \

@@ -170,12 +170,6 @@ pub(crate) fn uuid_from_sqlite(s: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|e| decode_error(format!("uuid {s:?}: {e}")))
 }
 
-/// # Errors
-/// A decode error when the text is not JSON.
-pub(crate) fn json_from_sqlite(s: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(s).map_err(|e| decode_error(format!("JSON column: {e}")))
-}
-
 /// One row of the `workflow_status_counts` view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusCount {
