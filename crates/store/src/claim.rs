@@ -124,6 +124,8 @@ impl Store {
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
         let mut claimed = Vec::new();
+        // A fleet claims in one statement that skips the rows another worker is claiming;
+        // SQLite's one writer claims row by row in its write transaction.
         match &self.backend {
             Backend::Postgres(pool) => {
                 let rows = sqlx::query(PG_CLAIM_DUE)

@@ -29,7 +29,7 @@ use crate::dialect::Conn;
 use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
 use crate::group::Item;
-use crate::inbox::{KeyName, lock_ids, mark_processed_sqlite, match_waits_sqlite};
+use crate::inbox::{KeyName, lock_ids, mark_processed_on, match_waits_sqlite};
 use crate::journal::{JournalEntry, append};
 use crate::reconcile::{self, Observed};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
@@ -129,6 +129,8 @@ impl Store {
     /// database failure (nothing was written).
     #[tracing::instrument(level = "debug", skip_all, fields(workflow.id = %commit.workflow_id, worker.id = %commit.worker_id, step = %commit.journal.step))]
     pub async fn commit_step(&self, commit: &StepCommit) -> Result<Committed, StoreError> {
+        // PostgreSQL commits in one call of a server function; SQLite, which has none, runs
+        // the same sequence statement by statement (`write_sqlite`).
         let committed = match &self.backend {
             Backend::Postgres(pool) => commit_pg(self, pool, commit).await?,
             Backend::Sqlite(pool) => commit_sqlite(self, pool, commit).await?,
@@ -500,7 +502,7 @@ pub(crate) async fn write_sqlite(
         .await?;
     }
 
-    mark_processed_sqlite(conn, commit.workflow_id, &commit.processed, now).await?;
+    mark_processed_on((&mut *conn).into(), commit.workflow_id, &commit.processed).await?;
     let stamp = to_sqlite(now);
     if let Some(announcement) = &commit.announce {
         announce_sqlite(conn, commit.workflow_id, announcement, &stamp).await?;

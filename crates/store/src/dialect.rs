@@ -147,6 +147,14 @@ impl Dialect {
         }
     }
 
+    /// As [`Self::values_of`], for a list of integers bound as [`Ints`].
+    pub(crate) fn ints_of(self, param: &str) -> String {
+        match self {
+            Self::Postgres => format!("unnest({param}::bigint[]) AS t(value)"),
+            Self::Sqlite => format!("json_each({param})"),
+        }
+    }
+
     /// As [`Self::values_of`], for a list of uuids bound as [`Texts`] of their hyphenated
     /// text: the column `value` compares with an [`Id`] column (`uuid` on PostgreSQL, text
     /// on SQLite), as in `id IN (SELECT value FROM {..})`.
@@ -257,6 +265,11 @@ pub(crate) struct At(pub DateTime<Utc>);
 /// array on SQLite.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Texts<'a>(pub &'a [String]);
+
+/// A list of integers to bind, read with [`Dialect::ints_of`]: `bigint[]` on PostgreSQL, a
+/// JSON array on SQLite.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ints<'a>(pub &'a [i64]);
 
 /// A JSON document to bind: `jsonb` on PostgreSQL, its text on SQLite.
 #[derive(Debug, Clone, Copy)]
@@ -374,6 +387,36 @@ impl Type<Sqlite> for Texts<'_> {
 }
 
 impl Encode<'_, Sqlite> for Texts<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(serde_json::to_string(self.0)?, buf)
+    }
+}
+
+impl Type<Postgres> for Ints<'_> {
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <Vec<i64> as Type<Postgres>>::type_info()
+    }
+}
+
+impl Encode<'_, Postgres> for Ints<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as Database>::ArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <&[i64] as Encode<Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl Type<Sqlite> for Ints<'_> {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl Encode<'_, Sqlite> for Ints<'_> {
     fn encode_by_ref(
         &self,
         buf: &mut <Sqlite as Database>::ArgumentBuffer,
@@ -508,7 +551,10 @@ mod tests {
             assert_eq!(row.at_opt("none_at").expect("none"), None);
             let err = row.at("none_at").expect_err("NULL is not a time");
             let why = std::error::Error::source(&err).map(ToString::to_string);
-            assert!(why.as_deref().is_some_and(|w| w.contains("none_at")), "{why:?}");
+            assert!(
+                why.as_deref().is_some_and(|w| w.contains("none_at")),
+                "{why:?}"
+            );
 
             let sql = format!("SELECT value FROM {} ORDER BY value", d.values_of("$1"));
             let values: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -517,6 +563,14 @@ mod tests {
                 .await
                 .expect("values");
             assert_eq!(values, list);
+
+            let sql = format!("SELECT value FROM {} ORDER BY value", d.ints_of("$1"));
+            let ints: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(Ints(&[3, -1, 2]))
+                .fetch_all(pool)
+                .await
+                .expect("ints");
+            assert_eq!(ints, [-1, 2, 3]);
         });
     }
 

@@ -15,14 +15,14 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, SqliteConnection};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use crate::dialect::{Columns, Conn, Id, each_backend, each_conn};
+use crate::dialect::{Columns, Conn, Id, Ints, each_backend, each_conn};
 use crate::error::{StoreError, decode_error};
 use crate::time::to_sqlite;
 use crate::workflow::uuid_from_sqlite;
-use crate::{Backend, Store};
+use crate::Store;
 
 macro_rules! inbox_columns {
     () => {
@@ -352,53 +352,34 @@ pub(crate) async fn match_waits_sqlite(
     Ok(ids)
 }
 
-/// Marks events consumed by `workflow_id` (only events matched to it and not yet processed).
+/// Marks `ids` processed, if matched to `workflow_id` and not yet processed, inside the
+/// caller's transaction (if any); returns how many changed.
 ///
 /// # Errors
 /// [`StoreError::Database`] on a database failure.
-pub(crate) async fn mark_processed_pg(
-    conn: &mut PgConnection,
+pub(crate) async fn mark_processed_on(
+    conn: Conn<'_>,
     workflow_id: Uuid,
     ids: &[i64],
 ) -> Result<u64, StoreError> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
-        "UPDATE callback_inbox SET processed_at = now() WHERE id = ANY($2) \
-         AND matched_workflow_id = $1 AND processed_at IS NULL",
-    )
-    .bind(workflow_id)
-    .bind(ids)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// SQLite version of [`mark_processed_pg`]; the ids travel as a JSON array.
-///
-/// # Errors
-/// [`StoreError::Database`] on a database failure.
-pub(crate) async fn mark_processed_sqlite(
-    conn: &mut SqliteConnection,
-    workflow_id: Uuid,
-    ids: &[i64],
-    now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let done = sqlx::query(
-        "UPDATE callback_inbox SET processed_at = $3 \
-         WHERE id IN (SELECT value FROM json_each($2)) \
-         AND matched_workflow_id = $1 AND processed_at IS NULL",
-    )
-    .bind(workflow_id.to_string())
-    .bind(serde_json::Value::from(ids.to_vec()).to_string())
-    .bind(to_sqlite(now))
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    each_conn!(conn, |c, d| {
+        let sql = format!(
+            "UPDATE callback_inbox SET processed_at = {} \
+             WHERE id IN (SELECT value FROM {}) \
+             AND matched_workflow_id = $1 AND processed_at IS NULL",
+            d.now(),
+            d.ints_of("$2")
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(Id(workflow_id))
+            .bind(Ints(ids))
+            .execute(c)
+            .await?;
+        Ok(done.rows_affected())
+    })
 }
 
 impl Store {
@@ -467,16 +448,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on a database failure.
     pub async fn mark_processed(&self, workflow_id: Uuid, ids: &[i64]) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                mark_processed_pg(&mut conn, workflow_id, ids).await
-            }
-            Backend::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                mark_processed_sqlite(&mut conn, workflow_id, ids, Utc::now()).await
-            }
-        }
+        each_backend!(&self.backend, |pool, d| {
+            let mut conn = pool.acquire().await?;
+            mark_processed_on(Conn::from(&mut *conn), workflow_id, ids).await
+        })
     }
 
     /// Every inbox row for an event (source, event id), for operators and tests.

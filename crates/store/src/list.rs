@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
+use crate::Store;
 use crate::dialect::{At, Columns, Dialect, Id, each_backend};
 use crate::error::StoreError;
 use crate::workflow::{Workflow, workflow_columns};
-use crate::Store;
 
 /// Which workflows to list. Every field narrows; empty means all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

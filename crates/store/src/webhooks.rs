@@ -236,6 +236,8 @@ impl Store {
             "SELECT c.id AS delivery_id, c.webhook, c.attempts, c.created_at AS delivery_created_at, \
              {event_columns} FROM claimed c JOIN events e ON e.id = c.event_id ORDER BY e.id"
         );
+        // A fleet claims in one statement that skips the rows another deliverer is claiming;
+        // SQLite's one writer reads, then marks, in its write transaction.
         match &self.backend {
             Backend::Postgres(pool) => {
                 let sql = format!(
