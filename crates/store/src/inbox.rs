@@ -18,11 +18,11 @@ use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
+use crate::Store;
 use crate::dialect::{Columns, Conn, Id, Ints, each_backend, each_conn};
 use crate::error::{StoreError, decode_error};
 use crate::time::to_sqlite;
 use crate::workflow::uuid_from_sqlite;
-use crate::Store;
 
 macro_rules! inbox_columns {
     () => {

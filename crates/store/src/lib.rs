@@ -171,10 +171,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] when no connection can be had or the query fails.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let _: i32 = match &self.backend {
-            Backend::Postgres(pool) => sqlx::query_scalar("SELECT 1").fetch_one(pool).await?,
-            Backend::Sqlite(pool) => sqlx::query_scalar("SELECT 1").fetch_one(pool).await?,
-        };
+        let _: i32 = dialect::each_backend!(&self.backend, |pool, d| {
+            sqlx::query_scalar("SELECT 1").fetch_one(pool).await?
+        });
         Ok(())
     }
 
@@ -182,9 +181,6 @@ impl Store {
     pub async fn close(&self) {
         // The pool waits for every connection it lent: give back the kept ones first.
         self.hot.release_all();
-        match &self.backend {
-            Backend::Postgres(pool) => pool.close().await,
-            Backend::Sqlite(pool) => pool.close().await,
-        }
+        dialect::each_backend!(&self.backend, |pool, d| pool.close().await);
     }
 }
