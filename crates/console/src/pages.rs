@@ -532,7 +532,7 @@ pub fn workflow(p: &OneWorkflow<'_>) -> Markup {
             ul {
                 @for wait in p.waits {
                     li { (wait.event) " with " (wait.key_name.as_str()) " = "
-                        @if wait.key_name == store::KeyName::IdentityNumber { (mask::last_four(&wait.key_value)) } @else { (wait.key_value) }
+                        @if wait.key_name == store::CorrelationKey::IdentityNumber { (mask::last_four(&wait.key_value)) } @else { (wait.key_value) }
                         " (since " (time(wait.created_at)) ")" }
                 }
                 @if p.waits.is_empty() { li { "nothing" } }

@@ -25,6 +25,59 @@ use crate::model::borrower::BorrowerStatus;
 use crate::model::loan::LoanStatus;
 use crate::model::virtual_account::BankCode;
 
+/// A field of a callback body that correlates it with a workflow: what a waiting workflow
+/// waits on (with the title of the callback), and a column of finflow's callback inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrelationKey {
+    /// `identity_number` (the NIK) of a user or `credit_score` status callback: how
+    /// `user_created` is matched, since the create call returns no id (CONTRACT §3).
+    IdentityNumber,
+    /// `user_id` of a status callback.
+    UserId,
+    /// `kyc_id` of a status callback, on borrowers created on a KYC session.
+    KycId,
+    /// `loan_unique_id` of a loan status callback.
+    LoanUniqueId,
+    /// `external_id` of a virtual-account payment or invoice callback.
+    ExternalId,
+}
+
+impl CorrelationKey {
+    /// Every key.
+    pub const ALL: [Self; 5] = [
+        Self::IdentityNumber,
+        Self::UserId,
+        Self::KycId,
+        Self::LoanUniqueId,
+        Self::ExternalId,
+    ];
+
+    /// The field's name in the callback body (and the inbox's column).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IdentityNumber => "identity_number",
+            Self::UserId => "user_id",
+            Self::KycId => "kyc_id",
+            Self::LoanUniqueId => "loan_unique_id",
+            Self::ExternalId => "external_id",
+        }
+    }
+
+    /// The key named `name` (as [`Self::as_str`] gives it), if any.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|key| key.as_str() == name)
+    }
+}
+
+impl fmt::Display for CorrelationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The header every callback carries with the partner's key.
 pub const AUTH_KEY_HEADER: &str = "finfra-auth-key";
 

@@ -29,7 +29,7 @@ use crate::dialect::Conn;
 use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
 use crate::group::Item;
-use crate::inbox::{KeyName, lock_ids, mark_processed_on, match_waits_sqlite};
+use crate::inbox::{CorrelationKey, lock_ids, mark_processed_on, match_waits_sqlite};
 use crate::journal::{JournalEntry, append};
 use crate::reconcile::{self, Observed};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
@@ -42,12 +42,12 @@ use crate::{Backend, Store};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Wait {
     pub event: String,
-    pub key: KeyName,
+    pub key: CorrelationKey,
     pub value: String,
 }
 
 impl Wait {
-    pub fn new(event: impl Into<String>, key: KeyName, value: impl Into<String>) -> Self {
+    pub fn new(event: impl Into<String>, key: CorrelationKey, value: impl Into<String>) -> Self {
         Self {
             event: event.into(),
             key,
@@ -262,18 +262,18 @@ impl<'a> Params<'a> {
             .waits
             .iter()
             .map(|w| match w.key {
-                KeyName::IdentityNumber if store.keys().is_some() => {
+                CorrelationKey::IdentityNumber if store.keys().is_some() => {
                     std::borrow::Cow::Owned(store.nik_key(&w.value))
                 }
                 _ => std::borrow::Cow::Borrowed(w.value.as_str()),
             })
             .collect();
-        let keys: Vec<(KeyName, &str)> = eff
+        let keys: Vec<(CorrelationKey, &str)> = eff
             .waits
             .iter()
             .zip(&wait_values)
             .map(|(w, value)| (w.key, value.as_ref()))
-            .chain(announce.map(|a| (KeyName::ExternalId, a.external_id.as_str())))
+            .chain(announce.map(|a| (CorrelationKey::ExternalId, a.external_id.as_str())))
             .collect();
         let j = &commit.journal;
         Self {
@@ -408,7 +408,7 @@ impl SqliteCommit {
                 .waits
                 .iter()
                 .map(|w| match w.key {
-                    KeyName::IdentityNumber if hash => Wait {
+                    CorrelationKey::IdentityNumber if hash => Wait {
                         value: store.nik_key(&w.value),
                         ..w.clone()
                     },

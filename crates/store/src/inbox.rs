@@ -132,33 +132,9 @@ impl FromStr for Source {
     }
 }
 
-/// A correlation key: the `callback_inbox` column a wait matches on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum KeyName {
-    IdentityNumber,
-    UserId,
-    KycId,
-    LoanUniqueId,
-    ExternalId,
-}
-
-impl KeyName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::IdentityNumber => "identity_number",
-            Self::UserId => "user_id",
-            Self::KycId => "kyc_id",
-            Self::LoanUniqueId => "loan_unique_id",
-            Self::ExternalId => "external_id",
-        }
-    }
-}
-
-impl fmt::Display for KeyName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A correlation key: the `callback_inbox` column a wait matches on (the one type from the
+/// callback body to the inbox and the waits, `finfra_api`'s).
+pub use finfra_api::callback::CorrelationKey;
 
 /// The correlation keys a callback carries (each may be absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -174,13 +150,13 @@ pub struct CorrelationKeys {
 
 impl CorrelationKeys {
     /// The keys present, as (name, value).
-    pub fn pairs(&self) -> Vec<(KeyName, &str)> {
+    pub fn pairs(&self) -> Vec<(CorrelationKey, &str)> {
         [
-            (KeyName::IdentityNumber, &self.identity_number),
-            (KeyName::UserId, &self.user_id),
-            (KeyName::KycId, &self.kyc_id),
-            (KeyName::LoanUniqueId, &self.loan_unique_id),
-            (KeyName::ExternalId, &self.external_id),
+            (CorrelationKey::IdentityNumber, &self.identity_number),
+            (CorrelationKey::UserId, &self.user_id),
+            (CorrelationKey::KycId, &self.kyc_id),
+            (CorrelationKey::LoanUniqueId, &self.loan_unique_id),
+            (CorrelationKey::ExternalId, &self.external_id),
         ]
         .into_iter()
         .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
@@ -300,7 +276,7 @@ impl InboxRow {
 /// without duplicates. Both `finflow_record_callback` and `finflow_commit_step` (for its new
 /// waits) take them, in this order, before touching the other's table and before locking a
 /// workflow row: they never deadlock, and never miss each other's rows.
-pub(crate) fn lock_ids(keys: &[(KeyName, &str)]) -> Vec<i64> {
+pub(crate) fn lock_ids(keys: &[(CorrelationKey, &str)]) -> Vec<i64> {
     let mut ids: Vec<i64> = keys
         .iter()
         .map(|(name, value)| {

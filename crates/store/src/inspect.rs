@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::Store;
 use crate::dialect::{Columns, Id, each_backend};
 use crate::error::{StoreError, decode_error};
-use crate::inbox::{KeyName, Source};
+use crate::inbox::{CorrelationKey, Source};
 use crate::workflow::{Status, Workflow, workflow_columns};
 
 /// One `workflow_waits` row: the workflow waits for `event` carrying `key_name` =
@@ -17,7 +17,7 @@ use crate::workflow::{Status, Workflow, workflow_columns};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitRow {
     pub event: String,
-    pub key_name: KeyName,
+    pub key_name: CorrelationKey,
     pub key_value: String,
     pub created_at: DateTime<Utc>,
 }
@@ -68,17 +68,9 @@ pub struct StuckWorkflow {
     pub since: DateTime<Utc>,
 }
 
-fn key_name(s: &str) -> Result<KeyName, StoreError> {
-    [
-        KeyName::IdentityNumber,
-        KeyName::UserId,
-        KeyName::KycId,
-        KeyName::LoanUniqueId,
-        KeyName::ExternalId,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
-    .ok_or_else(|| decode_error(format!("unknown correlation key {s:?}")))
+fn key_name(s: &str) -> Result<CorrelationKey, StoreError> {
+    CorrelationKey::from_name(s)
+        .ok_or_else(|| decode_error(format!("unknown correlation key {s:?}")))
 }
 
 const WAITS_SQL: &str = "SELECT event, key_name, key_value, created_at FROM workflow_waits \

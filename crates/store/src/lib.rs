@@ -69,7 +69,7 @@ pub use error::{
 };
 pub use events::{EVENTS_CHANNEL, EVENTS_PAGE_MAX, EventRow, NewEvent};
 pub use identity::{NIK_PATH, ONBOARD_KIND, ReturningBorrower, identity_key};
-pub use inbox::{CorrelationKeys, InboxEvent, InboxRow, KeyName, Recorded, Source};
+pub use inbox::{CorrelationKey, CorrelationKeys, InboxEvent, InboxRow, Recorded, Source};
 pub use inspect::{MatchedEvent, StuckWorkflow, WaitRow, WaitingCount};
 pub use journal::{JournalEntry, JournalRow, Outcome};
 pub use list::{Cursor, OperatorCommand, WorkflowFilter};

@@ -212,40 +212,11 @@ impl fmt::Display for Expected {
                 self.value.clone()
             }
         };
-        write!(f, "{} where {} = {value}", self.title, self.key.field())
+        write!(f, "{} where {} = {value}", self.title, self.key.as_str())
     }
 }
 
-/// A field of a callback body that correlates it with a workflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CorrelationKey {
-    /// `user_id` of a status callback.
-    UserId,
-    /// `identity_number` (the NIK) of a user or `credit_score` status callback: how
-    /// `user_created` is matched, since the create call returns no id (CONTRACT §3).
-    IdentityNumber,
-    /// `kyc_id` of a status callback, on borrowers created on a KYC session.
-    KycId,
-    /// `loan_unique_id` of a loan status callback.
-    LoanUniqueId,
-    /// `external_id` of a virtual-account payment or invoice callback.
-    ExternalId,
-}
-
-impl CorrelationKey {
-    /// The field's name in the callback body.
-    #[must_use]
-    pub fn field(self) -> &'static str {
-        match self {
-            Self::UserId => "user_id",
-            Self::IdentityNumber => "identity_number",
-            Self::KycId => "kyc_id",
-            Self::LoanUniqueId => "loan_unique_id",
-            Self::ExternalId => "external_id",
-        }
-    }
-}
+pub use finfra_api::callback::CorrelationKey;
 
 /// The poll a wait falls back on when its callback is late.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use store::testing::TestDb;
-use store::{KeyName, Outcome, Status, StoreError, Wait};
+use store::{CorrelationKey, Outcome, Status, StoreError, Wait};
 
 use crate::{Hints, count, step, submit_and_claim};
 
@@ -78,7 +78,7 @@ async fn a_version_conflict_writes_nothing(db: TestDb) {
     stale.expected_version -= 1;
     stale.waits = vec![Wait::new(
         "user_created",
-        KeyName::IdentityNumber,
+        CorrelationKey::IdentityNumber,
         "3201000000000001",
     )];
     assert!(matches!(
@@ -117,7 +117,7 @@ async fn inline_continuation_then_completion(db: TestDb) {
     first.release_lease = false;
     first.waits = vec![Wait::new(
         "user_created",
-        KeyName::IdentityNumber,
+        CorrelationKey::IdentityNumber,
         "3201000000000002",
     )];
     let c1 = store.commit_step(&first).await.expect("first");
@@ -126,7 +126,7 @@ async fn inline_continuation_then_completion(db: TestDb) {
 
     let mut done = step(&claimed, "approved", Status::Completed, Some(Utc::now()));
     done.expected_version = c1.version;
-    done.waits = vec![Wait::new("ignored", KeyName::UserId, "u")];
+    done.waits = vec![Wait::new("ignored", CorrelationKey::UserId, "u")];
     let c2 = store.commit_step(&done).await.expect("second");
     assert_eq!((c1.seq, c2.seq), (1, 2));
     assert_eq!(c2.next_run_at, None);

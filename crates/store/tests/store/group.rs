@@ -7,8 +7,8 @@ use futures_util::future::join_all;
 use serde_json::json;
 use store::testing::TestDb;
 use store::{
-    Claimed, CorrelationKeys, InboxEvent, KeyName, NewEvent, Source, Status, StepCommit, Store,
-    StoreError, Wait,
+    Claimed, CorrelationKey, CorrelationKeys, InboxEvent, NewEvent, Source, Status, StepCommit,
+    Store, StoreError, Wait,
 };
 use uuid::Uuid;
 
@@ -279,7 +279,7 @@ async fn concurrent_callbacks_share_batches_each_stored_once(db: TestDb) {
         let mut commit = step(c, "await_kyc", Status::Waiting, None);
         commit.waits = vec![Wait::new(
             "kyc_verified",
-            KeyName::UserId,
+            CorrelationKey::UserId,
             format!("user-{i}"),
         )];
         store.commit_step(&commit).await.expect("commit");

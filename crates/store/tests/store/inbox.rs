@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use store::testing::TestDb;
-use store::{CorrelationKeys, InboxEvent, KeyName, Outcome, Source, Status, Wait};
+use store::{CorrelationKey, CorrelationKeys, InboxEvent, Outcome, Source, Status, Wait};
 
 use crate::{Hints, LEASE, count, is_about_now, step, submit_and_claim};
 
@@ -73,8 +73,8 @@ async fn a_callback_wakes_the_workflow_waiting_for_it(db: TestDb) {
     wait.waiting_for = Some("user_verified".into());
     wait.deadline = Some(deadline);
     wait.waits = vec![
-        Wait::new("user_verified", KeyName::IdentityNumber, nik),
-        Wait::new("user_rejected", KeyName::IdentityNumber, nik),
+        Wait::new("user_verified", CorrelationKey::IdentityNumber, nik),
+        Wait::new("user_rejected", CorrelationKey::IdentityNumber, nik),
     ];
     store.commit_step(&wait).await.expect("start waiting");
     assert!(
@@ -174,7 +174,11 @@ async fn an_early_callback_is_matched_when_the_wait_begins(db: TestDb) {
         Status::Waiting,
         Some(deadline),
     );
-    wait.waits = vec![Wait::new("user_created", KeyName::IdentityNumber, nik)];
+    wait.waits = vec![Wait::new(
+        "user_created",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
     let committed = store.commit_step(&wait).await.expect("start waiting");
     assert_eq!(committed.pending_events, vec![early.inbox_id]);
     assert!(
@@ -218,7 +222,7 @@ async fn callback_and_wait_racing_never_lose_the_event(db: TestDb) {
         );
         wait.waits = vec![Wait::new(
             "user_created",
-            KeyName::IdentityNumber,
+            CorrelationKey::IdentityNumber,
             nik.clone(),
         )];
         let event = user_event(&format!("evt-race-{i}"), "user_created", &nik);
@@ -263,7 +267,11 @@ async fn what_a_store_makes_due_is_handed_over_in_process(db: TestDb) {
     let id = claimed.workflow.id;
     assert_eq!(due.try_recv().ok(), Some(id), "the submit is handed over");
     let mut wait = step(&claimed, "wait_user_verified", Status::Waiting, None);
-    wait.waits = vec![Wait::new("user_verified", KeyName::IdentityNumber, nik)];
+    wait.waits = vec![Wait::new(
+        "user_verified",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
     store.commit_step(&wait).await.expect("start waiting");
     assert!(due.try_recv().is_err(), "a wait is not due");
     store

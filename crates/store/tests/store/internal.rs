@@ -4,7 +4,7 @@
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
 use store::testing::TestDb;
-use store::{Announcement, KeyName, Source, Status, StoreError, Wait};
+use store::{Announcement, CorrelationKey, Source, Status, StoreError, Wait};
 
 use crate::{LEASE, step, submit_and_claim};
 
@@ -21,7 +21,7 @@ const KEY: &str = "onboard-borrower/b-1";
 async fn wait_for_end(store: &store::Store, claimed: &store::Claimed) -> store::Committed {
     let deadline = Utc::now() + TimeDelta::hours(1);
     let mut wait = step(claimed, "await_onboarding", Status::Waiting, Some(deadline));
-    wait.waits = vec![Wait::new(TITLE, KeyName::ExternalId, KEY)];
+    wait.waits = vec![Wait::new(TITLE, CorrelationKey::ExternalId, KEY)];
     store.commit_step(&wait).await.expect("wait")
 }
 
@@ -79,7 +79,7 @@ async fn an_end_reaches_every_waiter_once(db: TestDb) {
         );
         // Consumed, then waiting again for the same end: no second copy.
         let mut consume = step(&woke, "await_onboarding", Status::Waiting, None);
-        consume.waits = vec![Wait::new(TITLE, KeyName::ExternalId, KEY)];
+        consume.waits = vec![Wait::new(TITLE, CorrelationKey::ExternalId, KEY)];
         consume.processed_events = vec![event.id];
         let committed = store.commit_step(&consume).await.expect("consume");
         assert!(committed.pending_events.is_empty(), "consumed once");

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use store::testing::{TestBackend, TestDb};
 use store::{
-    CorrelationKeys, InboxEvent, KeyName, MIGRATIONS_TABLE, NewWorkflow, ReturningBorrower, Source,
-    Status, Store, StoreError, StoreTx, Wait,
+    CorrelationKey, CorrelationKeys, InboxEvent, MIGRATIONS_TABLE, NewWorkflow, ReturningBorrower,
+    Source, Status, Store, StoreError, StoreTx, Wait,
 };
 use uuid::Uuid;
 
@@ -547,7 +547,11 @@ async fn upgraded_workflow_finishes(db: TestDb, last: i64) {
         .expect("the old workflow is due");
     assert!(claimed.events.is_empty());
     let mut wait = crate::step(&claimed, "await_user_verified", Status::Waiting, None);
-    wait.waits = vec![Wait::new("user_verified", KeyName::IdentityNumber, nik)];
+    wait.waits = vec![Wait::new(
+        "user_verified",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
     store.commit_step(&wait).await.expect("a wait committed");
 
     let recorded = store
@@ -725,7 +729,11 @@ async fn a_workflow_of_the_build_before_own_hints_finds_its_early_callback(db: T
     assert_eq!(recorded.woke, None, "nothing waits for it yet");
 
     let mut wait = crate::step(&claimed, "await_user_verified", Status::Waiting, None);
-    wait.waits = vec![Wait::new("user_verified", KeyName::IdentityNumber, nik)];
+    wait.waits = vec![Wait::new(
+        "user_verified",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
     let waited = store.commit_step(&wait).await.expect("a wait committed");
     assert_eq!(
         waited.pending_events,

@@ -8,7 +8,9 @@ use privacy::{KeyRing, PrivacyConfig};
 use secrecy::SecretString;
 use serde_json::json;
 use store::testing::TestDb;
-use store::{CorrelationKeys, InboxEvent, KeyName, NewWorkflow, Source, Status, StoreError, Wait};
+use store::{
+    CorrelationKey, CorrelationKeys, InboxEvent, NewWorkflow, Source, Status, StoreError, Wait,
+};
 
 use crate::{LEASE, count, step};
 
@@ -139,7 +141,11 @@ async fn inputs_and_callbacks_are_sealed_and_nik_matching_still_works(db: TestDb
 
     // A wait on the NIK and the callback carrying it still meet.
     let mut wait = step(&claimed, "await_user_created", Status::Waiting, None);
-    wait.waits = vec![Wait::new("user_created", KeyName::IdentityNumber, NIK)];
+    wait.waits = vec![Wait::new(
+        "user_created",
+        CorrelationKey::IdentityNumber,
+        NIK,
+    )];
     store.commit_step(&wait).await.expect("wait");
     let recorded = store
         .record_callback(&user_created("evt-1"))

@@ -3,7 +3,7 @@
 //! `--kind` (or the id).
 
 use anyhow::bail;
-use store::{KeyName, Store, Workflow};
+use store::{CorrelationKey, Store, Workflow};
 use uuid::Uuid;
 
 /// Names one workflow on the command line.
@@ -62,12 +62,13 @@ pub async fn find(store: &Store, target: &Target) -> anyhow::Result<Workflow> {
 
 /// A correlation value fit to show: a NIK (`identity_number`, PII) keeps only its last 4
 /// digits.
-pub fn shown_key_value(key: KeyName, value: &str) -> String {
+pub fn shown_key_value(key: CorrelationKey, value: &str) -> String {
     match key {
-        KeyName::IdentityNumber => mask_nik(value),
-        KeyName::UserId | KeyName::KycId | KeyName::LoanUniqueId | KeyName::ExternalId => {
-            value.to_owned()
-        }
+        CorrelationKey::IdentityNumber => mask_nik(value),
+        CorrelationKey::UserId
+        | CorrelationKey::KycId
+        | CorrelationKey::LoanUniqueId
+        | CorrelationKey::ExternalId => value.to_owned(),
     }
 }
 
@@ -88,10 +89,13 @@ mod tests {
     #[test]
     fn a_nik_keeps_only_its_last_four_digits() {
         assert_eq!(
-            shown_key_value(KeyName::IdentityNumber, "3275062009921981"),
+            shown_key_value(CorrelationKey::IdentityNumber, "3275062009921981"),
             "************1981"
         );
-        assert_eq!(shown_key_value(KeyName::IdentityNumber, "123"), "****");
-        assert_eq!(shown_key_value(KeyName::UserId, "abc"), "abc");
+        assert_eq!(
+            shown_key_value(CorrelationKey::IdentityNumber, "123"),
+            "****"
+        );
+        assert_eq!(shown_key_value(CorrelationKey::UserId, "abc"), "abc");
     }
 }

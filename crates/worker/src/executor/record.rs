@@ -6,10 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use store::{Announcement, JournalEntry, KeyName, NewEvent, Outcome, StepCommit, Wait};
+use store::{Announcement, JournalEntry, NewEvent, Outcome, StepCommit, Wait};
 use workflow::{
-    Action, After, Before, CallFailure, CorrelationKey, Decision, FailureKind, Summary,
-    WorkflowFinished,
+    Action, After, Before, CallFailure, Decision, FailureKind, Summary, WorkflowFinished,
 };
 
 use super::step::Held;
@@ -30,7 +29,7 @@ pub(super) fn step_commit(
     let waits_for = |events: &[workflow::Expected]| {
         let waits = events
             .iter()
-            .map(|e| Wait::new(e.title.to_string(), key_name(e.key), e.value.clone()))
+            .map(|e| Wait::new(e.title.to_string(), e.key, e.value.clone()))
             .collect();
         let titles = events
             .iter()
@@ -254,16 +253,6 @@ pub(super) fn outcome_of(failure: &CallFailure) -> Outcome {
     }
 }
 
-fn key_name(key: CorrelationKey) -> KeyName {
-    match key {
-        CorrelationKey::UserId => KeyName::UserId,
-        CorrelationKey::IdentityNumber => KeyName::IdentityNumber,
-        CorrelationKey::KycId => KeyName::KycId,
-        CorrelationKey::LoanUniqueId => KeyName::LoanUniqueId,
-        CorrelationKey::ExternalId => KeyName::ExternalId,
-    }
-}
-
 /// The end of the workflow, for those waiting for it, when `decision` ends it.
 fn finished_announcement(held: &Held, decision: &Decision) -> Option<Announcement> {
     WorkflowFinished::new(
@@ -303,7 +292,7 @@ fn announcement(finished: WorkflowFinished) -> Announcement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use finfra_api::callback::CallbackTitle;
+    use finfra_api::callback::{CallbackTitle, CorrelationKey};
     use serde_json::json;
     use uuid::Uuid;
     use workflow::{DefinitionRef, Expected, Handled, Reason, Status, Summary};
@@ -409,7 +398,7 @@ mod tests {
     fn a_stuck_wait_keeps_its_waits_and_says_why() {
         let listening = vec![Expected::new(
             CallbackTitle::UserCreated,
-            workflow::CorrelationKey::IdentityNumber,
+            CorrelationKey::IdentityNumber,
             "3275062009921981",
         )];
         let action = Action::NeedsAttention {
@@ -428,7 +417,7 @@ mod tests {
         );
         assert_eq!(commit.status, store::Status::NeedsAttention);
         assert_eq!(commit.waits.len(), 1);
-        assert_eq!(commit.waits[0].key, KeyName::IdentityNumber);
+        assert_eq!(commit.waits[0].key, CorrelationKey::IdentityNumber);
         assert_eq!(commit.waiting_for.as_deref(), Some("user_created"));
         assert_eq!(
             commit.next_run_at, None,
