@@ -165,9 +165,23 @@ impl Store {
                             Ok(true)
                         })
                     })
-                    .connect_with(pg)
-                    .await?;
-                Backend::Postgres(pool)
+                    .connect_with(pg.clone())
+                    .await;
+                match pool {
+                    Ok(pool) => Backend::Postgres(pool),
+                    // The pool says only that it gave up: one direct attempt says why
+                    // (refused, unknown host, password, TLS).
+                    Err(sqlx::Error::PoolTimedOut) => {
+                        return Err(match sqlx::PgConnection::connect_with(&pg).await {
+                            Err(reason) => reason.into(),
+                            Ok(conn) => {
+                                let _ = conn.close().await;
+                                sqlx::Error::PoolTimedOut.into()
+                            }
+                        });
+                    }
+                    Err(other) => return Err(other.into()),
+                }
             }
             Target::Sqlite(sqlite) => {
                 let pool = SqlitePoolOptions::new()

@@ -177,6 +177,24 @@ impl Store {
         Ok(())
     }
 
+    /// PostgreSQL: the server's version and whether this store's connection is encrypted
+    /// (TLS); `None` on SQLite.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when no connection can be had or the query fails.
+    pub async fn postgres_connection(&self) -> Result<Option<(String, bool)>, StoreError> {
+        let Backend::Postgres(pool) = &self.backend else {
+            return Ok(None);
+        };
+        let (version, tls): (String, bool) = sqlx::query_as(
+            "SELECT current_setting('server_version'), \
+             coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok(Some((version, tls)))
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         // The pool waits for every connection it lent: give back the kept ones first.

@@ -131,7 +131,14 @@ fn doctor_passes_against_the_sandbox() {
     let report = text(&output);
     assert!(output.status.success(), "{report}");
     assert!(!report.contains(PRIVACY[0].1), "a key leaked:\n{report}");
-    for check in ["config", "privacy", "token", "liveness", "readiness"] {
+    for check in [
+        "config",
+        "privacy",
+        "database",
+        "token",
+        "liveness",
+        "readiness",
+    ] {
         assert!(
             report
                 .lines()
@@ -139,6 +146,8 @@ fn doctor_passes_against_the_sandbox() {
             "{check} not ok in:\n{report}"
         );
     }
+    // The default database: a SQLite file, not created by looking at it.
+    assert!(report.contains("SQLite sqlite://finflow.db"), "{report}");
     assert!(
         !report.contains(&sandbox.client_secret),
         "the secret leaked:\n{report}"
@@ -845,4 +854,70 @@ async fn events_follow_prints_each_event_as_it_commits(db: store::testing::TestD
     let event: serde_json::Value = serde_json::from_str(&line).expect("JSON");
     assert_eq!(event["event_type"], "borrower.approved");
     assert_eq!(event["business_key"], "follow-me");
+}
+
+/// `finflow doctor` checks the database: PostgreSQL that answers is named with its version
+/// and whether the connection is encrypted, one that does not answer fails with the reason,
+/// and an encrypted connection to this machine gets the advice to turn TLS off (it costs
+/// throughput and protects nothing on the loopback). SQLite's line is in
+/// `doctor_passes_against_the_sandbox`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_database() {
+    use sqlx::Connection as _;
+    store::testing::run(
+        store::testing::TestBackend::Postgres,
+        false,
+        |db| async move {
+            let with = |query: &str| {
+                let separator = if db.url.contains('?') { '&' } else { '?' };
+                format!("{}{separator}{query}", db.url)
+            };
+            let line = |url: String| {
+                tokio::task::spawn_blocking(move || {
+                    let report = text(&doctor(&[("FINFLOW_DATABASE_URL", &url)]));
+                    report
+                        .lines()
+                        .find(|l| l.starts_with("database"))
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| panic!("no database line in:\n{report}"))
+                })
+            };
+
+            let plain = line(with("sslmode=disable")).await.expect("doctor");
+            assert!(
+                plain.contains(" ok ") && plain.contains("PostgreSQL ") && plain.contains("no TLS"),
+                "{plain}"
+            );
+
+            let down = line("postgres://postgres@127.0.0.1:1/postgres".to_owned())
+                .await
+                .expect("doctor");
+            // Why, not only that the pool gave up.
+            assert!(
+                down.contains("FAIL") && down.contains("127.0.0.1:1") && down.contains("refused"),
+                "{down}"
+            );
+
+            let mut conn = sqlx::PgConnection::connect(&with("sslmode=disable"))
+                .await
+                .expect("connect");
+            let ssl: String = sqlx::query_scalar("SHOW ssl")
+                .fetch_one(&mut conn)
+                .await
+                .expect("SHOW ssl");
+            let _ = conn.close().await;
+            let tls = line(with("sslmode=require")).await.expect("doctor");
+            if ssl == "on" {
+                assert!(
+                    tls.contains(" note ")
+                        && tls.contains("TLS:")
+                        && tls.contains("sslmode=disable"),
+                    "{tls}"
+                );
+            } else {
+                assert!(tls.contains("FAIL"), "the server offers no TLS: {tls}");
+            }
+        },
+    )
+    .await;
 }
