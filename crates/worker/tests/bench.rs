@@ -201,6 +201,13 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
     // (migration 0017), about a third of all updates of an onboarding.
     let hot = figure("hot_update_share");
     assert!((0.1..=1.0).contains(&hot), "{median:#}");
+    // Through the proxy the store's connections are plain (it refuses TLS).
+    assert_eq!(figure("tls"), 0.0, "{median:#}");
+    assert_eq!(
+        postgres["runs"][0]["tls"].as_bool(),
+        Some(false),
+        "{postgres:#}"
+    );
     // Every step commit went in a batch of one or more.
     let run = &postgres["runs"][0];
     let batch = &run["group_commit_batch"];

@@ -482,6 +482,8 @@ impl Bench<'_> {
 
         let (run_url, proxy) = database.throughput_url(self.args.direct).await?;
         let store = self.connect(&run_url).await?;
+        // TLS costs a connection to this machine ~40 % of throughput: say which it was.
+        let tls = store.postgres_connection().await?.map(|(_, tls)| tls);
         let observer = self.observer(database, &store).await?;
         let mut harness = Harness::start(
             store.clone(),
@@ -545,6 +547,7 @@ impl Bench<'_> {
             wal_bytes,
             updates,
             context_bytes_avg,
+            tls,
             floor_before,
             floor_after,
             preload,

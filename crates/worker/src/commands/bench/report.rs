@@ -102,6 +102,10 @@ pub struct RunFigures {
     pub context_bytes_avg: Option<f64>,
     /// PostgreSQL: HOT updates / all updates of `workflows` during the measurement.
     pub hot_update_share: Option<f64>,
+    /// PostgreSQL: whether the measured store's connections were encrypted (TLS): a
+    /// connection to this machine pays ~40 % of throughput for it (`--direct` with a URL
+    /// that does not say `sslmode=disable`).
+    pub tls: Option<bool>,
     /// Peak resident set size of the process over this run (`VmHWM`, reset at its start),
     /// in-process sandbox included.
     pub peak_rss_mb: Option<f64>,
@@ -153,6 +157,8 @@ pub struct Observed {
     pub updates: Option<(i64, i64)>,
     /// See [`RunFigures::context_bytes_avg`].
     pub context_bytes_avg: Option<f64>,
+    /// See [`RunFigures::tls`].
+    pub tls: Option<bool>,
     pub floor_before: Option<FloorRun>,
     pub floor_after: Option<FloorRun>,
     pub preload: Option<Preloaded>,
@@ -216,6 +222,7 @@ impl RunFigures {
             transactions_per_step: observed.transactions.and_then(|t| per_step(t as f64)),
             wal_bytes_per_step: observed.wal_bytes.and_then(|w| per_step(w as f64)),
             context_bytes_avg: observed.context_bytes_avg,
+            tls: observed.tls,
             hot_update_share: observed
                 .updates
                 .filter(|(all, _)| *all > 0)
@@ -422,6 +429,11 @@ const FIGURES: &[Figure] = &[
         get: |r| r.context_bytes_avg,
     },
     Figure {
+        key: "tls",
+        label: "store connections over TLS (1: yes)",
+        get: |r| r.tls.map(|tls| if tls { 1.0 } else { 0.0 }),
+    },
+    Figure {
         key: "hot_update_share",
         label: "HOT share of workflows updates",
         get: |r| r.hot_update_share,
@@ -491,6 +503,9 @@ const MEANINGS: &[&str] = &[
      JSON text's bytes",
     "HOT share: PostgreSQL pg_stat_user_tables n_tup_hot_upd / n_tup_upd of workflows over the \
      throughput measurement: updates that touched no index",
+    "TLS: PostgreSQL pg_stat_ssl of a connection of the measured store; the proxy's are plain, \
+     --direct keeps what the URL asks (sslmode=prefer unless it says; to this machine TLS \
+     costs ~40 % of throughput)",
     "RSS: the peak of this process, in-process sandbox included (an upper bound for finflow's \
      own; /proc/self/status VmHWM, reset at the start of each run); with --in-flight, VmRSS of \
      the finflow run process of this binary that put them in flight (the sandbox stays in \
