@@ -2,19 +2,26 @@
 //! once; what PostgreSQL and SQLite spell differently lives here, and nowhere else:
 //!
 //! * **Values.** An id is `uuid` on PostgreSQL and text on SQLite; a time is `timestamptz`
-//!   and the fixed-width text of [`crate::time`]; a JSON document is `jsonb` and text. [`Id`],
-//!   [`At`] and [`Doc`] bind each as its database stores it, and [`Columns`] reads them back,
-//!   so one `.bind(Id(id))` and one `row.id("id")` serve both.
+//!   and the fixed-width text of [`crate::time`]; a JSON document is `jsonb` and text; a list
+//!   is an array and a JSON array. [`Id`], [`At`], [`Doc`], [`Texts`] and [`Ints`] bind each
+//!   as its database stores it, and [`Columns`] reads them back, so one `.bind(Id(id))` and
+//!   one `row.id("id")` serve both.
 //! * **The code around a statement.** [`each_backend!`] expands one block for whichever pool
-//!   the store holds, compiled once for each database, with that database's [`Dialect`].
+//!   the store holds, compiled once for each database, with that database's [`Dialect`];
+//!   [`each_conn!`] does the same for a connection inside a caller's transaction ([`Conn`]).
 //! * **The few words of SQL that differ** ([`Dialect`]): the current time, how a write
-//!   transaction begins, byte-wise text order, row locks. Placeholders are `$1`, `$2`, … on
-//!   both.
+//!   transaction begins, byte-wise text order, row locks, JSON fields, bound lists as tables.
+//!   Placeholders are `$1`, `$2`, … on both.
 //!
-//! What stays apart on purpose: on PostgreSQL a step's commit and a stored callback are one
-//! call of a server function each (one round trip, migrations 0007 to 0018), which SQLite
-//! has no way to hold; their SQLite sequences (`crate::commit`, `crate::inbox`) are checked
-//! against them by the same store tests, run on both.
+//! What stays apart on purpose, each with a comment where it is: on PostgreSQL a step's
+//! commit, a stored callback and a submit are one call of a server function each (one round
+//! trip, migrations 0003 to 0018), which SQLite has no way to hold; their SQLite sequences
+//! (`crate::commit`, `crate::inbox`, `crate::submit`) follow the functions and are held to
+//! them by the same store tests, run on both. PostgreSQL claims a batch (of workflows, of
+//! webhook deliveries) in one statement that skips rows another worker is claiming, and
+//! leases the fleet's tokens in one statement under a row lock, where SQLite's one writer
+//! goes a row at a time; `NOTIFY`/`LISTEN` are PostgreSQL's alone; apalis's own tables have
+//! apalis's schema on each.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
