@@ -109,11 +109,10 @@ pub async fn run(config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
 async fn check_database(report: &mut Report, config: &Config) {
     let url = config.database_url.expose();
     let shown = config.database_url.redacted();
-    let Ok(parsed) = url::Url::parse(url).map_err(|_| ()).and_then(|parsed| {
-        matches!(parsed.scheme(), "postgres" | "postgresql")
-            .then_some(parsed)
-            .ok_or(())
-    }) else {
+    let postgres = url::Url::parse(url)
+        .ok()
+        .filter(|parsed| matches!(parsed.scheme(), "postgres" | "postgresql"));
+    let Some(parsed) = postgres else {
         report.pass(
             "database",
             format!("SQLite {shown}: one machine, one `finflow run` (created when it starts)"),
