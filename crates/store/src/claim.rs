@@ -73,6 +73,22 @@ const PG_CLAIM_MANY: &str = concat!(
     pending_events_json!()
 );
 
+/// [`PG_CLAIM_MANY`] for one workflow (`$1` id, `$2` worker, `$3` lease seconds): most
+/// batches hold one claim, and this statement's plan does not depend on its values, so
+/// PostgreSQL plans it once per connection. The arrays of `PG_CLAIM_MANY` make it plan that
+/// statement at every call (a plan for the values given looks cheaper than a generic one),
+/// which cost more than running it.
+const PG_CLAIM_ONE: &str = concat!(
+    "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE w.id = $1 ",
+    "AND w.next_run_at <= now() AND w.status NOT IN ('completed', 'failed', 'cancelled') ",
+    "AND (w.lease_until IS NULL OR w.lease_until <= now()) FOR UPDATE OF w) ",
+    "UPDATE workflows w SET status = 'running', lease_owner = $2, ",
+    "lease_until = now() + make_interval(secs => $3), version = w.version + 1, ",
+    "updated_at = now() FROM old WHERE w.id = old.id RETURNING w.*, ",
+    "old.status AS previous_status, ",
+    pending_events_json!()
+);
+
 const PG_CLAIM_DUE: &str = concat!(
     "WITH old AS (SELECT id, status FROM workflows WHERE next_run_at <= now() ",
     "AND status NOT IN ('completed', 'failed', 'cancelled') ",
@@ -269,6 +285,15 @@ pub(crate) async fn claim_many_pg(
     conn: &mut sqlx::PgConnection,
     requests: &[&ClaimRequest],
 ) -> Result<Vec<Claimed>, StoreError> {
+    if let [one] = requests {
+        let rows = sqlx::query(PG_CLAIM_ONE)
+            .bind(one.workflow_id)
+            .bind(&one.worker_id)
+            .bind(one.lease.as_secs_f64())
+            .fetch_all(&mut *conn)
+            .await?;
+        return rows.iter().map(claimed_pg).collect();
+    }
     let ids: Vec<Uuid> = requests.iter().map(|r| r.workflow_id).collect();
     let workers: Vec<&str> = requests.iter().map(|r| r.worker_id.as_str()).collect();
     let secs: Vec<f64> = requests.iter().map(|r| r.lease.as_secs_f64()).collect();

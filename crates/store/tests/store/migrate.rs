@@ -24,6 +24,7 @@ store::test_both_backends!(
     the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed,
     a_workflow_of_the_build_before_the_step_indexes_finishes,
     a_workflow_of_the_build_before_own_hints_finds_its_early_callback,
+    a_callback_stored_before_the_inbox_indexes_changed_is_found_by_its_wait,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -684,11 +685,36 @@ async fn a_workflow_of_the_build_before_the_step_indexes_finishes(db: TestDb) {
 /// (PG 0017; SQLite's schema did not change), whose callback arrives after the upgrade but
 /// before it waits, finds the callback when it begins to wait, and finishes.
 async fn a_workflow_of_the_build_before_own_hints_finds_its_early_callback(db: TestDb) {
-    let store = &db.store;
     let last = match db.backend {
         TestBackend::Postgres => 17,
         TestBackend::Sqlite => 11,
     };
+    early_callback_found_after_upgrade(db, last, Early::AfterUpgrade).await;
+}
+
+/// Migration PG 0019 / SQLite 0012 rebuild the inbox's key and pending indexes over the
+/// unmatched and the matched callbacks apart: a callback stored unmatched before the upgrade
+/// (beside one nobody waits for) is found by the wait that comes after it.
+async fn a_callback_stored_before_the_inbox_indexes_changed_is_found_by_its_wait(db: TestDb) {
+    let last = match db.backend {
+        TestBackend::Postgres => 18,
+        TestBackend::Sqlite => 11,
+    };
+    early_callback_found_after_upgrade(db, last, Early::BeforeUpgrade).await;
+}
+
+/// When the callback that comes before its wait is stored.
+#[derive(Clone, Copy, PartialEq)]
+enum Early {
+    BeforeUpgrade,
+    AfterUpgrade,
+}
+
+/// A workflow written at schema `last`, the store upgraded; its callback stored (before or
+/// after the upgrade) before it waits: the wait finds it, the claim brings it, the workflow
+/// finishes.
+async fn early_callback_found_after_upgrade(db: TestDb, last: i64, early: Early) {
+    let store = &db.store;
     store::testing::migrate_up_to(store, last)
         .await
         .expect("the previous schema");
@@ -705,6 +731,26 @@ async fn a_workflow_of_the_build_before_own_hints_finds_its_early_callback(db: T
     )
     .await;
     tx.commit().await.expect("commit");
+    let record = |event_id: &'static str, title: &'static str| async move {
+        store
+            .record_callback(&InboxEvent {
+                source: Source::Status,
+                event_id: event_id.into(),
+                title: title.into(),
+                keys: CorrelationKeys {
+                    identity_number: Some(nik.into()),
+                    ..CorrelationKeys::default()
+                },
+                payload: json!({ "event_id": event_id }),
+            })
+            .await
+            .expect("record")
+    };
+    let mut recorded = None;
+    if early == Early::BeforeUpgrade {
+        record("evt-unwaited", "user_created").await;
+        recorded = Some(record("evt-early", "user_verified").await);
+    }
     store.migrate().await.expect("upgrade");
     make_due(store, "old-early").await;
     let claimed = store
@@ -712,20 +758,10 @@ async fn a_workflow_of_the_build_before_own_hints_finds_its_early_callback(db: T
         .await
         .expect("claim")
         .expect("the old workflow is due");
-
-    let recorded = store
-        .record_callback(&InboxEvent {
-            source: Source::Status,
-            event_id: "evt-early".into(),
-            title: "user_verified".into(),
-            keys: CorrelationKeys {
-                identity_number: Some(nik.into()),
-                ..CorrelationKeys::default()
-            },
-            payload: json!({ "event_id": "evt-early" }),
-        })
-        .await
-        .expect("record");
+    let recorded = match recorded {
+        Some(recorded) => recorded,
+        None => record("evt-early", "user_verified").await,
+    };
     assert_eq!(recorded.woke, None, "nothing waits for it yet");
 
     let mut wait = crate::step(&claimed, "await_user_verified", Status::Waiting, None);
@@ -738,16 +774,22 @@ async fn a_workflow_of_the_build_before_own_hints_finds_its_early_callback(db: T
     assert_eq!(
         waited.pending_events,
         vec![recorded.inbox_id],
-        "the wait finds the callback stored before it"
+        "the wait finds the callback stored before it, and only that one"
     );
     let claimed = store
         .claim(id, "w2", crate::LEASE)
         .await
         .expect("claim")
         .expect("due with its event");
+    assert_eq!(
+        claimed.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![recorded.inbox_id],
+        "the claim brings it"
+    );
     let mut done = crate::step(&claimed, "approved", Status::Completed, None);
     done.processed_events = vec![claimed.events[0].id];
-    store.commit_step(&done).await.expect("finished");
+    let committed = store.commit_step(&done).await.expect("finished");
+    assert!(committed.pending_events.is_empty());
     let row = store.get(id).await.expect("get").expect("exists");
     assert_eq!(row.status, Status::Completed);
 }
