@@ -201,6 +201,21 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
     // (migration 0017), about a third of all updates of an onboarding.
     let hot = figure("hot_update_share");
     assert!((0.1..=1.0).contains(&hot), "{median:#}");
+    // The server's CPU, read from /proc when it runs on this machine (the default URL's
+    // 127.0.0.1; CI's): a step does more than the floor's one insert and one update.
+    let local = std::env::var("DATABASE_URL")
+        .ok()
+        .is_none_or(|url| url.contains("127.0.0.1") || url.contains("localhost"));
+    if local {
+        let step = figure("server_cpu_ms_per_step");
+        let floor = figure("floor_server_cpu_ms_per_transaction");
+        assert!(step > 0.0 && floor > 0.0, "{median:#}");
+        let ratio = figure("server_cpu_step_in_floor_transactions");
+        assert!(
+            (ratio - step / floor).abs() < 1e-6 * ratio && ratio > 1.0,
+            "{median:#}"
+        );
+    }
     // Through the proxy the store's connections are plain (it refuses TLS).
     assert_eq!(figure("tls"), 0.0, "{median:#}");
     assert_eq!(

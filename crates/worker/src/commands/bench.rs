@@ -34,6 +34,7 @@ mod memory;
 mod preload;
 mod proxy;
 mod report;
+mod server_cpu;
 mod stats;
 mod worker_process;
 
@@ -385,7 +386,7 @@ impl Bench<'_> {
         let run = match database {
             Database::Sqlite { path } => floor::sqlite(path, concurrency, duration).await,
             Database::Postgres { server, name } => {
-                floor::postgres(&server.url_of(name), concurrency, duration).await
+                floor::postgres(&server.url_of(name), concurrency, duration, server.cpu()).await
             }
         };
         run.context("the floor measurement failed").map(Some)
@@ -530,12 +531,13 @@ impl Bench<'_> {
             }
             _ => None,
         };
-        let (transactions, updates) = match (before, after) {
+        let (transactions, updates, server_cpu_seconds) = match (before, after) {
             (Some(b), Some(a)) => (
                 Some(a.transactions - b.transactions),
                 Some((a.updates.all - b.updates.all, a.updates.hot - b.updates.hot)),
+                a.server_cpu.zip(b.server_cpu).map(|(a, b)| a - b),
             ),
-            _ => (None, None),
+            _ => (None, None, None),
         };
         Ok(RunFigures::from_observed(Observed {
             workflows,
@@ -546,6 +548,7 @@ impl Bench<'_> {
             round_trips,
             wal_bytes,
             updates,
+            server_cpu_seconds,
             context_bytes_avg,
             tls,
             floor_before,

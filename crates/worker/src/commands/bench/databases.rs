@@ -14,6 +14,7 @@ use uuid::Uuid;
 use worker::inprocess;
 
 use super::proxy::RoundTripProxy;
+use super::server_cpu::ServerCpu;
 use super::stats;
 
 /// A fresh database for one run.
@@ -42,10 +43,12 @@ impl Database<'_> {
         let updates = stats::workflow_updates(&server.url_of(name)).await?;
         let wal_lsn = stats::wal_lsn(&server.admin).await?;
         let transactions = server.transactions(name).await?;
+        let server_cpu = server.cpu().and_then(|cpu| cpu.seconds());
         Ok(Some(PgCounters {
             transactions,
             wal_lsn,
             updates,
+            server_cpu,
         }))
     }
 
@@ -55,12 +58,14 @@ impl Database<'_> {
             return Ok(None);
         };
         let transactions = server.transactions(name).await?;
+        let server_cpu = server.cpu().and_then(|cpu| cpu.seconds());
         let wal_lsn = stats::wal_lsn(&server.admin).await?;
         let updates = stats::workflow_updates(&server.url_of(name)).await?;
         Ok(Some(PgCounters {
             transactions,
             wal_lsn,
             updates,
+            server_cpu,
         }))
     }
 
@@ -112,12 +117,16 @@ pub struct PgCounters {
     pub wal_lsn: String,
     /// `workflows`' updates so far.
     pub updates: stats::Updates,
+    /// The server's CPU seconds so far, when it runs on this machine (`server_cpu`).
+    pub server_cpu: Option<f64>,
 }
 
 /// A PostgreSQL server on which temporary databases are created.
 pub struct PgServer {
     pub admin: PgPool,
     url: url::Url,
+    /// Its processes, when it runs on this machine.
+    cpu: Option<ServerCpu>,
 }
 
 impl PgServer {
@@ -151,7 +160,13 @@ impl PgServer {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
-        Ok(Self { admin, url })
+        let cpu = ServerCpu::find(&admin).await;
+        Ok(Self { admin, url, cpu })
+    }
+
+    /// The server's processes, when it runs on this machine and they can be read.
+    pub fn cpu(&self) -> Option<ServerCpu> {
+        self.cpu
     }
 
     pub fn url_of(&self, database: &str) -> String {

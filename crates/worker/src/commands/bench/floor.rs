@@ -23,6 +23,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection as _, PgConnection, SqliteConnection};
 use tokio::task::JoinSet;
 
+use super::server_cpu::ServerCpu;
+
 /// Rows updated by the floor's transactions, shared out among the connections.
 const ROWS: usize = 1024;
 
@@ -36,6 +38,9 @@ pub struct FloorRun {
     /// Transactions that failed (SQLite: the write lock not had within the busy timeout)
     /// and were rolled back; not counted in `transactions`.
     pub errors: u64,
+    /// PostgreSQL on this machine: the server's CPU seconds over the same time
+    /// (`server_cpu`).
+    pub server_cpu_seconds: Option<f64>,
 }
 
 impl FloorRun {
@@ -94,6 +99,7 @@ pub async fn postgres(
     url: &str,
     concurrency: usize,
     duration: Duration,
+    server: Option<ServerCpu>,
 ) -> anyhow::Result<FloorRun> {
     let options = PgConnectOptions::from_str(url)
         .context("the benchmark database's URL")?
@@ -109,6 +115,7 @@ pub async fn postgres(
         connections.push(PgConnection::connect_with(&options).await?);
     }
     let workers = connections.len();
+    let cpu_before = server.and_then(|cpu| cpu.seconds());
     let start = Instant::now();
     let end = start + duration;
     let mut tasks = JoinSet::new();
@@ -147,12 +154,14 @@ pub async fn postgres(
             .context("a floor transaction failed")?;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_after = server.and_then(|cpu| cpu.seconds());
     sqlx::raw_sql(PG_DROP).execute(&mut setup).await?;
     let _ = setup.close().await;
     Ok(FloorRun {
         transactions,
         seconds,
         errors: 0,
+        server_cpu_seconds: cpu_after.zip(cpu_before).map(|(a, b)| a - b),
     })
 }
 
@@ -233,6 +242,7 @@ pub async fn sqlite(
         transactions,
         seconds,
         errors,
+        server_cpu_seconds: None,
     })
 }
 

@@ -102,6 +102,14 @@ pub struct RunFigures {
     pub context_bytes_avg: Option<f64>,
     /// PostgreSQL: HOT updates / all updates of `workflows` during the measurement.
     pub hot_update_share: Option<f64>,
+    /// PostgreSQL on this machine: the server's CPU during the throughput measurement per
+    /// journal row, in milliseconds (`server_cpu`).
+    pub server_cpu_ms_per_step: Option<f64>,
+    /// The same for the floor: the server's CPU per floor transaction, both floors together.
+    pub floor_server_cpu_ms_per_transaction: Option<f64>,
+    /// `server_cpu_ms_per_step` / `floor_server_cpu_ms_per_transaction`: how many of the
+    /// floor's transactions a step costs the server, in CPU.
+    pub server_cpu_step_in_floor_transactions: Option<f64>,
     /// PostgreSQL: whether the measured store's connections were encrypted (TLS): a
     /// connection to this machine pays ~40 % of throughput for it (`--direct` with a URL
     /// that does not say `sslmode=disable`).
@@ -155,6 +163,9 @@ pub struct Observed {
     pub wal_bytes: Option<i64>,
     /// Updates of `workflows` during the throughput measurement: (all, HOT) (PostgreSQL).
     pub updates: Option<(i64, i64)>,
+    /// The server's CPU seconds during the throughput measurement (PostgreSQL on this
+    /// machine).
+    pub server_cpu_seconds: Option<f64>,
     /// See [`RunFigures::context_bytes_avg`].
     pub context_bytes_avg: Option<f64>,
     /// See [`RunFigures::tls`].
@@ -206,7 +217,27 @@ impl RunFigures {
             (Some(one), None) | (None, Some(one)) => Some(one.tps()),
             (None, None) => None,
         };
+        let server_cpu_ms_per_step = observed
+            .server_cpu_seconds
+            .and_then(|seconds| per_step(seconds * 1000.0));
+        let floor_server_cpu_ms_per_transaction = {
+            let floors = [observed.floor_before, observed.floor_after];
+            let measured: Vec<(f64, u64)> = floors
+                .iter()
+                .flatten()
+                .filter_map(|f| f.server_cpu_seconds.map(|cpu| (cpu, f.transactions)))
+                .collect();
+            let transactions: u64 = measured.iter().map(|(_, t)| t).sum();
+            (transactions > 0).then(|| {
+                measured.iter().map(|(cpu, _)| cpu).sum::<f64>() * 1000.0 / transactions as f64
+            })
+        };
         Self {
+            server_cpu_ms_per_step,
+            floor_server_cpu_ms_per_transaction,
+            server_cpu_step_in_floor_transactions: server_cpu_ms_per_step
+                .zip(floor_server_cpu_ms_per_transaction.filter(|floor| *floor > 0.0))
+                .map(|(step, floor)| step / floor),
             steps_per_second,
             floor_before: observed.floor_before,
             floor_after: observed.floor_after,
@@ -424,6 +455,21 @@ const FIGURES: &[Figure] = &[
         get: |r| r.wal_bytes_per_step,
     },
     Figure {
+        key: "server_cpu_ms_per_step",
+        label: "server CPU per step (ms)",
+        get: |r| r.server_cpu_ms_per_step,
+    },
+    Figure {
+        key: "floor_server_cpu_ms_per_transaction",
+        label: "server CPU per floor transaction (ms)",
+        get: |r| r.floor_server_cpu_ms_per_transaction,
+    },
+    Figure {
+        key: "server_cpu_step_in_floor_transactions",
+        label: "server CPU: a step in floor transactions",
+        get: |r| r.server_cpu_step_in_floor_transactions,
+    },
+    Figure {
         key: "context_bytes_avg",
         label: "workflows.context bytes (avg)",
         get: |r| r.context_bytes_avg,
@@ -498,6 +544,13 @@ const MEANINGS: &[&str] = &[
     "WAL bytes per step: PostgreSQL pg_wal_lsn_diff of pg_current_wal_lsn() after and before the \
      throughput measurement, divided by the journal rows; the WAL is the whole server's, so \
      anything else writing on it meanwhile (autovacuum, other databases) is counted too",
+    "server CPU: PostgreSQL running on this machine (found by the admin session's backend \
+     pid in /proc, a postgres process whose parent is one too): the CPU time of the \
+     postmaster and its children, alive (/proc/<pid>/stat utime + stime) and ended (the \
+     postmaster's cutime + cstime), after minus before the throughput measurement, divided \
+     by the journal rows; the floor's the same over its timed loops, divided by its \
+     transactions; the whole server's, so anything else it runs meanwhile counts too. '-' \
+     when the server is elsewhere or its processes cannot be read",
     "workflows.context bytes: after the run, over the measured onboardings: PostgreSQL \
      avg(pg_column_size(context)) (as stored: compressed and TOASTed or inline), SQLite the \
      JSON text's bytes",

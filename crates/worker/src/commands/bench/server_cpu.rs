@@ -1,0 +1,123 @@
+//! The CPU time a PostgreSQL server on this machine spends, read from `/proc`: what a step
+//! costs the server itself, steadier on a shared machine than a speed.
+//!
+//! Every process of a server is a child of its postmaster. A process alive is read from its
+//! own `/proc/<pid>/stat` (user + system time); when one ends, the kernel adds its time to
+//! the postmaster's `cutime + cstime` as the postmaster reaps it. Their sum, with the
+//! postmaster's own, only grows, whichever processes start and end between two reads: the
+//! difference of two reads is the server's CPU in between (backends, autovacuum, WAL
+//! writer, checkpointer; everything the server did, for any database).
+//!
+//! Only when the server runs on this machine and its processes are readable (the same user,
+//! or root); otherwise none.
+
+use sqlx::PgPool;
+
+/// What `/proc` counts CPU time in (USER_HZ, 100 on every Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// A PostgreSQL server running on this machine: its postmaster.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerCpu {
+    postmaster: u32,
+}
+
+impl ServerCpu {
+    /// The server `admin` is connected to, if it runs here: the session's backend process is
+    /// found by its pid (`pg_backend_pid()`) as a `postgres` process whose title names the
+    /// session's database, with a `postgres` parent. A server elsewhere has none.
+    pub async fn find(admin: &PgPool) -> Option<Self> {
+        let (pid, database): (i32, String) =
+            sqlx::query_as("SELECT pg_backend_pid(), current_database()")
+                .fetch_one(admin)
+                .await
+                .ok()?;
+        let pid = u32::try_from(pid).ok()?;
+        let backend = stat(pid)?;
+        let title = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        if backend.comm != "postgres" || !String::from_utf8_lossy(&title).contains(&database) {
+            return None;
+        }
+        let postmaster = stat(backend.ppid)?;
+        (postmaster.comm == "postgres").then_some(Self {
+            postmaster: backend.ppid,
+        })
+    }
+
+    /// The server's CPU seconds so far: the postmaster's own and its children's, alive and
+    /// ended. `None` once the postmaster is gone.
+    pub fn seconds(&self) -> Option<f64> {
+        let postmaster = stat(self.postmaster)?;
+        let mut ticks = postmaster.utime + postmaster.stime + postmaster.cutime + postmaster.cstime;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(child) = stat(pid).filter(|s| s.ppid == self.postmaster) {
+                ticks += child.utime + child.stime;
+            }
+        }
+        Some(ticks as f64 / TICKS_PER_SECOND)
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` read here.
+#[derive(Debug, PartialEq)]
+struct Stat {
+    comm: String,
+    ppid: u32,
+    utime: u64,
+    stime: u64,
+    cutime: u64,
+    cstime: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `pid (comm) state ppid ...`: the name may hold blanks and parentheses, so the fields are
+/// counted from the last `)` (field 3, the state, first; `proc(5)` numbers them from 1).
+fn parse(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(Stat {
+        comm: text.get(open + 1..close)?.to_owned(),
+        ppid: u32::try_from(field(4)?).ok()?,
+        utime: field(14)?,
+        stime: field(15)?,
+        cutime: field(16)?,
+        cstime: field(17)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_is_read_by_field_number_whatever_the_name() {
+        let line = "4242 (postgres: a (b) c) S 17 4242 4242 0 -1 4194560 1 2 3 4 \
+                    250 75 31 9 20 0 1 0 100 1000 200";
+        assert_eq!(
+            parse(line),
+            Some(Stat {
+                comm: "postgres: a (b) c".into(),
+                ppid: 17,
+                utime: 250,
+                stime: 75,
+                cutime: 31,
+                cstime: 9,
+            })
+        );
+        assert_eq!(parse("4242 (postgres) S"), None, "too few fields");
+    }
+
+    #[test]
+    fn this_process_is_read() {
+        let me = stat(std::process::id()).expect("/proc/self");
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+    }
+}
