@@ -74,10 +74,10 @@ const PG_CLAIM_MANY: &str = concat!(
 );
 
 /// [`PG_CLAIM_MANY`] for one workflow (`$1` id, `$2` worker, `$3` lease seconds): most
-/// batches hold one claim, and this statement's plan does not depend on its values, so
-/// PostgreSQL plans it once per connection. The arrays of `PG_CLAIM_MANY` make it plan that
-/// statement at every call (a plan for the values given looks cheaper than a generic one),
-/// which cost more than running it.
+/// batches hold one claim, and the plan of this statement does not depend on its values, so
+/// PostgreSQL keeps one generic plan per connection (from the sixth call on). The arrays of
+/// `PG_CLAIM_MANY` make it plan that statement at every call (a plan for the values given
+/// looks cheaper than a generic one), which cost more than running it.
 const PG_CLAIM_ONE: &str = concat!(
     "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE w.id = $1 ",
     "AND w.next_run_at <= now() AND w.status NOT IN ('completed', 'failed', 'cancelled') ",

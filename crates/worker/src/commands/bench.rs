@@ -15,7 +15,8 @@
 //!    own), run until they all wait, the process's RSS read then (`memory`); they stay in
 //!    the store, waiting, through the rest of the run;
 //! 3. the database's floor (`floor`) for `--floor-secs`; PostgreSQL's counters read
-//!    (transactions, WAL position, `workflows` updates: `stats`);
+//!    (transactions, WAL position, `workflows` updates: `stats`; the server's CPU when it
+//!    runs on this machine: `server_cpu`);
 //! 4. the throughput measurement: `--onboardings` submitted one after the other while the
 //!    worker runs, until every one has stopped. On PostgreSQL its store connects through a
 //!    proxy in this process that counts SQL round trips on the wire (`proxy`, unless

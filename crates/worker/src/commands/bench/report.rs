@@ -545,7 +545,8 @@ const MEANINGS: &[&str] = &[
      throughput measurement, divided by the journal rows; the WAL is the whole server's, so \
      anything else writing on it meanwhile (autovacuum, other databases) is counted too",
     "server CPU: PostgreSQL running on this machine (found by the admin session's backend \
-     pid in /proc, a postgres process whose parent is one too): the CPU time of the \
+     pid in /proc: a postgres process whose parent is a postgres process started when \
+     pg_postmaster_start_time() says): the CPU time of the \
      postmaster and its children, alive (/proc/<pid>/stat utime + stime) and ended (the \
      postmaster's cutime + cstime), after minus before the throughput measurement, divided \
      by the journal rows; the floor's the same over its timed loops, divided by its \

@@ -23,25 +23,26 @@ pub struct ServerCpu {
 }
 
 impl ServerCpu {
-    /// The server `admin` is connected to, if it runs here: the session's backend process is
-    /// found by its pid (`pg_backend_pid()`) as a `postgres` process whose title names the
-    /// session's database, with a `postgres` parent. A server elsewhere has none.
+    /// The server `admin` is connected to, if it runs here: the session's backend process,
+    /// found by its pid (`pg_backend_pid()`), is a `postgres` process whose parent is the
+    /// postmaster, a `postgres` process started when the server says it started
+    /// (`pg_postmaster_start_time()`, to the second). A server elsewhere has none.
     pub async fn find(admin: &PgPool) -> Option<Self> {
-        let (pid, database): (i32, String) =
-            sqlx::query_as("SELECT pg_backend_pid(), current_database()")
-                .fetch_one(admin)
-                .await
-                .ok()?;
-        let pid = u32::try_from(pid).ok()?;
-        let backend = stat(pid)?;
-        let title = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        if backend.comm != "postgres" || !String::from_utf8_lossy(&title).contains(&database) {
-            return None;
-        }
+        let (pid, started): (i32, f64) = sqlx::query_as(
+            "SELECT pg_backend_pid(), extract(epoch FROM pg_postmaster_start_time())::float8",
+        )
+        .fetch_one(admin)
+        .await
+        .ok()?;
+        let backend = stat(u32::try_from(pid).ok()?)?;
         let postmaster = stat(backend.ppid)?;
-        (postmaster.comm == "postgres").then_some(Self {
-            postmaster: backend.ppid,
-        })
+        let here = boot_time()? + postmaster.start_ticks as f64 / TICKS_PER_SECOND;
+        (backend.comm == "postgres"
+            && postmaster.comm == "postgres"
+            && (here - started).abs() < 2.0)
+            .then_some(Self {
+                postmaster: backend.ppid,
+            })
     }
 
     /// The server's CPU seconds so far: the postmaster's own and its children's, alive and
@@ -70,6 +71,8 @@ struct Stat {
     stime: u64,
     cutime: u64,
     cstime: u64,
+    /// When it started, in ticks after the machine booted.
+    start_ticks: u64,
 }
 
 fn stat(pid: u32) -> Option<Stat> {
@@ -90,7 +93,16 @@ fn parse(text: &str) -> Option<Stat> {
         stime: field(15)?,
         cutime: field(16)?,
         cstime: field(17)?,
+        start_ticks: field(22)?,
     })
+}
+
+/// When the machine booted, in seconds since the epoch (`btime` of `/proc/stat`).
+fn boot_time() -> Option<f64> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("btime ")?.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -110,14 +122,21 @@ mod tests {
                 stime: 75,
                 cutime: 31,
                 cstime: 9,
+                start_ticks: 100,
             })
         );
         assert_eq!(parse("4242 (postgres) S"), None, "too few fields");
     }
 
     #[test]
-    fn this_process_is_read() {
+    fn this_process_is_read_with_its_start_after_the_boot() {
         let me = stat(std::process::id()).expect("/proc/self");
         assert_eq!(me.ppid, std::os::unix::process::parent_id());
+        let started = boot_time().expect("btime") + me.start_ticks as f64 / TICKS_PER_SECOND;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+        assert!((0.0..3600.0).contains(&(now - started)), "{started} {now}");
     }
 }
