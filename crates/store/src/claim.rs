@@ -55,6 +55,31 @@ macro_rules! pending_events_json {
     };
 }
 
+/// A workflow `w` that is due and free: not finished, its time come, no live lease.
+macro_rules! due_and_free {
+    () => {
+        "w.next_run_at <= now() AND w.status NOT IN ('completed', 'failed', 'cancelled') \
+         AND (w.lease_until IS NULL OR w.lease_until <= now())"
+    };
+}
+
+/// The claim itself, of the rows of `old` (their `id` and previous `status`): leased to
+/// `$worker` for `$secs` seconds (SQL expressions), each returned with its previous status
+/// and pending events.
+macro_rules! claim_old {
+    ($worker:literal, $secs:literal) => {
+        concat!(
+            "UPDATE workflows w SET status = 'running', lease_owner = ",
+            $worker,
+            ", lease_until = now() + make_interval(secs => ",
+            $secs,
+            "), version = w.version + 1, updated_at = now() FROM old WHERE w.id = old.id \
+             RETURNING w.*, old.status AS previous_status, ",
+            pending_events_json!()
+        )
+    };
+}
+
 /// Claims the workflows asked for (`$1` ids, `$2` workers, `$3` lease seconds, one each, ids
 /// distinct) that are due and free: one statement for a batch of claims (`crate::group`).
 /// Rows are locked in id order, so two batches of claims never wait for each other in a
@@ -63,14 +88,10 @@ const PG_CLAIM_MANY: &str = concat!(
     "WITH req AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[]) ",
     "AS r(id, worker, secs)), ",
     "old AS (SELECT w.id, w.status, req.worker, req.secs FROM workflows w ",
-    "JOIN req ON req.id = w.id WHERE w.next_run_at <= now() ",
-    "AND w.status NOT IN ('completed', 'failed', 'cancelled') ",
-    "AND (w.lease_until IS NULL OR w.lease_until <= now()) ORDER BY w.id FOR UPDATE OF w) ",
-    "UPDATE workflows w SET status = 'running', lease_owner = old.worker, ",
-    "lease_until = now() + make_interval(secs => old.secs), version = w.version + 1, ",
-    "updated_at = now() FROM old WHERE w.id = old.id RETURNING w.*, ",
-    "old.status AS previous_status, ",
-    pending_events_json!()
+    "JOIN req ON req.id = w.id WHERE ",
+    due_and_free!(),
+    " ORDER BY w.id FOR UPDATE OF w) ",
+    claim_old!("old.worker", "old.secs")
 );
 
 /// [`PG_CLAIM_MANY`] for one workflow (`$1` id, `$2` worker, `$3` lease seconds): most
@@ -79,25 +100,19 @@ const PG_CLAIM_MANY: &str = concat!(
 /// `PG_CLAIM_MANY` make it plan that statement at every call (a plan for the values given
 /// looks cheaper than a generic one), which cost more than running it.
 const PG_CLAIM_ONE: &str = concat!(
-    "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE w.id = $1 ",
-    "AND w.next_run_at <= now() AND w.status NOT IN ('completed', 'failed', 'cancelled') ",
-    "AND (w.lease_until IS NULL OR w.lease_until <= now()) FOR UPDATE OF w) ",
-    "UPDATE workflows w SET status = 'running', lease_owner = $2, ",
-    "lease_until = now() + make_interval(secs => $3), version = w.version + 1, ",
-    "updated_at = now() FROM old WHERE w.id = old.id RETURNING w.*, ",
-    "old.status AS previous_status, ",
-    pending_events_json!()
+    "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE w.id = $1 AND ",
+    due_and_free!(),
+    " FOR UPDATE OF w) ",
+    claim_old!("$2", "$3")
 );
 
+/// Claims up to `$1` due and free workflows, the longest due first, for worker `$2` for `$3`
+/// seconds; rows another claim holds are skipped.
 const PG_CLAIM_DUE: &str = concat!(
-    "WITH old AS (SELECT id, status FROM workflows WHERE next_run_at <= now() ",
-    "AND status NOT IN ('completed', 'failed', 'cancelled') ",
-    "AND (lease_until IS NULL OR lease_until <= now()) ",
-    "ORDER BY next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) ",
-    "UPDATE workflows w SET status = 'running', lease_owner = $2, ",
-    "lease_until = now() + make_interval(secs => $3), version = w.version + 1, updated_at = now() ",
-    "FROM old WHERE w.id = old.id RETURNING w.*, old.status AS previous_status, ",
-    pending_events_json!()
+    "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE ",
+    due_and_free!(),
+    " ORDER BY w.next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) ",
+    claim_old!("$2", "$3")
 );
 
 impl Store {
