@@ -55,7 +55,12 @@ async fn a_full_lifecycle_sends_every_callback_with_the_key() {
         "loan_disbursed",
         "loan_paid",
     ];
-    eventually(|| async { receiver.received().len() == expected.len() + 1 }).await;
+    // The receiver records a call before it answers; the sandbox counts the delivery after.
+    eventually(|| async {
+        receiver.received().len() == expected.len() + 1
+            && sandbox.ledger().callbacks_delivered == 8
+    })
+    .await;
     let received = receiver.received();
     assert!(
         received
@@ -116,7 +121,10 @@ async fn refused_callbacks_are_retried_until_they_land() {
     let api = Api::login(&sandbox).await;
     api.create_personal("3275062009921981", "budi@example.com")
         .await;
-    eventually(|| async { receiver.titles().len() == 2 }).await;
+    eventually(|| async {
+        receiver.titles().len() == 2 && sandbox.ledger().callbacks_delivered == 2
+    })
+    .await;
     let ledger = sandbox.ledger();
     assert_eq!(ledger.callbacks_delivered, 2);
     assert_eq!(ledger.callback_attempts, 5);
@@ -155,7 +163,10 @@ async fn duplicates_repeat_the_same_event_id() {
     let api = Api::login(&sandbox).await;
     api.create_personal("3275062009921981", "budi@example.com")
         .await;
-    eventually(|| async { receiver.received().len() == 4 }).await;
+    eventually(|| async {
+        receiver.received().len() == 4 && sandbox.ledger().callbacks_delivered == 4
+    })
+    .await;
     let ids: Vec<String> = receiver
         .received()
         .iter()
