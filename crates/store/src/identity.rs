@@ -86,20 +86,29 @@ pub struct ReturningBorrower {
 }
 
 /// `$1`'s earlier completed onboarding of the same identity key, with a user id.
+///
+/// The onboardings of the borrower are read first, by the identity key alone (`same`,
+/// materialized), and only then filtered and ordered: the planner cannot start from the
+/// index of finished workflows by kind and status and filter the key row by row, which it
+/// did while a new database had no statistics (every completed onboarding read per lookup,
+/// 6 ms at 20,000 of them).
 fn returning_sql(d: Dialect) -> String {
     format!(
-        "SELECT p.business_key, p.id, {user} AS user_id \
+        "WITH same AS MATERIALIZED ( \
+             SELECT c.id, c.status, c.facts, c.finished_at, c.created_at FROM workflows c \
+             WHERE c.kind = 'onboard-borrower' \
+               AND c.identity_key = (SELECT identity_key FROM workflows WHERE id = $1)) \
+         SELECT p.business_key, p.id, {user} AS user_id \
          FROM workflows w \
          LEFT JOIN workflows p ON p.id = ( \
-             SELECT c.id FROM workflows c \
-             WHERE c.kind = 'onboard-borrower' AND c.identity_key = w.identity_key \
-               AND c.id <> w.id AND c.status = 'completed' \
+             SELECT s.id FROM same s \
+             WHERE s.id <> w.id AND s.status = 'completed' \
                AND {string} AND {candidate} <> '' \
-             ORDER BY c.finished_at DESC, c.created_at DESC, c.id DESC LIMIT 1) \
+             ORDER BY s.finished_at DESC, s.created_at DESC, s.id DESC LIMIT 1) \
          WHERE w.id = $1",
         user = d.text_at("p.facts", "user_id"),
-        string = d.is_json_string("c.facts", "user_id"),
-        candidate = d.text_at("c.facts", "user_id"),
+        string = d.is_json_string("s.facts", "user_id"),
+        candidate = d.text_at("s.facts", "user_id"),
     )
 }
 
