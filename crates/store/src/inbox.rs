@@ -495,17 +495,30 @@ pub(crate) struct StoredCallback {
     payload: Value,
 }
 
-/// Stores one callback on SQLite, inside the caller's `BEGIN IMMEDIATE`: insert once per
-/// (source, event id), match it to the oldest workflow waiting for it, make that one due.
+/// Stores one callback on SQLite, inside the caller's `BEGIN IMMEDIATE`: find the oldest
+/// workflow waiting for it, insert it once per (source, event id) already matched to that
+/// one (one row version, as `finflow_record_callback` does since PostgreSQL 0020), make that
+/// one due. The write lock is held from the lookup on, so no wait can begin in between.
 pub(crate) async fn record_sqlite(
     conn: &mut SqliteConnection,
     c: &StoredCallback,
     now: DateTime<Utc>,
 ) -> Result<Recorded, StoreError> {
+    let waiting: Option<String> = sqlx::query_scalar(waiting_workflow_sql!())
+        .bind(&c.title)
+        .bind(&c.identity_number)
+        .bind(&c.user_id)
+        .bind(&c.kyc_id)
+        .bind(&c.loan_unique_id)
+        .bind(&c.external_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let waiting = waiting.as_deref().map(uuid_from_sqlite).transpose()?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO callback_inbox (source, event_id, title, user_id, \
-         identity_number, kyc_id, loan_unique_id, external_id, payload, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         identity_number, kyc_id, loan_unique_id, external_id, payload, received_at, \
+         matched_workflow_id, matched_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
     )
     .bind(c.source)
@@ -518,6 +531,8 @@ pub(crate) async fn record_sqlite(
     .bind(&c.external_id)
     .bind(c.payload.to_string())
     .bind(to_sqlite(now))
+    .bind(waiting.map(|id| id.to_string()))
+    .bind(waiting.map(|_| to_sqlite(now)))
     .fetch_optional(&mut *conn)
     .await?;
     let Some(inbox_id) = inserted else {
@@ -533,26 +548,7 @@ pub(crate) async fn record_sqlite(
             woke: None,
         });
     };
-    let waiting: Option<String> = sqlx::query_scalar(waiting_workflow_sql!())
-        .bind(&c.title)
-        .bind(&c.identity_number)
-        .bind(&c.user_id)
-        .bind(&c.kyc_id)
-        .bind(&c.loan_unique_id)
-        .bind(&c.external_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let waiting = waiting.as_deref().map(uuid_from_sqlite).transpose()?;
     if let Some(workflow_id) = waiting {
-        sqlx::query(
-            "UPDATE callback_inbox SET matched_workflow_id = $2, matched_at = $3 \
-             WHERE id = $1",
-        )
-        .bind(inbox_id)
-        .bind(workflow_id.to_string())
-        .bind(to_sqlite(now))
-        .execute(&mut *conn)
-        .await?;
         sqlx::query(
             "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
              updated_at = $2 WHERE id = $1",
