@@ -57,8 +57,7 @@ async fn a_full_lifecycle_sends_every_callback_with_the_key() {
     ];
     // The receiver records a call before it answers; the sandbox counts the delivery after.
     eventually(|| async {
-        receiver.received().len() == expected.len() + 1
-            && sandbox.ledger().callbacks_delivered == 8
+        receiver.received().len() == expected.len() + 1 && sandbox.ledger().callbacks_delivered == 8
     })
     .await;
     let received = receiver.received();

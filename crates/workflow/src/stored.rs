@@ -263,22 +263,137 @@ pub(crate) fn read<W: Workflow>(
 }
 
 /// The context to store for `state`: without the rebuilt fields, naming its definition by
-/// `pin`.
+/// `pin`. Serialized field by field into the context: the request and the definition, most
+/// of a state's size, are never turned into JSON only to be dropped.
 pub(crate) fn slim<W: Workflow>(state: &W::State, pin: Option<&Pin>) -> Result<Value, EngineError> {
-    let value = serde_json::to_value(state).map_err(|source| EngineError::State {
-        kind: W::KIND,
-        source,
-    })?;
-    let Value::Object(mut map) = value else {
-        return Ok(value);
-    };
-    for name in W::REBUILT {
-        map.remove(*name);
+    state
+        .serialize(Slim {
+            skip: W::REBUILT,
+            pin: pin.map(|p| p.digest.as_str()),
+        })
+        .map_err(|source| EngineError::State {
+            kind: W::KIND,
+            source,
+        })
+}
+
+/// Serializes a state (a struct) into its stored context: each field as
+/// `serde_json::to_value` would, except the fields named in `skip`, left out, and
+/// `definition`, given as `pin` when there is one.
+struct Slim<'a> {
+    skip: &'static [&'static str],
+    pin: Option<&'a str>,
+}
+
+/// What [`Slim`] writes the fields into.
+type JsonStruct = <serde_json::value::Serializer as serde::Serializer>::SerializeStruct;
+
+/// The fields of the state being written.
+struct SlimFields<'a> {
+    slim: Slim<'a>,
+    fields: JsonStruct,
+}
+
+impl serde::ser::SerializeStruct for SlimFields<'_> {
+    type Ok = Value;
+    type Error = serde_json::Error;
+
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        match (key, self.slim.pin) {
+            (key, _) if self.slim.skip.contains(&key) => Ok(()),
+            ("definition", Some(pin)) => self.fields.serialize_field(key, pin),
+            _ => self.fields.serialize_field(key, value),
+        }
     }
-    if let Some(pin) = pin {
-        map.insert("definition".into(), Value::String(pin.digest.clone()));
+
+    fn end(self) -> Result<Value, Self::Error> {
+        self.fields.end()
     }
-    Ok(Value::Object(map))
+}
+
+/// Every shape but a struct: a state that is not one is a bug of its kind, named as such.
+macro_rules! not_a_struct {
+    ($($method:ident($($arg:ty),*) -> $ok:ty;)*) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<$ok, Self::Error> {
+            Err(<serde_json::Error as serde::ser::Error>::custom(
+                "a workflow's state must serialize as a struct",
+            ))
+        }
+    )*};
+}
+
+impl<'a> serde::Serializer for Slim<'a> {
+    type Ok = Value;
+    type Error = serde_json::Error;
+    type SerializeSeq = serde::ser::Impossible<Value, serde_json::Error>;
+    type SerializeTuple = serde::ser::Impossible<Value, serde_json::Error>;
+    type SerializeTupleStruct = serde::ser::Impossible<Value, serde_json::Error>;
+    type SerializeTupleVariant = serde::ser::Impossible<Value, serde_json::Error>;
+    type SerializeMap = serde::ser::Impossible<Value, serde_json::Error>;
+    type SerializeStruct = SlimFields<'a>;
+    type SerializeStructVariant = serde::ser::Impossible<Value, serde_json::Error>;
+
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<SlimFields<'a>, Self::Error> {
+        let fields = serde::Serializer::serialize_struct(serde_json::value::Serializer, name, len)?;
+        Ok(SlimFields { slim: self, fields })
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<Value, Self::Error> {
+        self.serialize_unit()
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Value, Self::Error> {
+        self.serialize_unit()
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Value, Self::Error> {
+        self.serialize_unit()
+    }
+
+    not_a_struct! {
+        serialize_bool(bool) -> Value;
+        serialize_i8(i8) -> Value;
+        serialize_i16(i16) -> Value;
+        serialize_i32(i32) -> Value;
+        serialize_i64(i64) -> Value;
+        serialize_u8(u8) -> Value;
+        serialize_u16(u16) -> Value;
+        serialize_u32(u32) -> Value;
+        serialize_u64(u64) -> Value;
+        serialize_f32(f32) -> Value;
+        serialize_f64(f64) -> Value;
+        serialize_char(char) -> Value;
+        serialize_str(&str) -> Value;
+        serialize_bytes(&[u8]) -> Value;
+        serialize_none() -> Value;
+        serialize_unit() -> Value;
+        serialize_unit_struct(&'static str) -> Value;
+        serialize_unit_variant(&'static str, u32, &'static str) -> Value;
+        serialize_seq(Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant;
+        serialize_map(Option<usize>) -> Self::SerializeMap;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant;
+    }
 }
 
 /// Whether `context` is in the slim form (or not a started workflow's).

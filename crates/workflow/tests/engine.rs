@@ -540,6 +540,36 @@ fn the_context_names_its_definition_and_leaves_the_request_in_the_input() {
     );
 }
 
+/// The slim context is the whole state's JSON, field for field, without the request and
+/// with the definition named by its pin: written without building the rest first.
+#[test]
+fn the_slim_context_is_the_whole_state_less_what_is_stored_elsewhere() {
+    let engine = Engine::new(registry());
+    let input = personal_input();
+    let id = WorkflowId::new(WORKFLOW).unwrap();
+    let slim = engine
+        .start(KIND, &id, &input, &workflow::Prior::default(), t0())
+        .unwrap();
+    let input_typed = <workflow::OnboardBorrower as workflow::Workflow>::validate_input(
+        &input,
+        &registry(),
+        t0(),
+    )
+    .unwrap();
+    let whole = <workflow::OnboardBorrower as workflow::Workflow>::start(
+        &id,
+        input_typed,
+        &workflow::Prior::default(),
+        t0(),
+    );
+    let mut expected = serde_json::to_value(&whole.state).unwrap();
+    let fields = expected.as_object_mut().unwrap();
+    assert!(fields.remove("request").is_some());
+    let pin = slim.pin.expect("a pin");
+    fields.insert("definition".into(), json!(pin.digest));
+    assert_eq!(slim.state, expected);
+}
+
 /// A context written by an earlier build (the definition and the request inline) still
 /// reads, and its next decision is stored slim, naming a pin the executor must store.
 #[test]
