@@ -540,6 +540,21 @@ fn the_context_names_its_definition_and_leaves_the_request_in_the_input() {
     );
 }
 
+/// The state an onboarding of `input` starts in, as JSON whole (the definition and the
+/// request inline): what an earlier build stored as its context.
+fn whole_start_state(input: &Value) -> Value {
+    let typed =
+        <workflow::OnboardBorrower as workflow::Workflow>::validate_input(input, &registry(), t0())
+            .unwrap();
+    let transition = <workflow::OnboardBorrower as workflow::Workflow>::start(
+        &WorkflowId::new(WORKFLOW).unwrap(),
+        typed,
+        &workflow::Prior::default(),
+        t0(),
+    );
+    serde_json::to_value(&transition.state).unwrap()
+}
+
 /// The slim context is the whole state's JSON, field for field, without the request and
 /// with the definition named by its pin: written without building the rest first.
 #[test]
@@ -550,19 +565,7 @@ fn the_slim_context_is_the_whole_state_less_what_is_stored_elsewhere() {
     let slim = engine
         .start(KIND, &id, &input, &workflow::Prior::default(), t0())
         .unwrap();
-    let input_typed = <workflow::OnboardBorrower as workflow::Workflow>::validate_input(
-        &input,
-        &registry(),
-        t0(),
-    )
-    .unwrap();
-    let whole = <workflow::OnboardBorrower as workflow::Workflow>::start(
-        &id,
-        input_typed,
-        &workflow::Prior::default(),
-        t0(),
-    );
-    let mut expected = serde_json::to_value(&whole.state).unwrap();
+    let mut expected = whole_start_state(&input);
     let fields = expected.as_object_mut().unwrap();
     assert!(fields.remove("request").is_some());
     let pin = slim.pin.expect("a pin");
@@ -576,20 +579,7 @@ fn the_slim_context_is_the_whole_state_less_what_is_stored_elsewhere() {
 fn an_earlier_builds_context_reads_and_is_written_slim() {
     let engine = Engine::new(registry());
     let input = personal_input();
-    let id = WorkflowId::new(WORKFLOW).unwrap();
-    let input_typed = <workflow::OnboardBorrower as workflow::Workflow>::validate_input(
-        &input,
-        &registry(),
-        t0(),
-    )
-    .unwrap();
-    let transition = <workflow::OnboardBorrower as workflow::Workflow>::start(
-        &id,
-        input_typed,
-        &workflow::Prior::default(),
-        t0(),
-    );
-    let old = serde_json::to_value(&transition.state).unwrap();
+    let old = whole_start_state(&input);
     assert!(old["definition"].is_object() && old["request"].is_object());
     assert!(!workflow::stored::is_slim(&old));
     // Its input is not even read: an earlier build's context is whole.
