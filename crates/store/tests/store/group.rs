@@ -22,6 +22,7 @@ store::test_both_backends!(
     a_step_the_database_refuses_fails_alone,
     concurrent_claims_share_batches_and_claim_each_workflow_once,
     concurrent_callbacks_share_batches_each_stored_once,
+    concurrent_waits_share_batches_and_each_finds_its_callback,
 );
 
 async fn claimed_many(store: &Store, prefix: &str) -> Vec<Claimed> {
@@ -322,5 +323,71 @@ async fn concurrent_callbacks_share_batches_each_stored_once(db: TestDb) {
     for id in &waiting {
         let pending = store.pending_events(*id).await.expect("pending");
         assert_eq!(pending.len(), 1, "matched to its workflow");
+    }
+}
+
+/// Waits committed at once go together, each with its correlation-key lock (on PostgreSQL a
+/// batch with several keyed commits locks all their keys first, in order): a wait whose
+/// callback was stored before it finds it at its commit, due at once; the others are woken
+/// by their callbacks afterwards.
+async fn concurrent_waits_share_batches_and_each_finds_its_callback(db: TestDb) {
+    let store = &db.store;
+    let claimed = claimed_many(store, "wait").await;
+    let event = |i: usize| InboxEvent {
+        source: Source::Status,
+        event_id: format!("kyc-{i}"),
+        title: "kyc_verified".into(),
+        keys: CorrelationKeys {
+            user_id: Some(format!("user-{i}")),
+            ..CorrelationKeys::default()
+        },
+        payload: json!({ "event_id": format!("kyc-{i}"), "user_id": format!("user-{i}") }),
+    };
+    let early = |i: usize| i.is_multiple_of(2);
+    let mut early_ids = Vec::new();
+    for i in (0..AT_ONCE).filter(|i| early(*i)) {
+        let stored = store.record_callback(&event(i)).await.expect("stored");
+        assert_eq!(stored.woke, None, "nobody waits yet");
+        early_ids.push(stored.inbox_id);
+    }
+    let commits: Vec<StepCommit> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut commit = step(c, "await_kyc", Status::Waiting, None);
+            commit.waits = vec![Wait::new(
+                "kyc_verified",
+                CorrelationKey::UserId,
+                format!("user-{i}"),
+            )];
+            commit
+        })
+        .collect();
+
+    let results = join_all(commits.iter().map(|c| store.commit_step(c))).await;
+
+    let sizes = store.commit_batch_sizes();
+    assert!(sizes.iter().any(|(size, _)| *size > 1), "{sizes:?}");
+    let mut early_found = early_ids.iter();
+    for (i, result) in results.iter().enumerate() {
+        let committed = result.as_ref().expect("committed");
+        if early(i) {
+            let id = early_found.next().expect("one early callback each");
+            assert_eq!(
+                committed.pending_events,
+                vec![*id],
+                "{i} found its callback"
+            );
+        } else {
+            assert!(committed.pending_events.is_empty(), "{i}");
+        }
+    }
+    for i in (0..AT_ONCE).filter(|i| !early(*i)) {
+        let stored = store.record_callback(&event(i)).await.expect("stored");
+        assert_eq!(stored.woke, Some(claimed[i].workflow.id), "{i} woken");
+    }
+    for c in &claimed {
+        let pending = store.pending_events(c.workflow.id).await.expect("pending");
+        assert_eq!(pending.len(), 1, "each matched to its own callback");
     }
 }
