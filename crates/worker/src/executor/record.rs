@@ -15,11 +15,12 @@ use super::step::Held;
 
 /// The commit of `decision`, reached through what `entry` journals (an answer, a callback,
 /// a timer, a command), consuming the inbox rows `processed`. `keep_lease` when the next
-/// action is a call the same worker makes at once.
+/// action is a call the same worker makes at once. The decision's state and facts are moved
+/// into the commit, not copied: after it, the caller reads only the decision's action.
 pub(super) fn step_commit(
     held: &Held,
     worker_id: &str,
-    decision: &Decision,
+    decision: &mut Decision,
     mut entry: JournalEntry,
     processed: Vec<i64>,
     keep_lease: bool,
@@ -72,17 +73,22 @@ pub(super) fn step_commit(
             _ => None,
         };
     }
-    let summary = &decision.summary;
+    let next_run_at = next_run_at(held, action, keep_lease, now);
+    // Everything that reads the decision's state and facts, before they move.
+    let announce = finished_announcement(held, decision);
+    let observed = observed(held, decision);
+    let events = lifecycle(held, decision);
+    let summary = &mut decision.summary;
     StepCommit {
         workflow_id: held.id,
         worker_id: worker_id.to_owned(),
         expected_version: held.version,
         status,
         state: summary.state.clone(),
-        context: decision.state.clone(),
-        facts: summary.facts.clone(),
+        context: std::mem::take(&mut decision.state),
+        facts: std::mem::take(&mut summary.facts),
         attempt: i32::try_from(summary.attempt).unwrap_or(i32::MAX),
-        next_run_at: next_run_at(held, action, keep_lease, now),
+        next_run_at,
         waiting_for,
         waits,
         deadline,
@@ -92,9 +98,9 @@ pub(super) fn step_commit(
         pin_definition_version: i32::try_from(summary.definition.version).ok(),
         pin_definition_name: Some(summary.definition.name.clone()),
         release_lease: !keep_lease,
-        announce: finished_announcement(held, decision),
-        observed: observed(held, decision),
-        events: lifecycle(held, decision),
+        announce,
+        observed,
+        events,
     }
 }
 
@@ -359,7 +365,7 @@ mod tests {
             step_commit(
                 held,
                 "w1",
-                &decision(action, Status::Running),
+                &mut decision(action, Status::Running),
                 entry(),
                 Vec::new(),
                 keep_lease,
@@ -409,7 +415,7 @@ mod tests {
         let commit = step_commit(
             &held(),
             "w1",
-            &decision(action, Status::NeedsAttention),
+            &mut decision(action, Status::NeedsAttention),
             entry(),
             vec![4],
             false,
@@ -454,7 +460,7 @@ mod tests {
         let again = step_commit(
             &stuck,
             "w1",
-            &decision(action, Status::NeedsAttention),
+            &mut decision(action, Status::NeedsAttention),
             entry(),
             Vec::new(),
             false,
@@ -468,7 +474,7 @@ mod tests {
         let call = step_commit(
             &held(),
             "w1",
-            &decision(
+            &mut decision(
                 Action::SleepUntil {
                     step: "hub_check".to_owned(),
                     at: Utc::now(),
@@ -487,7 +493,7 @@ mod tests {
         let failed = step_commit(
             &held(),
             "w1",
-            &decision(
+            &mut decision(
                 Action::Fail {
                     reason: Reason::new("kyc_rejected", "rejected"),
                 },

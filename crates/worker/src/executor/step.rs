@@ -272,7 +272,7 @@ impl Executor {
             )
             .map_err(engine_error)?;
         if matches!(current, Action::Call { .. }) {
-            let decision = self.decide(&held, &Event::CallInterrupted, now).await?;
+            let mut decision = self.decide(&held, &Event::CallInterrupted, now).await?;
             let entry = journal(
                 &workflow.state,
                 "call_interrupted",
@@ -280,7 +280,7 @@ impl Executor {
                 now,
             );
             if !self
-                .commit_or_lost(&mut held, &decision, entry, Vec::new())
+                .commit_or_lost(&mut held, &mut decision, entry, Vec::new())
                 .await?
             {
                 return Ok(Advanced::LeaseLost);
@@ -327,13 +327,13 @@ impl Executor {
             };
             entry.response_summary =
                 Some(json!({ "event_id": row.event_id, "source": row.source.as_str() }));
-            let decision = self.decide(&held, &event, now).await?;
+            let mut decision = self.decide(&held, &event, now).await?;
             if row.source == Source::Operator && decision.handled == Handled::Ignored {
                 entry.outcome = Outcome::CommandRefused;
                 entry.error = Some(decision.note.clone());
             }
             if !self
-                .commit_or_lost(&mut held, &decision, entry, vec![row.id])
+                .commit_or_lost(&mut held, &mut decision, entry, vec![row.id])
                 .await?
             {
                 return Ok(Advanced::LeaseLost);
@@ -358,7 +358,7 @@ impl Executor {
     async fn commit_or_lost(
         &self,
         held: &mut Held,
-        decision: &Decision,
+        decision: &mut Decision,
         entry: JournalEntry,
         processed: Vec<i64>,
     ) -> Result<bool, ExecutorError> {
@@ -492,12 +492,12 @@ impl Executor {
     async fn run(
         &self,
         held: &mut Held,
-        decision: Decision,
+        mut decision: Decision,
         entry: JournalEntry,
         processed: Vec<i64>,
     ) -> Result<Advanced, ExecutorError> {
         if !self
-            .commit_or_lost(held, &decision, entry, processed)
+            .commit_or_lost(held, &mut decision, entry, processed)
             .await?
         {
             return Ok(Advanced::LeaseLost);
@@ -577,7 +577,7 @@ impl Executor {
             decision = self.decide(held, &event, Utc::now()).await?;
             let keep = matches!(decision.action, Action::Call { .. });
             match self
-                .commit(held, &decision, entry.clone(), Vec::new(), keep)
+                .commit(held, &mut decision, entry.clone(), Vec::new(), keep)
                 .await
             {
                 Ok(()) => {}
@@ -667,7 +667,7 @@ impl Executor {
     async fn commit(
         &self,
         held: &mut Held,
-        decision: &Decision,
+        decision: &mut Decision,
         entry: JournalEntry,
         processed: Vec<i64>,
         keep_lease: bool,
