@@ -45,6 +45,31 @@ fn with_events(claimed: &Claimed, i: usize) -> StepCommit {
     commit
 }
 
+/// The `i`th workflow's wait for its borrower's `kyc_verified` (user id `user-<i>`).
+fn kyc_wait(claimed: &Claimed, i: usize) -> StepCommit {
+    let mut commit = step(claimed, "await_kyc", Status::Waiting, None);
+    commit.waits = vec![Wait::new(
+        "kyc_verified",
+        CorrelationKey::UserId,
+        format!("user-{i}"),
+    )];
+    commit
+}
+
+/// The `kyc_verified` callback the `i`th workflow of [`kyc_wait`] waits for.
+fn kyc_verified(i: usize) -> InboxEvent {
+    InboxEvent {
+        source: Source::Status,
+        event_id: format!("kyc-{i}"),
+        title: "kyc_verified".into(),
+        keys: CorrelationKeys {
+            user_id: Some(format!("user-{i}")),
+            ..CorrelationKeys::default()
+        },
+        payload: json!({ "event_id": format!("kyc-{i}"), "user_id": format!("user-{i}") }),
+    }
+}
+
 /// PostgreSQL: transactions that wrote journal rows of more than one workflow (rows
 /// inserted by one transaction share its `xmin`). SQLite has no such trace: `None`.
 async fn shared_transactions(store: &Store) -> Option<i64> {
@@ -277,27 +302,13 @@ async fn concurrent_callbacks_share_batches_each_stored_once(db: TestDb) {
     let claimed = claimed_many(store, "callback").await;
     let mut waiting = Vec::new();
     for (i, c) in claimed.iter().enumerate() {
-        let mut commit = step(c, "await_kyc", Status::Waiting, None);
-        commit.waits = vec![Wait::new(
-            "kyc_verified",
-            CorrelationKey::UserId,
-            format!("user-{i}"),
-        )];
-        store.commit_step(&commit).await.expect("commit");
+        store.commit_step(&kyc_wait(c, i)).await.expect("commit");
         waiting.push(c.workflow.id);
     }
-    let event = |i: usize| InboxEvent {
-        source: Source::Status,
-        event_id: format!("event-{i}"),
-        title: "kyc_verified".into(),
-        keys: CorrelationKeys {
-            user_id: Some(format!("user-{i}")),
-            ..CorrelationKeys::default()
-        },
-        payload: json!({ "event_id": format!("event-{i}"), "user_id": format!("user-{i}") }),
-    };
     // Each callback twice (Finfra retried it), all at once.
-    let events: Vec<InboxEvent> = (0..AT_ONCE).flat_map(|i| [event(i), event(i)]).collect();
+    let events: Vec<InboxEvent> = (0..AT_ONCE)
+        .flat_map(|i| [kyc_verified(i), kyc_verified(i)])
+        .collect();
 
     let results = join_all(events.iter().map(|e| store.record_callback(e))).await;
 
@@ -333,35 +344,20 @@ async fn concurrent_callbacks_share_batches_each_stored_once(db: TestDb) {
 async fn concurrent_waits_share_batches_and_each_finds_its_callback(db: TestDb) {
     let store = &db.store;
     let claimed = claimed_many(store, "wait").await;
-    let event = |i: usize| InboxEvent {
-        source: Source::Status,
-        event_id: format!("kyc-{i}"),
-        title: "kyc_verified".into(),
-        keys: CorrelationKeys {
-            user_id: Some(format!("user-{i}")),
-            ..CorrelationKeys::default()
-        },
-        payload: json!({ "event_id": format!("kyc-{i}"), "user_id": format!("user-{i}") }),
-    };
     let early = |i: usize| i.is_multiple_of(2);
     let mut early_ids = Vec::new();
     for i in (0..AT_ONCE).filter(|i| early(*i)) {
-        let stored = store.record_callback(&event(i)).await.expect("stored");
+        let stored = store
+            .record_callback(&kyc_verified(i))
+            .await
+            .expect("stored");
         assert_eq!(stored.woke, None, "nobody waits yet");
         early_ids.push(stored.inbox_id);
     }
     let commits: Vec<StepCommit> = claimed
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let mut commit = step(c, "await_kyc", Status::Waiting, None);
-            commit.waits = vec![Wait::new(
-                "kyc_verified",
-                CorrelationKey::UserId,
-                format!("user-{i}"),
-            )];
-            commit
-        })
+        .map(|(i, c)| kyc_wait(c, i))
         .collect();
 
     let results = join_all(commits.iter().map(|c| store.commit_step(c))).await;
@@ -383,7 +379,10 @@ async fn concurrent_waits_share_batches_and_each_finds_its_callback(db: TestDb) 
         }
     }
     for i in (0..AT_ONCE).filter(|i| !early(*i)) {
-        let stored = store.record_callback(&event(i)).await.expect("stored");
+        let stored = store
+            .record_callback(&kyc_verified(i))
+            .await
+            .expect("stored");
         assert_eq!(stored.woke, Some(claimed[i].workflow.id), "{i} woken");
     }
     for c in &claimed {

@@ -18,7 +18,8 @@ store::test_both_backends!(
     what_a_store_makes_due_is_handed_over_in_process,
 );
 
-fn user_event(event_id: &str, title: &str, nik: &str) -> InboxEvent {
+/// A Finfra status callback `title` about the borrower with NIK `nik`.
+pub(crate) fn user_event(event_id: &str, title: &str, nik: &str) -> InboxEvent {
     InboxEvent {
         source: Source::Status,
         event_id: event_id.into(),

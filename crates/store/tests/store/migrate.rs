@@ -25,6 +25,8 @@ store::test_both_backends!(
     a_workflow_of_the_build_before_the_step_indexes_finishes,
     a_workflow_of_the_build_before_own_hints_finds_its_early_callback,
     a_callback_stored_before_the_inbox_indexes_changed_is_found_by_its_wait,
+    a_workflow_of_the_build_before_batches_were_parsed_once_finishes,
+    a_callback_stored_after_the_upgrade_before_its_wait_is_found_by_it,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -703,6 +705,28 @@ async fn a_callback_stored_before_the_inbox_indexes_changed_is_found_by_its_wait
     early_callback_found_after_upgrade(db, last, Early::BeforeUpgrade).await;
 }
 
+/// Migration PG 0020 replaces the batch functions and `finflow_record_callback` (a callback
+/// stored already matched); SQLite's sequence changed in code only. A workflow written at
+/// the schema before it is claimed, waits, is woken by its callback (stored matched) and
+/// finishes through the new functions.
+async fn a_workflow_of_the_build_before_batches_were_parsed_once_finishes(db: TestDb) {
+    let last = match db.backend {
+        TestBackend::Postgres => 19,
+        TestBackend::Sqlite => 12,
+    };
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// The same upgrade: a callback stored after it, before its wait began (so stored
+/// unmatched), is found by the wait when it comes.
+async fn a_callback_stored_after_the_upgrade_before_its_wait_is_found_by_it(db: TestDb) {
+    let last = match db.backend {
+        TestBackend::Postgres => 19,
+        TestBackend::Sqlite => 12,
+    };
+    early_callback_found_after_upgrade(db, last, Early::AfterUpgrade).await;
+}
+
 /// When the callback that comes before its wait is stored.
 #[derive(Clone, Copy, PartialEq)]
 enum Early {
@@ -733,16 +757,7 @@ async fn early_callback_found_after_upgrade(db: TestDb, last: i64, early: Early)
     tx.commit().await.expect("commit");
     let record = |event_id: &'static str, title: &'static str| async move {
         store
-            .record_callback(&InboxEvent {
-                source: Source::Status,
-                event_id: event_id.into(),
-                title: title.into(),
-                keys: CorrelationKeys {
-                    identity_number: Some(nik.into()),
-                    ..CorrelationKeys::default()
-                },
-                payload: json!({ "event_id": event_id }),
-            })
+            .record_callback(&crate::inbox::user_event(event_id, title, nik))
             .await
             .expect("record")
     };
