@@ -42,6 +42,13 @@ pub(crate) enum Dialect {
     Sqlite,
 }
 
+/// The fact ids a workflow is looked up by (each with an index on both backends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FactId {
+    UserId,
+    LoanUniqueId,
+}
+
 impl Dialect {
     /// The dialect of `backend`'s database.
     pub(crate) const fn of(backend: &crate::connect::Backend) -> Self {
@@ -141,6 +148,20 @@ impl Dialect {
         match self {
             Self::Postgres => format!("{doc}->>'{key}'"),
             Self::Sqlite => format!("json_extract({doc}, '{}')", json_path(key)),
+        }
+    }
+
+    /// A workflow's indexed fact id: on PostgreSQL the stored generated column that holds it
+    /// (migration 0021, so that an update whose facts keep the id can be HOT), on SQLite the
+    /// expression its index reads (`text_at`).
+    pub(crate) fn fact_id(self, id: FactId) -> String {
+        let key = match id {
+            FactId::UserId => "user_id",
+            FactId::LoanUniqueId => "loan_unique_id",
+        };
+        match self {
+            Self::Postgres => key.to_owned(),
+            Self::Sqlite => self.text_at("facts", key),
         }
     }
 

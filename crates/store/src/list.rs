@@ -7,7 +7,7 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use crate::Store;
-use crate::dialect::{At, Columns, Dialect, Id, each_backend};
+use crate::dialect::{At, Columns, Dialect, FactId, Id, each_backend};
 use crate::error::StoreError;
 use crate::workflow::{Workflow, workflow_columns};
 
@@ -108,13 +108,13 @@ impl Store {
                 "business_key{bytes} >= {low} AND business_key{bytes} < {high}"
             ));
         }
-        for (key, value) in [
-            ("user_id", &filter.user_id),
-            ("loan_unique_id", &filter.loan_unique_id),
+        for (id, value) in [
+            (FactId::UserId, &filter.user_id),
+            (FactId::LoanUniqueId, &filter.loan_unique_id),
         ] {
             if let Some(v) = value {
                 let p = param(&mut binds, Bind::Text(v.clone()));
-                clauses.push(format!("{} = {p}", d.text_at("facts", key)));
+                clauses.push(format!("{} = {p}", d.fact_id(id)));
             }
         }
         if let Some(last4) = &filter.nik_last4 {

@@ -32,7 +32,7 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use crate::Store;
-use crate::dialect::{At, Columns, Dialect, Doc, Id, Texts, each_backend};
+use crate::dialect::{At, Columns, Dialect, Doc, FactId, Id, Texts, each_backend};
 use crate::error::StoreError;
 use crate::identity::{nik, sha256_hex};
 use crate::workflow::Workflow;
@@ -630,7 +630,7 @@ impl Store {
                  WHERE kind = 'originate-loan' AND ({} = $1 \
                  OR ($2 IS NOT NULL AND {} = $2))",
                 d.text_at("facts", "onboarding_business_key"),
-                d.text_at("facts", "user_id")
+                d.fact_id(FactId::UserId)
             )))
             .bind(onboarding_key)
             .bind(user_id)

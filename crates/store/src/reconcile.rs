@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::Store;
-use crate::dialect::{At, Columns, Conn, Doc, Id, Texts, each_backend, each_conn};
+use crate::dialect::{At, Columns, Conn, Doc, FactId, Id, Texts, each_backend, each_conn};
 use crate::error::StoreError;
 use crate::inbox::Source;
 use crate::wakeup::notify_due;
@@ -116,7 +116,7 @@ impl Store {
             let sql = format!(
                 "SELECT id, status, facts FROM workflows WHERE kind = 'originate-loan' \
                  AND {} IN (SELECT value FROM {})",
-                d.text_at("facts", "loan_unique_id"),
+                d.fact_id(FactId::LoanUniqueId),
                 d.values_of("$1")
             );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

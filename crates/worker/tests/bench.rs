@@ -198,9 +198,10 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
     let share = figure("steps_share_of_floor");
     assert!(share > 0.0 && share < 1.0, "{median:#}");
     // A step that continues inline changes no indexed column: its update is HOT
-    // (migration 0017), about a third of all updates of an onboarding.
+    // (migration 0017), and so is one that records a fact but keeps the user and loan ids
+    // (0021): about half of all updates of an onboarding (a third before 0021).
     let hot = figure("hot_update_share");
-    assert!((0.1..=1.0).contains(&hot), "{median:#}");
+    assert!((0.4..=1.0).contains(&hot), "{median:#}");
     // The server's CPU, read from /proc when it runs on this machine (the default URL's
     // 127.0.0.1; CI's): a step does more than the floor's one insert and one update.
     let local = std::env::var("DATABASE_URL")

@@ -27,6 +27,8 @@ store::test_both_backends!(
     a_callback_stored_before_the_inbox_indexes_changed_is_found_by_its_wait,
     a_workflow_of_the_build_before_batches_were_parsed_once_finishes,
     a_callback_stored_after_the_upgrade_before_its_wait_is_found_by_it,
+    the_previous_builds_rows_are_found_alike_after_the_fact_ids_became_columns,
+    fact_ids_recorded_after_the_upgrade_are_found,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -596,6 +598,12 @@ async fn upgraded_workflow_finishes(db: TestDb, last: i64) {
 /// after the upgrade (and a workflow of it finishes: the test after it).
 async fn the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed(db: TestDb) {
     let last = before_step_indexes(db.backend);
+    rows_found_alike_after_upgrade(db, last).await;
+}
+
+/// Rows written at schema `last` answer the console's filters (by user id, loan id, status,
+/// kind and state), counts and stuck list the same before and after the upgrade.
+async fn rows_found_alike_after_upgrade(db: TestDb, last: i64) {
     let store = &db.store;
     store::testing::migrate_up_to(store, last)
         .await
@@ -645,24 +653,27 @@ async fn the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed
             ..store::WorkflowFilter::default()
         },
     ];
-    let filters = &filters;
-    let answers = || async move {
-        let mut found = Vec::new();
-        for filter in filters {
-            let (rows, _) = store
-                .list_workflows(filter, None, 50)
-                .await
-                .expect("a list");
-            found.push(rows.into_iter().map(|w| w.business_key).collect::<Vec<_>>());
-        }
+    // The filters' SQL is this build's, which may read what the upgrade adds: they are
+    // compared with the rows written, the counts and stuck list with their answers before.
+    let overview = || async move {
         let counts = store.status_counts().await.expect("counts");
         let (stuck, total) = store.stuck_page(20).await.expect("stuck");
         let stuck: Vec<String> = stuck.into_iter().map(|w| w.business_key).collect();
-        (found, format!("{counts:?}"), stuck, total)
+        (format!("{counts:?}"), stuck, total)
     };
-    let before = answers().await;
+    let before = overview().await;
+    assert_eq!((before.1.clone(), before.2), (vec!["stuck".to_owned()], 1));
+    store.migrate().await.expect("upgrade");
+    let mut found = Vec::new();
+    for filter in &filters {
+        let (rows, _) = store
+            .list_workflows(filter, None, 50)
+            .await
+            .expect("a list");
+        found.push(rows.into_iter().map(|w| w.business_key).collect::<Vec<_>>());
+    }
     assert_eq!(
-        before.0,
+        found,
         [
             vec!["loan-1"],
             vec!["stuck"],
@@ -670,11 +681,9 @@ async fn the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed
             vec!["stuck"],
             vec!["plain"]
         ],
-        "the filters find their rows before the upgrade"
+        "the filters find their rows after the upgrade"
     );
-    assert_eq!((before.2.clone(), before.3), (vec!["stuck".to_owned()], 1));
-    store.migrate().await.expect("upgrade");
-    assert_eq!(answers().await, before, "the same rows after the upgrade");
+    assert_eq!(overview().await, before, "the same counts and stuck list");
 }
 
 async fn a_workflow_of_the_build_before_the_step_indexes_finishes(db: TestDb) {
@@ -725,6 +734,103 @@ async fn a_callback_stored_after_the_upgrade_before_its_wait_is_found_by_it(db: 
         TestBackend::Sqlite => 12,
     };
     early_callback_found_after_upgrade(db, last, Early::AfterUpgrade).await;
+}
+
+/// Migration PG 0021 turns the facts' user and loan ids into stored generated columns and
+/// moves their indexes onto them (SQLite's schema did not change): the rows of the build
+/// before it are found by the same filters after it.
+async fn the_previous_builds_rows_are_found_alike_after_the_fact_ids_became_columns(db: TestDb) {
+    let last = before_fact_id_columns(db.backend);
+    rows_found_alike_after_upgrade(db, last).await;
+}
+
+/// The same upgrade: a workflow written before it, whose steps after it record a user id and
+/// then a loan id in its facts, is found by each id as soon as its step is committed (by the
+/// console's filters and the reconciliation's lookup, which read the new columns).
+async fn fact_ids_recorded_after_the_upgrade_are_found(db: TestDb) {
+    let store = &db.store;
+    store::testing::migrate_up_to(store, before_fact_id_columns(db.backend))
+        .await
+        .expect("the previous schema");
+    let mut tx = store.begin().await.expect("tx");
+    let id = insert_old(
+        &mut tx,
+        &OldRow::new("loan-9", "originate-loan", "pending", json!({"n": 9})),
+    )
+    .await;
+    tx.commit().await.expect("commit");
+    store.migrate().await.expect("upgrade");
+    make_due(store, "loan-9").await;
+
+    let found_by = |user: &str, loan: &str| {
+        let (user, loan) = (user.to_owned(), loan.to_owned());
+        async move {
+            let mut keys = Vec::new();
+            for filter in [
+                store::WorkflowFilter {
+                    user_id: Some(user.clone()),
+                    ..store::WorkflowFilter::default()
+                },
+                store::WorkflowFilter {
+                    loan_unique_id: Some(loan.clone()),
+                    ..store::WorkflowFilter::default()
+                },
+            ] {
+                let (rows, _) = store.list_workflows(&filter, None, 50).await.expect("list");
+                keys.push(rows.len());
+            }
+            let known = store.known_loans(&[loan]).await.expect("known loans");
+            keys.push(known.len());
+            keys
+        }
+    };
+    assert_eq!(found_by("u-9", "L-9").await, [0, 0, 0], "no ids yet");
+
+    let claimed = store
+        .claim(id, "w1", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("due");
+    let mut user = crate::step(
+        &claimed,
+        "user_created",
+        Status::Running,
+        claimed.workflow.next_run_at,
+    );
+    user.facts = json!({ "user_id": "u-9" });
+    user.release_lease = false; // the next step follows inline
+    let committed = store
+        .commit_step(&user)
+        .await
+        .expect("the user id recorded");
+    assert_eq!(
+        found_by("u-9", "L-9").await,
+        [1, 0, 0],
+        "found by its user id"
+    );
+
+    let mut loan = crate::step(
+        &claimed,
+        "loan_created",
+        Status::Running,
+        claimed.workflow.next_run_at,
+    );
+    loan.expected_version = committed.version;
+    loan.facts = json!({ "user_id": "u-9", "loan_unique_id": "L-9" });
+    store
+        .commit_step(&loan)
+        .await
+        .expect("the loan id recorded");
+    assert_eq!(found_by("u-9", "L-9").await, [1, 1, 1], "found by both ids");
+}
+
+/// The last migration of the build before the fact ids became columns (PG 0020; SQLite's
+/// schema did not change, 0012).
+fn before_fact_id_columns(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 20,
+        TestBackend::Sqlite => 12,
+    }
 }
 
 /// When the callback that comes before its wait is stored.
