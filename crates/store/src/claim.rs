@@ -20,7 +20,6 @@ use crate::error::StoreError;
 use crate::group::ClaimRequest;
 use crate::inbox::{InboxRow, pending_events_on};
 use crate::time::{delta, to_sqlite};
-use crate::tx::SQLITE_BEGIN;
 use crate::wakeup::notify_due;
 use crate::workflow::{Status, Workflow, workflow_columns};
 use crate::{Backend, Store};
@@ -170,7 +169,7 @@ impl Store {
                 }
             }
             Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let (_turn, mut tx) = self.begin_in_turn(pool).await?;
                 let now = Utc::now();
                 let due: Vec<(String, String)> = sqlx::query_as(concat!(
                     "SELECT id, status FROM workflows WHERE next_run_at <= $1 ",

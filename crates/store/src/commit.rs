@@ -33,7 +33,6 @@ use crate::inbox::{CorrelationKey, lock_ids, mark_processed_on, match_waits_sqli
 use crate::journal::{JournalEntry, append};
 use crate::reconcile::{self, Observed};
 use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
-use crate::tx::SQLITE_BEGIN;
 use crate::workflow::Status;
 use crate::{Backend, Store};
 
@@ -348,7 +347,7 @@ async fn commit_sqlite(
             .run(store, Item::Sqlite(Box::new(prepared)))
             .await;
     }
-    let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+    let (_turn, mut tx) = store.begin_in_turn(pool).await?;
     let committed = write_sqlite(&mut tx, &prepared).await?;
     reconcile::write(Conn::from(&mut *tx), commit.workflow_id, &commit.observed).await?;
     tx.commit().await?;

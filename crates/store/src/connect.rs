@@ -211,6 +211,7 @@ impl Store {
             keys: None,
             origin: origin.into(),
             hot: std::sync::Arc::default(),
+            write_turn: std::sync::Arc::default(),
         })
     }
 }

@@ -40,7 +40,6 @@ use crate::commit::{Committed, SqliteCommit, write_sqlite};
 use crate::error::{StoreError, decode_error};
 use crate::hot::Hot;
 use crate::inbox::{Recorded, StoredCallback, record_sqlite};
-use crate::tx::SQLITE_BEGIN;
 use crate::{Backend, Store};
 
 /// PostgreSQL: batches of one kind in flight at once per process, so that one can be sent
@@ -265,7 +264,7 @@ impl Batch for Commits {
                         Item::Postgres { .. } => None,
                     })
                     .collect();
-                write_sqlite_batch(pool, &commits).await
+                write_sqlite_batch(store, pool, &commits).await
             }
         }
     }
@@ -274,10 +273,11 @@ impl Batch for Commits {
 /// SQLite: one `BEGIN IMMEDIATE` … `COMMIT`, each step inside a savepoint of its own, rolled
 /// back to if the step fails (a lost lease writes nothing anyway).
 async fn write_sqlite_batch(
+    store: &Store,
     pool: &SqlitePool,
     commits: &[&SqliteCommit],
 ) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
-    let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+    let (_turn, mut tx) = store.begin_in_turn(pool).await?;
     let results = if let [commit] = commits {
         // Alone: a failure rolls the transaction back, no savepoint needed.
         vec![write_sqlite(&mut tx, commit).await]
@@ -338,7 +338,7 @@ impl Batch for Claims {
                 claimed
             }
             Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let (_turn, mut tx) = store.begin_in_turn(pool).await?;
                 let now = Utc::now();
                 let mut claimed = Vec::new();
                 for request in &distinct {
@@ -405,7 +405,7 @@ impl Batch for Callbacks {
                     .collect())
             }
             Backend::Sqlite(pool) => {
-                let mut tx = pool.begin_with(SQLITE_BEGIN).await?;
+                let (_turn, mut tx) = store.begin_in_turn(pool).await?;
                 let now = Utc::now();
                 let mut recorded = Vec::with_capacity(items.len());
                 for item in items {

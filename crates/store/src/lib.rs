@@ -103,6 +103,8 @@ pub struct Store {
     claims: std::sync::Arc<group::Group<group::Claims>>,
     /// Callbacks waiting to be stored together (`group`).
     callbacks: std::sync::Arc<group::Group<group::Callbacks>>,
+    /// SQLite: the turn of the step path's writers of this store ([`Store::write_turn`]).
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {

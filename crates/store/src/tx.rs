@@ -61,7 +61,34 @@ impl<'c> From<Transaction<'c, Sqlite>> for StoreTx<'c> {
 /// concurrent writers queue on `busy_timeout` instead of failing on upgrade.
 pub(crate) const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
 
+/// A SQLite write transaction and the turn it holds ([`Store::begin_in_turn`]).
+pub(crate) type InTurn<'a> = (
+    tokio::sync::MutexGuard<'a, ()>,
+    Transaction<'static, Sqlite>,
+);
+
 impl Store {
+    /// SQLite: `BEGIN IMMEDIATE` once the writers of the step path of this store that came
+    /// before it (the batches of step commits, claims and callbacks, the due scan's claims, a
+    /// reconciliation step's commit) have had their turn, first come, first served; the
+    /// guard keeps the turn until it drops, after `COMMIT`.
+    ///
+    /// SQLite's own wait for its write lock (`busy_timeout`) polls with growing sleeps (1,
+    /// 2, 5, 10, 15, 20, 25 ms …): a writer that arrives while another lane commits back to
+    /// back can sleep through every moment the lock is free, so a claim or a callback queued
+    /// behind a stream of step commits waited tens of milliseconds. Writers of other stores
+    /// and processes still meet on SQLite's lock.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when no connection is available or `BEGIN` fails.
+    pub(crate) async fn begin_in_turn(
+        &self,
+        pool: &sqlx::SqlitePool,
+    ) -> Result<InTurn<'_>, StoreError> {
+        let turn = self.write_turn.lock().await;
+        Ok((turn, pool.begin_with(SQLITE_BEGIN).await?))
+    }
+
     /// Opens a write transaction (`BEGIN IMMEDIATE` on SQLite).
     ///
     /// # Errors

@@ -8,7 +8,7 @@ use serde_json::json;
 use store::testing::TestDb;
 use store::{
     Claimed, CorrelationKey, CorrelationKeys, InboxEvent, NewEvent, Source, Status, StepCommit,
-    Store, StoreError, Wait,
+    Store, StoreError, StoreOptions, Wait,
 };
 use uuid::Uuid;
 
@@ -23,6 +23,7 @@ store::test_both_backends!(
     concurrent_claims_share_batches_and_claim_each_workflow_once,
     concurrent_callbacks_share_batches_each_stored_once,
     concurrent_waits_share_batches_and_each_finds_its_callback,
+    the_step_paths_writers_take_turns_in_the_process,
 );
 
 async fn claimed_many(store: &Store, prefix: &str) -> Vec<Claimed> {
@@ -384,6 +385,53 @@ async fn concurrent_waits_share_batches_and_each_finds_its_callback(db: TestDb) 
             .await
             .expect("stored");
         assert_eq!(stored.woke, Some(claimed[i].workflow.id), "{i} woken");
+    }
+    for c in &claimed {
+        let pending = store.pending_events(c.workflow.id).await.expect("pending");
+        assert_eq!(pending.len(), 1, "each matched to its own callback");
+    }
+}
+
+/// SQLite: the step path's writers of one store (the batches of step commits, claims and
+/// callbacks) take turns in the process, first come, first served, instead of meeting on
+/// SQLite's write lock, whose wait polls with growing sleeps. With no wait for that lock at
+/// all (`busy_timeout` zero: a writer that found it taken would fail with "database is
+/// locked"), waits, their callbacks and the due scan's claims, all at once, all succeed, and
+/// each workflow finds its own callback. (PostgreSQL has no such lock: the same calls run.)
+async fn the_step_paths_writers_take_turns_in_the_process(db: TestDb) {
+    let store = Store::connect_with(
+        &db.url,
+        &StoreOptions {
+            busy_timeout: std::time::Duration::ZERO,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .expect("a store that never waits for SQLite's lock");
+    let claimed = claimed_many(&store, "turn").await;
+    let commits: Vec<StepCommit> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| kyc_wait(c, i))
+        .collect();
+    let callbacks: Vec<InboxEvent> = (0..AT_ONCE).map(kyc_verified).collect();
+
+    let (committed, stored, scans) = tokio::join!(
+        join_all(commits.iter().map(|c| store.commit_step(c))),
+        join_all(callbacks.iter().map(|c| store.record_callback(c))),
+        join_all((0..AT_ONCE).map(|_| store.claim_due("w2", 4, crate::LEASE))),
+    );
+
+    for (i, result) in committed.iter().enumerate() {
+        result.as_ref().unwrap_or_else(|e| panic!("wait {i}: {e}"));
+    }
+    for (i, result) in stored.iter().enumerate() {
+        result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("callback {i}: {e}"));
+    }
+    for result in &scans {
+        result.as_ref().expect("a due scan");
     }
     for c in &claimed {
         let pending = store.pending_events(c.workflow.id).await.expect("pending");
