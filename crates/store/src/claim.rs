@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::dialect::{Columns, Conn, Dialect, Id, each_backend};
 use crate::error::StoreError;
-use crate::group::ClaimRequest;
+use crate::group::{ClaimRequest, SqliteWrite, SqliteWritten};
 use crate::inbox::{InboxRow, pending_events_on};
 use crate::time::{delta, to_sqlite};
 use crate::wakeup::notify_due;
@@ -128,16 +128,19 @@ impl Store {
         worker_id: &str,
         lease: Duration,
     ) -> Result<Option<Claimed>, StoreError> {
-        self.claims
-            .run(
-                self,
-                ClaimRequest {
-                    workflow_id,
-                    worker_id: worker_id.to_owned(),
-                    lease,
-                },
-            )
-            .await
+        let request = ClaimRequest {
+            workflow_id,
+            worker_id: worker_id.to_owned(),
+            lease,
+        };
+        match self.backend {
+            Backend::Postgres(_) => self.claims.run(self, request).await,
+            Backend::Sqlite(_) => self
+                .sqlite_writes
+                .run(self, SqliteWrite::Claim(request))
+                .await
+                .and_then(SqliteWritten::claimed),
+        }
     }
 
     /// Claims up to `limit` due, free workflows, oldest `next_run_at` first: the polling

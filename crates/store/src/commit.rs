@@ -28,7 +28,7 @@ use crate::announce::{Announcement, announce_sqlite, copy_announcements_sqlite};
 use crate::dialect::Conn;
 use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
-use crate::group::Item;
+use crate::group::{Item, SqliteWrite, SqliteWritten};
 use crate::inbox::{CorrelationKey, lock_ids, mark_processed_on, match_waits_sqlite};
 use crate::journal::{JournalEntry, append};
 use crate::reconcile::{self, Observed};
@@ -187,7 +187,7 @@ async fn commit_pg(
             .commits
             .run(
                 store,
-                Item::Postgres {
+                Item {
                     workflow_id: commit.workflow_id,
                     params,
                 },
@@ -343,9 +343,10 @@ async fn commit_sqlite(
     let prepared = SqliteCommit::new(store, commit);
     if commit.observed.is_empty() {
         return store
-            .commits
-            .run(store, Item::Sqlite(Box::new(prepared)))
-            .await;
+            .sqlite_writes
+            .run(store, SqliteWrite::Commit(Box::new(prepared)))
+            .await
+            .and_then(SqliteWritten::committed);
     }
     let (_turn, mut tx) = store.begin_in_turn(pool).await?;
     let committed = write_sqlite(&mut tx, &prepared).await?;

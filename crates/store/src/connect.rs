@@ -206,6 +206,7 @@ impl Store {
             commits: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
             claims: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
             callbacks: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
+            sqlite_writes: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
             backend,
             due: crate::due::Due::default(),
             keys: None,

@@ -1,11 +1,12 @@
 //! Group commit: the statements of the step path that a process makes at about the same
 //! moment are written together, in one transaction, each with its own outcome. Three kinds
-//! go this way: step commits ([`Commits`]: on PostgreSQL one call of `finflow_commit_steps`,
-//! migration 0016; on SQLite one `BEGIN IMMEDIATE` … `COMMIT` with each step inside a
-//! savepoint of its own, so the steps share one write lock and one `fsync`), claims
-//! ([`Claims`]: one statement claiming every workflow asked for) and stored callbacks
-//! ([`Callbacks`]: on PostgreSQL one call of `finflow_record_callbacks`, 0016; the receiver
-//! answers Finfra only once its callback's batch committed).
+//! go this way: step commits, claims and stored callbacks (the receiver answers Finfra only
+//! once its callback's batch committed). On PostgreSQL each kind has its own queue and two
+//! lanes: [`Commits`] (one call of `finflow_commit_steps`, migration 0016), [`Claims`] (one
+//! statement claiming every workflow asked for), [`Callbacks`] (one call of
+//! `finflow_record_callbacks`, 0016). On SQLite, which has one writer and an `fsync` per
+//! transaction, the three kinds share one queue and one lane ([`SqliteWrites`]): whatever is
+//! queued goes in one `BEGIN IMMEDIATE` … `COMMIT`, each write inside a savepoint of its own.
 //!
 //! There is no timer and no task of its own. A request joins its kind's queue and waits for
 //! its answer; whenever one of the kind's lanes is free, a waiting request takes everything
@@ -31,7 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::PgPool;
 use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
@@ -144,8 +145,11 @@ impl<B: Batch> Group<B> {
             .collect()
     }
 
-    fn count(&self, size: usize) {
-        self.sizes.lock().unwrap_or_else(PoisonError::into_inner)[size - 1] += 1;
+    /// Counts a batch of `size` requests (none: nothing).
+    pub(crate) fn count(&self, size: usize) {
+        if (1..=MOST).contains(&size) {
+            self.sizes.lock().unwrap_or_else(PoisonError::into_inner)[size - 1] += 1;
+        }
     }
 
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued<B>>> {
@@ -212,18 +216,14 @@ fn unanswered<T>(
     })
 }
 
-/// Step commits.
+/// Step commits on PostgreSQL (SQLite's go with its other writes: [`SqliteWrites`]).
 pub(crate) struct Commits;
 
-/// One step commit, as its backend writes it.
+/// One step commit: `finflow_commit_step`'s parameters as a JSON object (`commit::Params`).
 #[derive(Debug)]
-pub(crate) enum Item {
-    /// `finflow_commit_step`'s parameters as a JSON object (`commit::Params`).
-    Postgres {
-        workflow_id: Uuid,
-        params: String,
-    },
-    Sqlite(Box<SqliteCommit>),
+pub(crate) struct Item {
+    pub(crate) workflow_id: Uuid,
+    pub(crate) params: String,
 }
 
 impl Batch for Commits {
@@ -236,73 +236,18 @@ impl Batch for Commits {
     ) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
         match store.backend() {
             Backend::Postgres(pool) => {
-                let mut ids = Vec::with_capacity(items.len());
-                let mut params = Vec::with_capacity(items.len());
-                for item in items {
-                    if let Item::Postgres {
-                        workflow_id,
-                        params: p,
-                    } = item
-                    {
-                        ids.push(*workflow_id);
-                        params.push(p.as_str());
-                    }
-                }
+                let ids = items.iter().map(|item| item.workflow_id);
+                let params: Vec<&str> = items.iter().map(|item| item.params.as_str()).collect();
                 // A count that differs from the batch's fails it as a whole (`Group::send`).
                 let rows = call(&store.hot, pool, &params).await?;
-                Ok(ids
-                    .into_iter()
-                    .zip(rows)
-                    .map(|(id, row)| row.into_result(id))
-                    .collect())
+                Ok(ids.zip(rows).map(|(id, row)| row.into_result(id)).collect())
             }
-            Backend::Sqlite(pool) => {
-                let commits: Vec<&SqliteCommit> = items
-                    .iter()
-                    .filter_map(|item| match item {
-                        Item::Sqlite(commit) => Some(&**commit),
-                        Item::Postgres { .. } => None,
-                    })
-                    .collect();
-                write_sqlite_batch(store, pool, &commits).await
-            }
+            Backend::Sqlite(_) => Err(on_sqlite()),
         }
     }
 }
 
-/// SQLite: one `BEGIN IMMEDIATE` … `COMMIT`, each step inside a savepoint of its own, rolled
-/// back to if the step fails (a lost lease writes nothing anyway).
-async fn write_sqlite_batch(
-    store: &Store,
-    pool: &SqlitePool,
-    commits: &[&SqliteCommit],
-) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
-    let (_turn, mut tx) = store.begin_in_turn(pool).await?;
-    let results = if let [commit] = commits {
-        // Alone: a failure rolls the transaction back, no savepoint needed.
-        vec![write_sqlite(&mut tx, commit).await]
-    } else {
-        let mut results = Vec::with_capacity(commits.len());
-        for commit in commits {
-            sqlx::query("SAVEPOINT step").execute(&mut *tx).await?;
-            let result = write_sqlite(&mut tx, commit).await;
-            if result.is_err() {
-                sqlx::query("ROLLBACK TO step").execute(&mut *tx).await?;
-            }
-            sqlx::query("RELEASE step").execute(&mut *tx).await?;
-            results.push(result);
-        }
-        results
-    };
-    if results.iter().all(Result::is_err) {
-        tx.rollback().await?;
-    } else {
-        tx.commit().await?;
-    }
-    Ok(results)
-}
-
-/// Claims of one workflow each.
+/// Claims of one workflow each, on PostgreSQL (SQLite's: [`SqliteWrites`]).
 pub(crate) struct Claims;
 
 /// One claim: a workflow for a worker, for a lease.
@@ -330,27 +275,16 @@ impl Batch for Claims {
             .filter(|(i, r)| *first.entry(r.workflow_id).or_insert(*i) == *i)
             .map(|(_, r)| *r)
             .collect();
-        let mut claimed: HashMap<Uuid, Claimed> = match store.backend() {
-            Backend::Postgres(pool) => {
-                let mut conn = store.hot.take(pool).await?;
-                let claimed = claim_many_pg(&mut conn, &distinct).await?;
-                conn.keep();
-                claimed
-            }
-            Backend::Sqlite(pool) => {
-                let (_turn, mut tx) = store.begin_in_turn(pool).await?;
-                let now = Utc::now();
-                let mut claimed = Vec::new();
-                for request in &distinct {
-                    claimed.extend(claim_one_sqlite(&mut tx, request, now).await?);
-                }
-                tx.commit().await?;
-                claimed
-            }
-        }
-        .into_iter()
-        .map(|c| (c.workflow.id, c))
-        .collect();
+        let Backend::Postgres(pool) = store.backend() else {
+            return Err(on_sqlite());
+        };
+        let mut conn = store.hot.take(pool).await?;
+        let mut claimed: HashMap<Uuid, Claimed> = claim_many_pg(&mut conn, &distinct)
+            .await?
+            .into_iter()
+            .map(|c| (c.workflow.id, c))
+            .collect();
+        conn.keep();
         Ok(items
             .iter()
             .enumerate()
@@ -365,7 +299,7 @@ impl Batch for Claims {
     }
 }
 
-/// Stored callbacks.
+/// Stored callbacks, on PostgreSQL (SQLite's: [`SqliteWrites`]).
 pub(crate) struct Callbacks;
 
 impl Batch for Callbacks {
@@ -404,17 +338,124 @@ impl Batch for Callbacks {
                     })
                     .collect())
             }
-            Backend::Sqlite(pool) => {
-                let (_turn, mut tx) = store.begin_in_turn(pool).await?;
-                let now = Utc::now();
-                let mut recorded = Vec::with_capacity(items.len());
-                for item in items {
-                    recorded.push(Ok(record_sqlite(&mut tx, item, now).await?));
-                }
-                tx.commit().await?;
-                Ok(recorded)
-            }
+            Backend::Sqlite(_) => Err(on_sqlite()),
         }
+    }
+}
+
+/// The failure of a PostgreSQL batch asked of a SQLite store: the store routes SQLite's
+/// writes to [`SqliteWrites`], so this is a bug.
+fn on_sqlite() -> StoreError {
+    decode_error("group commit: a PostgreSQL batch on SQLite")
+}
+
+/// SQLite's writes of the step path, every kind in one queue: step commits, claims and
+/// stored callbacks queued at about the same moment are written in one `BEGIN IMMEDIATE` …
+/// `COMMIT`, in the order they came, each inside a savepoint of its own (rolled back to if
+/// it fails; a lost lease or a claim that finds its workflow held writes nothing anyway).
+/// SQLite has one writer and a transaction costs it an `fsync`: a transaction per kind had
+/// the kinds queue for the lock and for an `fsync` each.
+pub(crate) struct SqliteWrites;
+
+/// One write of [`SqliteWrites`].
+pub(crate) enum SqliteWrite {
+    Commit(Box<SqliteCommit>),
+    Claim(ClaimRequest),
+    Callback(StoredCallback),
+}
+
+/// What one [`SqliteWrite`] did.
+pub(crate) enum SqliteWritten {
+    Committed(Committed),
+    Claimed(Option<Claimed>),
+    Recorded(Recorded),
+}
+
+impl SqliteWritten {
+    pub(crate) fn committed(self) -> Result<Committed, StoreError> {
+        match self {
+            Self::Committed(committed) => Ok(committed),
+            _ => Err(decode_error(
+                "group commit: a step commit answered as another write",
+            )),
+        }
+    }
+
+    pub(crate) fn claimed(self) -> Result<Option<Claimed>, StoreError> {
+        match self {
+            Self::Claimed(claimed) => Ok(claimed),
+            _ => Err(decode_error(
+                "group commit: a claim answered as another write",
+            )),
+        }
+    }
+
+    pub(crate) fn recorded(self) -> Result<Recorded, StoreError> {
+        match self {
+            Self::Recorded(recorded) => Ok(recorded),
+            _ => Err(decode_error(
+                "group commit: a callback answered as another write",
+            )),
+        }
+    }
+}
+
+impl Batch for SqliteWrites {
+    type Item = SqliteWrite;
+    type Output = SqliteWritten;
+
+    async fn write(
+        store: &Store,
+        items: &[&SqliteWrite],
+    ) -> Result<Vec<Result<SqliteWritten, StoreError>>, StoreError> {
+        let Backend::Sqlite(pool) = store.backend() else {
+            return Err(decode_error("group commit: a SQLite batch on PostgreSQL"));
+        };
+        // Each kind's batch sizes, as the stores's figures report them.
+        let kinds = |f: fn(&SqliteWrite) -> bool| items.iter().filter(|i| f(i)).count();
+        store
+            .commits
+            .count(kinds(|i| matches!(i, SqliteWrite::Commit(_))));
+        store
+            .claims
+            .count(kinds(|i| matches!(i, SqliteWrite::Claim(_))));
+        store
+            .callbacks
+            .count(kinds(|i| matches!(i, SqliteWrite::Callback(_))));
+
+        let (_turn, mut tx) = store.begin_in_turn(pool).await?;
+        let now = Utc::now();
+        let alone = items.len() == 1;
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            if !alone {
+                sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
+            }
+            let result = match item {
+                SqliteWrite::Commit(commit) => write_sqlite(&mut tx, commit)
+                    .await
+                    .map(SqliteWritten::Committed),
+                SqliteWrite::Claim(request) => claim_one_sqlite(&mut tx, request, now)
+                    .await
+                    .map(SqliteWritten::Claimed),
+                SqliteWrite::Callback(callback) => record_sqlite(&mut tx, callback, now)
+                    .await
+                    .map(SqliteWritten::Recorded),
+            };
+            if !alone {
+                if result.is_err() {
+                    sqlx::query("ROLLBACK TO write").execute(&mut *tx).await?;
+                }
+                sqlx::query("RELEASE write").execute(&mut *tx).await?;
+            }
+            results.push(result);
+        }
+        if results.iter().all(Result::is_err) {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(results)
     }
 }
 

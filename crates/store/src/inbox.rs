@@ -18,11 +18,12 @@ use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-use crate::Store;
 use crate::dialect::{Columns, Conn, Id, Ints, each_backend, each_conn};
 use crate::error::{StoreError, decode_error};
+use crate::group::{SqliteWrite, SqliteWritten};
 use crate::time::to_sqlite;
 use crate::workflow::uuid_from_sqlite;
+use crate::{Backend, Store};
 
 macro_rules! inbox_columns {
     () => {
@@ -399,9 +400,16 @@ impl Store {
             loan_unique_id: keys.loan_unique_id,
             external_id: keys.external_id,
         };
-        // With the other callbacks handed in at about the same moment, in one transaction
-        // (`crate::group`).
-        self.callbacks.run(self, callback).await
+        // With the other callbacks handed in at about the same moment (SQLite: with its
+        // other writes too), in one transaction (`crate::group`).
+        match self.backend {
+            Backend::Postgres(_) => self.callbacks.run(self, callback).await,
+            Backend::Sqlite(_) => self
+                .sqlite_writes
+                .run(self, SqliteWrite::Callback(callback))
+                .await
+                .and_then(SqliteWritten::recorded),
+        }
     }
 
     /// Events matched to the workflow and not yet processed, oldest first. The engine reads

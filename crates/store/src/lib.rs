@@ -103,6 +103,9 @@ pub struct Store {
     claims: std::sync::Arc<group::Group<group::Claims>>,
     /// Callbacks waiting to be stored together (`group`).
     callbacks: std::sync::Arc<group::Group<group::Callbacks>>,
+    /// SQLite: its step commits, claims and callbacks waiting to be written together
+    /// (`group::SqliteWrites`; the three groups above then only count their batch sizes).
+    sqlite_writes: std::sync::Arc<group::Group<group::SqliteWrites>>,
     /// SQLite: the turn of the step path's writers of this store ([`Store::write_turn`]).
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }

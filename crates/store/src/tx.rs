@@ -69,14 +69,15 @@ pub(crate) type InTurn<'a> = (
 
 impl Store {
     /// SQLite: `BEGIN IMMEDIATE` once the writers of the step path of this store that came
-    /// before it (the batches of step commits, claims and callbacks, the due scan's claims, a
-    /// reconciliation step's commit) have had their turn, first come, first served; the
-    /// guard keeps the turn until it drops, after `COMMIT`.
+    /// before it (the batches of step commits, claims and callbacks, `group::SqliteWrites`;
+    /// the due scan's claims; a reconciliation step's commit) have had their turn, first
+    /// come, first served; the guard keeps the turn until it drops, after `COMMIT`.
     ///
     /// SQLite's own wait for its write lock (`busy_timeout`) polls with growing sleeps (1,
     /// 2, 5, 10, 15, 20, 25 ms …): a writer that arrives while another lane commits back to
     /// back can sleep through every moment the lock is free, so a claim or a callback queued
-    /// behind a stream of step commits waited tens of milliseconds. Writers of other stores
+    /// behind a stream of step commits waited tens of milliseconds (when each kind had a
+    /// lane of its own, before `SqliteWrites`; the due scan still writes apart). Writers of other stores
     /// and processes still meet on SQLite's lock.
     ///
     /// # Errors
