@@ -411,7 +411,7 @@ impl Batch for SqliteWrites {
         let Backend::Sqlite(pool) = store.backend() else {
             return Err(decode_error("group commit: a SQLite batch on PostgreSQL"));
         };
-        // Each kind's batch sizes, as the stores's figures report them.
+        // Each kind's batch sizes, as the store's figures report them.
         let kinds = |f: fn(&SqliteWrite) -> bool| items.iter().filter(|i| f(i)).count();
         store
             .commits
