@@ -106,7 +106,7 @@ pub struct Store {
     /// SQLite: its step commits, claims and callbacks waiting to be written together
     /// (`group::SqliteWrites`; the three groups above then only count their batch sizes).
     sqlite_writes: std::sync::Arc<group::Group<group::SqliteWrites>>,
-    /// SQLite: the turn of the step path's writers of this store ([`Store::write_turn`]).
+    /// SQLite: the turn of the step path's writers of this store (`Store::begin_in_turn`).
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 

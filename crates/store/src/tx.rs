@@ -74,11 +74,10 @@ impl Store {
     /// come, first served; the guard keeps the turn until it drops, after `COMMIT`.
     ///
     /// SQLite's own wait for its write lock (`busy_timeout`) polls with growing sleeps (1,
-    /// 2, 5, 10, 15, 20, 25 ms …): a writer that arrives while another lane commits back to
-    /// back can sleep through every moment the lock is free, so a claim or a callback queued
-    /// behind a stream of step commits waited tens of milliseconds (when each kind had a
-    /// lane of its own, before `SqliteWrites`; the due scan still writes apart). Writers of other stores
-    /// and processes still meet on SQLite's lock.
+    /// 2, 5, 10, 15, 20, 25 ms …): a writer that arrives while another commits back to back
+    /// can sleep through every moment the lock is free (a claim or a callback queued behind
+    /// a stream of step commits waited tens of milliseconds when each kind wrote apart).
+    /// Writers of other stores and processes still meet on SQLite's lock.
     ///
     /// # Errors
     /// [`StoreError::Database`] when no connection is available or `BEGIN` fails.
