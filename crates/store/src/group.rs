@@ -367,7 +367,8 @@ pub(crate) enum SqliteWrite {
 /// What one [`SqliteWrite`] did.
 pub(crate) enum SqliteWritten {
     Committed(Committed),
-    Claimed(Option<Claimed>),
+    /// Boxed: a claimed row is several times the size of the other answers.
+    Claimed(Option<Box<Claimed>>),
     Recorded(Recorded),
 }
 
@@ -383,7 +384,7 @@ impl SqliteWritten {
 
     pub(crate) fn claimed(self) -> Result<Option<Claimed>, StoreError> {
         match self {
-            Self::Claimed(claimed) => Ok(claimed),
+            Self::Claimed(claimed) => Ok(claimed.map(|c| *c)),
             _ => Err(decode_error(
                 "group commit: a claim answered as another write",
             )),
@@ -437,7 +438,7 @@ impl Batch for SqliteWrites {
                     .map(SqliteWritten::Committed),
                 SqliteWrite::Claim(request) => claim_one_sqlite(&mut tx, request, now)
                     .await
-                    .map(SqliteWritten::Claimed),
+                    .map(|claimed| SqliteWritten::Claimed(claimed.map(Box::new))),
                 SqliteWrite::Callback(callback) => record_sqlite(&mut tx, callback, now)
                     .await
                     .map(SqliteWritten::Recorded),

@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use serde_json::json;
 use store::testing::TestDb;
 use store::{
-    CorrelationKey, CorrelationKeys, InboxEvent, NewWorkflow, Source, Status, StoreError, Wait,
+    CorrelationKey, CorrelationKeys, InboxEvent, NewWorkflow, Source, Status, Store, StoreError,
+    Wait,
 };
 
 use crate::{LEASE, count, step};
@@ -17,6 +18,7 @@ use crate::{LEASE, count, step};
 store::test_both_backends!(
     inputs_and_callbacks_are_sealed_and_nik_matching_still_works,
     purge_and_erase_destroy_personal_data_and_keep_the_money_record,
+    an_open_loan_known_by_the_borrowers_user_id_holds_the_erasure,
     rotation_rewraps_and_plain_rows_are_sealed_in_batches,
     a_reveal_is_journaled_and_keys_that_do_not_fit_are_refused,
 );
@@ -181,23 +183,28 @@ async fn inputs_and_callbacks_are_sealed_and_nik_matching_still_works(db: TestDb
     );
 }
 
-async fn purge_and_erase_destroy_personal_data_and_keep_the_money_record(db: TestDb) {
-    let store = db.store.clone().with_keys(ring(&[("k1", 1)], "k1"));
-    // A finished onboarding and a loan of the borrower still open.
-    let onboarded = store.submit(&onboarding("siti-2")).await.expect("submit");
+/// A borrower's onboarding `key` finished with Finfra's `user_id` among its facts, and a
+/// loan of theirs (`loan-<key>`) waiting with `loan_facts`: the ids of both.
+async fn onboarded_with_an_open_loan(
+    store: &Store,
+    key: &str,
+    user_id: &str,
+    loan_facts: serde_json::Value,
+) -> (uuid::Uuid, uuid::Uuid) {
+    let onboarded = store.submit(&onboarding(key)).await.expect("submit");
     let claimed = store
         .claim(onboarded.id, "w1", LEASE)
         .await
         .expect("claim")
         .expect("due");
     let mut done = step(&claimed, "approved", Status::Completed, None);
-    done.facts = json!({ "user_id": "6a41aa00bb00cc00dd00ee00" });
+    done.facts = json!({ "user_id": user_id });
     store.commit_step(&done).await.expect("finish");
     let loan = store
         .submit(&NewWorkflow::new(
             "originate-loan",
-            "loan-siti-2",
-            json!({ "borrower": { "onboarding": "siti-2" }, "account": "1234567890" }),
+            format!("loan-{key}"),
+            json!({ "borrower": { "onboarding": key }, "account": "1234567890" }),
         ))
         .await
         .expect("submit loan");
@@ -207,27 +214,46 @@ async fn purge_and_erase_destroy_personal_data_and_keep_the_money_record(db: Tes
         .expect("claim")
         .expect("due");
     let mut repaying = step(&claimed_loan, "repaying", Status::Waiting, Some(Utc::now()));
-    repaying.facts = json!({ "onboarding_business_key": "siti-2", "total_amount": "5150000.00" });
+    repaying.facts = loan_facts;
     store.commit_step(&repaying).await.expect("repaying");
-    let journal_before = count(&store, "SELECT count(*) FROM step_journal").await;
+    (onboarded.id, loan.id)
+}
 
-    let refused = store.erase("siti-2").await.expect_err("a loan is open");
+/// Erasing the borrower of onboarding `key` is refused, naming the loan `loan-<key>` that
+/// still waits.
+async fn erase_refused_for_the_open_loan(store: &Store, key: &str) {
+    let refused = store.erase(key).await.expect_err("a loan is open");
     let StoreError::Refused(why) = refused else {
         panic!("refused: {refused}");
     };
     assert!(
-        why.contains("loan-siti-2") && why.contains("waiting"),
+        why.contains(&format!("loan-{key}")) && why.contains("waiting"),
         "{why}"
     );
+}
+
+async fn purge_and_erase_destroy_personal_data_and_keep_the_money_record(db: TestDb) {
+    let store = db.store.clone().with_keys(ring(&[("k1", 1)], "k1"));
+    // A finished onboarding and a loan of the borrower still open.
+    let (onboarded, loan) = onboarded_with_an_open_loan(
+        &store,
+        "siti-2",
+        "6a41aa00bb00cc00dd00ee00",
+        json!({ "onboarding_business_key": "siti-2", "total_amount": "5150000.00" }),
+    )
+    .await;
+    let journal_before = count(&store, "SELECT count(*) FROM step_journal").await;
+
+    erase_refused_for_the_open_loan(&store, "siti-2").await;
     assert!(
         store
-            .input(&store.get(onboarded.id).await.unwrap().unwrap())
+            .input(&store.get(onboarded).await.unwrap().unwrap())
             .is_ok()
     );
 
     // The loan finishes: then the borrower is erased, onboarding and loan.
     let claimed_loan = store
-        .claim(loan.id, "w1", LEASE)
+        .claim(loan, "w1", LEASE)
         .await
         .expect("claim")
         .expect("due");
@@ -236,13 +262,13 @@ async fn purge_and_erase_destroy_personal_data_and_keep_the_money_record(db: Tes
     store.commit_step(&paid).await.expect("paid");
     let erasure = store.erase("siti-2").await.expect("erase");
     assert_eq!(erasure.workflows.len(), 2);
-    for id in [onboarded.id, loan.id] {
+    for id in [onboarded, loan] {
         let row = store.get(id).await.unwrap().unwrap();
         assert!(matches!(store.input(&row), Err(StoreError::Erased(_))));
         assert!(row.erased_at.is_some());
         assert_eq!(row.data_key.as_deref(), Some("erased"));
     }
-    let loan_row = store.get(loan.id).await.unwrap().unwrap();
+    let loan_row = store.get(loan).await.unwrap().unwrap();
     assert_eq!(
         loan_row.facts["total_amount"], "5150000.00",
         "the money record stays"
@@ -296,6 +322,17 @@ async fn purge_and_erase_destroy_personal_data_and_keep_the_money_record(db: Tes
         .await,
         0
     );
+}
+
+/// An erasure finds the borrower's loans by the onboarding's business key or by the
+/// borrower's Finfra user id (on PostgreSQL the `user_id` column, migration 0021): a loan
+/// that names only the user id and is still open refuses the erasure.
+async fn an_open_loan_known_by_the_borrowers_user_id_holds_the_erasure(db: TestDb) {
+    let store = db.store.clone().with_keys(ring(&[("k1", 1)], "k1"));
+    let user_id = "6a41aa00bb00cc00dd00ee01";
+    onboarded_with_an_open_loan(&store, "siti-3", user_id, json!({ "user_id": user_id })).await;
+
+    erase_refused_for_the_open_loan(&store, "siti-3").await;
 }
 
 async fn rotation_rewraps_and_plain_rows_are_sealed_in_batches(db: TestDb) {
