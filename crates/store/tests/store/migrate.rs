@@ -601,8 +601,9 @@ async fn the_previous_builds_rows_are_found_alike_after_the_step_indexes_changed
     rows_found_alike_after_upgrade(db, last).await;
 }
 
-/// Rows written at schema `last` answer the console's filters (by user id, loan id, status,
-/// kind and state), counts and stuck list the same before and after the upgrade.
+/// Rows written at schema `last` are found by the console's filters (by user id, loan id,
+/// status, kind and state) after the upgrade, and its counts and stuck list answer as they
+/// did before it.
 async fn rows_found_alike_after_upgrade(db: TestDb, last: i64) {
     let store = &db.store;
     store::testing::migrate_up_to(store, last)
@@ -765,7 +766,7 @@ async fn fact_ids_recorded_after_the_upgrade_are_found(db: TestDb) {
     let found_by = |user: &str, loan: &str| {
         let (user, loan) = (user.to_owned(), loan.to_owned());
         async move {
-            let mut keys = Vec::new();
+            let mut found = Vec::new();
             for filter in [
                 store::WorkflowFilter {
                     user_id: Some(user.clone()),
@@ -777,11 +778,11 @@ async fn fact_ids_recorded_after_the_upgrade_are_found(db: TestDb) {
                 },
             ] {
                 let (rows, _) = store.list_workflows(&filter, None, 50).await.expect("list");
-                keys.push(rows.len());
+                found.push(rows.len());
             }
             let known = store.known_loans(&[loan]).await.expect("known loans");
-            keys.push(known.len());
-            keys
+            found.push(known.len());
+            found
         }
     };
     assert_eq!(found_by("u-9", "L-9").await, [0, 0, 0], "no ids yet");
