@@ -720,21 +720,24 @@ async fn a_callback_stored_before_the_inbox_indexes_changed_is_found_by_its_wait
 /// the schema before it is claimed, waits, is woken by its callback (stored matched) and
 /// finishes through the new functions.
 async fn a_workflow_of_the_build_before_batches_were_parsed_once_finishes(db: TestDb) {
-    let last = match db.backend {
-        TestBackend::Postgres => 19,
-        TestBackend::Sqlite => 12,
-    };
+    let last = before_batches_parsed_once(db.backend);
     upgraded_workflow_finishes(db, last).await;
 }
 
 /// The same upgrade: a callback stored after it, before its wait began (so stored
 /// unmatched), is found by the wait when it comes.
 async fn a_callback_stored_after_the_upgrade_before_its_wait_is_found_by_it(db: TestDb) {
-    let last = match db.backend {
+    let last = before_batches_parsed_once(db.backend);
+    early_callback_found_after_upgrade(db, last, Early::AfterUpgrade).await;
+}
+
+/// The last migration of the build before batches were parsed once (PG 0019; SQLite's
+/// schema did not change, 0012).
+fn before_batches_parsed_once(backend: TestBackend) -> i64 {
+    match backend {
         TestBackend::Postgres => 19,
         TestBackend::Sqlite => 12,
-    };
-    early_callback_found_after_upgrade(db, last, Early::AfterUpgrade).await;
+    }
 }
 
 /// Migration PG 0021 turns the facts' user and loan ids into stored generated columns and
