@@ -29,10 +29,12 @@ use crate::dialect::Conn;
 use crate::error::{StoreError, decode_error};
 use crate::events::{NewEvent, append_sqlite as append_events_sqlite};
 use crate::group::{Item, SqliteWrite, SqliteWritten};
-use crate::inbox::{CorrelationKey, lock_ids, mark_processed_on, match_waits_sqlite};
+use crate::inbox::{
+    CorrelationKey, InboxRow, lock_ids, mark_processed_on, match_waits_sqlite, pending_events_on,
+};
 use crate::journal::{JournalEntry, append};
 use crate::reconcile::{self, Observed};
-use crate::time::{from_sqlite, to_sqlite, to_sqlite_opt};
+use crate::time::{delta, from_sqlite, to_sqlite, to_sqlite_opt};
 use crate::workflow::Status;
 use crate::{Backend, Store};
 
@@ -92,6 +94,11 @@ pub struct StepCommit {
     /// `true` to give up the lease (the usual end of a step); `false` to keep it and continue
     /// inline with the returned version. A terminal status always releases.
     pub release_lease: bool,
+    /// With `release_lease`, the holder's lease: when the commit finds callbacks matched to
+    /// the workflow and not yet processed, it keeps the workflow for its holder for this long
+    /// instead of releasing it (claimed again, as [`Store::claim`] would) and returns them in
+    /// [`Committed::kept`]. `None`: released whatever waits (the workflow is made due now).
+    pub hold_for_events: Option<std::time::Duration>,
     /// With a terminal status: told to the workflows waiting for this one (see
     /// `crate::internal`). Ignored otherwise.
     pub announce: Option<Announcement>,
@@ -104,7 +111,7 @@ pub struct StepCommit {
 }
 
 /// What [`Store::commit_step`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
     /// The row's new version (for the next inline commit).
     pub version: i64,
@@ -116,6 +123,11 @@ pub struct Committed {
     /// Unprocessed callbacks matched to the workflow after this commit (including ones that
     /// arrived before its new wait began). Non-empty means it was made due now.
     pub pending_events: Vec<i64>,
+    /// Non-empty when the commit kept the workflow for its holder (see
+    /// [`StepCommit::hold_for_events`]): the callbacks waiting for it, oldest first, as a
+    /// claim returns them. It is `running` again, leased to the holder, at `version`; the
+    /// holder goes on with these events at once.
+    pub kept: Vec<InboxRow>,
 }
 
 impl Store {
@@ -134,9 +146,11 @@ impl Store {
             Backend::Postgres(pool) => commit_pg(self, pool, commit).await?,
             Backend::Sqlite(pool) => commit_sqlite(self, pool, commit).await?,
         };
-        // Released and due now: events were waiting (a callback arrived during the step), or
-        // it asked to run again at once. What `finflow_schedule_wakeup` would announce.
+        // Released and due now: events were waiting (a callback arrived during the step) and
+        // its holder did not keep it for them, or it asked to run again at once. What
+        // `finflow_schedule_wakeup` would announce.
         if effective(commit).release
+            && committed.kept.is_empty()
             && (!committed.pending_events.is_empty()
                 || committed.next_run_at.is_some_and(|at| at <= Utc::now()))
         {
@@ -157,6 +171,8 @@ impl Store {
 struct Effective<'a> {
     terminal: bool,
     release: bool,
+    /// The lease to keep the workflow for when callbacks wait: only for a release.
+    hold: Option<std::time::Duration>,
     next_run_at: Option<DateTime<Utc>>,
     waits: &'a [Wait],
 }
@@ -166,6 +182,7 @@ fn effective(commit: &StepCommit) -> Effective<'_> {
     Effective {
         terminal,
         release: terminal || commit.release_lease,
+        hold: commit.hold_for_events.filter(|_| commit.release_lease),
         next_run_at: if terminal { None } else { commit.next_run_at },
         waits: if terminal { &[] } else { &commit.waits },
     }
@@ -250,6 +267,7 @@ struct Params<'a> {
     a_payload: Option<&'a Value>,
     event_types: Vec<&'a str>,
     event_payloads: Vec<&'a Value>,
+    hold_secs: Option<f64>,
 }
 
 impl<'a> Params<'a> {
@@ -319,6 +337,7 @@ impl<'a> Params<'a> {
                 .map(|e| e.event_type.as_str())
                 .collect(),
             event_payloads: commit.events.iter().map(|e| &e.payload).collect(),
+            hold_secs: eff.hold.map(|lease| lease.as_secs_f64()),
         }
     }
 }
@@ -375,6 +394,7 @@ pub(crate) struct SqliteCommit {
     pin_version: Option<i32>,
     pin_name: Option<String>,
     release: bool,
+    hold: Option<std::time::Duration>,
     terminal: bool,
     waits: Vec<Wait>,
     journal: JournalEntry,
@@ -403,6 +423,7 @@ impl SqliteCommit {
             pin_version: commit.pin_definition_version,
             pin_name: commit.pin_definition_name.clone(),
             release: eff.release,
+            hold: eff.hold,
             terminal: eff.terminal,
             waits: eff
                 .waits
@@ -432,7 +453,7 @@ pub(crate) async fn write_sqlite(
     let now = Utc::now();
     let id = commit.workflow_id.to_string();
 
-    let version: Option<i64> = sqlx::query_scalar(
+    let updated: Option<i64> = sqlx::query_scalar(
         "UPDATE workflows SET status = $4, state = $5, context = $6, attempt = $7, \
          next_run_at = $8, waiting_for = $9, deadline = $10, last_error = $11, \
          definition_name = CASE WHEN definition_version IS NULL \
@@ -463,7 +484,7 @@ pub(crate) async fn write_sqlite(
     .bind(&commit.facts)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(version) = version else {
+    let Some(mut version) = updated else {
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workflows WHERE id = $1)")
                 .bind(&id)
@@ -519,21 +540,43 @@ pub(crate) async fn write_sqlite(
     } else {
         match_waits_sqlite(conn, commit.workflow_id, !commit.waits.is_empty(), now).await?
     };
-    if !pending_events.is_empty() {
-        let due: String = sqlx::query_scalar(
-            "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2) \
-             WHERE id = $1 RETURNING next_run_at",
-        )
-        .bind(&id)
-        .bind(to_sqlite(now))
-        .fetch_one(&mut *conn)
-        .await?;
-        next_run_at = Some(from_sqlite(&due)?);
+    let mut kept = Vec::new();
+    match commit.hold {
+        // Kept for its holder, claimed again (see `StepCommit::hold_for_events`).
+        Some(lease) if !pending_events.is_empty() && commit.release => {
+            let (held, due): (i64, String) = sqlx::query_as(
+                "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
+                 status = 'running', lease_owner = $3, lease_until = $4, \
+                 version = version + 1 WHERE id = $1 RETURNING version, next_run_at",
+            )
+            .bind(&id)
+            .bind(to_sqlite(now))
+            .bind(&commit.worker_id)
+            .bind(to_sqlite(now + delta(lease)))
+            .fetch_one(&mut *conn)
+            .await?;
+            version = held;
+            next_run_at = Some(from_sqlite(&due)?);
+            kept = pending_events_on(conn.into(), commit.workflow_id).await?;
+        }
+        _ if !pending_events.is_empty() => {
+            let due: String = sqlx::query_scalar(
+                "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2) \
+                 WHERE id = $1 RETURNING next_run_at",
+            )
+            .bind(&id)
+            .bind(to_sqlite(now))
+            .fetch_one(&mut *conn)
+            .await?;
+            next_run_at = Some(from_sqlite(&due)?);
+        }
+        _ => {}
     }
     Ok(Committed {
         version,
         seq,
         next_run_at,
         pending_events,
+        kept,
     })
 }

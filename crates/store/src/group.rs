@@ -493,8 +493,8 @@ pub(crate) async fn call_on(
 ) -> Result<Vec<CommitRow>, StoreError> {
     let batch = json_array(params.iter().copied());
     let rows: Vec<CommitRow> = sqlx::query_as(
-        "SELECT result, new_version, journal_seq, stored_next_run_at, pending_events \
-         FROM finflow_commit_steps($1::text::jsonb) ORDER BY idx",
+        "SELECT result, new_version, journal_seq, stored_next_run_at, pending_events, \
+         kept_events FROM finflow_commit_steps($1::text::jsonb) ORDER BY idx",
     )
     .bind(batch)
     .fetch_all(&mut *conn)
@@ -510,6 +510,7 @@ pub(crate) struct CommitRow {
     journal_seq: Option<i32>,
     stored_next_run_at: Option<DateTime<Utc>>,
     pending_events: Option<Vec<i64>>,
+    kept_events: Option<serde_json::Value>,
 }
 
 impl CommitRow {
@@ -524,6 +525,10 @@ impl CommitRow {
                     .ok_or_else(|| decode_error("commit: no journal seq"))?,
                 next_run_at: self.stored_next_run_at,
                 pending_events: self.pending_events.unwrap_or_default(),
+                kept: match self.kept_events {
+                    Some(rows) => crate::inbox::InboxRow::from_json_array(rows)?,
+                    None => Vec::new(),
+                },
             }),
             "lease_lost" => Err(StoreError::LeaseLost(workflow_id)),
             "not_found" => Err(StoreError::NotFound(workflow_id)),

@@ -811,6 +811,7 @@ async fn commit_with_events(store: &store::Store, key: &str, types: &[&str]) -> 
         pin_definition_version: None,
         pin_definition_name: None,
         release_lease: true,
+        hold_for_events: None,
         announce: None,
         events: types.iter().map(|t| event(t)).collect(),
         observed: store::Observed::default(),

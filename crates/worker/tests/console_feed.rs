@@ -152,6 +152,7 @@ async fn committed(
         pin_definition_version: None,
         pin_definition_name: None,
         release_lease: true,
+        hold_for_events: None,
         announce: None,
         events: events
             .iter()

@@ -689,8 +689,74 @@ async fn a_cancel_after_disbursement_is_refused(db: TestDb) {
 store::test_both_backends!(
     never_started_workflows,
     started_workflows,
-    a_cancel_after_disbursement_is_refused
+    a_cancel_after_disbursement_is_refused,
+    a_callback_already_stored_is_taken_in_the_same_hold
 );
+
+/// A partner that answers at once: the callback a step is about to wait for is stored before
+/// the step parks. The step's commit finds it, keeps the workflow for its worker instead of
+/// releasing it, and the worker takes the callback in the same hold: one claim for the whole
+/// `advance`, not one more for the callback (`StepCommit::hold_for_events`).
+async fn a_callback_already_stored_is_taken_in_the_same_hold(db: TestDb) {
+    let store = &db.store;
+    let sandbox = Sandbox::start(SandboxConfig::for_tests())
+        .await
+        .expect("sandbox");
+    let id = submit(store, "onboard-borrower", "held-1", personal_input()).await;
+    let event_id = "early-user-created";
+    store
+        .record_callback(&store::InboxEvent {
+            source: store::Source::Status,
+            event_id: event_id.into(),
+            title: "user_created".into(),
+            keys: store::CorrelationKeys {
+                identity_number: Some(NIK.into()),
+                ..store::CorrelationKeys::default()
+            },
+            payload: serde_json::json!({
+                "event_id": event_id,
+                "callback_title": "user_created",
+                "occurred_at": Utc::now().to_rfc3339(),
+                "identity_number": NIK,
+                "status": "PENDING",
+            }),
+        })
+        .await
+        .expect("stored before the wait begins");
+
+    let worker = executor(store, &sandbox, "w1", sandbox.client_secret());
+    worker.advance(id).await.expect("advance");
+    let journal = store.journal(id).await.expect("journal");
+    let waited = journal
+        .iter()
+        .position(|row| {
+            row.entry
+                .response_summary
+                .as_ref()
+                .is_some_and(|summary| summary["decision"]["next"] == "wait")
+        })
+        .expect("the step that waits for user_created");
+    let taken = journal
+        .iter()
+        .position(|row| row.entry.action == "callback" && row.entry.step == "user_created")
+        .expect("the callback is taken in the same advance");
+    assert!(taken > waited, "after the wait began");
+    assert_eq!(journal[taken].worker_id, "w1");
+    let inbox = store
+        .inbox_event(store::Source::Status, event_id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(inbox.matched_workflow_id, Some(id));
+    assert!(inbox.processed_at.is_some(), "consumed");
+    let claims: u64 = store
+        .claim_batch_sizes()
+        .iter()
+        .map(|(size, batches)| *size as u64 * batches)
+        .sum();
+    assert_eq!(claims, 1, "claimed once, when the advance began");
+    sandbox.shutdown().await;
+}
 
 #[test]
 fn every_operator_command_has_examples_and_exit_statuses() {

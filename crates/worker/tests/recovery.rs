@@ -129,6 +129,7 @@ async fn a_create_sent_by_a_worker_that_died_is_reconciled_not_repeated() {
             pin_definition_version: Some(1),
             pin_definition_name: Some("business-single-payment".into()),
             release_lease: false,
+            hold_for_events: None,
             announce: None,
             observed: store::Observed::default(),
             events: Vec::new(),

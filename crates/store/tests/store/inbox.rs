@@ -14,6 +14,7 @@ store::test_both_backends!(
     a_duplicate_callback_is_a_no_op,
     a_callback_wakes_the_workflow_waiting_for_it,
     an_early_callback_is_matched_when_the_wait_begins,
+    an_early_callback_keeps_the_workflow_for_its_holder,
     callback_and_wait_racing_never_lose_the_event,
     what_a_store_makes_due_is_handed_over_in_process,
 );
@@ -204,6 +205,120 @@ async fn an_early_callback_is_matched_when_the_wait_begins(db: TestDb) {
         .expect("claim")
         .expect("due now");
     assert_eq!(woke.events.len(), 1);
+}
+
+/// As above, with the holder's lease given (`hold_for_events`, what the executor passes):
+/// instead of being released and made due for a claim, the workflow stays with its holder,
+/// claimed again in the same commit, and the commit returns the callback as a claim would.
+/// Nothing is handed over, no other worker can claim it, and the holder's next commit (at
+/// the version returned) consumes the callback. Without the lease it is released as before.
+async fn an_early_callback_keeps_the_workflow_for_its_holder(db: TestDb) {
+    let store = &db.store;
+    let mut due = store.due_now();
+    let nik = "3201000000000014";
+    let early = store
+        .record_callback(&user_event("evt-kept", "user_created", nik))
+        .await
+        .expect("record");
+    let claimed = submit_and_claim(store, "kept-1", "w1").await;
+    let id = claimed.workflow.id;
+    assert_eq!(due.try_recv().ok(), Some(id), "the submit is handed over");
+    let deadline = Utc::now() + TimeDelta::hours(1);
+    let mut wait = step(
+        &claimed,
+        "wait_user_created",
+        Status::Waiting,
+        Some(deadline),
+    );
+    wait.waits = vec![Wait::new(
+        "user_created",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
+    wait.hold_for_events = Some(LEASE);
+    let committed = store.commit_step(&wait).await.expect("start waiting");
+    assert_eq!(committed.pending_events, vec![early.inbox_id]);
+    let kept: Vec<i64> = committed.kept.iter().map(|e| e.id).collect();
+    assert_eq!(
+        kept,
+        vec![early.inbox_id],
+        "the callback comes back with the commit"
+    );
+    assert_eq!(committed.kept[0].event_id, "evt-kept");
+    assert_eq!(committed.kept[0].matched_workflow_id, Some(id));
+    assert_eq!(
+        committed.version,
+        claimed.workflow.version + 2,
+        "the step, then the holder's claim"
+    );
+    assert!(
+        due.try_recv().is_err(),
+        "not handed over: its holder goes on"
+    );
+
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(row.status, Status::Running);
+    assert_eq!(row.lease_owner.as_deref(), Some("w1"));
+    assert!(row.lease_until.is_some_and(|until| is_about_now(
+        until - TimeDelta::from_std(LEASE).unwrap(),
+        Duration::from_secs(5)
+    )));
+    assert_eq!(row.version, committed.version);
+    assert_eq!(row.state, "wait_user_created");
+    assert!(
+        store.claim(id, "w2", LEASE).await.expect("claim").is_none(),
+        "held by w1"
+    );
+
+    let mut consume = step(&claimed, "user_created", Status::Sleeping, Some(deadline));
+    consume.expected_version = committed.version;
+    consume.processed_events = vec![early.inbox_id];
+    consume.hold_for_events = Some(LEASE);
+    let next = store
+        .commit_step(&consume)
+        .await
+        .expect("the holder commits");
+    assert!(next.kept.is_empty(), "nothing waits any more");
+    assert!(next.pending_events.is_empty());
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!((row.status, row.lease_owner), (Status::Sleeping, None));
+    let journal = store.journal(id).await.expect("journal");
+    assert_eq!(journal.len(), 2, "no row for the holder's own claim");
+
+    // Without the holder's lease (a worker of the build before), released and due now.
+    let other = "3201000000000015";
+    let early = store
+        .record_callback(&user_event("evt-released", "user_created", other))
+        .await
+        .expect("record");
+    let claimed = submit_and_claim(store, "kept-2", "w1").await;
+    let _ = due.try_recv();
+    let mut wait = step(
+        &claimed,
+        "wait_user_created",
+        Status::Waiting,
+        Some(deadline),
+    );
+    wait.waits = vec![Wait::new(
+        "user_created",
+        CorrelationKey::IdentityNumber,
+        other,
+    )];
+    let committed = store.commit_step(&wait).await.expect("start waiting");
+    assert_eq!(committed.pending_events, vec![early.inbox_id]);
+    assert!(committed.kept.is_empty());
+    assert_eq!(committed.version, claimed.workflow.version + 1);
+    assert_eq!(
+        due.try_recv().ok(),
+        Some(claimed.workflow.id),
+        "handed over"
+    );
+    let row = store
+        .get(claimed.workflow.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!((row.status, row.lease_owner), (Status::Waiting, None));
 }
 
 /// A callback and the commit that starts the wait for it, at the same moment, many times:

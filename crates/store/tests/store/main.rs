@@ -81,6 +81,7 @@ pub fn step(
         pin_definition_version: Some(1),
         pin_definition_name: None,
         release_lease: true,
+        hold_for_events: None,
         announce: None,
         observed: store::Observed::default(),
         events: Vec::new(),

@@ -98,6 +98,8 @@ pub(super) fn step_commit(
         pin_definition_version: i32::try_from(summary.definition.version).ok(),
         pin_definition_name: Some(summary.definition.name.clone()),
         release_lease: !keep_lease,
+        // The executor sets it: it holds the lease's length.
+        hold_for_events: None,
         announce,
         observed,
         events,
@@ -205,6 +207,7 @@ pub(super) fn invalid_input(
         pin_definition_version: None,
         pin_definition_name: None,
         release_lease: true,
+        hold_for_events: None,
         announce: invalid_input_announcement(held, problems),
         observed: store::Observed::default(),
         events,
@@ -316,6 +319,7 @@ mod tests {
             facts: json!({}),
             needs_attention: false,
             due_since: None,
+            kept: Vec::new(),
         }
     }
 

@@ -121,6 +121,9 @@ pub(super) struct Held {
     pub(super) needs_attention: bool,
     /// The row's `next_run_at`: since when it is due, kept by calls made inline.
     pub(super) due_since: Option<DateTime<Utc>>,
+    /// The callbacks the last commit found waiting, for which it kept the workflow instead
+    /// of releasing it (`StepCommit::hold_for_events`): the next thing to do.
+    pub(super) kept: Vec<InboxRow>,
 }
 
 impl Executor {
@@ -214,6 +217,7 @@ impl Executor {
             facts: workflow.facts.clone(),
             needs_attention: previous_status == store::Status::NeedsAttention,
             due_since: workflow.next_run_at,
+            kept: Vec::new(),
         };
         let now = Utc::now();
 
@@ -280,7 +284,13 @@ impl Executor {
                 now,
             );
             if !self
-                .commit_or_lost(&mut held, &mut decision, entry, Vec::new())
+                .commit_or_lost(
+                    &mut held,
+                    &mut decision,
+                    entry,
+                    Vec::new(),
+                    !events.is_empty(),
+                )
                 .await?
             {
                 return Ok(Advanced::LeaseLost);
@@ -288,9 +298,37 @@ impl Executor {
             last = Some(decision);
         }
 
-        // Each matched callback is its own event, oldest first. Every row read is marked
-        // processed, used or not, so that it stops waking the workflow.
-        for row in events {
+        if !events.is_empty() {
+            match self.consume(&mut held, events).await? {
+                Some(decision) => last = Some(decision),
+                None => return Ok(Advanced::LeaseLost),
+            }
+        }
+
+        match last {
+            // Act on the last committed decision.
+            Some(decision) => self.act(&mut held, decision).await,
+            // Woken by a timer (a backoff is over, a poll or a deadline is due).
+            None => {
+                let decision = self.decide(&held, &Event::Wake, now).await?;
+                let entry = journal(&workflow.state, "wake", Outcome::Woken, now);
+                self.run(&mut held, decision, entry, Vec::new()).await
+            }
+        }
+    }
+
+    /// Each matched callback is its own event, oldest first, committed with its decision;
+    /// the lease is kept until the last. Every row read is marked processed, used or not, so
+    /// that it stops waking the workflow. The last decision committed, or `None` when the
+    /// workflow was taken over meanwhile.
+    async fn consume(
+        &self,
+        held: &mut Held,
+        events: Vec<InboxRow>,
+    ) -> Result<Option<Decision>, ExecutorError> {
+        let mut last = None;
+        let count = events.len();
+        for (i, row) in events.into_iter().enumerate() {
             let now = Utc::now();
             crate::metrics::callback_consumed(row.source.as_str(), row.received_at);
             // A sealed payload is opened here (`store`'s personal data); one no key opens is
@@ -327,42 +365,33 @@ impl Executor {
             };
             entry.response_summary =
                 Some(json!({ "event_id": row.event_id, "source": row.source.as_str() }));
-            let mut decision = self.decide(&held, &event, now).await?;
+            let mut decision = self.decide(held, &event, now).await?;
             if row.source == Source::Operator && decision.handled == Handled::Ignored {
                 entry.outcome = Outcome::CommandRefused;
                 entry.error = Some(decision.note.clone());
             }
             if !self
-                .commit_or_lost(&mut held, &mut decision, entry, vec![row.id])
+                .commit_or_lost(held, &mut decision, entry, vec![row.id], i + 1 < count)
                 .await?
             {
-                return Ok(Advanced::LeaseLost);
+                return Ok(None);
             }
             last = Some(decision);
         }
-
-        match last {
-            // Act on the last committed decision.
-            Some(decision) => self.act(&mut held, decision).await,
-            // Woken by a timer (a backoff is over, a poll or a deadline is due).
-            None => {
-                let decision = self.decide(&held, &Event::Wake, now).await?;
-                let entry = journal(&workflow.state, "wake", Outcome::Woken, now);
-                self.run(&mut held, decision, entry, Vec::new()).await
-            }
-        }
+        Ok(last)
     }
 
-    /// Commits a decision (keeping the lease when it is a call to make inline); `false`
-    /// when the workflow was taken over meanwhile.
+    /// Commits a decision (keeping the lease when it is a call to make inline, or when
+    /// `more` events follow); `false` when the workflow was taken over meanwhile.
     async fn commit_or_lost(
         &self,
         held: &mut Held,
         decision: &mut Decision,
         entry: JournalEntry,
         processed: Vec<i64>,
+        more: bool,
     ) -> Result<bool, ExecutorError> {
-        let keep = matches!(decision.action, Action::Call { .. });
+        let keep = more || matches!(decision.action, Action::Call { .. });
         match self.commit(held, decision, entry, processed, keep).await {
             Ok(()) => Ok(true),
             Err(ExecutorError::Store(StoreError::LeaseLost(_))) => Ok(false),
@@ -497,7 +526,7 @@ impl Executor {
         processed: Vec<i64>,
     ) -> Result<Advanced, ExecutorError> {
         if !self
-            .commit_or_lost(held, &mut decision, entry, processed)
+            .commit_or_lost(held, &mut decision, entry, processed, false)
             .await?
         {
             return Ok(Advanced::LeaseLost);
@@ -520,11 +549,21 @@ impl Executor {
                 purpose,
             } = decision.action.clone()
             else {
-                return Ok(if decision.action.is_terminal() {
-                    Advanced::Finished
-                } else {
-                    Advanced::Parked
-                });
+                if decision.action.is_terminal() {
+                    return Ok(Advanced::Finished);
+                }
+                // It parked, but callbacks were waiting: its commit kept it for them.
+                if held.kept.is_empty() {
+                    return Ok(Advanced::Parked);
+                }
+                let events = std::mem::take(&mut held.kept);
+                match self.consume(held, events).await? {
+                    Some(next) => {
+                        decision = next;
+                        continue;
+                    }
+                    None => return Ok(Advanced::LeaseLost),
+                }
             };
             let started = Utc::now();
             let (result, sent) = match self.fleet_pause(held).await? {
@@ -673,7 +712,7 @@ impl Executor {
         keep_lease: bool,
     ) -> Result<(), ExecutorError> {
         self.store_pin(decision).await?;
-        let commit = record::step_commit(
+        let mut commit = record::step_commit(
             held,
             &self.worker_id,
             decision,
@@ -682,6 +721,9 @@ impl Executor {
             keep_lease,
             Utc::now(),
         );
+        // Callbacks found waiting at a release keep the workflow here: this worker goes on
+        // with them (`act`) instead of claiming it again.
+        commit.hold_for_events = commit.release_lease.then_some(self.lease);
         let committed = self.store.commit_step(&commit).await?;
         crate::metrics::step_committed(
             &held.kind,
@@ -692,6 +734,7 @@ impl Executor {
         // What was committed is what this worker now holds: moved, not copied again.
         held.version = committed.version;
         held.due_since = committed.next_run_at;
+        held.kept = committed.kept;
         held.state = commit.context;
         held.facts = commit.facts;
         held.needs_attention = commit.status == store::Status::NeedsAttention;
