@@ -12,7 +12,9 @@
 //! announce its end to the workflows waiting for it, and for new waits, copy the
 //! announcements they wait for (`crate::announce`); match already-received callbacks to the
 //! new waits; schedule the next wake-up — now, if an unprocessed callback is waiting for the
-//! workflow, else at `next_run_at`. A commit that keeps the lease (inline continuation)
+//! workflow, else at `next_run_at`; or, when callbacks wait and the holder that releases gave
+//! its lease ([`StepCommit::hold_for_events`]), keep the workflow for it, claimed again, and
+//! return them (migration 0022). A commit that keeps the lease (inline continuation)
 //! schedules no wake-up: its holder carries on, and if it dies the workflow (still due) is
 //! taken by the due scan once the lease ends. Last, the step's lifecycle events
 //! (`crate::events`): in the same transaction, so an event exists exactly when its step

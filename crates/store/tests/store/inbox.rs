@@ -155,6 +155,27 @@ async fn a_callback_wakes_the_workflow_waiting_for_it(db: TestDb) {
     );
 }
 
+/// The step of `claimed` that begins a wait for `user_created` about the borrower with NIK
+/// `nik`, until `deadline`.
+fn wait_user_created(
+    claimed: &store::Claimed,
+    nik: &str,
+    deadline: chrono::DateTime<Utc>,
+) -> store::StepCommit {
+    let mut wait = step(
+        claimed,
+        "wait_user_created",
+        Status::Waiting,
+        Some(deadline),
+    );
+    wait.waits = vec![Wait::new(
+        "user_created",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
+    wait
+}
+
 /// `user_created` arrives before the workflow waits for it (the create call's response is
 /// slower than the callback). It is kept; when the workflow commits its wait, the same
 /// transaction matches it and makes the workflow due now.
@@ -170,17 +191,7 @@ async fn an_early_callback_is_matched_when_the_wait_begins(db: TestDb) {
     let claimed = submit_and_claim(store, "early-1", "w1").await;
     let id = claimed.workflow.id;
     let deadline = Utc::now() + TimeDelta::hours(1);
-    let mut wait = step(
-        &claimed,
-        "wait_user_created",
-        Status::Waiting,
-        Some(deadline),
-    );
-    wait.waits = vec![Wait::new(
-        "user_created",
-        CorrelationKey::IdentityNumber,
-        nik,
-    )];
+    let wait = wait_user_created(&claimed, nik, deadline);
     let committed = store.commit_step(&wait).await.expect("start waiting");
     assert_eq!(committed.pending_events, vec![early.inbox_id]);
     assert!(
@@ -224,17 +235,7 @@ async fn an_early_callback_keeps_the_workflow_for_its_holder(db: TestDb) {
     let id = claimed.workflow.id;
     assert_eq!(due.try_recv().ok(), Some(id), "the submit is handed over");
     let deadline = Utc::now() + TimeDelta::hours(1);
-    let mut wait = step(
-        &claimed,
-        "wait_user_created",
-        Status::Waiting,
-        Some(deadline),
-    );
-    wait.waits = vec![Wait::new(
-        "user_created",
-        CorrelationKey::IdentityNumber,
-        nik,
-    )];
+    let mut wait = wait_user_created(&claimed, nik, deadline);
     wait.hold_for_events = Some(LEASE);
     let committed = store.commit_step(&wait).await.expect("start waiting");
     assert_eq!(committed.pending_events, vec![early.inbox_id]);
@@ -293,17 +294,7 @@ async fn an_early_callback_keeps_the_workflow_for_its_holder(db: TestDb) {
         .expect("record");
     let claimed = submit_and_claim(store, "kept-2", "w1").await;
     let _ = due.try_recv();
-    let mut wait = step(
-        &claimed,
-        "wait_user_created",
-        Status::Waiting,
-        Some(deadline),
-    );
-    wait.waits = vec![Wait::new(
-        "user_created",
-        CorrelationKey::IdentityNumber,
-        other,
-    )];
+    let wait = wait_user_created(&claimed, other, deadline);
     let committed = store.commit_step(&wait).await.expect("start waiting");
     assert_eq!(committed.pending_events, vec![early.inbox_id]);
     assert!(committed.kept.is_empty());
