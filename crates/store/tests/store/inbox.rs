@@ -321,17 +321,7 @@ async fn callback_and_wait_racing_never_lose_the_event(db: TestDb) {
         let claimed = submit_and_claim(store, &format!("race-{i}"), "w1").await;
         let id = claimed.workflow.id;
         let deadline = Utc::now() + TimeDelta::hours(1);
-        let mut wait = step(
-            &claimed,
-            "wait_user_created",
-            Status::Waiting,
-            Some(deadline),
-        );
-        wait.waits = vec![Wait::new(
-            "user_created",
-            CorrelationKey::IdentityNumber,
-            nik.clone(),
-        )];
+        let wait = wait_user_created(&claimed, &nik, deadline);
         let event = user_event(&format!("evt-race-{i}"), "user_created", &nik);
         let (committed, recorded) = tokio::join!(
             {
