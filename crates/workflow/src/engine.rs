@@ -197,18 +197,23 @@ impl Engine {
                 decision::<OnboardBorrower>(
                     OnboardBorrower::start(id, input, prior, now),
                     Some(pin),
+                    None,
                 )
             }
             Kind::OriginateLoan => {
                 let input = OriginateLoan::validate_input(input, &self.definitions, now)
                     .map_err(EngineError::Input)?;
                 let pin = self.pins.of(&input.definition);
-                decision::<OriginateLoan>(OriginateLoan::start(id, input, prior, now), Some(pin))
+                decision::<OriginateLoan>(
+                    OriginateLoan::start(id, input, prior, now),
+                    Some(pin),
+                    None,
+                )
             }
             Kind::ReconcileLoans => {
                 let input = ReconcileLoans::validate_input(input, &self.definitions, now)
                     .map_err(EngineError::Input)?;
-                decision::<ReconcileLoans>(ReconcileLoans::start(id, input, prior, now), None)
+                decision::<ReconcileLoans>(ReconcileLoans::start(id, input, prior, now), None, None)
             }
         }
     }
@@ -239,8 +244,21 @@ impl Engine {
         event: &Event,
         now: DateTime<Utc>,
     ) -> Result<Decision, EngineError> {
-        let (state, pin) = stored::read::<W>(&self.pins, stored)?;
-        decision::<W>(W::decide(&state, event, now), pin)
+        let (state, pin) = match stored.typed.and_then(stored::Typed::take::<W::State>) {
+            Some(kept) => {
+                #[cfg(debug_assertions)]
+                {
+                    let (read, _) = stored::read::<W>(&self.pins, stored)?;
+                    assert_eq!(
+                        kept.0, read,
+                        "the state kept in memory differs from the context it was stored as"
+                    );
+                }
+                kept
+            }
+            None => stored::read::<W>(&self.pins, stored)?,
+        };
+        decision::<W>(W::decide(&state, event, now), pin, stored.typed)
     }
 
     /// The current action of a stored workflow (what the executor should be doing).
@@ -336,12 +354,17 @@ impl Engine {
     }
 }
 
+/// The decision of `transition`; its state proposed to `typed`, when its holder keeps one.
 fn decision<W: Workflow>(
     transition: Transition<W::State>,
     pin: Option<Arc<Pin>>,
+    typed: Option<&stored::Typed>,
 ) -> Result<Decision, EngineError> {
     let summary = W::summary(&transition.state);
     let state = stored::slim::<W>(&transition.state, pin.as_deref())?;
+    if let Some(typed) = typed {
+        typed.propose(transition.state, pin.clone());
+    }
     Ok(Decision {
         state,
         pin,

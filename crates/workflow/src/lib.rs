@@ -176,4 +176,4 @@ pub use originate::OriginateLoan;
 pub use reconcile::ReconcileLoans;
 pub use request::{Effect, FileSource, FinfraRequest};
 pub use response::FinfraResponse;
-pub use stored::{Pin, Rebuilt, Stored};
+pub use stored::{Pin, Rebuilt, Stored, Typed};

@@ -94,7 +94,7 @@ pub trait Workflow {
     /// The validated input.
     type Input: Clone + fmt::Debug;
     /// The state, persisted as JSON.
-    type State: Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned;
+    type State: Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned + Send + 'static;
 
     /// Checks a submitted input against the definitions loaded, listing every problem.
     ///

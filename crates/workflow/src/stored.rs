@@ -42,6 +42,8 @@ pub struct Stored<'a> {
     pub input: &'a Value,
     /// The fields rebuilt from `input`, kept across the decisions of one holder.
     pub rebuilt: Option<&'a Rebuilt>,
+    /// The state itself as the last committed decision left it, kept by its holder.
+    pub typed: Option<&'a Typed>,
 }
 
 impl<'a> Stored<'a> {
@@ -52,19 +54,75 @@ impl<'a> Stored<'a> {
             context,
             input,
             rebuilt: None,
+            typed: None,
         }
     }
 
     /// A stored workflow whose rebuilt fields are kept in `rebuilt` for the next decisions
     /// (the executor's, for as long as it holds the workflow: the input and the pinned
-    /// definition do not change, so neither do they).
+    /// definition do not change, so neither do they), and whose state is kept in `typed`
+    /// from one committed decision to the next (see [`Typed`]).
     #[must_use]
-    pub fn cached(context: &'a Value, input: &'a Value, rebuilt: &'a Rebuilt) -> Self {
+    pub fn cached(
+        context: &'a Value,
+        input: &'a Value,
+        rebuilt: &'a Rebuilt,
+        typed: &'a Typed,
+    ) -> Self {
         Self {
             context,
             input,
             rebuilt: Some(rebuilt),
+            typed: Some(typed),
         }
+    }
+}
+
+/// A holder's state in memory, as the engine decided it, so that the next decision need not
+/// read it back from the context it was just written to (a step continued inline decides
+/// again at once). A decision proposes its new state; the holder confirms it once that
+/// decision is committed ([`Typed::confirm`]), and the state is then what the stored context
+/// reads as. The next decision takes it (a decision that finds none reads the context), so a
+/// decision that is never committed leaves nothing behind to be mistaken for the stored
+/// state. In debug builds every state taken is checked against the context it stands for.
+#[derive(Default)]
+pub struct Typed(std::sync::Mutex<TypedSlots>);
+
+#[derive(Default)]
+struct TypedSlots {
+    confirmed: Option<Box<dyn std::any::Any + Send>>,
+    proposed: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for Typed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Typed")
+    }
+}
+
+impl Typed {
+    /// The last decision's state is committed: the next decision starts from it.
+    pub fn confirm(&self) {
+        let mut slots = self.slots();
+        slots.confirmed = slots.proposed.take();
+    }
+
+    /// The confirmed state, if it is a state of type `S` (a workflow kind's).
+    pub(crate) fn take<S: 'static>(&self) -> Option<(S, Option<Arc<Pin>>)> {
+        let kept = self.slots().confirmed.take()?;
+        kept.downcast::<(S, Option<Arc<Pin>>)>()
+            .ok()
+            .map(|kept| *kept)
+    }
+
+    pub(crate) fn propose<S: Send + 'static>(&self, state: S, pin: Option<Arc<Pin>>) {
+        self.slots().proposed = Some(Box::new((state, pin)));
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, TypedSlots> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -400,4 +458,31 @@ impl<'a> serde::Serializer for Slim<'a> {
 #[must_use]
 pub fn is_slim(context: &Value) -> bool {
     !matches!(context.get("definition"), Some(Value::Object(_))) && context.get("request").is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A proposed state is kept only once confirmed, is taken once, and only as its type.
+    #[test]
+    fn a_kept_state_is_confirmed_before_it_is_taken_and_taken_once() {
+        let typed = Typed::default();
+        typed.propose("a state".to_owned(), None);
+        assert!(typed.take::<String>().is_none(), "not confirmed");
+        typed.confirm();
+        assert_eq!(
+            typed.take::<String>().map(|(s, _)| s).as_deref(),
+            Some("a state")
+        );
+        assert!(typed.take::<String>().is_none(), "taken already");
+        typed.propose("another".to_owned(), None);
+        typed.confirm();
+        assert!(typed.take::<u32>().is_none(), "another kind's state");
+        typed.confirm();
+        assert!(
+            typed.take::<String>().is_none(),
+            "a confirm with nothing proposed"
+        );
+    }
 }

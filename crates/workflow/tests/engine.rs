@@ -509,11 +509,12 @@ fn the_context_names_its_definition_and_leaves_the_request_in_the_input() {
     // The executor keeps the rebuilt request for as long as it holds the workflow: the
     // same decisions.
     let kept = workflow::Rebuilt::default();
+    let typed = workflow::Typed::default();
     for _ in 0..2 {
         let cached = engine
             .decide(
                 KIND,
-                Stored::cached(context, &input, &kept),
+                Stored::cached(context, &input, &kept, &typed),
                 &ok(ocr(Some(NIK), 0.97)),
                 t0(),
             )
@@ -521,6 +522,23 @@ fn the_context_names_its_definition_and_leaves_the_request_in_the_input() {
         assert_eq!(cached.state, here.state);
         assert_eq!(cached.action, here.action);
     }
+    // And the state a committed decision left, kept in memory for the next decision: the
+    // same decision as from the context it was stored as (debug builds also compare the
+    // two states at every decision taken from memory). Not confirmed, nothing is kept.
+    let next = ok(biometric(Liveness::Passed, 0.93));
+    let from_context = engine
+        .decide(KIND, Stored::new(&here.state, &input), &next, t0())
+        .unwrap();
+    typed.confirm();
+    let from_memory = engine
+        .decide(
+            KIND,
+            Stored::cached(&here.state, &input, &kept, &typed),
+            &next,
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(from_memory, from_context);
     assert_eq!(here.action.kind(), ActionKind::Call);
 
     // The request is the input's: the NIK reaches the call built from it.

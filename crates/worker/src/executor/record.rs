@@ -316,6 +316,7 @@ mod tests {
             state: json!({}),
             input: json!({}),
             rebuilt: workflow::Rebuilt::default(),
+            typed: workflow::Typed::default(),
             facts: json!({}),
             needs_attention: false,
             due_since: None,

@@ -115,6 +115,8 @@ pub(super) struct Held {
     pub(super) input: Value,
     /// The request rebuilt from `input`, once per claim.
     pub(super) rebuilt: workflow::Rebuilt,
+    /// The state as the last committed decision left it (`workflow::Typed`).
+    pub(super) typed: workflow::Typed,
     /// The stored facts and whether it is stored `needs_attention`: what the lifecycle
     /// events of the next step are measured against.
     pub(super) facts: Value,
@@ -214,6 +216,7 @@ impl Executor {
             // Opened when sealed: the request is rebuilt from it on every step.
             input: self.store.input(&workflow)?,
             rebuilt: workflow::Rebuilt::default(),
+            typed: workflow::Typed::default(),
             facts: workflow.facts.clone(),
             needs_attention: previous_status == store::Status::NeedsAttention,
             due_since: workflow.next_run_at,
@@ -272,7 +275,7 @@ impl Executor {
             .engine
             .action(
                 &held.kind,
-                Stored::cached(&held.state, &held.input, &held.rebuilt),
+                Stored::cached(&held.state, &held.input, &held.rebuilt, &held.typed),
             )
             .map_err(engine_error)?;
         if matches!(current, Action::Call { .. }) {
@@ -466,7 +469,7 @@ impl Executor {
         self.engine
             .decide(
                 &held.kind,
-                Stored::cached(&held.state, &held.input, &held.rebuilt),
+                Stored::cached(&held.state, &held.input, &held.rebuilt, &held.typed),
                 event,
                 now,
             )
@@ -732,6 +735,7 @@ impl Executor {
             held.created_at,
         );
         // What was committed is what this worker now holds: moved, not copied again.
+        held.typed.confirm();
         held.version = committed.version;
         held.due_since = committed.next_run_at;
         held.kept = committed.kept;
