@@ -17,6 +17,9 @@
 //! A context written by an earlier build, with both inline, still reads as it is; the next
 //! step writes it slim (and the executor stores its definition first, see
 //! [`Pin::is_stored`]).
+//!
+//! Between the decisions of one holder the state need not be read back at all: the one a
+//! committed decision left stays in memory for the next ([`Typed`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
