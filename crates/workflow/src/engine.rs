@@ -189,6 +189,36 @@ impl Engine {
         prior: &Prior,
         now: DateTime<Utc>,
     ) -> Result<Decision, EngineError> {
+        self.begin(kind, id, input, prior, now, None)
+    }
+
+    /// As [`Self::start`], the first state proposed to its holder's `typed` (see
+    /// [`crate::Typed`]): every decision the holder commits then has its state kept.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::start`].
+    pub fn start_kept(
+        &self,
+        kind: &str,
+        id: &WorkflowId,
+        input: &Value,
+        prior: &Prior,
+        now: DateTime<Utc>,
+        typed: &stored::Typed,
+    ) -> Result<Decision, EngineError> {
+        self.begin(kind, id, input, prior, now, Some(typed))
+    }
+
+    fn begin(
+        &self,
+        kind: &str,
+        id: &WorkflowId,
+        input: &Value,
+        prior: &Prior,
+        now: DateTime<Utc>,
+        typed: Option<&stored::Typed>,
+    ) -> Result<Decision, EngineError> {
         match kind.parse::<Kind>()? {
             Kind::OnboardBorrower => {
                 let input = OnboardBorrower::validate_input(input, &self.definitions, now)
@@ -197,7 +227,7 @@ impl Engine {
                 decision::<OnboardBorrower>(
                     OnboardBorrower::start(id, input, prior, now),
                     Some(pin),
-                    None,
+                    typed,
                 )
             }
             Kind::OriginateLoan => {
@@ -207,13 +237,17 @@ impl Engine {
                 decision::<OriginateLoan>(
                     OriginateLoan::start(id, input, prior, now),
                     Some(pin),
-                    None,
+                    typed,
                 )
             }
             Kind::ReconcileLoans => {
                 let input = ReconcileLoans::validate_input(input, &self.definitions, now)
                     .map_err(EngineError::Input)?;
-                decision::<ReconcileLoans>(ReconcileLoans::start(id, input, prior, now), None, None)
+                decision::<ReconcileLoans>(
+                    ReconcileLoans::start(id, input, prior, now),
+                    None,
+                    typed,
+                )
             }
         }
     }

@@ -83,11 +83,13 @@ impl<'a> Stored<'a> {
 
 /// A holder's state in memory, as the engine decided it, so that the next decision need not
 /// read it back from the context it was just written to (a step continued inline decides
-/// again at once). A decision proposes its new state; the holder confirms it once that
-/// decision is committed ([`Typed::confirm`]), and the state is then what the stored context
-/// reads as. The next decision takes it (a decision that finds none reads the context), so a
-/// decision that is never committed leaves nothing behind to be mistaken for the stored
-/// state. In debug builds every state taken is checked against the context it stands for.
+/// again at once). A decision proposes its new state (`Engine::decide` with
+/// [`Stored::cached`], `Engine::start_kept`); the holder confirms it once that decision is
+/// committed ([`Typed::confirm`]), and the state is then what the stored context reads as.
+/// The next decision takes it (a decision that finds none reads the context). A holder that
+/// commits a decision made otherwise must not confirm: the proposal would be another
+/// decision's. In debug builds every state taken is checked against the context it stands
+/// for.
 #[derive(Default)]
 pub struct Typed(std::sync::Mutex<TypedSlots>);
 

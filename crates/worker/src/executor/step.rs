@@ -247,10 +247,14 @@ impl Executor {
             let prior = Prior {
                 returning_borrower: returning.and_then(|earlier| UserId::new(earlier.user_id).ok()),
             };
-            let decision = match self
-                .engine
-                .start(&held.kind, &wf_id, &held.input, &prior, now)
-            {
+            let decision = match self.engine.start_kept(
+                &held.kind,
+                &wf_id,
+                &held.input,
+                &prior,
+                now,
+                &held.typed,
+            ) {
                 Ok(decision) => decision,
                 Err(EngineError::Input(errors)) => {
                     // Input submitted through SQL is only validated here: fail it, listing
