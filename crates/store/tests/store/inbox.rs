@@ -312,6 +312,77 @@ async fn an_early_callback_keeps_the_workflow_for_its_holder(db: TestDb) {
     assert_eq!((row.status, row.lease_owner), (Status::Waiting, None));
 }
 
+/// A worker of the build before 0022 (a rolling deploy) sends its batches without
+/// `hold_secs`: its commit that finds a callback waiting releases the workflow and makes it
+/// due, as it always did, and reads the columns it always read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_batch_of_the_build_before_releases_when_a_callback_waits() {
+    store::testing::run(
+        store::testing::TestBackend::Postgres,
+        true,
+        |db: TestDb| async move {
+            let store = &db.store;
+            let pool = store.pg_pool().expect("a PostgreSQL store");
+            let user_id = "old-batch-user";
+            let mut event = user_event("evt-old-batch", "user_verified", "3201000000000016");
+            event.keys = CorrelationKeys {
+                user_id: Some(user_id.into()),
+                ..CorrelationKeys::default()
+            };
+            let early = store.record_callback(&event).await.expect("record");
+            let claimed = submit_and_claim(store, "old-batch-1", "w1").await;
+            let element = json!({
+                "workflow_id": claimed.workflow.id,
+                "worker_id": "w1",
+                "expected_version": claimed.workflow.version,
+                "status": "waiting",
+                "state": "wait_user_verified",
+                "context": {},
+                "attempt": 1,
+                "next_run_at": (Utc::now() + TimeDelta::hours(1)).to_rfc3339(),
+                "caller_now": Utc::now().to_rfc3339(),
+                "release": true,
+                "terminal": false,
+                "facts": {},
+                "lock_keys": [],
+                "wait_events": ["user_verified"],
+                "wait_keys": ["user_id"],
+                "wait_values": [user_id],
+                "processed": [],
+                "j_step": "create_borrower",
+                "j_action": "create_borrower",
+                "j_outcome": "ok",
+                "j_attempt": 1,
+                "j_started_at": Utc::now().to_rfc3339(),
+                "j_finished_at": Utc::now().to_rfc3339(),
+                "j_duration_ms": 0,
+                "event_types": [],
+                "event_payloads": [],
+            });
+            let (result, pending): (String, Vec<i64>) = sqlx::query_as(
+                "SELECT result, pending_events FROM finflow_commit_steps($1::jsonb) ORDER BY idx",
+            )
+            .bind(json!([element]))
+            .fetch_one(pool)
+            .await
+            .expect("the old batch is committed");
+            assert_eq!((result.as_str(), pending), ("ok", vec![early.inbox_id]));
+            let row = store
+                .get(claimed.workflow.id)
+                .await
+                .expect("get")
+                .expect("exists");
+            assert_eq!((row.status, row.lease_owner), (Status::Waiting, None));
+            assert!(
+                row.next_run_at
+                    .is_some_and(|at| is_about_now(at, Duration::from_secs(5))),
+                "due now"
+            );
+        },
+    )
+    .await;
+}
+
 /// A callback and the commit that starts the wait for it, at the same moment, many times:
 /// whichever commits first, the event ends up matched and the workflow due now.
 async fn callback_and_wait_racing_never_lose_the_event(db: TestDb) {
