@@ -11,8 +11,9 @@
 //!   the definitions a process knows by pin (the registry's from the start; the executor
 //!   loads others from the store on demand, [`crate::EngineError::UnknownDefinition`]);
 //! - the request (the fields a kind lists in [`Workflow::REBUILT`]) is read again from
-//!   `workflows.input` on every step by [`Workflow::rebuild`]: the input validated against
-//!   the pinned definition as at `started_at`, which gives exactly what start got.
+//!   `workflows.input` by [`Workflow::rebuild`] (once per holder, [`Rebuilt`]): the input
+//!   validated against the pinned definition as at `started_at`, which gives exactly what
+//!   start got.
 //!
 //! A context written by an earlier build, with both inline, still reads as it is; the next
 //! step writes it slim (and the executor stores its definition first, see

@@ -213,7 +213,7 @@ impl Executor {
             created_at: workflow.created_at,
             version: workflow.version,
             state: workflow.context.clone(),
-            // Opened when sealed: the request is rebuilt from it on every step.
+            // Opened when sealed: the request is rebuilt from it once per claim.
             input: self.store.input(&workflow)?,
             rebuilt: workflow::Rebuilt::default(),
             typed: workflow::Typed::default(),
