@@ -545,7 +545,7 @@ pub(crate) async fn write_sqlite(
     let mut kept = Vec::new();
     match commit.hold {
         // Kept for its holder, claimed again (see `StepCommit::hold_for_events`).
-        Some(lease) if !pending_events.is_empty() && commit.release => {
+        Some(lease) if !pending_events.is_empty() => {
             let (held, due): (i64, String) = sqlx::query_as(
                 "UPDATE workflows SET next_run_at = min(coalesce(next_run_at, $2), $2), \
                  status = 'running', lease_owner = $3, lease_until = $4, \

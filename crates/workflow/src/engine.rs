@@ -189,7 +189,8 @@ impl Engine {
         prior: &Prior,
         now: DateTime<Utc>,
     ) -> Result<Decision, EngineError> {
-        self.begin(kind, id, input, prior, now, None)
+        // Nothing keeps this first state: it is proposed to a holder that is dropped.
+        self.start_kept(kind, id, input, prior, now, &stored::Typed::default())
     }
 
     /// As [`Self::start`], the first state proposed to its holder's `typed` (see
@@ -207,18 +208,6 @@ impl Engine {
         now: DateTime<Utc>,
         typed: &stored::Typed,
     ) -> Result<Decision, EngineError> {
-        self.begin(kind, id, input, prior, now, Some(typed))
-    }
-
-    fn begin(
-        &self,
-        kind: &str,
-        id: &WorkflowId,
-        input: &Value,
-        prior: &Prior,
-        now: DateTime<Utc>,
-        typed: Option<&stored::Typed>,
-    ) -> Result<Decision, EngineError> {
         match kind.parse::<Kind>()? {
             Kind::OnboardBorrower => {
                 let input = OnboardBorrower::validate_input(input, &self.definitions, now)
@@ -227,7 +216,7 @@ impl Engine {
                 decision::<OnboardBorrower>(
                     OnboardBorrower::start(id, input, prior, now),
                     Some(pin),
-                    typed,
+                    Some(typed),
                 )
             }
             Kind::OriginateLoan => {
@@ -237,7 +226,7 @@ impl Engine {
                 decision::<OriginateLoan>(
                     OriginateLoan::start(id, input, prior, now),
                     Some(pin),
-                    typed,
+                    Some(typed),
                 )
             }
             Kind::ReconcileLoans => {
@@ -246,7 +235,7 @@ impl Engine {
                 decision::<ReconcileLoans>(
                     ReconcileLoans::start(id, input, prior, now),
                     None,
-                    typed,
+                    Some(typed),
                 )
             }
         }
