@@ -157,7 +157,7 @@ async fn a_callback_wakes_the_workflow_waiting_for_it(db: TestDb) {
 
 /// The step of `claimed` that begins a wait for `user_created` about the borrower with NIK
 /// `nik`, until `deadline`.
-fn wait_user_created(
+pub(crate) fn wait_user_created(
     claimed: &store::Claimed,
     nik: &str,
     deadline: chrono::DateTime<Utc>,

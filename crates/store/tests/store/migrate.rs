@@ -29,6 +29,7 @@ store::test_both_backends!(
     a_callback_stored_after_the_upgrade_before_its_wait_is_found_by_it,
     the_previous_builds_rows_are_found_alike_after_the_fact_ids_became_columns,
     fact_ids_recorded_after_the_upgrade_are_found,
+    a_workflow_in_flight_across_the_hold_for_events_is_kept_for_its_holder,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -943,4 +944,49 @@ fn before_step_indexes(backend: TestBackend) -> i64 {
         TestBackend::Postgres => 16,
         TestBackend::Sqlite => 10,
     }
+}
+
+/// The last schema before PG 0022 (the step commit takes the holder's lease); SQLite's did
+/// not change.
+fn before_held_for_waiting_callbacks(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 21,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// A workflow claimed under the build before 0022, with its callback stored before the wait
+/// for it began; the database upgraded; this build commits the wait with its lease given:
+/// the workflow is kept for its holder and the callback comes back with the commit.
+async fn a_workflow_in_flight_across_the_hold_for_events_is_kept_for_its_holder(db: TestDb) {
+    let store = &db.store;
+    store::testing::migrate_up_to(store, before_held_for_waiting_callbacks(db.backend))
+        .await
+        .expect("the previous schema");
+    let nik = "3201000000000017";
+    let early = store
+        .record_callback(&crate::inbox::user_event("evt-across", "user_created", nik))
+        .await
+        .expect("stored by the build before");
+    let claimed = crate::submit_and_claim(store, "across-0022", "w1").await;
+    store.migrate().await.expect("upgrade");
+
+    let mut wait =
+        crate::inbox::wait_user_created(&claimed, nik, Utc::now() + chrono::TimeDelta::hours(1));
+    wait.hold_for_events = Some(crate::LEASE);
+    let committed = store
+        .commit_step(&wait)
+        .await
+        .expect("commit after the upgrade");
+    let kept: Vec<i64> = committed.kept.iter().map(|e| e.id).collect();
+    assert_eq!(kept, vec![early.inbox_id]);
+    let row = store
+        .get(claimed.workflow.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (row.status, row.lease_owner.as_deref(), row.version),
+        (Status::Running, Some("w1"), committed.version)
+    );
 }
