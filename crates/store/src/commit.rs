@@ -6,15 +6,20 @@
 //! `BEGIN IMMEDIATE` … `COMMIT` on the process's own file, each inside a savepoint.
 //!
 //! In order: (PostgreSQL) lock the correlation keys of the new waits (and of the
-//! announcement); update the workflow row if this worker still holds it at the version it
-//! claimed (else `LeaseLost`, nothing written); append the journal row; replace the wait
+//! announcement); check that this worker still holds the workflow at the version it claimed
+//! (else `LeaseLost`, nothing written) and append the journal row; replace the wait
 //! registrations; mark the callbacks the step consumed as processed; for a terminal step,
 //! announce its end to the workflows waiting for it, and for new waits, copy the
 //! announcements they wait for (`crate::announce`); match already-received callbacks to the
 //! new waits; schedule the next wake-up — now, if an unprocessed callback is waiting for the
 //! workflow, else at `next_run_at`; or, when callbacks wait and the holder that releases gave
 //! its lease ([`StepCommit::hold_for_events`]), keep the workflow for it, claimed again, and
-//! return them (migration 0022). A commit that keeps the lease (inline continuation)
+//! return them (migration 0022). On PostgreSQL the check is the journal row's insert, which
+//! locks the workflow's row, and the row is updated once, after the callbacks are known
+//! (migration 0023): a kept workflow is one row version, running and due since the time it
+//! became due, which changes no indexed column (a HOT update). SQLite, which writes whole
+//! pages, updates the row first, as the check, and once more when it keeps or wakes it (then
+//! due now). A commit that keeps the lease (inline continuation)
 //! schedules no wake-up: its holder carries on, and if it dies the workflow (still due) is
 //! taken by the due scan once the lease ends. Last, the step's lifecycle events
 //! (`crate::events`): in the same transaction, so an event exists exactly when its step

@@ -383,6 +383,85 @@ async fn postgres_a_batch_of_the_build_before_releases_when_a_callback_waits() {
     .await;
 }
 
+/// On PostgreSQL a commit that keeps its workflow for a callback waiting writes the
+/// workflow's row once (migration 0023), as a heap-only tuple: one new version on the row's
+/// page, which no index entry points to. Its holder's claim had left it running and due, and
+/// the kept workflow stays both, with the time it became due, so no indexed column changes.
+/// (0022 wrote two versions, the first one in every index: status and time moved, then back.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_kept_workflow_is_written_once_as_a_heap_only_tuple() {
+    store::testing::run(
+        store::testing::TestBackend::Postgres,
+        true,
+        |db: TestDb| async move {
+            let store = &db.store;
+            let pool = store.pg_pool().expect("a PostgreSQL store");
+            sqlx::query("CREATE EXTENSION IF NOT EXISTS pageinspect")
+                .execute(pool)
+                .await
+                .expect("pageinspect (PostgreSQL's contrib)");
+            let nik = "3201000000000017";
+            store
+                .record_callback(&user_event("evt-once", "user_created", nik))
+                .await
+                .expect("record");
+            let claimed = submit_and_claim(store, "once-1", "w1").await;
+            let id = claimed.workflow.id;
+            let (page, before) = row_page(pool, id).await;
+            let versions = |page: i32| async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM heap_page_items(get_raw_page('workflows', $1)) \
+                     WHERE t_data IS NOT NULL",
+                )
+                .bind(page)
+                .fetch_one(pool)
+                .await
+                .expect("page items")
+            };
+            let on_page = versions(page).await;
+
+            let mut wait = wait_user_created(&claimed, nik, Utc::now() + TimeDelta::hours(1));
+            wait.hold_for_events = Some(LEASE);
+            let committed = store.commit_step(&wait).await.expect("start waiting");
+            assert_eq!(committed.kept.len(), 1, "kept for its holder");
+
+            let (after_page, after) = row_page(pool, id).await;
+            assert_eq!(after_page, page, "on the same page");
+            assert_ne!(after, before);
+            assert_eq!(versions(page).await, on_page + 1, "one new row version");
+            let heap_only: bool = sqlx::query_scalar(
+                "SELECT (t_infomask2 & 32768) <> 0 FROM heap_page_items(get_raw_page('workflows', $1)) \
+                 WHERE lp = $2",
+            )
+            .bind(page)
+            .bind(after)
+            .fetch_one(pool)
+            .await
+            .expect("the new version");
+            assert!(heap_only, "a HOT update: no index entry");
+            let row = store.get(id).await.expect("get").expect("exists");
+            assert_eq!(row.status, Status::Running);
+            assert_eq!(
+                row.next_run_at, claimed.workflow.next_run_at,
+                "due since the time it became due"
+            );
+        },
+    )
+    .await;
+}
+
+/// The page and line pointer of a workflow's live row.
+async fn row_page(pool: &sqlx::PgPool, id: uuid::Uuid) -> (i32, i32) {
+    sqlx::query_as(
+        "SELECT (ctid::text::point)[0]::int, (ctid::text::point)[1]::int \
+         FROM workflows WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .expect("ctid")
+}
+
 /// A callback and the commit that starts the wait for it, at the same moment, many times:
 /// whichever commits first, the event ends up matched and the workflow due now.
 async fn callback_and_wait_racing_never_lose_the_event(db: TestDb) {
