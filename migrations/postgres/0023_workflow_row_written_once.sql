@@ -7,12 +7,13 @@
 -- and `next_run_at`, the second changes them back, so neither can be HOT and each writes
 -- an entry into every index of `workflows`, and the row with its context into the WAL.
 --
--- 1. The guard moves into the journal row's insert: the row is inserted from the workflow's
---    row only while this worker holds it at the version it read (`FOR NO KEY UPDATE`, the
---    lock the update would have taken, held to the commit); nothing inserted, nothing
---    written (`lease_lost` or `not_found`, as before). The row lock taken first also covers
---    the foreign-key checks of the journal, waits and inbox rows written after it (no lock
---    of their own on the workflow's row).
+-- 1. The guard is a locking read: the workflow's row, only while this worker holds it at
+--    the version it read, `FOR NO KEY UPDATE` (the lock the update would have taken, held to
+--    the commit); none, nothing written (`lease_lost` or `not_found`, as before). The
+--    journal row is numbered by the next statement, which sees a row `append_journal`
+--    added while this one waited for the lock. The lock taken first also covers the
+--    foreign-key checks of the journal, waits and inbox rows written after it (no lock of
+--    their own on the workflow's row).
 -- 2. The workflow's row is updated once, last but for the lifecycle events, with what the
 --    step and the callbacks found decide together: kept for its holder (status running,
 --    lease renewed, two versions on, as before), released due now, or as the step says.
@@ -90,28 +91,27 @@ BEGIN
         PERFORM pg_advisory_xact_lock(k) FROM unnest(p_lock_keys) AS t(k);
     END IF;
 
-    -- (1) The guard and the journal row in one statement: the row is inserted only while
-    -- this worker holds the workflow at the version it read, and the workflow's row stays
-    -- locked from here to the commit, so the one update at the end finds it as checked.
-    INSERT INTO step_journal (workflow_id, seq, step, action, outcome, attempt, started_at,
-        finished_at, duration_ms, finfra_status, error, operation_key, request_summary,
-        response_summary, worker_id)
-    SELECT p_workflow_id,
-        (SELECT coalesce(max(s.seq), 0) + 1 FROM step_journal s
-         WHERE s.workflow_id = p_workflow_id),
-        p_j_step, p_j_action, p_j_outcome, p_j_attempt, p_j_started_at, p_j_finished_at,
-        p_j_duration_ms, p_j_finfra_status, p_j_error, p_j_operation_key,
-        p_j_request_summary, p_j_response_summary, p_worker_id
-    FROM workflows w
-    WHERE w.id = p_workflow_id AND w.lease_owner = p_worker_id
-      AND w.version = p_expected_version
-    FOR NO KEY UPDATE OF w
-    RETURNING seq INTO journal_seq;
+    -- (1) The guard, and the row lock the update would have taken (held to the commit), so
+    -- the one update at the end finds the row as checked. The journal row is numbered after
+    -- it, by a statement of its own: a journal row appended while this waited for the lock
+    -- (`Store::append_journal` takes the same lock) is counted.
+    PERFORM 1 FROM workflows
+    WHERE id = p_workflow_id AND lease_owner = p_worker_id AND version = p_expected_version
+    FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         result := CASE WHEN EXISTS (SELECT 1 FROM workflows WHERE id = p_workflow_id)
             THEN 'lease_lost' ELSE 'not_found' END;
         RETURN;
     END IF;
+
+    INSERT INTO step_journal (workflow_id, seq, step, action, outcome, attempt, started_at,
+        finished_at, duration_ms, finfra_status, error, operation_key, request_summary,
+        response_summary, worker_id)
+    SELECT p_workflow_id, coalesce(max(s.seq), 0) + 1, p_j_step, p_j_action, p_j_outcome,
+        p_j_attempt, p_j_started_at, p_j_finished_at, p_j_duration_ms, p_j_finfra_status,
+        p_j_error, p_j_operation_key, p_j_request_summary, p_j_response_summary, p_worker_id
+    FROM step_journal s WHERE s.workflow_id = p_workflow_id
+    RETURNING seq INTO journal_seq;
 
     DELETE FROM workflow_waits WHERE workflow_id = p_workflow_id;
     IF v_has_waits THEN

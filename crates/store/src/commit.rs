@@ -14,8 +14,8 @@
 //! new waits; schedule the next wake-up — now, if an unprocessed callback is waiting for the
 //! workflow, else at `next_run_at`; or, when callbacks wait and the holder that releases gave
 //! its lease ([`StepCommit::hold_for_events`]), keep the workflow for it, claimed again, and
-//! return them (migration 0022). On PostgreSQL the check is the journal row's insert, which
-//! locks the workflow's row, and the row is updated once, after the callbacks are known
+//! return them (migration 0022). On PostgreSQL the check is a locking read of the workflow's
+//! row (`FOR NO KEY UPDATE`), and the row is updated once, after the callbacks are known
 //! (migration 0023): a kept workflow is one row version, running and due since the time it
 //! became due, which changes no indexed column (a HOT update). SQLite, which writes whole
 //! pages, updates the row first, as the check, and once more when it keeps or wakes it (then
