@@ -55,6 +55,10 @@ macro_rules! pending_events_json {
 }
 
 /// A workflow `w` that is due and free: not finished, its time come, no live lease.
+///
+/// The claims lock it `FOR NO KEY UPDATE`, the lock their update takes anyway (no key
+/// changes): a row another transaction has locked for a foreign-key check (a callback's
+/// inbox row matched to it, a journal row) is neither waited for nor skipped.
 macro_rules! due_and_free {
     () => {
         "w.next_run_at <= now() AND w.status NOT IN ('completed', 'failed', 'cancelled') \
@@ -89,7 +93,7 @@ const PG_CLAIM_MANY: &str = concat!(
     "old AS (SELECT w.id, w.status, req.worker, req.secs FROM workflows w ",
     "JOIN req ON req.id = w.id WHERE ",
     due_and_free!(),
-    " ORDER BY w.id FOR UPDATE OF w) ",
+    " ORDER BY w.id FOR NO KEY UPDATE OF w) ",
     claim_old!("old.worker", "old.secs")
 );
 
@@ -101,7 +105,7 @@ const PG_CLAIM_MANY: &str = concat!(
 const PG_CLAIM_ONE: &str = concat!(
     "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE w.id = $1 AND ",
     due_and_free!(),
-    " FOR UPDATE OF w) ",
+    " FOR NO KEY UPDATE OF w) ",
     claim_old!("$2", "$3")
 );
 
@@ -110,7 +114,7 @@ const PG_CLAIM_ONE: &str = concat!(
 const PG_CLAIM_DUE: &str = concat!(
     "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE ",
     due_and_free!(),
-    " ORDER BY w.next_run_at LIMIT $1 FOR UPDATE SKIP LOCKED) ",
+    " ORDER BY w.next_run_at LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED) ",
     claim_old!("$2", "$3")
 );
 
@@ -145,7 +149,7 @@ impl Store {
 
     /// Claims up to `limit` due, free workflows, oldest `next_run_at` first: the polling
     /// fallback beside wake-ups. On PostgreSQL concurrent callers skip each other's rows
-    /// (`FOR UPDATE SKIP LOCKED`); SQLite serializes them.
+    /// (`FOR NO KEY UPDATE SKIP LOCKED`); SQLite serializes them.
     ///
     /// # Errors
     /// [`StoreError::Database`] on a database failure (then nothing was claimed).

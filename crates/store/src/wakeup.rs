@@ -1,8 +1,8 @@
 //! Wake-ups: how a workflow that becomes due reaches a worker.
 //!
 //! `workflows.next_run_at` is the truth. Every worker's due scan ([`Store::claim_due`],
-//! every `poll_interval`) claims what is due straight from `workflows` (`FOR UPDATE SKIP
-//! LOCKED` on PostgreSQL): work scheduled for later, the workflows of a worker that died
+//! every `poll_interval`) claims what is due straight from `workflows` (`FOR NO KEY UPDATE
+//! SKIP LOCKED` on PostgreSQL): work scheduled for later, the workflows of a worker that died
 //! (a held workflow stays due, so it is free once the lease ends), anything a lost hint
 //! would have left behind. No job row is written, fetched or acknowledged per wake-up.
 //!
