@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use store::testing::TestDb;
+use store::testing::{TestBackend, TestDb};
 use store::{Status, StoreError};
 
 use crate::{Hints, LEASE, new_workflow, step, submit_and_claim};
@@ -267,44 +267,39 @@ async fn release_hands_the_workflow_back(db: TestDb) {
 /// the due scan.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_foreign_key_check_neither_holds_up_nor_hides_a_claim() {
-    store::testing::run(
-        store::testing::TestBackend::Postgres,
-        true,
-        |db: TestDb| async move {
-            let store = &db.store;
-            let pool = store.pg_pool().expect("a PostgreSQL store");
-            let first = store.submit(&new_workflow("fk-1")).await.expect("submit");
-            let second = store.submit(&new_workflow("fk-2")).await.expect("submit");
+    store::testing::run(TestBackend::Postgres, true, foreign_key_check_and_claims).await;
+}
 
-            let mut callback = pool.begin().await.expect("begin");
-            for (n, id) in [first.id, second.id].into_iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO callback_inbox (source, event_id, title, payload, \
-                     matched_workflow_id, matched_at) \
-                     VALUES ('status', $1, 'user_created', '{}', $2, now())",
-                )
-                .bind(format!("evt-fk-{n}"))
-                .bind(id)
-                .execute(&mut *callback)
-                .await
-                .expect("a callback matched to the workflow");
-            }
+async fn foreign_key_check_and_claims(db: TestDb) {
+    let store = &db.store;
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    let first = store.submit(&new_workflow("fk-1")).await.expect("submit");
+    let second = store.submit(&new_workflow("fk-2")).await.expect("submit");
 
-            let claimed =
-                tokio::time::timeout(Duration::from_secs(5), store.claim(first.id, "w1", LEASE))
-                    .await
-                    .expect("not held up by the foreign-key check's lock")
-                    .expect("claim");
-            assert!(claimed.is_some(), "claimed");
-            let due =
-                tokio::time::timeout(Duration::from_secs(5), store.claim_due("w2", 10, LEASE))
-                    .await
-                    .expect("the due scan is not held up either")
-                    .expect("scan");
-            let ids: Vec<_> = due.iter().map(|c| c.workflow.id).collect();
-            assert_eq!(ids, vec![second.id], "not skipped by the due scan");
-            callback.rollback().await.expect("rollback");
-        },
-    )
-    .await;
+    let mut callback = pool.begin().await.expect("begin");
+    for (n, id) in [first.id, second.id].into_iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO callback_inbox (source, event_id, title, payload, \
+             matched_workflow_id, matched_at) \
+             VALUES ('status', $1, 'user_created', '{}', $2, now())",
+        )
+        .bind(format!("evt-fk-{n}"))
+        .bind(id)
+        .execute(&mut *callback)
+        .await
+        .expect("a callback matched to the workflow");
+    }
+
+    let claimed = tokio::time::timeout(Duration::from_secs(5), store.claim(first.id, "w1", LEASE))
+        .await
+        .expect("not held up by the foreign-key check's lock")
+        .expect("claim");
+    assert!(claimed.is_some(), "claimed");
+    let due = tokio::time::timeout(Duration::from_secs(5), store.claim_due("w2", 10, LEASE))
+        .await
+        .expect("the due scan is not held up either")
+        .expect("scan");
+    let ids: Vec<_> = due.iter().map(|c| c.workflow.id).collect();
+    assert_eq!(ids, vec![second.id], "not skipped by the due scan");
+    callback.rollback().await.expect("rollback");
 }

@@ -2,7 +2,7 @@
 
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
-use store::testing::TestDb;
+use store::testing::{TestBackend, TestDb};
 use store::{CorrelationKey, Outcome, Status, StoreError, Wait};
 
 use crate::{Hints, count, step, submit_and_claim};
@@ -277,60 +277,62 @@ async fn the_first_step_pins_the_definition_name_and_version_once(db: TestDb) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_journal_row_appended_while_a_step_commits_is_numbered_first() {
     store::testing::run(
-        store::testing::TestBackend::Postgres,
+        TestBackend::Postgres,
         true,
-        |db: TestDb| async move {
-            let store = &db.store;
-            let pool = store.pg_pool().expect("a PostgreSQL store");
-            let claimed = submit_and_claim(store, "append-race-1", "w1").await;
-            let id = claimed.workflow.id;
-
-            // The append, held open with its row written: as `append_journal` does it.
-            let mut append = pool.begin().await.expect("begin");
-            sqlx::query("SELECT version FROM workflows WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .execute(&mut *append)
-                .await
-                .expect("lock");
-            sqlx::query(
-                "INSERT INTO step_journal (workflow_id, seq, step, action, outcome, attempt, \
-                 started_at, finished_at, duration_ms, worker_id) \
-                 VALUES ($1, 1, 'new', 'note', 'ok', 0, now(), now(), 0, 'ops')",
-            )
-            .bind(id)
-            .execute(&mut *append)
-            .await
-            .expect("the appended row");
-
-            let commit = tokio::spawn({
-                let store = store.clone();
-                let next = step(
-                    &claimed,
-                    "create_borrower",
-                    Status::Sleeping,
-                    Some(Utc::now()),
-                );
-                async move { store.commit_step(&next).await }
-            });
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            assert!(
-                !commit.is_finished(),
-                "the commit waits for the append's lock"
-            );
-            append.commit().await.expect("commit the append");
-
-            let committed = commit
-                .await
-                .expect("join")
-                .expect("the step commits after it");
-            assert_eq!(committed.seq, 2, "numbered after the appended row");
-            let journal = store.journal(id).await.expect("journal");
-            let rows: Vec<(i32, &str)> = journal
-                .iter()
-                .map(|j| (j.seq, j.entry.action.as_str()))
-                .collect();
-            assert_eq!(rows, vec![(1, "note"), (2, "test_step")]);
-        },
+        journal_row_appended_while_committing,
     )
     .await;
+}
+
+async fn journal_row_appended_while_committing(db: TestDb) {
+    let store = &db.store;
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    let claimed = submit_and_claim(store, "append-race-1", "w1").await;
+    let id = claimed.workflow.id;
+
+    // The append, held open with its row written: as `append_journal` does it.
+    let mut append = pool.begin().await.expect("begin");
+    sqlx::query("SELECT version FROM workflows WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut *append)
+        .await
+        .expect("lock");
+    sqlx::query(
+        "INSERT INTO step_journal (workflow_id, seq, step, action, outcome, attempt, \
+         started_at, finished_at, duration_ms, worker_id) \
+         VALUES ($1, 1, 'new', 'note', 'ok', 0, now(), now(), 0, 'ops')",
+    )
+    .bind(id)
+    .execute(&mut *append)
+    .await
+    .expect("the appended row");
+
+    let commit = tokio::spawn({
+        let store = store.clone();
+        let next = step(
+            &claimed,
+            "create_borrower",
+            Status::Sleeping,
+            Some(Utc::now()),
+        );
+        async move { store.commit_step(&next).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !commit.is_finished(),
+        "the commit waits for the append's lock"
+    );
+    append.commit().await.expect("commit the append");
+
+    let committed = commit
+        .await
+        .expect("join")
+        .expect("the step commits after it");
+    assert_eq!(committed.seq, 2, "numbered after the appended row");
+    let journal = store.journal(id).await.expect("journal");
+    let rows: Vec<(i32, &str)> = journal
+        .iter()
+        .map(|j| (j.seq, j.entry.action.as_str()))
+        .collect();
+    assert_eq!(rows, vec![(1, "note"), (2, "test_step")]);
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
-use store::testing::TestDb;
+use store::testing::{TestBackend, TestDb};
 use store::{CorrelationKey, CorrelationKeys, InboxEvent, Outcome, Source, Status, Wait};
 
 use crate::{Hints, LEASE, count, is_about_now, step, submit_and_claim};
@@ -317,70 +317,67 @@ async fn an_early_callback_keeps_the_workflow_for_its_holder(db: TestDb) {
 /// due, as it always did, and reads the columns it always read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_batch_of_the_build_before_releases_when_a_callback_waits() {
-    store::testing::run(
-        store::testing::TestBackend::Postgres,
-        true,
-        |db: TestDb| async move {
-            let store = &db.store;
-            let pool = store.pg_pool().expect("a PostgreSQL store");
-            let user_id = "old-batch-user";
-            let mut event = user_event("evt-old-batch", "user_verified", "3201000000000016");
-            event.keys = CorrelationKeys {
-                user_id: Some(user_id.into()),
-                ..CorrelationKeys::default()
-            };
-            let early = store.record_callback(&event).await.expect("record");
-            let claimed = submit_and_claim(store, "old-batch-1", "w1").await;
-            let element = json!({
-                "workflow_id": claimed.workflow.id,
-                "worker_id": "w1",
-                "expected_version": claimed.workflow.version,
-                "status": "waiting",
-                "state": "wait_user_verified",
-                "context": {},
-                "attempt": 1,
-                "next_run_at": (Utc::now() + TimeDelta::hours(1)).to_rfc3339(),
-                "caller_now": Utc::now().to_rfc3339(),
-                "release": true,
-                "terminal": false,
-                "facts": {},
-                "lock_keys": [],
-                "wait_events": ["user_verified"],
-                "wait_keys": ["user_id"],
-                "wait_values": [user_id],
-                "processed": [],
-                "j_step": "create_borrower",
-                "j_action": "create_borrower",
-                "j_outcome": "ok",
-                "j_attempt": 1,
-                "j_started_at": Utc::now().to_rfc3339(),
-                "j_finished_at": Utc::now().to_rfc3339(),
-                "j_duration_ms": 0,
-                "event_types": [],
-                "event_payloads": [],
-            });
-            let (result, pending): (String, Vec<i64>) = sqlx::query_as(
-                "SELECT result, pending_events FROM finflow_commit_steps($1::jsonb) ORDER BY idx",
-            )
-            .bind(json!([element]))
-            .fetch_one(pool)
-            .await
-            .expect("the old batch is committed");
-            assert_eq!((result.as_str(), pending), ("ok", vec![early.inbox_id]));
-            let row = store
-                .get(claimed.workflow.id)
-                .await
-                .expect("get")
-                .expect("exists");
-            assert_eq!((row.status, row.lease_owner), (Status::Waiting, None));
-            assert!(
-                row.next_run_at
-                    .is_some_and(|at| is_about_now(at, Duration::from_secs(5))),
-                "due now"
-            );
-        },
+    store::testing::run(TestBackend::Postgres, true, batch_of_the_build_before).await;
+}
+
+async fn batch_of_the_build_before(db: TestDb) {
+    let store = &db.store;
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    let user_id = "old-batch-user";
+    let mut event = user_event("evt-old-batch", "user_verified", "3201000000000016");
+    event.keys = CorrelationKeys {
+        user_id: Some(user_id.into()),
+        ..CorrelationKeys::default()
+    };
+    let early = store.record_callback(&event).await.expect("record");
+    let claimed = submit_and_claim(store, "old-batch-1", "w1").await;
+    let element = json!({
+        "workflow_id": claimed.workflow.id,
+        "worker_id": "w1",
+        "expected_version": claimed.workflow.version,
+        "status": "waiting",
+        "state": "wait_user_verified",
+        "context": {},
+        "attempt": 1,
+        "next_run_at": (Utc::now() + TimeDelta::hours(1)).to_rfc3339(),
+        "caller_now": Utc::now().to_rfc3339(),
+        "release": true,
+        "terminal": false,
+        "facts": {},
+        "lock_keys": [],
+        "wait_events": ["user_verified"],
+        "wait_keys": ["user_id"],
+        "wait_values": [user_id],
+        "processed": [],
+        "j_step": "create_borrower",
+        "j_action": "create_borrower",
+        "j_outcome": "ok",
+        "j_attempt": 1,
+        "j_started_at": Utc::now().to_rfc3339(),
+        "j_finished_at": Utc::now().to_rfc3339(),
+        "j_duration_ms": 0,
+        "event_types": [],
+        "event_payloads": [],
+    });
+    let (result, pending): (String, Vec<i64>) = sqlx::query_as(
+        "SELECT result, pending_events FROM finflow_commit_steps($1::jsonb) ORDER BY idx",
     )
-    .await;
+    .bind(json!([element]))
+    .fetch_one(pool)
+    .await
+    .expect("the old batch is committed");
+    assert_eq!((result.as_str(), pending), ("ok", vec![early.inbox_id]));
+    let row = store
+        .get(claimed.workflow.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!((row.status, row.lease_owner), (Status::Waiting, None));
+    assert!(
+        row.next_run_at
+            .is_some_and(|at| is_about_now(at, Duration::from_secs(5))),
+        "due now"
+    );
 }
 
 /// On PostgreSQL a commit that keeps its workflow for a callback waiting writes the
@@ -390,64 +387,61 @@ async fn postgres_a_batch_of_the_build_before_releases_when_a_callback_waits() {
 /// (0022 wrote two versions, the first one in every index: status and time moved, then back.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_kept_workflow_is_written_once_as_a_heap_only_tuple() {
-    store::testing::run(
-        store::testing::TestBackend::Postgres,
-        true,
-        |db: TestDb| async move {
-            let store = &db.store;
-            let pool = store.pg_pool().expect("a PostgreSQL store");
-            sqlx::query("CREATE EXTENSION IF NOT EXISTS pageinspect")
-                .execute(pool)
-                .await
-                .expect("pageinspect (PostgreSQL's contrib)");
-            let nik = "3201000000000017";
-            store
-                .record_callback(&user_event("evt-once", "user_created", nik))
-                .await
-                .expect("record");
-            let claimed = submit_and_claim(store, "once-1", "w1").await;
-            let id = claimed.workflow.id;
-            let (page, before) = row_page(pool, id).await;
-            let versions = |page: i32| async move {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM heap_page_items(get_raw_page('workflows', $1)) \
-                     WHERE t_data IS NOT NULL",
-                )
-                .bind(page)
-                .fetch_one(pool)
-                .await
-                .expect("page items")
-            };
-            let on_page = versions(page).await;
+    store::testing::run(TestBackend::Postgres, true, kept_row_written_once).await;
+}
 
-            let mut wait = wait_user_created(&claimed, nik, Utc::now() + TimeDelta::hours(1));
-            wait.hold_for_events = Some(LEASE);
-            let committed = store.commit_step(&wait).await.expect("start waiting");
-            assert_eq!(committed.kept.len(), 1, "kept for its holder");
+async fn kept_row_written_once(db: TestDb) {
+    let store = &db.store;
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        .execute(pool)
+        .await
+        .expect("pageinspect (PostgreSQL's contrib)");
+    let nik = "3201000000000017";
+    store
+        .record_callback(&user_event("evt-once", "user_created", nik))
+        .await
+        .expect("record");
+    let claimed = submit_and_claim(store, "once-1", "w1").await;
+    let id = claimed.workflow.id;
+    let (page, before) = row_page(pool, id).await;
+    let versions = |page: i32| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM heap_page_items(get_raw_page('workflows', $1)) \
+             WHERE t_data IS NOT NULL",
+        )
+        .bind(page)
+        .fetch_one(pool)
+        .await
+        .expect("page items")
+    };
+    let on_page = versions(page).await;
 
-            let (after_page, after) = row_page(pool, id).await;
-            assert_eq!(after_page, page, "on the same page");
-            assert_ne!(after, before);
-            assert_eq!(versions(page).await, on_page + 1, "one new row version");
-            let heap_only: bool = sqlx::query_scalar(
-                "SELECT (t_infomask2 & 32768) <> 0 FROM heap_page_items(get_raw_page('workflows', $1)) \
-                 WHERE lp = $2",
-            )
-            .bind(page)
-            .bind(after)
-            .fetch_one(pool)
-            .await
-            .expect("the new version");
-            assert!(heap_only, "a HOT update: no index entry");
-            let row = store.get(id).await.expect("get").expect("exists");
-            assert_eq!(row.status, Status::Running);
-            assert_eq!(
-                row.next_run_at, claimed.workflow.next_run_at,
-                "due since the time it became due"
-            );
-        },
+    let mut wait = wait_user_created(&claimed, nik, Utc::now() + TimeDelta::hours(1));
+    wait.hold_for_events = Some(LEASE);
+    let committed = store.commit_step(&wait).await.expect("start waiting");
+    assert_eq!(committed.kept.len(), 1, "kept for its holder");
+
+    let (after_page, after) = row_page(pool, id).await;
+    assert_eq!(after_page, page, "on the same page");
+    assert_ne!(after, before);
+    assert_eq!(versions(page).await, on_page + 1, "one new row version");
+    let heap_only: bool = sqlx::query_scalar(
+        "SELECT (t_infomask2 & 32768) <> 0 FROM heap_page_items(get_raw_page('workflows', $1)) \
+         WHERE lp = $2",
     )
-    .await;
+    .bind(page)
+    .bind(after)
+    .fetch_one(pool)
+    .await
+    .expect("the new version");
+    assert!(heap_only, "a HOT update: no index entry");
+    let row = store.get(id).await.expect("get").expect("exists");
+    assert_eq!(row.status, Status::Running);
+    assert_eq!(
+        row.next_run_at, claimed.workflow.next_run_at,
+        "due since the time it became due"
+    );
 }
 
 /// The page and line pointer of a workflow's live row.
