@@ -30,6 +30,7 @@ store::test_both_backends!(
     the_previous_builds_rows_are_found_alike_after_the_fact_ids_became_columns,
     fact_ids_recorded_after_the_upgrade_are_found,
     a_workflow_in_flight_across_the_hold_for_events_is_kept_for_its_holder,
+    a_workflow_kept_by_the_build_before_goes_on_after_its_row_is_written_once,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -988,5 +989,94 @@ async fn a_workflow_in_flight_across_the_hold_for_events_is_kept_for_its_holder(
     assert_eq!(
         (row.status, row.lease_owner.as_deref(), row.version),
         (Status::Running, Some("w1"), committed.version)
+    );
+}
+
+/// The last schema before PG 0023 (a step's commit writes the workflow's row once); SQLite's
+/// did not change.
+fn before_row_written_once(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 22,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// A workflow the build before 0023 kept for its holder (its callback stored before the wait
+/// began); the database upgraded; the holder consumes that callback and waits for the next,
+/// already stored too: this build keeps the workflow again, at the version its commit
+/// returns, with the second callback.
+async fn a_workflow_kept_by_the_build_before_goes_on_after_its_row_is_written_once(db: TestDb) {
+    let store = &db.store;
+    store::testing::migrate_up_to(store, before_row_written_once(db.backend))
+        .await
+        .expect("the previous schema");
+    let nik = "3201000000000018";
+    let deadline = Utc::now() + chrono::TimeDelta::hours(1);
+    let created = store
+        .record_callback(&crate::inbox::user_event(
+            "evt-kept-before",
+            "user_created",
+            nik,
+        ))
+        .await
+        .expect("stored by the build before");
+    let claimed = crate::submit_and_claim(store, "kept-across-0023", "w1").await;
+    let mut wait = crate::inbox::wait_user_created(&claimed, nik, deadline);
+    wait.hold_for_events = Some(crate::LEASE);
+    let kept = store
+        .commit_step(&wait)
+        .await
+        .expect("kept by the build before");
+    assert_eq!(kept.kept.len(), 1);
+    let verified = store
+        .record_callback(&crate::inbox::user_event(
+            "evt-verified-before",
+            "user_verified",
+            nik,
+        ))
+        .await
+        .expect("the next callback, early too");
+    store.migrate().await.expect("upgrade");
+
+    let mut next = crate::step(
+        &claimed,
+        "wait_user_verified",
+        Status::Waiting,
+        Some(deadline),
+    );
+    next.waits = vec![Wait::new(
+        "user_verified",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
+    next.expected_version = kept.version;
+    next.processed_events = vec![created.inbox_id];
+    next.hold_for_events = Some(crate::LEASE);
+    let committed = store
+        .commit_step(&next)
+        .await
+        .expect("the holder commits after the upgrade");
+    let ids: Vec<i64> = committed.kept.iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        vec![verified.inbox_id],
+        "kept again, for the next callback"
+    );
+    let row = store
+        .get(claimed.workflow.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (row.status, row.lease_owner.as_deref(), row.version),
+        (Status::Running, Some("w1"), committed.version)
+    );
+    assert_eq!(
+        store
+            .journal(claimed.workflow.id)
+            .await
+            .expect("journal")
+            .len(),
+        2
     );
 }
