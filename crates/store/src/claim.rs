@@ -66,9 +66,11 @@ macro_rules! due_and_free {
     };
 }
 
-/// The claim itself, of the rows of `old` (their `id` and previous `status`): leased to
-/// `$worker` for `$secs` seconds (SQL expressions), each returned with its previous status
-/// and pending events.
+/// The claim itself, of the rows of `old` (their `claimed_id` and `previous_status`): leased
+/// to `$worker` for `$secs` seconds (SQL expressions), each returned with its previous status
+/// and pending events. The columns returned are named, not `w.*`: a statement this process
+/// prepared keeps its result's shape when a migration adds or moves columns (PostgreSQL
+/// refuses to run a prepared statement whose `*` would now mean other columns).
 macro_rules! claim_old {
     ($worker:literal, $secs:literal) => {
         concat!(
@@ -76,8 +78,10 @@ macro_rules! claim_old {
             $worker,
             ", lease_until = now() + make_interval(secs => ",
             $secs,
-            "), version = w.version + 1, updated_at = now() FROM old WHERE w.id = old.id \
-             RETURNING w.*, old.status AS previous_status, ",
+            "), version = w.version + 1, updated_at = now() \
+             FROM old WHERE w.id = old.claimed_id RETURNING ",
+            workflow_columns!(),
+            ", old.previous_status, ",
             pending_events_json!()
         )
     };
@@ -90,8 +94,8 @@ macro_rules! claim_old {
 const PG_CLAIM_MANY: &str = concat!(
     "WITH req AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[]) ",
     "AS r(id, worker, secs)), ",
-    "old AS (SELECT w.id, w.status, req.worker, req.secs FROM workflows w ",
-    "JOIN req ON req.id = w.id WHERE ",
+    "old AS (SELECT w.id AS claimed_id, w.status AS previous_status, req.worker, req.secs ",
+    "FROM workflows w JOIN req ON req.id = w.id WHERE ",
     due_and_free!(),
     " ORDER BY w.id FOR NO KEY UPDATE OF w) ",
     claim_old!("old.worker", "old.secs")
@@ -103,7 +107,8 @@ const PG_CLAIM_MANY: &str = concat!(
 /// `PG_CLAIM_MANY` make it plan that statement at every call (a plan for the values given
 /// looks cheaper than a generic one), which cost more than running it.
 const PG_CLAIM_ONE: &str = concat!(
-    "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE w.id = $1 AND ",
+    "WITH old AS (SELECT w.id AS claimed_id, w.status AS previous_status FROM workflows w ",
+    "WHERE w.id = $1 AND ",
     due_and_free!(),
     " FOR NO KEY UPDATE OF w) ",
     claim_old!("$2", "$3")
@@ -112,7 +117,8 @@ const PG_CLAIM_ONE: &str = concat!(
 /// Claims up to `$1` due and free workflows, the longest due first, for worker `$2` for `$3`
 /// seconds; rows another claim holds are skipped.
 const PG_CLAIM_DUE: &str = concat!(
-    "WITH old AS (SELECT w.id, w.status FROM workflows w WHERE ",
+    "WITH old AS (SELECT w.id AS claimed_id, w.status AS previous_status FROM workflows w ",
+    "WHERE ",
     due_and_free!(),
     " ORDER BY w.next_run_at LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED) ",
     claim_old!("$2", "$3")

@@ -31,6 +31,8 @@ store::test_both_backends!(
     fact_ids_recorded_after_the_upgrade_are_found,
     a_workflow_in_flight_across_the_hold_for_events_is_kept_for_its_holder,
     a_workflow_kept_by_the_build_before_goes_on_after_its_row_is_written_once,
+    the_previous_builds_rows_are_found_alike_after_the_changing_columns_moved,
+    a_workflow_of_the_build_before_the_changing_columns_moved_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -1079,4 +1081,175 @@ async fn a_workflow_kept_by_the_build_before_goes_on_after_its_row_is_written_on
             .len(),
         2
     );
+}
+
+/// The last schema before PG 0024 (what a step changes moves to the end of the row);
+/// SQLite's did not change.
+fn before_changing_columns_last(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 23,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// Migration PG 0024 moves columns of `workflows` (and drops and creates again the indexes,
+/// constraints and views that read them): the console's filters, counts and stuck list find
+/// the rows a database of the build before holds.
+async fn the_previous_builds_rows_are_found_alike_after_the_changing_columns_moved(db: TestDb) {
+    let last = before_changing_columns_last(db.backend);
+    rows_found_alike_after_upgrade(db, last).await;
+}
+
+async fn a_workflow_of_the_build_before_the_changing_columns_moved_finishes(db: TestDb) {
+    let last = before_changing_columns_last(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// PostgreSQL 0024 moves the context and the columns steps change to the end of the row,
+/// each moved column as it was: after the upgrade every row reads as before, column by
+/// column, and so does every view; the columns keep their types, defaults, NOT NULL,
+/// storage, compression and comments; the indexes, constraints and views are defined as
+/// before, the views with their comments and grants (the readers' role still reads them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_moving_the_changing_columns_keeps_rows_columns_indexes_and_views() {
+    store::testing::run(TestBackend::Postgres, false, changing_columns_moved_alike).await;
+}
+
+async fn changing_columns_moved_alike(db: TestDb) {
+    let store = &db.store;
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    store::testing::migrate_up_to(store, before_changing_columns_last(db.backend))
+        .await
+        .expect("the previous schema");
+    // Rows in several states: finished and stuck ones as an older build left them, one
+    // waiting with a context and a fact, one held by its worker.
+    let mut tx = store.begin().await.expect("tx");
+    let mut loan = OldRow::new("loan-1", "originate-loan", "completed", json!({"n": 1}));
+    loan.facts = json!({"user_id": "u-1", "loan_unique_id": "L-1"});
+    insert_old(&mut tx, &loan).await;
+    let stuck = OldRow::new(
+        "stuck",
+        "onboard-borrower",
+        "needs_attention",
+        onboarding_input("3275062009921982", "stuck"),
+    );
+    insert_old(&mut tx, &stuck).await;
+    tx.commit().await.expect("commit");
+    let claimed = crate::submit_and_claim(store, "waiting", "w1").await;
+    let mut wait = crate::step(
+        &claimed,
+        "await_user_verified",
+        Status::Waiting,
+        Some(Utc::now() + chrono::TimeDelta::hours(1)),
+    );
+    wait.context = json!({"borrower": {"statuses": ["PENDING"]}, "phase": "await"});
+    wait.facts = json!({"user_id": "u-9"});
+    wait.waiting_for = Some("user_verified".into());
+    store.commit_step(&wait).await.expect("wait");
+    crate::submit_and_claim(store, "held", "w2").await;
+
+    let before = schema_and_rows(pool).await;
+    store.migrate().await.expect("upgrade");
+    let after = schema_and_rows(pool).await;
+    for (what, (old, new)) in [
+        "rows",
+        "columns",
+        "indexes",
+        "constraints",
+        "views",
+        "view rows",
+    ]
+    .iter()
+    .zip(before.iter().zip(&after))
+    {
+        assert_eq!(new, old, "{what} after the upgrade");
+    }
+
+    let order: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = 'workflows'::regclass \
+         AND attnum > 0 AND NOT attisdropped ORDER BY attnum DESC LIMIT 13",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("columns");
+    assert_eq!(
+        order.into_iter().rev().collect::<Vec<_>>(),
+        [
+            "context",
+            "state",
+            "attempt",
+            "waiting_for",
+            "deadline",
+            "last_error",
+            "finished_at",
+            "status",
+            "lease_owner",
+            "lease_until",
+            "version",
+            "next_run_at",
+            "updated_at",
+        ],
+        "the context and what steps change, last"
+    );
+    let readable: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c WHERE c.relkind = 'v' \
+         AND c.relnamespace = current_schema()::regnamespace \
+         AND has_table_privilege('finflow_reader', c.oid, 'SELECT')",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("grants");
+    assert!(
+        readable >= 7,
+        "the readers' role reads every view ({readable})"
+    );
+}
+
+/// What 0024 must keep, as text: every row of `workflows` (as JSON, so column order does
+/// not count), its columns' attributes, indexes and constraints, and every view of the
+/// schema (definition, comment, grants, rows).
+async fn schema_and_rows(pool: &sqlx::PgPool) -> Vec<Vec<String>> {
+    let queries = [
+        "SELECT to_jsonb(w)::text FROM workflows w ORDER BY id",
+        "SELECT concat_ws(' | ', attname, format_type(atttypid, atttypmod), attnotnull, \
+             attstorage, attcompression, attgenerated, \
+             pg_get_expr(d.adbin, d.adrelid), col_description(attrelid, attnum)) \
+         FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE attrelid = 'workflows'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname",
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'workflows' \
+         AND schemaname = current_schema() ORDER BY indexname",
+        "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE conrelid = 'workflows'::regclass ORDER BY conname",
+        "SELECT concat_ws(' | ', relname, pg_get_viewdef(oid), obj_description(oid, 'pg_class'), \
+             relacl::text, reloptions::text) \
+         FROM pg_class WHERE relkind = 'v' AND relnamespace = current_schema()::regnamespace \
+         ORDER BY relname",
+    ];
+    let mut out = Vec::new();
+    for sql in queries {
+        out.push(
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+    }
+    let views: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class WHERE relkind = 'v' \
+         AND relnamespace = current_schema()::regnamespace ORDER BY relname",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("views");
+    let mut rows = Vec::new();
+    for view in views {
+        let sql = format!("SELECT v::text FROM \"{view}\" v ORDER BY v::text");
+        let text: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{view}: {e}"));
+        rows.push(format!("{view}: {}", text.join("; ")));
+    }
+    out.push(rows);
+    out
 }
