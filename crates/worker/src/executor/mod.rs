@@ -1,6 +1,7 @@
 //! The executor: it advances workflows one step at a time (`step`), making the Finfra calls
 //! they decide on (`call`) when the rate governor lets them leave (`governor`).
 
+mod advancing;
 mod call;
 mod governor;
 mod record;

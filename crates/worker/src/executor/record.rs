@@ -321,6 +321,8 @@ mod tests {
             needs_attention: false,
             due_since: None,
             kept: Vec::new(),
+            here: std::sync::Arc::<super::super::advancing::Advancing>::default()
+                .enter(Uuid::nil()),
         }
     }
 

@@ -3,7 +3,8 @@
 //! It is the only code that does I/O for a workflow. One `advance`:
 //!
 //! 1. claims the workflow in the store (only one worker holds it; a stale wake-up finds
-//!    nothing due and ends here);
+//!    nothing due and ends here, and one for a workflow this process is advancing already
+//!    ends before the claim: `advancing.rs`);
 //! 2. turns what woke it into an [`Event`]: the first start, each matched inbox row (a
 //!    Finfra callback, the end of a workflow it waits for, a person's cancel or resolve), a
 //!    timer, or, for a workflow whose stored action is a call, `CallInterrupted` (a worker
@@ -25,6 +26,7 @@
 //! which the workflow reconciles by reading Finfra before sending a non-idempotent request
 //! again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +39,7 @@ use workflow::{
     FinfraRequest, FinfraResponse, Handled, Prior, Stored, UserId, WorkflowId,
 };
 
+use super::advancing::{Advancing, Here};
 use super::call;
 use super::governor::Governor;
 use super::record::{self, journal, outcome_of};
@@ -50,7 +53,8 @@ const UNSEEN_LIMIT: u32 = 1_000;
 /// What one `advance` ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advanced {
-    /// The workflow was not due, or another worker holds it.
+    /// The workflow was not due, another worker holds it, or this process is advancing it
+    /// already.
     NotDue,
     /// It waits (for a callback, a time or a person).
     Parked,
@@ -101,6 +105,9 @@ pub struct Executor {
     /// shared with the fleet, and the pause after a `429` (this process's own at once, the
     /// fleet's as announced), all from memory (see `governor`).
     pub(super) governor: Governor,
+    /// The workflows this process is advancing: a wake-up for one of them is dropped
+    /// (`advancing`).
+    advancing: Arc<Advancing>,
 }
 
 /// The workflow being advanced, and where its row stands.
@@ -126,6 +133,8 @@ pub(super) struct Held {
     /// The callbacks the last commit found waiting, for which it kept the workflow instead
     /// of releasing it (`StepCommit::hold_for_events`): the next thing to do.
     pub(super) kept: Vec<InboxRow>,
+    /// Its place among the workflows this process is advancing.
+    pub(super) here: Here,
 }
 
 impl Executor {
@@ -148,6 +157,7 @@ impl Executor {
             lease,
             scope: scope.into(),
             governor,
+            advancing: Arc::default(),
         }
     }
 
@@ -171,11 +181,21 @@ impl Executor {
         &self.engine
     }
 
-    /// Advances workflow `id` until it waits, finishes or needs a person.
+    /// Whether this process is advancing workflow `id` now: a wake-up for it changes nothing
+    /// (what woke it is seen by that advance's next releasing commit; see `advancing`).
+    pub fn is_advancing(&self, id: Uuid) -> bool {
+        self.advancing.contains(id)
+    }
+
+    /// Advances workflow `id` until it waits, finishes or needs a person; `NotDue` at once,
+    /// without a claim, while this process advances it already ([`Self::is_advancing`]).
     ///
     /// # Errors
     /// The store failed, or the stored workflow cannot be read by this build.
     pub async fn advance(&self, id: Uuid) -> Result<Advanced, ExecutorError> {
+        if self.is_advancing(id) {
+            return Ok(Advanced::NotDue);
+        }
         let Some(claimed) = self.store.claim(id, &self.worker_id, self.lease).await? else {
             return Ok(Advanced::NotDue);
         };
@@ -221,6 +241,7 @@ impl Executor {
             needs_attention: previous_status == store::Status::NeedsAttention,
             due_since: workflow.next_run_at,
             kept: Vec::new(),
+            here: self.advancing.enter(workflow.id),
         };
         let now = Utc::now();
 
@@ -731,7 +752,14 @@ impl Executor {
         // Callbacks found waiting at a release keep the workflow here: this worker goes on
         // with them (`act`) instead of claiming it again.
         commit.hold_for_events = commit.release_lease.then_some(self.lease);
+        // Released, it may be due again at once with a wake-up of its own: not to be dropped.
+        if commit.release_lease {
+            held.here.leave();
+        }
         let committed = self.store.commit_step(&commit).await?;
+        if !committed.kept.is_empty() {
+            held.here.rejoin();
+        }
         crate::metrics::step_committed(
             &held.kind,
             commit.journal.outcome,
@@ -757,6 +785,7 @@ impl Executor {
         now: DateTime<Utc>,
     ) -> Result<Advanced, ExecutorError> {
         let commit = record::invalid_input(held, &self.worker_id, problems, now);
+        held.here.leave();
         match self.store.commit_step(&commit).await {
             Ok(_) => {
                 crate::metrics::step_committed(
