@@ -48,6 +48,7 @@ DECLARE
     v_views jsonb;
     v_recreate text[];
     v_view jsonb;
+    v_old record;
     v_stmt text;
 BEGIN
     SELECT array_agg(attnum) INTO v_attnums FROM pg_attribute
@@ -61,7 +62,8 @@ BEGIN
     END IF;
 
     -- The views that read the table (with their options, comments and grants), the indexes
-    -- and the check constraints that read a moved column: kept as statements, then dropped.
+    -- and the check constraints that read a moved column (with their comments): kept as
+    -- statements, then dropped.
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'drop', format('DROP VIEW %s', c.oid::regclass),
                'create', format('CREATE VIEW %s%s AS %s', c.oid::regclass,
@@ -86,34 +88,38 @@ BEGIN
         EXECUTE v_view->>'drop';
     END LOOP;
 
-    SELECT coalesce(array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid), '{}')
-    INTO v_recreate
-    FROM pg_index i
-    WHERE i.indrelid = v_table
-      AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
-      AND EXISTS (SELECT 1 FROM pg_depend d
-                  WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
-                    AND d.refobjid = v_table AND d.refobjsubid = ANY (v_attnums));
-    FOR v_stmt IN
-        SELECT format('DROP INDEX %s', i.indexrelid::regclass) FROM pg_index i
+    v_recreate := '{}';
+    FOR v_old IN
+        SELECT pg_get_indexdef(i.indexrelid) AS def, i.indexrelid::regclass::text AS name,
+               obj_description(i.indexrelid, 'pg_class') AS comment
+        FROM pg_index i
         WHERE i.indrelid = v_table
           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
           AND EXISTS (SELECT 1 FROM pg_depend d
                       WHERE d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
                         AND d.refobjid = v_table AND d.refobjsubid = ANY (v_attnums))
+        ORDER BY i.indexrelid
     LOOP
-        EXECUTE v_stmt;
+        v_recreate := v_recreate || v_old.def;
+        IF v_old.comment IS NOT NULL THEN
+            v_recreate := v_recreate || format('COMMENT ON INDEX %s IS %L', v_old.name, v_old.comment);
+        END IF;
+        EXECUTE format('DROP INDEX %s', v_old.name);
     END LOOP;
-
-    SELECT v_recreate || coalesce(array_agg(format('ALTER TABLE %s ADD CONSTRAINT %I %s',
-               v_table, k.conname, pg_get_constraintdef(k.oid)) ORDER BY k.oid), '{}')
-    INTO v_recreate
-    FROM pg_constraint k WHERE k.conrelid = v_table AND k.contype = 'c' AND k.conkey && v_attnums;
-    FOR v_stmt IN
-        SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', v_table, k.conname)
-        FROM pg_constraint k WHERE k.conrelid = v_table AND k.contype = 'c' AND k.conkey && v_attnums
+    FOR v_old IN
+        SELECT k.conname AS name, pg_get_constraintdef(k.oid) AS def,
+               obj_description(k.oid, 'pg_constraint') AS comment
+        FROM pg_constraint k
+        WHERE k.conrelid = v_table AND k.contype = 'c' AND k.conkey && v_attnums
+        ORDER BY k.oid
     LOOP
-        EXECUTE v_stmt;
+        v_recreate := v_recreate
+            || format('ALTER TABLE %s ADD CONSTRAINT %I %s', v_table, v_old.name, v_old.def);
+        IF v_old.comment IS NOT NULL THEN
+            v_recreate := v_recreate || format('COMMENT ON CONSTRAINT %I ON %s IS %L',
+                v_old.name, v_table, v_old.comment);
+        END IF;
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', v_table, v_old.name);
     END LOOP;
 
     -- What each column is besides its type (storage, compression, default, NOT NULL,
@@ -159,7 +165,7 @@ BEGIN
                       string_agg(format('DROP COLUMN %I', c || '_before_move'), ', '))
         FROM unnest(v_columns) AS c);
 
-    -- Then the column's attributes, the indexes, the check constraints and the views.
+    -- Then the indexes, the check constraints, the columns' attributes and the views.
     FOREACH v_stmt IN ARRAY v_recreate LOOP
         EXECUTE v_stmt;
     END LOOP;
