@@ -143,14 +143,19 @@ impl Store {
             worker_id: worker_id.to_owned(),
             lease,
         };
-        match self.backend {
+        let claimed = match self.backend {
             Backend::Postgres(_) => self.claims.run(self, request).await,
             Backend::Sqlite(_) => self
                 .sqlite_writes
                 .run(self, SqliteWrite::Claim(request))
                 .await
                 .and_then(SqliteWritten::claimed),
+        }?;
+        if claimed.is_none() {
+            self.stale_claims
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        Ok(claimed)
     }
 
     /// Claims up to `limit` due, free workflows, oldest `next_run_at` first: the polling

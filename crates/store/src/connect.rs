@@ -213,6 +213,7 @@ impl Store {
             origin: origin.into(),
             hot: std::sync::Arc::default(),
             write_turn: std::sync::Arc::default(),
+            stale_claims: std::sync::Arc::default(),
         })
     }
 }

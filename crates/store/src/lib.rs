@@ -108,6 +108,8 @@ pub struct Store {
     sqlite_writes: std::sync::Arc<group::Group<group::SqliteWrites>>,
     /// SQLite: the turn of the step path's writers of this store (`Store::begin_in_turn`).
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Claims of one workflow that found nothing to claim (`Store::stale_claims`).
+    stale_claims: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -134,6 +136,12 @@ impl Store {
     /// it has had (`group`).
     pub fn commit_batch_sizes(&self) -> Vec<(usize, u64)> {
         self.commits.batch_sizes()
+    }
+
+    /// How many claims of one workflow ([`Store::claim`], a wake-up's) found it not due,
+    /// finished or held: each a transaction that changed nothing.
+    pub fn stale_claims(&self) -> u64 {
+        self.stale_claims.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The same for claims: `(claims in the batch, batches)`.

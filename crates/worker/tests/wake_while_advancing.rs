@@ -68,7 +68,7 @@ async fn a_wake_up_while_advancing_here_makes_no_claim(db: TestDb) {
         assert!(Instant::now() < deadline, "the advance never began");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let before = claims(store);
+    let (before, stale) = (claims(store), store.stale_claims());
     let woken = executor
         .advance(id)
         .await
@@ -79,6 +79,7 @@ async fn a_wake_up_while_advancing_here_makes_no_claim(db: TestDb) {
         before,
         "no claim for a workflow advancing here"
     );
+    assert_eq!(store.stale_claims(), stale);
     assert!(executor.is_advancing(id), "the first advance goes on");
 
     // The first advance parks it (no callbacks come: the sandbox sends none here).
@@ -92,9 +93,11 @@ async fn a_wake_up_while_advancing_here_makes_no_claim(db: TestDb) {
         "released"
     );
 
-    // A wake-up after it claims again (nothing is due: it waits for its callback).
-    let before = claims(store);
+    // A wake-up after it claims again (nothing is due: it waits for its callback): a stale
+    // claim, counted as one.
+    let (before, stale) = (claims(store), store.stale_claims());
     let woken = executor.advance(id).await.expect("a wake-up after it");
     assert_eq!(woken, Advanced::NotDue);
     assert_eq!(claims(store), before + 1, "a claim, as before");
+    assert_eq!(store.stale_claims(), stale + 1, "it found nothing");
 }

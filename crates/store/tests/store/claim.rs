@@ -55,6 +55,7 @@ async fn only_due_unfinished_workflows_are_claimed(db: TestDb) {
     let store = &db.store;
     // Scheduled in the future: not due.
     let claimed = submit_and_claim(store, "due-1", "w1").await;
+    let stale = store.stale_claims();
     let later = Utc::now() + TimeDelta::seconds(60);
     store
         .commit_step(&step(&claimed, "sleeping", Status::Sleeping, Some(later)))
@@ -97,6 +98,8 @@ async fn only_due_unfinished_workflows_are_claimed(db: TestDb) {
             .expect("claim")
             .is_none()
     );
+    // Each of the three found nothing (the claims that did, of `due-2`, are not counted).
+    assert_eq!(store.stale_claims(), stale + 3, "claims that found nothing");
 }
 
 /// A worker that dies holding a lease is replaced once the lease ends: the held workflow

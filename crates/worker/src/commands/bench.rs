@@ -502,6 +502,7 @@ impl Bench<'_> {
         harness.stop().await?;
         let commit_batches = store.commit_batch_sizes();
         let claim_batches = store.claim_batch_sizes();
+        let stale_claims = store.stale_claims();
         let callback_batches = store.callback_batch_sizes();
         store.close().await;
         observer.close().await;
@@ -559,6 +560,7 @@ impl Bench<'_> {
             peak_rss_mb: memory::rss().map(|r| r.peak_mb),
             commit_batches,
             claim_batches,
+            stale_claims,
             callback_batches,
         }))
     }

@@ -128,6 +128,9 @@ pub struct RunFigures {
     pub group_commit_mean: Option<f64>,
     /// Claims per batch, mean, over the same measurement.
     pub group_claim_mean: Option<f64>,
+    /// Claims of one workflow (a wake-up's) that found it not due, finished or held, per
+    /// measured onboarding: each a transaction that changed nothing.
+    pub stale_claims_per_onboarding: f64,
     /// Stored callbacks per batch, mean, over the same measurement.
     pub group_callback_mean: Option<f64>,
 }
@@ -180,6 +183,8 @@ pub struct Observed {
     pub commit_batches: Vec<(usize, u64)>,
     /// `Store::claim_batch_sizes` of the same.
     pub claim_batches: Vec<(usize, u64)>,
+    /// `Store::stale_claims` of the same.
+    pub stale_claims: u64,
     /// `Store::callback_batch_sizes` of the same.
     pub callback_batches: Vec<(usize, u64)>,
 }
@@ -272,6 +277,7 @@ impl RunFigures {
             ),
             group_commit_mean: mean_batch(&observed.commit_batches),
             group_claim_mean: mean_batch(&observed.claim_batches),
+            stale_claims_per_onboarding: observed.stale_claims as f64 / n,
             group_callback_mean: mean_batch(&observed.callback_batches),
             onboardings_per_second: n / (elapsed_ms / 1000.0),
             elapsed_ms,
@@ -445,6 +451,11 @@ const FIGURES: &[Figure] = &[
         get: |r| r.group_claim_mean,
     },
     Figure {
+        key: "stale_claims_per_onboarding",
+        label: "claims that found nothing, per onboarding",
+        get: |r| Some(r.stale_claims_per_onboarding),
+    },
+    Figure {
         key: "group_callback_mean",
         label: "group commit: stored callbacks per batch, mean",
         get: |r| r.group_callback_mean,
@@ -540,7 +551,8 @@ const MEANINGS: &[&str] = &[
      one call) (Store::commit_batch_sizes) during the throughput measurement, over its \
      batches; a batch that failed as a whole and was sent again one by one counts again; \
      claims and stored callbacks are batched the same way (Store::claim_batch_sizes, \
-     Store::callback_batch_sizes)",
+     Store::callback_batch_sizes); claims that found nothing: a wake-up's claim of one \
+     workflow that found it not due, finished or held (Store::stale_claims), per onboarding",
     "WAL bytes per step: PostgreSQL pg_wal_lsn_diff of pg_current_wal_lsn() after and before the \
      throughput measurement, divided by the journal rows; the WAL is the whole server's, so \
      anything else writing on it meanwhile (autovacuum, other databases) is counted too",
