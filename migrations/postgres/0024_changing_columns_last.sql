@@ -13,7 +13,7 @@
 -- The context and the columns that change with steps move to the end of the row, in this
 -- order: the context; what a step's commit sets (state, attempt, waiting_for, deadline,
 -- last_error, finished_at); then what claims and wake-ups set too (status, lease_owner,
--- lease_until, version, next_run_at, updated_at). A claim then logs the tens of bytes from
+-- lease_until, version, next_run_at, updated_at). A claim then logs the few bytes from
 -- `status` on, as a wake-up did already; a step that changes the context logs it and what
 -- follows, as before. What stays in front changes once in a workflow's life (the
 -- definition pinned by its first step) or never (keys, input, identity); `facts` (about one
