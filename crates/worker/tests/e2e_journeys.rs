@@ -36,10 +36,11 @@ use std::time::{Duration, Instant};
 
 use e2e::db::{Db, WorkflowRow};
 use e2e::journeys::{Journey, journeys};
+use e2e::processes::WorkerProcess;
 use e2e::run::{
-    Clock, FaultRates, Fleet, KillAt, ONE_AT_A_TIME, Run, check_engine_saw_the_faults,
-    check_events, check_recovery, diagnose, kill_receiver_mid_call, start_fleet,
-    wait_until_all_terminal,
+    Clock, Ended, FaultRates, Fleet, KillAt, MidCall, ONE_AT_A_TIME, Run,
+    check_engine_saw_the_faults, check_events, check_recovery, diagnose, kill_receiver_mid_call,
+    start_fleet, take_the_database_away, wait_until_all_terminal,
 };
 use finfra_sandbox::{EndpointFaults, Ledger, LoanSummary};
 use store::NewWorkflow;
@@ -47,6 +48,11 @@ use store::testing::{TestBackend, TestDb};
 
 /// Journeys per run (the issue asks for at least 200).
 const JOURNEYS: usize = 200;
+/// How long the database is away in `journeys_survive_the_database_going_away_on_postgres`:
+/// longer than the workers' lease and Finfra timeout (2 s each).
+const DATABASE_AWAY: Duration = Duration::from_secs(5);
+/// Journeys of that run (`FINFLOW_E2E_JOURNEYS` sets both runs').
+const JOURNEYS_DATABASE_AWAY: usize = 40;
 /// From the first submit until every workflow is terminal. A healthy run needs well under
 /// half of it.
 const SETTLE_WITHIN: Duration = Duration::from_secs(240);
@@ -68,7 +74,10 @@ async fn journeys_survive_faults_and_a_killed_worker_on_sqlite() {
         workers: 1,
         concurrency: 32,
     };
-    store::testing::run(TestBackend::Sqlite, true, |db| scenario(db, run)).await;
+    store::testing::run(TestBackend::Sqlite, true, |db| {
+        scenario(db, run, Away::Worker)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,10 +88,36 @@ async fn journeys_survive_faults_and_a_killed_worker_on_postgres() {
         workers: 2,
         concurrency: 16,
     };
-    store::testing::run(TestBackend::Postgres, true, |db| scenario(db, run)).await;
+    store::testing::run(TestBackend::Postgres, true, |db| {
+        scenario(db, run, Away::Worker)
+    })
+    .await;
 }
 
-async fn scenario(test_db: TestDb, run: Run) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journeys_survive_the_database_going_away_on_postgres() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let run = Run {
+        seed: 41,
+        workers: 2,
+        concurrency: 16,
+    };
+    store::testing::run(TestBackend::Postgres, true, |db| {
+        scenario(db, run, Away::Database)
+    })
+    .await;
+}
+
+/// What goes away in the middle of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Away {
+    /// The worker receiving the callbacks, SIGKILLed mid-call and started again.
+    Worker,
+    /// The database: every session ended and connections refused for a few seconds.
+    Database,
+}
+
+async fn scenario(test_db: TestDb, run: Run, away: Away) {
     let clock = Clock::new(test_db.backend);
     let db = Db {
         store: test_db.store.clone().with_keys(e2e::run::keys()),
@@ -90,7 +125,10 @@ async fn scenario(test_db: TestDb, run: Run) {
     let n = std::env::var("FINFLOW_E2E_JOURNEYS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(JOURNEYS);
+        .unwrap_or(match away {
+            Away::Worker => JOURNEYS,
+            Away::Database => JOURNEYS_DATABASE_AWAY,
+        });
     let journeys = journeys(n);
     assert_eq!(journeys.len(), n, "enough approvable applicants");
 
@@ -99,7 +137,7 @@ async fn scenario(test_db: TestDb, run: Run) {
         env,
         receiver,
         receiver_port,
-        others: _others,
+        mut others,
     } = start_fleet(
         &test_db,
         run,
@@ -146,16 +184,27 @@ async fn scenario(test_db: TestDb, run: Run) {
     let submitted = Instant::now();
     clock.note(format_args!("{n} journeys submitted"));
 
-    let (interrupted, _receiver) = kill_receiver_mid_call(
-        &db,
-        &sandbox,
-        &env,
-        receiver,
-        receiver_port,
-        &clock,
-        KillAt::MidCall,
-    )
-    .await;
+    // The workflows the kill interrupted, or those the database's going away did.
+    let (killed, mut receiver, database_away) = match away {
+        Away::Worker => {
+            let (interrupted, receiver) = kill_receiver_mid_call(
+                &db,
+                &sandbox,
+                &env,
+                receiver,
+                receiver_port,
+                &clock,
+                KillAt::MidCall,
+            )
+            .await;
+            (interrupted, receiver, None)
+        }
+        Away::Database => {
+            let away =
+                take_the_database_away(&test_db, &sandbox, &receiver, DATABASE_AWAY, &clock).await;
+            (Vec::new(), receiver, Some(away))
+        }
+    };
 
     wait_until_all_terminal(&db, submitted, SETTLE_WITHIN, &clock).await;
     clock.note("every workflow is terminal");
@@ -166,12 +215,24 @@ async fn scenario(test_db: TestDb, run: Run) {
     check_workflows(&db, &journeys, &workflows).await;
     let ours = check_loans_view(&db, &journeys).await;
     check_ledger(&ledger, &loans, &ours);
-    let races = check_the_lost_virtual_account_race(&db, &journeys, &ledger, &ours).await;
     check_status_view(&db, n).await;
-    check_recovery(&db, &interrupted).await;
-    check_engine_saw_the_faults(&db).await;
-    check_money_calls_were_ambiguous(&db).await;
     check_events(&db, &workflows.values().cloned().collect::<Vec<_>>()).await;
+    let races = match database_away {
+        None => {
+            check_recovery(&db, &killed).await;
+            check_engine_saw_the_faults(&db).await;
+            check_money_calls_were_ambiguous(&db).await;
+            check_the_lost_virtual_account_race(&db, &journeys, &ledger, &ours).await
+        }
+        Some((interrupted, ended)) => {
+            check_the_database_was_away(&db, ended, &interrupted).await;
+            assert!(
+                receiver.is_running() && others.iter_mut().all(WorkerProcess::is_running),
+                "a worker exited while the database was away instead of waiting for it"
+            );
+            0
+        }
+    };
     let applicants: Vec<_> = journeys.iter().map(|j| &j.applicant).collect();
     e2e::run::check_no_plain_personal_data(&db, &applicants).await;
     clock.note(format_args!(
@@ -182,6 +243,43 @@ async fn scenario(test_db: TestDb, run: Run) {
         ledger.payments_applied.values().sum::<u64>(),
         ledger.virtual_account_requests_after_paid.len(),
     ));
+}
+
+/// The database went away under both workers while the receiving one held workflows
+/// mid-call. After it, each of those workflows went on from what was stored: its next
+/// journal row is the worker that held it recording its answer (committed once the
+/// database was back, or just before it went), or another worker taking it over as the
+/// store left it: the call found `interrupted` (and reconciled), a retry's timer (`woken`:
+/// an ambiguous call reads Finfra first), or a callback. Never another worker's own send of
+/// the call as if nothing had been under way. (The ledger's checks say no loan was created
+/// or disbursed twice.)
+async fn check_the_database_was_away(db: &Db, ended: Ended, interrupted: &[MidCall]) {
+    assert!(
+        ended.of_worker > 0 && ended.of_others > 0,
+        "the database went away under both workers: {ended:?}"
+    );
+    assert!(
+        !interrupted.is_empty(),
+        "the receiving worker held a workflow mid-call"
+    );
+    for MidCall { workflow: w, seq } in interrupted {
+        let holder = w.lease_owner.as_deref().expect("held mid-call");
+        let journal = db.journal(&w.id).await;
+        let next = journal
+            .iter()
+            .find(|row| row.seq > *seq)
+            .unwrap_or_else(|| panic!("{}: nothing journaled after its call", w.business_key));
+        assert!(
+            next.worker_id == holder
+                || ["interrupted", "woken", "callback"].contains(&next.outcome.as_str()),
+            "{}: after the call {holder} was making when the database went away, {} wrote \
+             {} -> {} as if nothing had been under way:\n{journal:#?}",
+            w.business_key,
+            next.worker_id,
+            next.action,
+            next.outcome
+        );
+    }
 }
 
 async fn submit_loan(db: &Db, journey: &Journey, index: usize) {

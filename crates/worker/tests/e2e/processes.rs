@@ -351,4 +351,9 @@ impl WorkerProcess {
     pub fn pid(&self) -> u32 {
         self.child.0.id()
     }
+
+    /// Whether it still runs (it has not exited or been killed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.0.try_wait(), Ok(None))
+    }
 }

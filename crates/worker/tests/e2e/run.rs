@@ -311,7 +311,7 @@ async fn wait_for_kill_point(
             && undelivered(&sandbox.ledger().await) > 0
         {
             clock.note(format_args!(
-                "{terminal}/{total} terminal: killing {worker}"
+                "{terminal}/{total} terminal, {worker} holds workflows mid-call"
             ));
             return;
         }
@@ -321,6 +321,110 @@ async fn wait_for_kill_point(
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Takes the run's PostgreSQL database away for `down`, as a restart of the server does to
+/// its clients: it refuses connections (`ALLOW_CONNECTIONS false`), every session on it is
+/// ended (`pg_terminate_backend`: transactions in flight roll back, advisory locks and
+/// `LISTEN`s go with their sessions), and after `down` it accepts connections again. Done
+/// once a fifth of the work is terminal, while `worker` holds workflows mid-call, has just
+/// committed a batch of steps and callbacks are on their way (as for a kill). Returns the
+/// workflows `worker` held mid-call (looked up just before) and how many of its sessions and
+/// of the other workers' were ended. The test's own store is not used while the database is away.
+pub async fn take_the_database_away(
+    test_db: &TestDb,
+    sandbox: &SandboxProcess,
+    worker: &WorkerProcess,
+    down: Duration,
+    clock: &Clock,
+) -> (Vec<MidCall>, Ended) {
+    use sqlx::Connection as _;
+    use std::str::FromStr as _;
+
+    let options = sqlx::postgres::PgConnectOptions::from_str(&test_db.url).expect("the test URL");
+    let name = options.get_database().expect("a database name").to_owned();
+    let mut admin = sqlx::PgConnection::connect_with(&options.database("postgres"))
+        .await
+        .expect("an admin session on the server");
+    let db = Db {
+        store: test_db.store.clone(),
+    };
+    wait_for_kill_point(
+        &db,
+        sandbox,
+        &worker.id,
+        clock,
+        KillAt::DuringBatchedCommits,
+    )
+    .await;
+    let mut interrupted = Vec::new();
+    for w in db.held_mid_call(&worker.id).await {
+        let seq = db.journal(&w.id).await.last().map_or(0, |row| row.seq);
+        interrupted.push(MidCall { workflow: w, seq });
+    }
+    let allow = |yes: bool| {
+        sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {yes}",
+            name.replace('"', "\"\"")
+        ))
+    };
+    sqlx::query(allow(false))
+        .execute(&mut admin)
+        .await
+        .expect("refuse connections");
+    // Workers name their sessions `finflow-worker:<pid>-…` (store::WORKER_ORIGIN_PREFIX).
+    let (of_worker, of_others): (i64, i64) = sqlx::query_as(
+        // Materialized: the sessions on this database only, before any is ended (a
+        // condition pushed into pg_stat_activity would end sessions on other databases).
+        "WITH sessions AS MATERIALIZED (SELECT pid, application_name FROM pg_stat_activity \
+                                       WHERE datname = $1), \
+              ended AS (SELECT application_name FROM sessions WHERE pg_terminate_backend(pid)) \
+         SELECT count(*) FILTER (WHERE application_name LIKE $2), \
+                count(*) FILTER (WHERE application_name LIKE $3 AND application_name NOT LIKE $2) \
+         FROM ended",
+    )
+    .bind(&name)
+    .bind(format!("{}{}-%", store::WORKER_ORIGIN_PREFIX, worker.pid()))
+    .bind(format!("{}%", store::WORKER_ORIGIN_PREFIX))
+    .fetch_one(&mut admin)
+    .await
+    .expect("end the sessions");
+    clock.note(format_args!(
+        "database away: {of_worker} sessions of {} and {of_others} of the other workers ended, \
+         {} workflows held mid-call",
+        worker.id,
+        interrupted.len()
+    ));
+    tokio::time::sleep(down).await;
+    sqlx::query(allow(true))
+        .execute(&mut admin)
+        .await
+        .expect("accept connections again");
+    clock.note("database back");
+    (
+        interrupted,
+        Ended {
+            of_worker,
+            of_others,
+        },
+    )
+}
+
+/// A workflow held mid-call when the database went away.
+#[derive(Debug)]
+pub struct MidCall {
+    pub workflow: WorkflowRow,
+    /// Its last journal row then: the decision to call.
+    pub seq: i32,
+}
+
+/// Sessions the database's going away ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// Of the worker it was timed on.
+    pub of_worker: i64,
+    /// Of the other workers.
+    pub of_others: i64,
 }
 
 /// Callback deliveries the sandbox has neither completed nor given up.
