@@ -103,6 +103,32 @@ impl StoreError {
             Self::Dispatch(_) => false,
         }
     }
+
+    /// `true` when the database cannot be reached or does not accept connections now: no
+    /// answer, a connection refused or dropped, a pool that found no connection in time, or
+    /// PostgreSQL saying so (`08…` connection exceptions; `57P01`–`57P03`: shutting down,
+    /// crashed, starting up; `53300` too many connections; `55000` on connecting: the
+    /// database does not allow connections now). A wrong password, database name or URL is
+    /// not: trying again gives the same answer. Migrations that could not reach the
+    /// database count too.
+    pub fn is_unavailable(&self) -> bool {
+        let e = match self {
+            Self::Database(e) => e,
+            Self::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
+            _ => return false,
+        };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(db) => db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some_and(|pg| {
+                    let code = pg.code();
+                    code.starts_with("08")
+                        || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "55000")
+                }),
+            _ => false,
+        }
+    }
 }
 
 fn is_transient_sqlx(e: &sqlx::Error) -> bool {

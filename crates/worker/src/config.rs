@@ -403,6 +403,11 @@ pub struct WorkerConfig {
     /// `concurrency` + 5 (the wake-up listener, the pause listener, the due scan and the
     /// callback receiver beside the steps), on SQLite 4 (one writer at a time in any case).
     pub database_connections: u32,
+    /// How long `finflow run` waits at start for a database that cannot be reached or does
+    /// not accept connections yet (down, restarting, starting up), trying again with a
+    /// growing pause, in seconds; 0 gives up at the first failure. Other failures (a wrong
+    /// URL, password or key, a failed migration) stop it at once.
+    pub database_wait_secs: u64,
 }
 
 impl WorkerConfig {
@@ -522,6 +527,7 @@ struct WorkerDefaults {
     lease_secs: u64,
     workflows_dir: &'static str,
     database_connections: u32,
+    database_wait_secs: u64,
 }
 
 #[derive(Serialize)]
@@ -558,6 +564,7 @@ impl Default for Defaults {
                 lease_secs: 10,
                 workflows_dir: "workflows",
                 database_connections: 0,
+                database_wait_secs: 60,
             },
             metrics: MetricsDefaults {
                 listen: DEFAULT_METRICS_LISTEN,

@@ -667,6 +667,42 @@ fn run_stops_gracefully_on_sigterm() {
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
 
+/// `finflow run` stops at once when the server answers that its database does not exist:
+/// waiting for it (`worker.database_wait_secs`) would not change the answer.
+#[test]
+fn run_does_not_wait_for_a_database_that_does_not_exist() {
+    let mut env = vec![
+        (
+            "FINFLOW_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/finflow_no_such_database?sslmode=disable",
+        ),
+        ("FINFLOW_FINFRA__BASE_URL", "http://127.0.0.1:9"),
+        ("FINFLOW_FINFRA__CLIENT_ID", "id"),
+        ("FINFLOW_FINFRA__CLIENT_SECRET", "secret"),
+        ("FINFLOW_CALLBACKS__LISTEN", "127.0.0.1:0"),
+        ("FINFLOW_CALLBACKS__AUTH_KEY", "key"),
+        ("FINFLOW_METRICS__LISTEN", "127.0.0.1:0"),
+    ];
+    env.extend(PRIVACY);
+    let started = std::time::Instant::now();
+    let out = finflow(&["run"], &env);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("finflow_no_such_database") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not available yet"),
+        "waited for a database that does not exist: {stderr}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "took {took:?} to stop: {stderr}"
+    );
+}
+
 store::test_both_backends!(events_and_webhooks_from_the_shell);
 
 /// `finflow events` reads the feed from a cursor (JSON Lines), `finflow events prune` keeps

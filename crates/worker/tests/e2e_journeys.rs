@@ -38,7 +38,7 @@ use e2e::db::{Db, WorkflowRow};
 use e2e::journeys::{Journey, journeys};
 use e2e::processes::WorkerProcess;
 use e2e::run::{
-    Clock, Ended, FaultRates, Fleet, KillAt, MidCall, ONE_AT_A_TIME, Run,
+    Clock, DatabaseGate, Ended, FaultRates, Fleet, KillAt, MidCall, ONE_AT_A_TIME, Run,
     check_engine_saw_the_faults, check_events, check_recovery, diagnose, kill_receiver_mid_call,
     start_fleet, take_the_database_away, wait_until_all_terminal,
 };
@@ -108,6 +108,80 @@ async fn journeys_survive_the_database_going_away_on_postgres() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_while_the_database_is_away_waits_for_it_on_postgres() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    store::testing::run(TestBackend::Postgres, true, started_while_away).await;
+}
+
+/// How long the database refuses connections while the worker starts.
+const AWAY_AT_START: Duration = Duration::from_secs(3);
+
+/// `finflow run` started while its database refuses connections (a server restarting
+/// beside it) waits for it (`worker.database_wait_secs`, 60 s by default) instead of
+/// exiting, comes up once it accepts connections, and does the work. One that waits longer
+/// than its `worker.database_wait_secs` stops, saying so.
+async fn started_while_away(test_db: TestDb) {
+    let clock = Clock::new(test_db.backend);
+    let db = Db {
+        store: test_db.store.clone().with_keys(e2e::run::keys()),
+    };
+    let mut gate = DatabaseGate::of(&test_db).await;
+    gate.close(None).await;
+    let back = tokio::spawn(async move {
+        tokio::time::sleep(AWAY_AT_START).await;
+        gate.open().await;
+    });
+    let started = Instant::now();
+    let Fleet {
+        sandbox: _sandbox,
+        env,
+        mut receiver,
+        ..
+    } = start_fleet(
+        &test_db,
+        Run {
+            seed: 43,
+            workers: 1,
+            concurrency: 8,
+        },
+        FaultRates::default(),
+        &clock,
+    )
+    .await;
+    let up = started.elapsed();
+    back.await.expect("the database back");
+    assert!(
+        up >= AWAY_AT_START,
+        "the worker was up after {up:?}, while its database refused connections"
+    );
+    clock.note(format_args!("worker up after {up:?}"));
+
+    let journeys = journeys(4);
+    submit_journeys(&db, &journeys).await;
+    wait_until_all_terminal(&db, Instant::now(), Duration::from_secs(60), &clock).await;
+    check_workflows(&db, &journeys, &db.workflows().await).await;
+    assert!(receiver.is_running());
+
+    let mut gate = DatabaseGate::of(&test_db).await;
+    gate.close(None).await;
+    let started = Instant::now();
+    let out = env.run_until_exit(&[("FINFLOW_WORKER__DATABASE_WAIT_SECS", "2")]);
+    let took = started.elapsed();
+    gate.open().await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the database was not available within worker.database_wait_secs (2 s)")
+            && stderr.contains("not currently accepting connections"),
+        "{stderr}"
+    );
+    assert!(
+        (Duration::from_millis(1500)..Duration::from_secs(10)).contains(&took),
+        "gave up after {took:?}, not after trying for 2 s: {stderr}"
+    );
+}
+
 /// What goes away in the middle of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Away {
@@ -162,25 +236,7 @@ async fn scenario(test_db: TestDb, run: Run, away: Away) {
     );
     sandbox.set_faults(&faults).await;
 
-    // The loans first, for half of the journeys: they wait for onboardings not yet
-    // submitted. Then every onboarding, then the other loans.
-    let (early, late) = journeys.split_at(n / 2);
-    for (i, journey) in early.iter().enumerate() {
-        submit_loan(&db, journey, i).await;
-    }
-    for journey in &journeys {
-        let applicant = &journey.applicant;
-        let mut new = NewWorkflow::new(
-            "onboard-borrower",
-            applicant.business_key.clone(),
-            applicant.input(),
-        );
-        new.definition_name = applicant.product.definition().to_owned();
-        db.store.submit(&new).await.expect("submit an onboarding");
-    }
-    for (i, journey) in late.iter().enumerate() {
-        submit_loan(&db, journey, early.len() + i).await;
-    }
+    submit_journeys(&db, &journeys).await;
     let submitted = Instant::now();
     clock.note(format_args!("{n} journeys submitted"));
 
@@ -279,6 +335,28 @@ async fn check_the_database_was_away(db: &Db, ended: Ended, interrupted: &[MidCa
             next.action,
             next.outcome
         );
+    }
+}
+
+/// The loans first, for half of the journeys: they wait for onboardings not yet submitted.
+/// Then every onboarding, then the other loans.
+async fn submit_journeys(db: &Db, journeys: &[Journey]) {
+    let (early, late) = journeys.split_at(journeys.len() / 2);
+    for (i, journey) in early.iter().enumerate() {
+        submit_loan(db, journey, i).await;
+    }
+    for journey in journeys {
+        let applicant = &journey.applicant;
+        let mut new = NewWorkflow::new(
+            "onboard-borrower",
+            applicant.business_key.clone(),
+            applicant.input(),
+        );
+        new.definition_name = applicant.product.definition().to_owned();
+        db.store.submit(&new).await.expect("submit an onboarding");
+    }
+    for (i, journey) in late.iter().enumerate() {
+        submit_loan(db, journey, early.len() + i).await;
     }
 }
 

@@ -17,6 +17,8 @@ pub mod status;
 pub mod submit;
 pub mod table;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use worker::config::Config;
 
@@ -71,7 +73,38 @@ pub async fn open_store_for_writes(config: &Config, migrate: bool) -> anyhow::Re
 /// # Errors
 /// As [`open_store_for_writes`].
 pub async fn open_worker_store(config: &Config) -> anyhow::Result<store::Store> {
-    checked_for_writes(config, true, true).await
+    let wait = Duration::from_secs(config.worker.database_wait_secs);
+    let until = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match checked_for_writes(config, true, true).await {
+            Ok(store) => return Ok(store),
+            Err(error) if unavailable(&error) && tokio::time::Instant::now() + pause <= until => {
+                tracing::warn!(
+                    error.message = %format!("{error:#}"),
+                    retry_in_ms = pause.as_millis() as u64,
+                    "the database is not available yet (worker.database_wait_secs: {}); trying again",
+                    wait.as_secs()
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(error) if unavailable(&error) && !wait.is_zero() => {
+                return Err(error.context(format!(
+                    "the database was not available within worker.database_wait_secs ({} s)",
+                    wait.as_secs()
+                )));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether `error` (from opening the store) says the database is not available now.
+fn unavailable(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<store::StoreError>()
+        .is_some_and(store::StoreError::is_unavailable)
 }
 
 async fn checked_for_writes(

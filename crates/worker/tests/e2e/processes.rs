@@ -250,6 +250,18 @@ impl FinflowEnv {
         command
     }
 
+    /// `finflow run` with `extra` variables beside the run's, until it exits by itself: its
+    /// output.
+    pub fn run_until_exit(&self, extra: &[(&str, &str)]) -> std::process::Output {
+        self.command()
+            .arg("run")
+            .env("FINFLOW_CALLBACKS__LISTEN", "127.0.0.1:0")
+            .env("FINFLOW_METRICS__LISTEN", "127.0.0.1:0")
+            .envs(extra.iter().copied())
+            .output()
+            .expect("run finflow run")
+    }
+
     /// `finflow submit <kind> --business-key KEY --input FILE`: the workflow id it printed.
     pub fn submit(&self, kind: &str, business_key: &str, input: &Value) -> uuid::Uuid {
         let file = self.dir.join(format!("{business_key}.json"));

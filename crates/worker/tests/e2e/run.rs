@@ -74,8 +74,8 @@ pub struct Run {
     pub concurrency: usize,
 }
 
-/// The share of requests (or callbacks) each fault hits.
-#[derive(Debug, Clone, Copy)]
+/// The share of requests (or callbacks) each fault hits (none by default).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FaultRates {
     pub error_500: f64,
     pub error_429: f64,
@@ -323,14 +323,83 @@ async fn wait_for_kill_point(
     }
 }
 
-/// Takes the run's PostgreSQL database away for `down`, as a restart of the server does to
-/// its clients: it refuses connections (`ALLOW_CONNECTIONS false`), every session on it is
-/// ended (`pg_terminate_backend`: transactions in flight roll back, advisory locks and
-/// `LISTEN`s go with their sessions), and after `down` it accepts connections again. Done
-/// once a fifth of the work is terminal, while `worker` holds workflows mid-call, has just
-/// committed a batch of steps and callbacks are on their way (as for a kill). Returns the
-/// workflows `worker` held mid-call (looked up just before) and how many of its sessions and
-/// of the other workers' were ended. The test's own store is not used while the database is away.
+/// The server's side of the run's PostgreSQL database, through a session on another
+/// database of the same server: it can refuse connections to it and end every session on
+/// it, as a restart of the server does to its clients.
+pub struct DatabaseGate {
+    admin: sqlx::PgConnection,
+    name: String,
+}
+
+impl DatabaseGate {
+    pub async fn of(test_db: &TestDb) -> Self {
+        use sqlx::Connection as _;
+        use std::str::FromStr as _;
+        let options =
+            sqlx::postgres::PgConnectOptions::from_str(&test_db.url).expect("the test URL");
+        let name = options.get_database().expect("a database name").to_owned();
+        let admin = sqlx::PgConnection::connect_with(&options.database("postgres"))
+            .await
+            .expect("an admin session on the server");
+        Self { admin, name }
+    }
+
+    /// Connections refused (`ALLOW_CONNECTIONS false`: "database … is not currently
+    /// accepting connections") and every session on it ended (`pg_terminate_backend`:
+    /// transactions in flight roll back, advisory locks and `LISTEN`s go with their
+    /// sessions). Returns the ended sessions of the worker process `pid` and of other
+    /// workers.
+    pub async fn close(&mut self, pid: Option<u32>) -> Ended {
+        self.allow(false).await;
+        // Workers name their sessions `finflow-worker:<pid>-…` (store::WORKER_ORIGIN_PREFIX).
+        let (of_worker, of_others): (i64, i64) = sqlx::query_as(
+            // Materialized: the sessions on this database only, before any is ended (a
+            // condition pushed into pg_stat_activity would end sessions on other databases).
+            "WITH sessions AS MATERIALIZED (SELECT pid, application_name FROM pg_stat_activity \
+                                           WHERE datname = $1), \
+                  ended AS (SELECT application_name FROM sessions WHERE pg_terminate_backend(pid)) \
+             SELECT count(*) FILTER (WHERE application_name LIKE $2), \
+                    count(*) FILTER (WHERE application_name LIKE $3 AND application_name NOT LIKE $2) \
+             FROM ended",
+        )
+        .bind(&self.name)
+        .bind(format!(
+            "{}{}-%",
+            store::WORKER_ORIGIN_PREFIX,
+            pid.map_or_else(|| "none".to_owned(), |pid| pid.to_string())
+        ))
+        .bind(format!("{}%", store::WORKER_ORIGIN_PREFIX))
+        .fetch_one(&mut self.admin)
+        .await
+        .expect("end the sessions");
+        Ended {
+            of_worker,
+            of_others,
+        }
+    }
+
+    /// Connections accepted again.
+    pub async fn open(&mut self) {
+        self.allow(true).await;
+    }
+
+    async fn allow(&mut self, yes: bool) {
+        let sql = format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {yes}",
+            self.name.replace('"', "\"\"")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut self.admin)
+            .await
+            .expect("ALTER DATABASE … ALLOW_CONNECTIONS");
+    }
+}
+
+/// Takes the run's PostgreSQL database away for `down` ([`DatabaseGate::close`], then
+/// `open`) once a fifth of the work is terminal, while `worker` holds workflows mid-call, has
+/// just committed a batch of steps and callbacks are on their way (as for a kill). Returns
+/// the workflows `worker` held mid-call (looked up just before) and the sessions ended. The
+/// test's own store is not used while the database is away.
 pub async fn take_the_database_away(
     test_db: &TestDb,
     sandbox: &SandboxProcess,
@@ -338,14 +407,7 @@ pub async fn take_the_database_away(
     down: Duration,
     clock: &Clock,
 ) -> (Vec<MidCall>, Ended) {
-    use sqlx::Connection as _;
-    use std::str::FromStr as _;
-
-    let options = sqlx::postgres::PgConnectOptions::from_str(&test_db.url).expect("the test URL");
-    let name = options.get_database().expect("a database name").to_owned();
-    let mut admin = sqlx::PgConnection::connect_with(&options.database("postgres"))
-        .await
-        .expect("an admin session on the server");
+    let mut gate = DatabaseGate::of(test_db).await;
     let db = Db {
         store: test_db.store.clone(),
     };
@@ -362,52 +424,19 @@ pub async fn take_the_database_away(
         let seq = db.journal(&w.id).await.last().map_or(0, |row| row.seq);
         interrupted.push(MidCall { workflow: w, seq });
     }
-    let allow = |yes: bool| {
-        sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {yes}",
-            name.replace('"', "\"\"")
-        ))
-    };
-    sqlx::query(allow(false))
-        .execute(&mut admin)
-        .await
-        .expect("refuse connections");
-    // Workers name their sessions `finflow-worker:<pid>-…` (store::WORKER_ORIGIN_PREFIX).
-    let (of_worker, of_others): (i64, i64) = sqlx::query_as(
-        // Materialized: the sessions on this database only, before any is ended (a
-        // condition pushed into pg_stat_activity would end sessions on other databases).
-        "WITH sessions AS MATERIALIZED (SELECT pid, application_name FROM pg_stat_activity \
-                                       WHERE datname = $1), \
-              ended AS (SELECT application_name FROM sessions WHERE pg_terminate_backend(pid)) \
-         SELECT count(*) FILTER (WHERE application_name LIKE $2), \
-                count(*) FILTER (WHERE application_name LIKE $3 AND application_name NOT LIKE $2) \
-         FROM ended",
-    )
-    .bind(&name)
-    .bind(format!("{}{}-%", store::WORKER_ORIGIN_PREFIX, worker.pid()))
-    .bind(format!("{}%", store::WORKER_ORIGIN_PREFIX))
-    .fetch_one(&mut admin)
-    .await
-    .expect("end the sessions");
+    let ended = gate.close(Some(worker.pid())).await;
     clock.note(format_args!(
-        "database away: {of_worker} sessions of {} and {of_others} of the other workers ended, \
-         {} workflows held mid-call",
+        "database away: {} sessions of {} and {} of the other workers ended, {} workflows held \
+         mid-call",
+        ended.of_worker,
         worker.id,
+        ended.of_others,
         interrupted.len()
     ));
     tokio::time::sleep(down).await;
-    sqlx::query(allow(true))
-        .execute(&mut admin)
-        .await
-        .expect("accept connections again");
+    gate.open().await;
     clock.note("database back");
-    (
-        interrupted,
-        Ended {
-            of_worker,
-            of_others,
-        },
-    )
+    (interrupted, ended)
 }
 
 /// A workflow held mid-call when the database went away.
