@@ -107,14 +107,17 @@ impl StoreError {
     /// `true` when the database cannot be reached or does not accept connections now: no
     /// answer, a connection refused or dropped, a pool that found no connection in time, or
     /// PostgreSQL saying so (`08…` connection exceptions; `57P01`–`57P03`: shutting down,
-    /// crashed, starting up; `53300` too many connections; `55000` on connecting: the
-    /// database does not allow connections now). A wrong password, database name or URL is
-    /// not: trying again gives the same answer. Migrations that could not reach the
-    /// database count too.
+    /// crashed, starting up; `53300` too many connections; `55000`, which on connecting means
+    /// the database does not allow connections now, and after it other refusals: meant for
+    /// opening a store). A wrong password, database name or URL is not: trying again gives
+    /// the same answer. Migrations that could not reach the database count too.
     pub fn is_unavailable(&self) -> bool {
         let e = match self {
             Self::Database(e) => e,
-            Self::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
+            Self::Migrate(
+                sqlx::migrate::MigrateError::Execute(e)
+                | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+            ) => e,
             _ => return false,
         };
         match e {
