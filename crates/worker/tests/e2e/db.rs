@@ -160,12 +160,22 @@ impl Db {
     /// request is about to leave, in flight, or answered but the answer not yet recorded.
     /// Killing the worker now interrupts those calls.
     pub async fn held_mid_call(&self, worker: &str) -> Vec<WorkflowRow> {
+        self.held_mid_call_after(worker)
+            .await
+            .into_iter()
+            .map(|(workflow, _)| workflow)
+            .collect()
+    }
+
+    /// [`Self::held_mid_call`], each with the `seq` of its journal row that decided the call.
+    pub async fn held_mid_call_after(&self, worker: &str) -> Vec<(WorkflowRow, i32)> {
         let sql = format!("{WORKFLOWS} WHERE lease_owner = $1 AND status = 'running'");
         let mut mid_call = Vec::new();
         for workflow in self.rows::<WorkflowRow>(&sql, Some(worker)).await {
             let journal = self.journal(&workflow.id).await;
-            if journal.last().is_some_and(JournalRow::decided_to_call) {
-                mid_call.push(workflow);
+            if let Some(last) = journal.last().filter(|row| row.decided_to_call()) {
+                let seq = last.seq;
+                mid_call.push((workflow, seq));
             }
         }
         mid_call

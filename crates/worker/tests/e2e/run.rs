@@ -419,11 +419,12 @@ pub async fn take_the_database_away(
         KillAt::DuringBatchedCommits,
     )
     .await;
-    let mut interrupted = Vec::new();
-    for w in db.held_mid_call(&worker.id).await {
-        let seq = db.journal(&w.id).await.last().map_or(0, |row| row.seq);
-        interrupted.push(MidCall { workflow: w, seq });
-    }
+    let interrupted: Vec<MidCall> = db
+        .held_mid_call_after(&worker.id)
+        .await
+        .into_iter()
+        .map(|(workflow, seq)| MidCall { workflow, seq })
+        .collect();
     let ended = gate.close(Some(worker.pid())).await;
     clock.note(format_args!(
         "database away: {} sessions of {} and {} of the other workers ended, {} workflows held \
