@@ -26,6 +26,11 @@
 //! wait fails at the first that does), and `workflow_status_counts` ends with nothing but
 //! `approved` onboardings and `paid` loans.
 //!
+//! On PostgreSQL the database goes away too, in a run of its own: the same journeys (fewer)
+//! while every session on the database is ended and connections are refused for a few
+//! seconds, as a restart of the server does; the workers ride it out. And a worker started
+//! while the database refuses connections waits for it (`worker.database_wait_secs`).
+//!
 //! `FINFLOW_E2E_JOURNEYS=n` runs `n` journeys instead of [`JOURNEYS`] (the race minimum
 //! scales down with it); `TEST_LOG=1` shows progress and the processes' logs.
 
