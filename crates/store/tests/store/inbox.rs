@@ -14,6 +14,7 @@ store::test_both_backends!(
     a_duplicate_callback_is_a_no_op,
     a_callback_wakes_the_workflow_waiting_for_it,
     an_early_callback_is_matched_when_the_wait_begins,
+    an_early_callback_is_matched_by_each_correlation_key,
     an_early_callback_keeps_the_workflow_for_its_holder,
     callback_and_wait_racing_never_lose_the_event,
     what_a_store_makes_due_is_handed_over_in_process,
@@ -216,6 +217,84 @@ async fn an_early_callback_is_matched_when_the_wait_begins(db: TestDb) {
         .expect("claim")
         .expect("due now");
     assert_eq!(woke.events.len(), 1);
+}
+
+/// As above, for every correlation key a wait can name: a callback stored before the wait
+/// begins is matched by its title and that key's value, and only that one: not a callback
+/// with the same title and another value of the key, nor one with the same value under
+/// another title, nor one carrying the value under another key.
+async fn an_early_callback_is_matched_by_each_correlation_key(db: TestDb) {
+    let store = &db.store;
+    let keys_with = |key: CorrelationKey, value: &str| {
+        let mut keys = CorrelationKeys::default();
+        let slot = match key {
+            CorrelationKey::IdentityNumber => &mut keys.identity_number,
+            CorrelationKey::UserId => &mut keys.user_id,
+            CorrelationKey::KycId => &mut keys.kyc_id,
+            CorrelationKey::LoanUniqueId => &mut keys.loan_unique_id,
+            CorrelationKey::ExternalId => &mut keys.external_id,
+        };
+        *slot = Some(value.to_owned());
+        keys
+    };
+    for (n, key) in CorrelationKey::ALL.into_iter().enumerate() {
+        let name = key.as_str();
+        // A NIK has 16 digits; the other keys are Finfra's ids or ours.
+        let value = format!("32010000000001{n:02}");
+        let other_value = format!("32010000000002{n:02}");
+        let other_key = CorrelationKey::ALL[(n + 1) % CorrelationKey::ALL.len()];
+        let title = format!("{name}_event");
+        let record = |event_id: String, title: String, keys: CorrelationKeys| async move {
+            store
+                .record_callback(&InboxEvent {
+                    source: Source::Status,
+                    event_id: event_id.clone(),
+                    title,
+                    keys,
+                    payload: json!({ "event_id": event_id }),
+                })
+                .await
+                .expect("record")
+                .inbox_id
+        };
+        let matching = record(format!("{name}-1"), title.clone(), keys_with(key, &value)).await;
+        let unmatched = [
+            record(
+                format!("{name}-2"),
+                title.clone(),
+                keys_with(key, &other_value),
+            )
+            .await,
+            record(
+                format!("{name}-3"),
+                format!("{name}_other"),
+                keys_with(key, &value),
+            )
+            .await,
+            record(
+                format!("{name}-4"),
+                title.clone(),
+                keys_with(other_key, &value),
+            )
+            .await,
+        ];
+
+        let claimed = submit_and_claim(store, &format!("by-{name}"), "w1").await;
+        let deadline = Utc::now() + TimeDelta::hours(1);
+        let mut wait = step(&claimed, "waiting", Status::Waiting, Some(deadline));
+        wait.waits = vec![Wait::new(title.as_str(), key, value.as_str())];
+        let committed = store.commit_step(&wait).await.expect("start waiting");
+        assert_eq!(committed.pending_events, vec![matching], "{name}");
+        for (id, n) in unmatched.iter().zip(2..) {
+            let event = store
+                .inbox_event(Source::Status, &format!("{name}-{n}"))
+                .await
+                .expect("read")
+                .expect("stored");
+            assert_eq!(event.id, *id);
+            assert_eq!(event.matched_workflow_id, None, "{name}-{n}");
+        }
+    }
 }
 
 /// As above, with the holder's lease given (`hold_for_events`, what the executor passes):
