@@ -33,6 +33,8 @@ store::test_both_backends!(
     a_workflow_kept_by_the_build_before_goes_on_after_its_row_is_written_once,
     the_previous_builds_rows_are_found_alike_after_the_changing_columns_moved,
     a_workflow_of_the_build_before_the_changing_columns_moved_finishes,
+    a_callback_stored_before_the_wait_match_changed_is_found_by_its_wait,
+    a_workflow_of_the_build_before_the_wait_match_changed_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -1240,4 +1242,28 @@ async fn schema_and_rows(pool: &sqlx::PgPool) -> Vec<Vec<String>> {
     }
     out.push(rows);
     out
+}
+
+/// The last schema before PG 0025 (a wait's match reads only the key columns its waits
+/// name); SQLite's did not change.
+fn before_wait_match_by_named_keys(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 24,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// Migration PG 0025 replaces `finflow_commit_step`'s match of the callbacks stored before a
+/// wait: a callback stored unmatched before the upgrade is found by the wait that begins
+/// after it.
+async fn a_callback_stored_before_the_wait_match_changed_is_found_by_its_wait(db: TestDb) {
+    let last = before_wait_match_by_named_keys(db.backend);
+    early_callback_found_after_upgrade(db, last, Early::BeforeUpgrade).await;
+}
+
+/// The same upgrade: a workflow written at the schema before it is claimed, waits, is woken
+/// by its callback and finishes through the new function.
+async fn a_workflow_of_the_build_before_the_wait_match_changed_finishes(db: TestDb) {
+    let last = before_wait_match_by_named_keys(db.backend);
+    upgraded_workflow_finishes(db, last).await;
 }
