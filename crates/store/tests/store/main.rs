@@ -5,6 +5,7 @@ mod approval;
 mod claim;
 mod commit;
 mod dispatch;
+mod error;
 mod events;
 mod group;
 mod hot;

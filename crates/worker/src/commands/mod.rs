@@ -77,26 +77,25 @@ pub async fn open_worker_store(config: &Config) -> anyhow::Result<store::Store> 
     let until = tokio::time::Instant::now() + wait;
     let mut pause = Duration::from_millis(500);
     loop {
-        match checked_for_writes(config, true, true).await {
+        let error = match checked_for_writes(config, true, true).await {
             Ok(store) => return Ok(store),
-            Err(error) if unavailable(&error) && tokio::time::Instant::now() + pause <= until => {
-                tracing::warn!(
-                    error.message = %format!("{error:#}"),
-                    retry_in_ms = pause.as_millis() as u64,
-                    "the database is not available yet (worker.database_wait_secs: {}); trying again",
-                    wait.as_secs()
-                );
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            Err(error) if unavailable(&error) && !wait.is_zero() => {
-                return Err(error.context(format!(
-                    "the database was not available within worker.database_wait_secs ({} s)",
-                    wait.as_secs()
-                )));
-            }
-            Err(error) => return Err(error),
+            Err(error) if wait.is_zero() || !unavailable(&error) => return Err(error),
+            Err(error) => error,
+        };
+        if tokio::time::Instant::now() + pause > until {
+            return Err(error.context(format!(
+                "the database was not available within worker.database_wait_secs ({} s)",
+                wait.as_secs()
+            )));
         }
+        tracing::warn!(
+            error.message = %format!("{error:#}"),
+            retry_in_ms = pause.as_millis() as u64,
+            "the database is not available yet (worker.database_wait_secs: {}); trying again",
+            wait.as_secs()
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -363,6 +363,7 @@ impl DatabaseGate {
              FROM ended",
         )
         .bind(&self.name)
+        // Without a pid, a pattern no session name matches: every worker is "other".
         .bind(format!(
             "{}{}-%",
             store::WORKER_ORIGIN_PREFIX,
