@@ -523,6 +523,95 @@ async fn kept_row_written_once(db: TestDb) {
     );
 }
 
+/// On PostgreSQL the step that consumes a callback writes two index entries for its journal
+/// row (its key (workflow_id, seq) and its (step, finished_at); the BRIN of finished_at
+/// none) and none for marking the callback consumed: a heap-only update of the inbox row
+/// (migration 0026; before it, four entries for the journal row and three for the mark).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_consuming_a_callback_writes_two_index_entries() {
+    store::testing::run(
+        TestBackend::Postgres,
+        true,
+        consuming_writes_two_index_entries,
+    )
+    .await;
+}
+
+async fn consuming_writes_two_index_entries(db: TestDb) {
+    let store = &db.store;
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        .execute(pool)
+        .await
+        .expect("pg_walinspect (PostgreSQL's contrib)");
+    let nik = "3201000000000018";
+    let claimed = submit_and_claim(store, "entries-1", "w1").await;
+    let id = claimed.workflow.id;
+    let wait = wait_user_created(&claimed, nik, Utc::now() + TimeDelta::hours(1));
+    store.commit_step(&wait).await.expect("start waiting");
+    let recorded = store
+        .record_callback(&user_event("evt-entries", "user_created", nik))
+        .await
+        .expect("record");
+    assert_eq!(recorded.woke, Some(id));
+    let woke = store
+        .claim(id, "w2", LEASE)
+        .await
+        .expect("claim")
+        .expect("due now");
+    assert_eq!(woke.events.len(), 1);
+
+    let start: String = sqlx::query_scalar("SELECT pg_current_wal_flush_lsn()::text")
+        .fetch_one(pool)
+        .await
+        .expect("lsn");
+    let mut consume = step(&woke, "created", Status::Sleeping, Some(Utc::now()));
+    consume.journal.outcome = Outcome::Callback;
+    consume.processed_events = vec![recorded.inbox_id];
+    store.commit_step(&consume).await.expect("consume");
+
+    // Each WAL record of the commit that changes a block of the journal's or the inbox's
+    // table or indexes, as "relation rmgr/type".
+    let records: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname || ' ' || r.resource_manager || '/' || r.record_type \
+         FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()) r \
+         JOIN pg_class c ON r.block_ref LIKE format('%%rel %s/%s/%s %%', \
+             (SELECT dattablespace FROM pg_database WHERE datname = current_database()), \
+             (SELECT oid FROM pg_database WHERE datname = current_database()), \
+             pg_relation_filenode(c.oid)) \
+         WHERE c.relnamespace = current_schema()::regnamespace \
+           AND (c.relname LIKE 'step_journal%' OR c.relname LIKE 'callback_inbox%') \
+         ORDER BY r.start_lsn",
+    )
+    .bind(&start)
+    .fetch_all(pool)
+    .await
+    .expect("the commit's WAL records");
+    let btree: Vec<&String> = records.iter().filter(|r| r.contains(" Btree/")).collect();
+    assert_eq!(
+        btree.len(),
+        2,
+        "two index entries, both the journal row's: {records:?}"
+    );
+    assert!(
+        btree.iter().all(|r| r.starts_with("step_journal_")),
+        "none of the inbox's: {records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r.starts_with("callback_inbox Heap/HOT_UPDATE")),
+        "the callback marked consumed by a heap-only update: {records:?}"
+    );
+    let inbox = store
+        .inbox_event(Source::Status, "evt-entries")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert!(inbox.processed_at.is_some(), "consumed");
+    assert!(store.pending_events(id).await.expect("pending").is_empty());
+}
+
 /// The page and line pointer of a workflow's live row.
 async fn row_page(pool: &sqlx::PgPool, id: uuid::Uuid) -> (i32, i32) {
     sqlx::query_as(

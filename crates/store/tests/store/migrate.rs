@@ -35,6 +35,8 @@ store::test_both_backends!(
     a_workflow_of_the_build_before_the_changing_columns_moved_finishes,
     a_callback_stored_before_the_wait_match_changed_is_found_by_its_wait,
     a_workflow_of_the_build_before_the_wait_match_changed_finishes,
+    a_callback_matched_before_the_index_entries_changed_is_brought_by_the_claim,
+    a_workflow_of_the_build_before_the_index_entries_changed_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -1265,5 +1267,88 @@ async fn a_callback_stored_before_the_wait_match_changed_is_found_by_its_wait(db
 /// by its callback and finishes through the new function.
 async fn a_workflow_of_the_build_before_the_wait_match_changed_finishes(db: TestDb) {
     let last = before_wait_match_by_named_keys(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// The last schema before PG 0026 (fewer index entries a step: the journal keyed by
+/// (workflow_id, seq), its finished_at by block range, the inbox's consumed mark unindexed);
+/// SQLite's did not change.
+fn before_fewer_index_entries(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 25,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// Migration PG 0026 replaces the index by which a claim finds a workflow's unconsumed
+/// callbacks and the journal's keys: a callback matched before the upgrade and not yet
+/// consumed is brought by the claim after it and consumed once; the workflow's journal goes
+/// on from the rows written before, numbered after them.
+async fn a_callback_matched_before_the_index_entries_changed_is_brought_by_the_claim(db: TestDb) {
+    let store = &db.store;
+    store::testing::migrate_up_to(store, before_fewer_index_entries(db.backend))
+        .await
+        .expect("the previous schema");
+    let nik = "3275062009921985";
+    let claimed = crate::submit_and_claim(store, "matched-before", "w1").await;
+    let id = claimed.workflow.id;
+    let mut wait = crate::step(&claimed, "await_user_verified", Status::Waiting, None);
+    wait.waits = vec![Wait::new(
+        "user_verified",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
+    store.commit_step(&wait).await.expect("a wait committed");
+    let recorded = store
+        .record_callback(&InboxEvent {
+            source: Source::Status,
+            event_id: "evt-matched-before".into(),
+            title: "user_verified".into(),
+            keys: CorrelationKeys {
+                identity_number: Some(nik.into()),
+                ..CorrelationKeys::default()
+            },
+            payload: json!({ "event_id": "evt-matched-before" }),
+        })
+        .await
+        .expect("record");
+    assert_eq!(recorded.woke, Some(id), "matched before the upgrade");
+    let before = store.journal(id).await.expect("journal");
+
+    store.migrate().await.expect("upgrade");
+    let claimed = store
+        .claim(id, "w2", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("due after its callback");
+    assert_eq!(claimed.events.len(), 1, "the claim brings the event");
+    assert_eq!(claimed.events[0].id, recorded.inbox_id);
+    let mut done = crate::step(&claimed, "verified", Status::Completed, None);
+    done.processed_events = vec![recorded.inbox_id];
+    let committed = store.commit_step(&done).await.expect("finished");
+    assert!(committed.pending_events.is_empty());
+    assert!(store.pending_events(id).await.expect("pending").is_empty());
+
+    let journal = store.journal(id).await.expect("journal");
+    assert_eq!(
+        journal.len(),
+        before.len() + 1,
+        "the rows before, and one more"
+    );
+    assert_eq!(
+        &journal[..before.len()],
+        &before[..],
+        "the rows before, as they were"
+    );
+    let last = journal.last().expect("the new row");
+    assert_eq!(last.seq, before.last().expect("a row before").seq + 1);
+    assert!(
+        before.iter().all(|row| row.id < last.id),
+        "numbered after the rows before"
+    );
+}
+
+async fn a_workflow_of_the_build_before_the_index_entries_changed_finishes(db: TestDb) {
+    let last = before_fewer_index_entries(db.backend);
     upgraded_workflow_finishes(db, last).await;
 }
