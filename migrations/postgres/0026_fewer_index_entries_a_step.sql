@@ -20,7 +20,7 @@
 --    `processed_at` any more, and the inbox's pages keep room for the new version
 --    (fillfactor 70, for pages filled from now on). A workflow's unconsumed callbacks are
 --    found by its id among all its callbacks (a handful), the operators' unanswered commands
---    among the operators' rows (`callback_inbox_operator_idx`).
+--    among the operators' rows received lately (an index of their own, below).
 --
 -- A worker of the build before runs its statements unchanged on this schema. Replacing the
 -- journal's unique index reads the whole journal under an exclusive lock: steps wait for it
@@ -40,3 +40,8 @@ DROP INDEX callback_inbox_operator_unprocessed_idx;
 CREATE INDEX callback_inbox_matched_idx ON callback_inbox (matched_workflow_id)
     WHERE matched_workflow_id IS NOT NULL;
 ALTER TABLE callback_inbox SET (fillfactor = 70);
+-- The operators' commands in the order they were received (an entry for an operator's row
+-- only): `Store::answer_late_commands` finds the unanswered commands of finished workflows
+-- among those received lately (the last day; all of them when a worker starts, and hourly).
+CREATE INDEX callback_inbox_operator_received_idx ON callback_inbox (received_at, id)
+    WHERE source = 'operator';

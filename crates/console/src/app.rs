@@ -832,8 +832,14 @@ async fn commands(
 ) -> Result<Response, Failure> {
     let store = state.store();
     store.expire_command_requests().await?;
-    // Commands that reached a finished workflow are answered here too, not only by a worker.
-    store.answer_late_commands("console").await?;
+    // Commands that reached a finished workflow are answered here too, not only by a worker
+    // (those of the last day: a worker looks at all of them when it starts, and hourly).
+    store
+        .answer_late_commands(
+            "console",
+            Some(chrono::Utc::now() - store::LATE_COMMANDS_WINDOW),
+        )
+        .await?;
     let requests = store
         .command_requests(&RequestFilter {
             limit: 100,

@@ -4,12 +4,13 @@
 //! workflow's machine judges them. A command that needs a second person's approval waits in
 //! `command_requests` first (see `approval`) and is queued here when approved.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use crate::Store;
-use crate::dialect::{Columns, Conn, Doc, Id, each_backend, each_conn};
+use crate::dialect::{At, Columns, Conn, Doc, Id, each_backend, each_conn};
 use crate::error::StoreError;
 use crate::inbox::Source;
 use crate::journal::{JournalEntry, Outcome, append};
@@ -74,23 +75,49 @@ fn late_entry(
     entry
 }
 
+/// The unprocessed operator commands received since `$1` whose workflow finished, oldest
+/// first. On PostgreSQL no index reads `processed_at` (a callback's consumed mark is a
+/// heap-only update, migration 0026): the operators' rows received since `$1` are read in
+/// order from `callback_inbox_operator_received_idx`, the unprocessed ones kept.
 const LATE_SQL: &str = "SELECT i.id, i.matched_workflow_id, i.title, i.payload, i.event_id, \
      w.status, w.state FROM callback_inbox i JOIN workflows w ON w.id = i.matched_workflow_id \
-     WHERE i.source = 'operator' AND i.processed_at IS NULL \
-     AND w.status IN ('completed', 'failed', 'cancelled') ORDER BY i.id LIMIT 100";
+     WHERE i.source = 'operator' AND i.received_at >= $1 AND i.processed_at IS NULL \
+     AND w.status IN ('completed', 'failed', 'cancelled') ORDER BY i.received_at, i.id LIMIT $2";
+
+/// How far back [`Store::answer_late_commands`] looks in the routine look of a worker or the
+/// console. A command is late when it was queued while its workflow's last step was in
+/// flight (`queue` refuses a finished workflow and makes the others due, so any other
+/// command is consumed by the workflow's next step): it is found within seconds of that
+/// step's commit by whoever looks next. What a day's look cannot see (every worker stopped
+/// for longer) the look over all of them finds, which a worker makes at start and hourly.
+pub const LATE_COMMANDS_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// The most commands one call of [`Store::answer_late_commands`] answers.
+pub const LATE_COMMANDS_AT_ONCE: u64 = 100;
 
 impl Store {
     /// Answers operators' commands that reached their workflow after it finished (queued
     /// while its last step was in flight): each is journaled `command_refused` with the
-    /// reason and marked processed, so none stays unprocessed. `worker_id` is journaled as
-    /// who answered. Returns how many were answered (at most 100 a call).
+    /// reason and marked processed, so none stays unprocessed. Only the commands received
+    /// since `since` are looked at (all of them with `None`; see [`LATE_COMMANDS_WINDOW`]).
+    /// `worker_id` is journaled as who answered. Returns how many were answered (at most
+    /// [`LATE_COMMANDS_AT_ONCE`] a call).
     ///
     /// # Errors
     /// [`StoreError::Database`].
-    pub async fn answer_late_commands(&self, worker_id: &str) -> Result<u64, StoreError> {
+    pub async fn answer_late_commands(
+        &self,
+        worker_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<u64, StoreError> {
+        let since = since.unwrap_or(DateTime::UNIX_EPOCH);
         let mut answered = 0;
         each_backend!(&self.backend, |pool, d| {
-            let rows = sqlx::query(LATE_SQL).fetch_all(pool).await?;
+            let rows = sqlx::query(LATE_SQL)
+                .bind(At(since))
+                .bind(LATE_COMMANDS_AT_ONCE as i64)
+                .fetch_all(pool)
+                .await?;
             for row in rows {
                 let inbox_id: i64 = row.read("id")?;
                 let workflow_id = row.id("matched_workflow_id")?;

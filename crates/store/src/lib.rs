@@ -60,7 +60,9 @@ pub use announce::Announcement;
 pub use approval::{CommandRequest, RequestFilter, RequestStatus};
 pub use business_key::{BUSINESS_KEY_MAX_CHARS, BusinessKeyError, check_business_key};
 pub use claim::Claimed;
-pub use command::{COMMAND_CANCEL, COMMAND_RESOLVE, command_payload};
+pub use command::{
+    COMMAND_CANCEL, COMMAND_RESOLVE, LATE_COMMANDS_AT_ONCE, LATE_COMMANDS_WINDOW, command_payload,
+};
 pub use commit::{Committed, StepCommit, Wait};
 pub use connect::{Backend, StoreOptions};
 pub use definitions::PinnedDefinition;

@@ -442,19 +442,34 @@ async fn heartbeat_loop(store: store::Store, worker_id: String, mut stop: watch:
 }
 
 /// Every few seconds, answers operators' commands that reached a workflow after it
-/// finished: journaled `command_refused` with the reason, none left unprocessed.
+/// finished: journaled `command_refused` with the reason, none left unprocessed. It looks
+/// at the commands received in the last day (`store::LATE_COMMANDS_WINDOW`), and at all of
+/// them first and hourly, until such a look finds no more than it answers at once.
 async fn late_commands_loop(
     store: store::Store,
     worker_id: String,
     mut stop: watch::Receiver<bool>,
 ) {
+    const LOOK_AT_ALL_EVERY: Duration = Duration::from_secs(3600);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut looked_at_all: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        match store.answer_late_commands(&worker_id).await {
+        let all = looked_at_all.is_none_or(|at| at.elapsed() >= LOOK_AT_ALL_EVERY);
+        let since = (!all).then(|| chrono::Utc::now() - store::LATE_COMMANDS_WINDOW);
+        let started = tokio::time::Instant::now();
+        let answered = store.answer_late_commands(&worker_id, since).await;
+        if all
+            && answered
+                .as_ref()
+                .is_ok_and(|n| *n < store::LATE_COMMANDS_AT_ONCE)
+        {
+            looked_at_all = Some(started);
+        }
+        match answered {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 commands = n,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use serde_json::json;
 use store::testing::TestDb;
 use store::{RequestFilter, RequestStatus, Source, Status, StoreError};
@@ -12,6 +13,7 @@ store::test_both_backends!(
     a_pending_command_is_queued_only_when_another_person_approves,
     rejected_expired_and_finished_requests_queue_nothing,
     a_command_that_reaches_a_finished_workflow_is_answered,
+    a_late_command_older_than_a_day_is_answered_by_the_look_at_all,
 );
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -174,7 +176,15 @@ async fn a_command_that_reaches_a_finished_workflow_is_answered(db: TestDb) {
         .commit_step(&step(&claimed, "paid", Status::Completed, None))
         .await
         .expect("the last step");
-    assert_eq!(store.answer_late_commands("w9").await.expect("answer"), 1);
+    let lately = || Some(Utc::now() - store::LATE_COMMANDS_WINDOW);
+    assert_eq!(
+        store
+            .answer_late_commands("w9", lately())
+            .await
+            .expect("answer"),
+        1,
+        "found among the commands of the last day"
+    );
     let journal = store.journal(id).await.expect("journal");
     let last = journal.last().expect("a row");
     assert_eq!(last.entry.outcome, store::Outcome::CommandRefused);
@@ -195,11 +205,72 @@ async fn a_command_that_reaches_a_finished_workflow_is_answered(db: TestDb) {
         .find(|e| e.id == inbox_id)
         .expect("kept");
     assert!(event.processed_at.is_some(), "none stays unprocessed");
-    assert_eq!(store.answer_late_commands("w9").await.expect("again"), 0);
+    assert_eq!(
+        store.answer_late_commands("w9", None).await.expect("again"),
+        0
+    );
     let shown = store
         .operator_commands(Some(id), None, 10)
         .await
         .expect("list");
     assert_eq!(shown.len(), 1);
     assert_eq!(shown[0].outcome.as_deref(), Some("command_refused"));
+}
+
+/// A late command received before the last day (every worker stopped meanwhile) is not
+/// among those the routine look reads; the look at all of them (a worker's first, then
+/// hourly) answers it.
+async fn a_late_command_older_than_a_day_is_answered_by_the_look_at_all(db: TestDb) {
+    let store = &db.store;
+    let claimed = submit_and_claim(store, "loan-older", "w1").await;
+    let id = claimed.workflow.id;
+    let payload = json!({ "by": "alice", "reason": "stop it" });
+    let inbox_id = store
+        .record_command(id, "cancel", &payload)
+        .await
+        .expect("queued while the step runs");
+    store
+        .commit_step(&step(&claimed, "paid", Status::Completed, None))
+        .await
+        .expect("the last step");
+    // Received two days ago, as each database writes its times.
+    match store.backend() {
+        store::Backend::Postgres(pool) => sqlx::query(
+            "UPDATE callback_inbox SET received_at = received_at - interval '2 days' \
+             WHERE id = $1",
+        )
+        .bind(inbox_id)
+        .execute(pool)
+        .await
+        .map(drop),
+        store::Backend::Sqlite(pool) => sqlx::query(
+            "UPDATE callback_inbox \
+             SET received_at = strftime('%Y-%m-%dT%H:%M:%fZ', received_at, '-2 days') \
+             WHERE id = $1",
+        )
+        .bind(inbox_id)
+        .execute(pool)
+        .await
+        .map(drop),
+    }
+    .expect("received two days ago");
+    let lately = Some(Utc::now() - store::LATE_COMMANDS_WINDOW);
+    assert_eq!(
+        store
+            .answer_late_commands("w9", lately)
+            .await
+            .expect("look"),
+        0,
+        "not among the last day's"
+    );
+    assert_eq!(
+        store.answer_late_commands("w9", None).await.expect("look"),
+        1,
+        "answered by the look at all"
+    );
+    let journal = store.journal(id).await.expect("journal");
+    assert_eq!(
+        journal.last().expect("a row").entry.outcome,
+        store::Outcome::CommandRefused
+    );
 }
