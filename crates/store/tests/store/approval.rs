@@ -161,11 +161,10 @@ async fn rejected_expired_and_finished_requests_queue_nothing(db: TestDb) {
     assert!(closed.inbox_id.is_none());
 }
 
-/// A command queued while the workflow's last step was in flight: the workflow finishes
-/// without it; it is then journaled as refused with the reason, and processed.
-async fn a_command_that_reaches_a_finished_workflow_is_answered(db: TestDb) {
-    let store = &db.store;
-    let claimed = submit_and_claim(store, "loan-late", "w1").await;
+/// A workflow `key` that finishes while an operator's cancel, queued as its last step ran,
+/// waits unanswered: its id, the command's inbox id and payload.
+async fn late_cancel(store: &store::Store, key: &str) -> (uuid::Uuid, i64, serde_json::Value) {
+    let claimed = submit_and_claim(store, key, "w1").await;
     let id = claimed.workflow.id;
     let payload = json!({ "by": "alice", "reason": "stop it" });
     let inbox_id = store
@@ -176,6 +175,14 @@ async fn a_command_that_reaches_a_finished_workflow_is_answered(db: TestDb) {
         .commit_step(&step(&claimed, "paid", Status::Completed, None))
         .await
         .expect("the last step");
+    (id, inbox_id, payload)
+}
+
+/// A command queued while the workflow's last step was in flight: the workflow finishes
+/// without it; it is then journaled as refused with the reason, and processed.
+async fn a_command_that_reaches_a_finished_workflow_is_answered(db: TestDb) {
+    let store = &db.store;
+    let (id, inbox_id, payload) = late_cancel(store, "loan-late").await;
     let lately = || Some(Utc::now() - store::LATE_COMMANDS_WINDOW);
     assert_eq!(
         store
@@ -222,17 +229,7 @@ async fn a_command_that_reaches_a_finished_workflow_is_answered(db: TestDb) {
 /// hourly) answers it.
 async fn a_late_command_older_than_a_day_is_answered_by_the_look_at_all(db: TestDb) {
     let store = &db.store;
-    let claimed = submit_and_claim(store, "loan-older", "w1").await;
-    let id = claimed.workflow.id;
-    let payload = json!({ "by": "alice", "reason": "stop it" });
-    let inbox_id = store
-        .record_command(id, "cancel", &payload)
-        .await
-        .expect("queued while the step runs");
-    store
-        .commit_step(&step(&claimed, "paid", Status::Completed, None))
-        .await
-        .expect("the last step");
+    let (id, inbox_id, _) = late_cancel(store, "loan-older").await;
     // Received two days ago, as each database writes its times.
     match store.backend() {
         store::Backend::Postgres(pool) => sqlx::query(

@@ -319,11 +319,7 @@ async fn postgres_a_claim_writes_what_it_changes_into_the_wal_not_the_context() 
 
 async fn claim_logs_its_columns(db: TestDb) {
     let store = &db.store;
-    let pool = store.pg_pool().expect("a PostgreSQL store");
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
-        .execute(pool)
-        .await
-        .expect("pg_walinspect (PostgreSQL's contrib)");
+    let pool = crate::pg_with_extension(store, "pg_walinspect").await;
     // Random hex digits: lz4 finds nothing to repeat in them.
     let noise: String = (0..64)
         .map(|_| uuid::Uuid::new_v4().simple().to_string())

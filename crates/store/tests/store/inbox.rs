@@ -471,11 +471,7 @@ async fn postgres_a_kept_workflow_is_written_once_as_a_heap_only_tuple() {
 
 async fn kept_row_written_once(db: TestDb) {
     let store = &db.store;
-    let pool = store.pg_pool().expect("a PostgreSQL store");
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pageinspect")
-        .execute(pool)
-        .await
-        .expect("pageinspect (PostgreSQL's contrib)");
+    let pool = crate::pg_with_extension(store, "pageinspect").await;
     let nik = "3201000000000017";
     store
         .record_callback(&user_event("evt-once", "user_created", nik))
@@ -539,11 +535,7 @@ async fn postgres_consuming_a_callback_writes_two_index_entries() {
 
 async fn consuming_writes_two_index_entries(db: TestDb) {
     let store = &db.store;
-    let pool = store.pg_pool().expect("a PostgreSQL store");
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
-        .execute(pool)
-        .await
-        .expect("pg_walinspect (PostgreSQL's contrib)");
+    let pool = crate::pg_with_extension(store, "pg_walinspect").await;
     let nik = "3201000000000018";
     let claimed = submit_and_claim(store, "entries-1", "w1").await;
     let id = claimed.workflow.id;

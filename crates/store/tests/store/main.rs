@@ -150,6 +150,19 @@ impl Hints {
     }
 }
 
+/// The PostgreSQL pool of `store`, with the contrib extension `name` (`pg_walinspect`,
+/// `pageinspect`) created in its database.
+pub async fn pg_with_extension<'a>(store: &'a Store, name: &str) -> &'a sqlx::PgPool {
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE EXTENSION IF NOT EXISTS {name}"
+    )))
+    .execute(pool)
+    .await
+    .unwrap_or_else(|e| panic!("{name} (PostgreSQL's contrib): {e}"));
+    pool
+}
+
 /// A scalar from a SQL query without parameters (row counts in assertions).
 pub async fn count(store: &Store, sql: &'static str) -> i64 {
     match store.backend() {

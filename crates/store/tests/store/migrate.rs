@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use store::testing::{TestBackend, TestDb};
 use store::{
-    CorrelationKey, CorrelationKeys, InboxEvent, MIGRATIONS_TABLE, NewWorkflow, ReturningBorrower,
-    Source, Status, Store, StoreError, StoreTx, Wait,
+    CorrelationKey, MIGRATIONS_TABLE, NewWorkflow, ReturningBorrower, Status, Store, StoreError,
+    StoreTx, Wait,
 };
 use uuid::Uuid;
 
 use crate::count;
+use crate::inbox::user_event;
 
 store::test_both_backends!(
     unmigrated: migrate_twice_and_concurrently,
@@ -559,25 +560,13 @@ async fn upgraded_workflow_finishes(db: TestDb, last: i64) {
         .expect("claim")
         .expect("the old workflow is due");
     assert!(claimed.events.is_empty());
-    let mut wait = crate::step(&claimed, "await_user_verified", Status::Waiting, None);
-    wait.waits = vec![Wait::new(
-        "user_verified",
-        CorrelationKey::IdentityNumber,
-        nik,
-    )];
-    store.commit_step(&wait).await.expect("a wait committed");
+    store
+        .commit_step(&verified_wait(&claimed, nik))
+        .await
+        .expect("a wait committed");
 
     let recorded = store
-        .record_callback(&InboxEvent {
-            source: Source::Status,
-            event_id: "evt-upgraded".into(),
-            title: "user_verified".into(),
-            keys: CorrelationKeys {
-                identity_number: Some(nik.into()),
-                ..CorrelationKeys::default()
-            },
-            payload: json!({ "event_id": "evt-upgraded" }),
-        })
+        .record_callback(&user_event("evt-upgraded", "user_verified", nik))
         .await
         .expect("record");
     assert_eq!(
@@ -599,6 +588,18 @@ async fn upgraded_workflow_finishes(db: TestDb, last: i64) {
     assert_eq!(committed.seq, 2, "two journal rows");
     let row = store.get(id).await.expect("get").expect("exists");
     assert_eq!(row.status, Status::Completed);
+}
+
+/// The step of `claimed` that begins a wait for `user_verified` about the borrower with NIK
+/// `nik`, without a deadline.
+fn verified_wait(claimed: &store::Claimed, nik: &str) -> store::StepCommit {
+    let mut wait = crate::step(claimed, "await_user_verified", Status::Waiting, None);
+    wait.waits = vec![Wait::new(
+        "user_verified",
+        CorrelationKey::IdentityNumber,
+        nik,
+    )];
+    wait
 }
 
 /// Migration PG 0017 / SQLite 0011 drop and narrow indexes of `workflows`: a database of the
@@ -1292,24 +1293,12 @@ async fn a_callback_matched_before_the_index_entries_changed_is_brought_by_the_c
     let nik = "3275062009921985";
     let claimed = crate::submit_and_claim(store, "matched-before", "w1").await;
     let id = claimed.workflow.id;
-    let mut wait = crate::step(&claimed, "await_user_verified", Status::Waiting, None);
-    wait.waits = vec![Wait::new(
-        "user_verified",
-        CorrelationKey::IdentityNumber,
-        nik,
-    )];
-    store.commit_step(&wait).await.expect("a wait committed");
+    store
+        .commit_step(&verified_wait(&claimed, nik))
+        .await
+        .expect("a wait committed");
     let recorded = store
-        .record_callback(&InboxEvent {
-            source: Source::Status,
-            event_id: "evt-matched-before".into(),
-            title: "user_verified".into(),
-            keys: CorrelationKeys {
-                identity_number: Some(nik.into()),
-                ..CorrelationKeys::default()
-            },
-            payload: json!({ "event_id": "evt-matched-before" }),
-        })
+        .record_callback(&user_event("evt-matched-before", "user_verified", nik))
         .await
         .expect("record");
     assert_eq!(recorded.woke, Some(id), "matched before the upgrade");
