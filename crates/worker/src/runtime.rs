@@ -32,10 +32,10 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::{SinkExt as _, StreamExt as _};
 use store::{Backend, Wakeup};
 use tokio::sync::{Mutex, mpsc, watch};
@@ -442,32 +442,24 @@ async fn heartbeat_loop(store: store::Store, worker_id: String, mut stop: watch:
 }
 
 /// Every few seconds, answers operators' commands that reached a workflow after it
-/// finished: journaled `command_refused` with the reason, none left unprocessed. It looks
-/// at the commands received in the last day (`store::LATE_COMMANDS_WINDOW`), and at all of
-/// them first and hourly, until such a look finds no more than it answers at once.
+/// finished: journaled `command_refused` with the reason, none left unprocessed.
 async fn late_commands_loop(
     store: store::Store,
     worker_id: String,
     mut stop: watch::Receiver<bool>,
 ) {
-    const LOOK_AT_ALL_EVERY: Duration = Duration::from_secs(3600);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
-    let mut looked_at_all: Option<tokio::time::Instant> = None;
+    let mut looks = LateLooks::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        let all = looked_at_all.is_none_or(|at| at.elapsed() >= LOOK_AT_ALL_EVERY);
-        let since = (!all).then(|| chrono::Utc::now() - store::LATE_COMMANDS_WINDOW);
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
+        let since = looks.since(started, Utc::now());
         let answered = store.answer_late_commands(&worker_id, since).await;
-        if all
-            && answered
-                .as_ref()
-                .is_ok_and(|n| *n < store::LATE_COMMANDS_AT_ONCE)
-        {
-            looked_at_all = Some(started);
+        if let Ok(n) = answered {
+            looks.looked(since.is_none(), started, n);
         }
         match answered {
             Ok(0) => {}
@@ -478,6 +470,36 @@ async fn late_commands_loop(
             Err(error) => {
                 tracing::warn!(error.message = %error, "answering late commands failed");
             }
+        }
+    }
+}
+
+/// Which commands a worker's next look for late ones reads: those received in the last day
+/// (`store::LATE_COMMANDS_WINDOW`), or all of them: at its first look, hourly, and again
+/// while a look at all of them answers as many as one call can.
+#[derive(Debug, Default)]
+struct LateLooks {
+    /// When the last look at all of them that left none behind started.
+    all_done: Option<Instant>,
+}
+
+impl LateLooks {
+    const LOOK_AT_ALL_EVERY: Duration = Duration::from_secs(3600);
+
+    /// `None` (all of them) or the time since which to look, for a look starting `now`.
+    fn since(&self, now: Instant, utc_now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.all_done {
+            Some(done) if now.duration_since(done) < Self::LOOK_AT_ALL_EVERY => {
+                Some(utc_now - store::LATE_COMMANDS_WINDOW)
+            }
+            _ => None,
+        }
+    }
+
+    /// A look that started at `started` succeeded, answering `answered`.
+    fn looked(&mut self, all: bool, started: Instant, answered: u64) {
+        if all && answered < store::LATE_COMMANDS_AT_ONCE {
+            self.all_done = Some(started);
         }
     }
 }
@@ -526,6 +548,33 @@ mod tests {
     use workflow::{Engine, Registry};
 
     use super::*;
+
+    /// A worker looks at all late commands first, again at once while such a look answers a
+    /// full batch, then at the last day's, and at all of them again an hour after.
+    #[test]
+    fn late_looks_read_all_commands_first_and_hourly() {
+        let utc = DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::days(10);
+        let day = Some(utc - store::LATE_COMMANDS_WINDOW);
+        let start = Instant::now();
+        let mut looks = LateLooks::default();
+        // Each look as the loop makes it: `since`, then `looked` with what it answered.
+        let mut look = |secs, answered| {
+            let at = start + Duration::from_secs(secs);
+            let since = looks.since(at, utc);
+            looks.looked(since.is_none(), at, answered);
+            since
+        };
+        assert_eq!(
+            look(0, store::LATE_COMMANDS_AT_ONCE),
+            None,
+            "all of them first"
+        );
+        assert_eq!(look(5, 3), None, "again: the first answered a full batch");
+        assert_eq!(look(10, 0), day, "then the last day's");
+        assert_eq!(look(3604, 0), day);
+        assert_eq!(look(3605, 0), None, "all of them an hour after the last");
+        assert_eq!(look(3610, 0), day);
+    }
 
     /// Under a burst of submissions thousands of hints wait for a slot at once: each must
     /// hold its id, not the future of the step it will run (tens of KB, built only once

@@ -183,10 +183,10 @@ async fn late_cancel(store: &store::Store, key: &str) -> (uuid::Uuid, i64, serde
 async fn a_command_that_reaches_a_finished_workflow_is_answered(db: TestDb) {
     let store = &db.store;
     let (id, inbox_id, payload) = late_cancel(store, "loan-late").await;
-    let lately = || Some(Utc::now() - store::LATE_COMMANDS_WINDOW);
+    let lately = Some(Utc::now() - store::LATE_COMMANDS_WINDOW);
     assert_eq!(
         store
-            .answer_late_commands("w9", lately())
+            .answer_late_commands("w9", lately)
             .await
             .expect("answer"),
         1,
