@@ -231,6 +231,13 @@ async fn commit_pg(
     Ok(committed)
 }
 
+/// `commit` as one element of a batch of `finflow_commit_steps` (for tests: `store::testing`).
+#[cfg(feature = "testing")]
+pub(crate) fn params(store: &Store, commit: &StepCommit) -> Result<Value, StoreError> {
+    serde_json::to_value(Params::new(store, commit))
+        .map_err(|e| decode_error(format!("commit: {e}")))
+}
+
 /// The parameters of `finflow_commit_step` for one commit, named as `finflow_commit_steps`
 /// reads them: the one translation of a [`StepCommit`] into what PostgreSQL stores.
 #[derive(serde::Serialize)]

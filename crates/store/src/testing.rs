@@ -100,6 +100,15 @@ pub async fn migrate_up_to(store: &Store, last: i64) -> Result<(), crate::StoreE
     store.migrate_up_to(Some(last)).await
 }
 
+/// The JSON object `commit` is sent as in a PostgreSQL batch of step commits (one element of
+/// `finflow_commit_steps`' parameter), for tests that call the server functions themselves.
+///
+/// # Panics
+/// When the commit cannot be serialized (it always can).
+pub fn commit_params(store: &Store, commit: &crate::StepCommit) -> serde_json::Value {
+    crate::commit::params(store, commit).expect("a commit serializes")
+}
+
 /// Runs the cleanup when dropped, on a thread and runtime of its own (a destructor cannot
 /// await, and may run while the test's runtime unwinds).
 struct CleanupOnDrop(Option<Cleanup>);

@@ -3,16 +3,17 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
-use serde_json::json;
+use serde_json::{Value, json};
 use store::testing::TestDb;
 use store::{
-    Claimed, CorrelationKey, CorrelationKeys, InboxEvent, NewEvent, Source, Status, StepCommit,
-    Store, StoreError, StoreOptions, Wait,
+    Announcement, Claimed, CorrelationKey, CorrelationKeys, InboxEvent, NewEvent, Source, Status,
+    StepCommit, Store, StoreError, StoreOptions, Wait,
 };
 use uuid::Uuid;
 
-use crate::{step, submit_and_claim};
+use crate::{LEASE, step, submit_and_claim};
 
 /// Workflows committed at once in each test: more than two lanes can carry one by one.
 const AT_ONCE: usize = 24;
@@ -437,4 +438,376 @@ async fn the_step_paths_writers_take_turns_in_the_process(db: TestDb) {
         let pending = store.pending_events(c.workflow.id).await.expect("pending");
         assert_eq!(pending.len(), 1, "each matched to its own callback");
     }
+}
+
+/// On PostgreSQL a batch of step commits is written statement by statement for the whole
+/// batch (migration 0027), without a call of `finflow_commit_step` per step; each step's
+/// answer, and what the batch leaves stored, are those of the same batch written step by step
+/// (`finflow_commit_steps_in_turn`, the loop of 0022). Two twin batches, one each way, of
+/// every kind of step a batch can carry: a step that goes on, one whose lease was lost, an
+/// unknown workflow, a wait kept for its holder by a callback already there, the same wait
+/// released due now, an end consuming its callback, a wait with nothing there yet, an end
+/// announced to a workflow waiting for it, a new wait for an end announced before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_batch_written_statement_by_statement_answers_as_step_by_step() {
+    store::testing::run(
+        store::testing::TestBackend::Postgres,
+        true,
+        batch_statement_by_statement,
+    )
+    .await;
+}
+
+/// A batch naming one workflow twice is written step by step: its second step finds the
+/// version the first one moved on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_batch_naming_a_workflow_twice_is_written_step_by_step() {
+    store::testing::run(
+        store::testing::TestBackend::Postgres,
+        true,
+        |db| async move {
+            let store = &db.store;
+            let claimed = submit_and_claim(store, "twice", "w1").await;
+            let first = step(&claimed, "next", Status::Running, Some(Utc::now()));
+            let mut first = first;
+            first.release_lease = false;
+            let second = step(&claimed, "done", Status::Completed, None);
+            let batch = json!([
+                store::testing::commit_params(store, &first),
+                store::testing::commit_params(store, &second),
+            ]);
+            let (rows, step_calls) = call_batch(store, false, &batch).await;
+            assert_eq!(step_calls, 2, "one call of finflow_commit_step a step");
+            let results: Vec<&str> = rows.iter().map(|r| r.result.as_str()).collect();
+            assert_eq!(results, ["ok", "lease_lost"]);
+            let row = store
+                .get(claimed.workflow.id)
+                .await
+                .expect("get")
+                .expect("exists");
+            assert_eq!((row.state.as_str(), row.status), ("next", Status::Running));
+        },
+    )
+    .await;
+}
+
+/// One answer of a batch, as `finflow_commit_steps` returns it.
+#[derive(Debug, sqlx::FromRow)]
+struct BatchRow {
+    result: String,
+    new_version: Option<i64>,
+    journal_seq: Option<i32>,
+    stored_next_run_at: Option<DateTime<Utc>>,
+    pending_events: Option<Vec<i64>>,
+    kept_events: Option<serde_json::Value>,
+}
+
+/// Calls `finflow_commit_steps` (or, `in_turn`, `finflow_commit_steps_in_turn` with the batch
+/// parsed as the first does) with `batch` in a transaction of its own: the answers, and how
+/// many times `finflow_commit_step` ran.
+async fn call_batch(store: &Store, in_turn: bool, batch: &Value) -> (Vec<BatchRow>, i64) {
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL track_functions = 'pl'")
+        .execute(&mut *tx)
+        .await
+        .expect("track functions");
+    let sql = if in_turn {
+        "SELECT result, new_version, journal_seq, stored_next_run_at, pending_events, \
+         kept_events FROM finflow_commit_steps_in_turn(ARRAY(SELECT s FROM \
+         jsonb_populate_recordset(NULL::finflow_step_params, $1::jsonb) AS s)) ORDER BY idx"
+    } else {
+        "SELECT result, new_version, journal_seq, stored_next_run_at, pending_events, \
+         kept_events FROM finflow_commit_steps($1::jsonb) ORDER BY idx"
+    };
+    let rows: Vec<BatchRow> = sqlx::query_as(sql)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await
+        .expect("the batch is written");
+    let calls: i64 = sqlx::query_scalar(
+        "SELECT coalesce(pg_stat_get_xact_function_calls('finflow_commit_step'::regproc), 0)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("function calls");
+    tx.commit().await.expect("commit");
+    (rows, calls)
+}
+
+/// A callback `title` about `key` = `value`.
+fn callback(event_id: &str, title: &str, keys: CorrelationKeys) -> InboxEvent {
+    InboxEvent {
+        source: Source::Status,
+        event_id: event_id.into(),
+        title: title.into(),
+        keys,
+        payload: json!({ "event_id": event_id }),
+    }
+}
+
+/// The twin `twin`'s batch (one step of each kind, in the order of the test's comment),
+/// with the workflows it names and the callbacks it stored first.
+async fn twin_batch(store: &Store, twin: &str, later: DateTime<Utc>) -> (Value, Vec<Uuid>) {
+    let claim = |role: &str| {
+        let key = format!("{twin}-{role}");
+        async move { submit_and_claim(store, &key, "w1").await }
+    };
+    let on = claim("on").await;
+    let mut goes_on = step(&on, "next", Status::Running, Some(Utc::now()));
+    goes_on.release_lease = false;
+    goes_on.events = vec![NewEvent {
+        event_type: "test.went_on".into(),
+        payload: json!({ "twin": twin }),
+    }];
+
+    let lost = claim("lost").await;
+    let mut lease_lost = step(&lost, "done", Status::Completed, None);
+    lease_lost.expected_version -= 1;
+
+    let unknown_claimed = claim("unknown").await;
+    let mut unknown = step(&unknown_claimed, "done", Status::Completed, None);
+    unknown.workflow_id = Uuid::new_v4();
+
+    let mut parked = Vec::new();
+    for (role, hold) in [("kept", Some(LEASE)), ("due", None)] {
+        let user = format!("{twin}-{role}-user");
+        store
+            .record_callback(&callback(
+                &format!("{twin}-{role}-verified"),
+                "user_verified",
+                CorrelationKeys {
+                    user_id: Some(user.clone()),
+                    ..CorrelationKeys::default()
+                },
+            ))
+            .await
+            .expect("record");
+        let claimed = claim(role).await;
+        let mut wait = step(&claimed, "await_verified", Status::Waiting, Some(later));
+        wait.waits = vec![Wait::new("user_verified", CorrelationKey::UserId, user)];
+        wait.hold_for_events = hold;
+        parked.push((claimed, wait));
+    }
+
+    let ends = claim("ends").await;
+    let kyc = format!("{twin}-kyc");
+    let mut first = step(&ends, "await_kyc", Status::Waiting, Some(later));
+    first.waits = vec![Wait::new(
+        "kyc_verified",
+        CorrelationKey::KycId,
+        kyc.clone(),
+    )];
+    store.commit_step(&first).await.expect("the wait");
+    store
+        .record_callback(&callback(
+            &format!("{twin}-kyc-verified"),
+            "kyc_verified",
+            CorrelationKeys {
+                kyc_id: Some(kyc),
+                ..CorrelationKeys::default()
+            },
+        ))
+        .await
+        .expect("record");
+    let ends = store
+        .claim(ends.workflow.id, "w1", LEASE)
+        .await
+        .expect("claim")
+        .expect("woken");
+    assert_eq!(ends.events.len(), 1, "the callback it ends on");
+    let mut end = step(&ends, "done", Status::Completed, None);
+    end.processed_events = vec![ends.events[0].id];
+
+    let waits = claim("waits").await;
+    let mut nothing_yet = step(&waits, "await_created", Status::Waiting, Some(later));
+    nothing_yet.waits = vec![Wait::new(
+        "user_created",
+        CorrelationKey::IdentityNumber,
+        format!("{twin}-nik"),
+    )];
+
+    // An end announced to a workflow waiting for it outside the batch, and a new wait for an
+    // end announced before the batch.
+    let announcement = |of: &str| Announcement {
+        title: "workflow_finished".into(),
+        external_id: format!("onboard-borrower/{twin}-{of}"),
+        payload: json!({ "of": of }),
+    };
+    let waiter = claim("waiter").await;
+    let mut waits_for_end = step(&waiter, "await_borrower", Status::Waiting, Some(later));
+    waits_for_end.waits = vec![Wait::new(
+        "workflow_finished",
+        CorrelationKey::ExternalId,
+        announcement("announces").external_id,
+    )];
+    store
+        .commit_step(&waits_for_end)
+        .await
+        .expect("the waiter's wait");
+    let announces = claim("announces").await;
+    let mut announced_end = step(&announces, "done", Status::Completed, None);
+    announced_end.announce = Some(announcement("announces"));
+    let ended_before = claim("ended-before").await;
+    let mut earlier_end = step(&ended_before, "done", Status::Completed, None);
+    earlier_end.announce = Some(announcement("ended-before"));
+    store
+        .commit_step(&earlier_end)
+        .await
+        .expect("an earlier end");
+    let late = claim("late").await;
+    let mut late_wait = step(&late, "await_borrower", Status::Waiting, Some(later));
+    late_wait.waits = vec![Wait::new(
+        "workflow_finished",
+        CorrelationKey::ExternalId,
+        announcement("ended-before").external_id,
+    )];
+
+    let commits = [
+        goes_on,
+        lease_lost,
+        unknown,
+        parked[0].1.clone(),
+        parked[1].1.clone(),
+        end,
+        nothing_yet,
+        announced_end,
+        late_wait,
+    ];
+    let ids = commits
+        .iter()
+        .map(|c| c.workflow_id)
+        .chain([waiter.workflow.id])
+        .collect();
+    let batch = commits
+        .iter()
+        .map(|c| store::testing::commit_params(store, c))
+        .collect();
+    (Value::Array(batch), ids)
+}
+
+/// A time as the comparison sees it: none, about now, or exactly `later`.
+fn when(at: Option<DateTime<Utc>>, later: DateTime<Utc>) -> &'static str {
+    match at {
+        None => "none",
+        Some(at) if at == later => "later",
+        Some(at) if crate::is_about_now(at, std::time::Duration::from_secs(10)) => "now",
+        Some(_) => "other",
+    }
+}
+
+/// What one twin's workflow looks like after its batch, without ids and times.
+async fn stored(store: &Store, id: Uuid, later: DateTime<Utc>) -> Value {
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    let Some(row) = store.get(id).await.expect("get") else {
+        return json!(null);
+    };
+    let waits: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event, key_name FROM workflow_waits WHERE workflow_id = $1 ORDER BY 1, 2",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .expect("waits");
+    let inbox: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT title, processed_at IS NOT NULL FROM callback_inbox \
+         WHERE matched_workflow_id = $1 ORDER BY 1",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .expect("inbox");
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT event_type || '/' || journal_seq FROM events WHERE workflow_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .expect("events");
+    json!({
+        "state": row.state,
+        "status": row.status.as_str(),
+        "version": row.version,
+        "lease_owner": row.lease_owner,
+        "lease_until": row.lease_until.is_some(),
+        "next_run_at": when(row.next_run_at, later),
+        "finished": row.finished_at.is_some(),
+        "journal": store.journal(id).await.expect("journal").len(),
+        "waits": waits,
+        "inbox": inbox,
+        "events": events,
+    })
+}
+
+async fn batch_statement_by_statement(db: TestDb) {
+    let store = &db.store;
+    let later = Utc::now() + TimeDelta::hours(1);
+    let later = DateTime::from_timestamp_micros(later.timestamp_micros()).expect("a time");
+    let (together, together_ids) = twin_batch(store, "together", later).await;
+    let (in_turn, in_turn_ids) = twin_batch(store, "in-turn", later).await;
+
+    let (together_rows, calls) = call_batch(store, false, &together).await;
+    assert_eq!(calls, 0, "no step went through finflow_commit_step");
+    let (in_turn_rows, calls) = call_batch(store, true, &in_turn).await;
+    assert_eq!(calls, 9, "step by step");
+
+    let answer = |row: &BatchRow| {
+        json!({
+            "result": row.result,
+            "version": row.new_version,
+            "seq": row.journal_seq,
+            "next_run_at": when(row.stored_next_run_at, later),
+            "pending": row.pending_events.as_ref().map(Vec::len),
+            "kept": row.kept_events.as_ref().map(|k| k.as_array().map(|a| {
+                a.iter().map(|e| e["title"].clone()).collect::<Vec<_>>()
+            })),
+        })
+    };
+    let together_answers: Vec<Value> = together_rows.iter().map(answer).collect();
+    let in_turn_answers: Vec<Value> = in_turn_rows.iter().map(answer).collect();
+    assert_eq!(together_answers, in_turn_answers);
+    let results: Vec<&str> = together_rows.iter().map(|r| r.result.as_str()).collect();
+    assert_eq!(
+        results,
+        [
+            "ok",
+            "lease_lost",
+            "not_found",
+            "ok",
+            "ok",
+            "ok",
+            "ok",
+            "ok",
+            "ok"
+        ]
+    );
+    assert_eq!(together_answers[8]["pending"], 1, "the earlier end, found");
+    assert_eq!(
+        together_answers[3]["kept"],
+        json!(["user_verified"]),
+        "kept"
+    );
+    assert_eq!(
+        together_answers[4]["next_run_at"], "now",
+        "released due now"
+    );
+    assert_eq!(together_answers[6]["next_run_at"], "later", "parked");
+
+    for (a, b) in together_ids.iter().zip(&in_turn_ids) {
+        assert_eq!(
+            stored(store, *a, later).await,
+            stored(store, *b, later).await,
+            "the twins of {a} and {b}"
+        );
+    }
+    let went_on = stored(store, together_ids[0], later).await;
+    assert_eq!(went_on["events"], json!(["test.went_on/1"]));
+    let ended = stored(store, together_ids[5], later).await;
+    assert_eq!(ended["inbox"], json!([["kyc_verified", true]]), "consumed");
+    let waiter = stored(store, together_ids[9], later).await;
+    assert_eq!(
+        waiter["next_run_at"], "now",
+        "woken by the end it waited for"
+    );
+    assert_eq!(waiter["inbox"], json!([["workflow_finished", false]]));
 }

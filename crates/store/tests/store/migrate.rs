@@ -38,6 +38,7 @@ store::test_both_backends!(
     a_workflow_of_the_build_before_the_wait_match_changed_finishes,
     a_callback_matched_before_the_index_entries_changed_is_brought_by_the_claim,
     a_workflow_of_the_build_before_the_index_entries_changed_finishes,
+    a_workflow_of_the_build_before_batches_were_written_statement_by_statement_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -1339,5 +1340,23 @@ async fn a_callback_matched_before_the_index_entries_changed_is_brought_by_the_c
 
 async fn a_workflow_of_the_build_before_the_index_entries_changed_finishes(db: TestDb) {
     let last = before_fewer_index_entries(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// The last schema before PG 0027 (a batch of step commits written statement by statement);
+/// SQLite's did not change.
+fn before_batches_statement_by_statement(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 26,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// A workflow stored at the schema before 0027 is claimed, waits, is woken by its callback
+/// and finishes through the new batch function.
+async fn a_workflow_of_the_build_before_batches_were_written_statement_by_statement_finishes(
+    db: TestDb,
+) {
+    let last = before_batches_statement_by_statement(db.backend);
     upgraded_workflow_finishes(db, last).await;
 }
