@@ -248,33 +248,33 @@ BEGIN
         -- A workflow that ends announces it (0009), step by step: its announcement stored,
         -- copied to each workflow waiting for it, which is woken (the batch's own have their
         -- row written below, with the copy among their pending callbacks).
-        FOR c IN SELECT s.* FROM unnest(v_steps) WITH ORDINALITY AS s
-                 WHERE s.workflow_id = ANY(v_ok) AND s.terminal AND s.a_title IS NOT NULL
-                 ORDER BY s.ordinality LOOP
-            INSERT INTO callback_inbox (source, event_id, title, external_id, payload,
-                processed_at)
-            VALUES ('internal', c.workflow_id::text, c.a_title, c.a_external_id, c.a_payload,
-                now())
-            ON CONFLICT (source, event_id) DO NOTHING;
-            WITH copies AS (
+        FOREACH c IN ARRAY v_steps LOOP
+            IF c.terminal AND c.a_title IS NOT NULL AND c.workflow_id = ANY(v_ok) THEN
                 INSERT INTO callback_inbox (source, event_id, title, external_id, payload,
-                    matched_workflow_id, matched_at)
-                SELECT 'internal', c.workflow_id::text || ':' || w.workflow_id, w.event,
-                    w.key_value, c.a_payload, w.workflow_id, now()
-                FROM workflow_waits w JOIN workflows f ON f.id = w.workflow_id
-                WHERE w.event = c.a_title AND w.key_name = 'external_id'
-                  AND w.key_value = c.a_external_id
-                  AND f.status NOT IN ('completed', 'failed', 'cancelled')
-                ON CONFLICT (source, event_id) DO NOTHING
-                RETURNING matched_workflow_id
-            )
-            SELECT array_agg(matched_workflow_id) INTO v_waiters FROM copies
-            WHERE NOT matched_workflow_id = ANY(v_ok);
-            IF v_waiters IS NOT NULL THEN
-                UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), now()),
-                    updated_at = now()
-                WHERE id = ANY(v_waiters);
-                PERFORM finflow_notify_due(w) FROM unnest(v_waiters) AS t(w);
+                    processed_at)
+                VALUES ('internal', c.workflow_id::text, c.a_title, c.a_external_id, c.a_payload,
+                    now())
+                ON CONFLICT (source, event_id) DO NOTHING;
+                WITH copies AS (
+                    INSERT INTO callback_inbox (source, event_id, title, external_id, payload,
+                        matched_workflow_id, matched_at)
+                    SELECT 'internal', c.workflow_id::text || ':' || w.workflow_id, w.event,
+                        w.key_value, c.a_payload, w.workflow_id, now()
+                    FROM workflow_waits w JOIN workflows f ON f.id = w.workflow_id
+                    WHERE w.event = c.a_title AND w.key_name = 'external_id'
+                      AND w.key_value = c.a_external_id
+                      AND f.status NOT IN ('completed', 'failed', 'cancelled')
+                    ON CONFLICT (source, event_id) DO NOTHING
+                    RETURNING matched_workflow_id
+                )
+                SELECT array_agg(matched_workflow_id) INTO v_waiters FROM copies
+                WHERE NOT matched_workflow_id = ANY(v_ok);
+                IF v_waiters IS NOT NULL THEN
+                    UPDATE workflows SET next_run_at = least(coalesce(next_run_at, now()), now()),
+                        updated_at = now()
+                    WHERE id = ANY(v_waiters);
+                    PERFORM finflow_notify_due(w) FROM unnest(v_waiters) AS t(w);
+                END IF;
             END IF;
         END LOOP;
 
@@ -313,7 +313,8 @@ BEGIN
             IF v_c_id IS NOT NULL THEN
                 UPDATE callback_inbox i SET matched_workflow_id = m.wf, matched_at = now()
                 FROM unnest(v_c_id, v_c_wf) AS m(id, wf)
-                WHERE i.id = ANY(v_c_id) AND i.id = m.id;
+                WHERE i.id = ANY(v_c_id) AND i.id = m.id
+                  AND i.matched_workflow_id IS NULL AND i.processed_at IS NULL;
             END IF;
         END IF;
 
