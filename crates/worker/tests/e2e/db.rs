@@ -49,11 +49,24 @@ pub struct JournalRow {
 impl JournalRow {
     /// Whether the decision committed with this row was to call Finfra.
     pub fn decided_to_call(&self) -> bool {
-        self.response_summary
-            .as_deref()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-            .is_some_and(|v| v["decision"]["next"] == "call")
+        decided_to_call(self.response_summary.as_deref())
     }
+}
+
+/// Whether a journal row's `response_summary` (JSON text) holds a decision to call Finfra.
+fn decided_to_call(response_summary: Option<&str>) -> bool {
+    response_summary
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .is_some_and(|v| v["decision"]["next"] == "call")
+}
+
+/// A workflow held by a worker, with its last journal row's `seq` and `response_summary`.
+#[derive(Debug, FromRow)]
+struct HeldRow {
+    #[sqlx(flatten)]
+    workflow: WorkflowRow,
+    last_seq: i32,
+    last_summary: Option<String>,
 }
 
 /// The test's own connection to the run's database.
@@ -168,17 +181,22 @@ impl Db {
     }
 
     /// [`Self::held_mid_call`], each with the `seq` of its journal row that decided the call.
+    /// Each row is read with its last journal row in one statement, so both are of one moment
+    /// (read one after the other, a workflow released and taken up by another worker between
+    /// the two reads would look held by this one with the other's decision).
     pub async fn held_mid_call_after(&self, worker: &str) -> Vec<(WorkflowRow, i32)> {
-        let sql = format!("{WORKFLOWS} WHERE lease_owner = $1 AND status = 'running'");
-        let mut mid_call = Vec::new();
-        for workflow in self.rows::<WorkflowRow>(&sql, Some(worker)).await {
-            let journal = self.journal(&workflow.id).await;
-            if let Some(last) = journal.last().filter(|row| row.decided_to_call()) {
-                let seq = last.seq;
-                mid_call.push((workflow, seq));
-            }
-        }
-        mid_call
+        let sql = format!(
+            "SELECT w.*, j.seq AS last_seq, CAST(j.response_summary AS TEXT) AS last_summary \
+             FROM ({WORKFLOWS} WHERE lease_owner = $1 AND status = 'running') w \
+             JOIN step_journal j ON CAST(j.workflow_id AS TEXT) = w.id \
+             AND j.seq = (SELECT max(l.seq) FROM step_journal l WHERE l.workflow_id = j.workflow_id)"
+        );
+        self.rows::<HeldRow>(&sql, Some(worker))
+            .await
+            .into_iter()
+            .filter(|held| decided_to_call(held.last_summary.as_deref()))
+            .map(|held| (held.workflow, held.last_seq))
+            .collect()
     }
 
     /// PostgreSQL: the transactions in which `worker` committed the steps of more than one
