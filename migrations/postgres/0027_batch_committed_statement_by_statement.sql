@@ -173,6 +173,7 @@ DECLARE
     v_k_wf uuid[];
     v_k_events jsonb[];
     v_last_event bigint;
+    v_known uuid[];
 BEGIN
     IF coalesce(cardinality(v_steps), 0) = 0 THEN
         RETURN;
@@ -410,11 +411,17 @@ BEGIN
         END IF;
     END IF;
 
+    -- The workflows of the steps whose guard failed that exist (their lease was lost), by
+    -- key (an EXISTS per step could be planned as one scan of the whole table).
+    IF coalesce(cardinality(v_ok), 0) < cardinality(v_steps) THEN
+        v_known := ARRAY(SELECT x.id FROM workflows x
+            WHERE x.id = ANY(ARRAY(SELECT s.workflow_id FROM unnest(v_steps) AS s)));
+    END IF;
+
     RETURN QUERY
     SELECT (s.ordinality - 1)::integer,
         CASE WHEN u.wf IS NOT NULL THEN 'ok'
-             WHEN EXISTS (SELECT 1 FROM workflows x WHERE x.id = s.workflow_id)
-                 THEN 'lease_lost'
+             WHEN s.workflow_id = ANY(v_known) THEN 'lease_lost'
              ELSE 'not_found' END,
         u.version, j.seq, u.next, u.pending::bigint[], k.events
     FROM unnest(v_steps) WITH ORDINALITY AS s
