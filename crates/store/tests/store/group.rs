@@ -468,8 +468,7 @@ async fn postgres_a_batch_naming_a_workflow_twice_is_written_step_by_step() {
         |db| async move {
             let store = &db.store;
             let claimed = submit_and_claim(store, "twice", "w1").await;
-            let first = step(&claimed, "next", Status::Running, Some(Utc::now()));
-            let mut first = first;
+            let mut first = step(&claimed, "next", Status::Running, Some(Utc::now()));
             first.release_lease = false;
             let second = step(&claimed, "done", Status::Completed, None);
             let batch = json!([
