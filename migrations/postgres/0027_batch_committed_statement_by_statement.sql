@@ -167,7 +167,8 @@ DECLARE
     v_u_wf uuid[];
     v_u_version bigint[];
     v_u_next timestamptz[];
-    v_u_keep boolean[];
+    -- Released to the fleet (not kept for their holders).
+    v_u_released boolean[];
     v_u_pending text[];
     v_kept uuid[];
     v_k_wf uuid[];
@@ -363,14 +364,14 @@ BEGIN
             WHERE w.id = ANY(v_ok) AND w.id = s.workflow_id
             RETURNING w.id, w.version, w.next_run_at, s.keep, s.release, s.pending
         )
-        SELECT array_agg(id), array_agg(version), array_agg(next_run_at), array_agg(keep),
-            array_agg(pending::text)
-        INTO v_u_wf, v_u_version, v_u_next, v_u_keep, v_u_pending
+        SELECT array_agg(id), array_agg(version), array_agg(next_run_at),
+            array_agg(release AND NOT keep), array_agg(pending::text),
+            array_agg(id) FILTER (WHERE keep)
+        INTO v_u_wf, v_u_version, v_u_next, v_u_released, v_u_pending, v_kept
         FROM written;
 
         -- The callbacks of the workflows kept for their holders, for them to go on with.
-        v_kept := ARRAY(SELECT u.wf FROM unnest(v_u_wf, v_u_keep) AS u(wf, keep) WHERE u.keep);
-        IF cardinality(v_kept) > 0 THEN
+        IF v_kept IS NOT NULL THEN
             SELECT array_agg(k.wf), array_agg(k.events) INTO v_k_wf, v_k_events
             FROM (SELECT i.matched_workflow_id AS wf,
                       jsonb_agg(to_jsonb(i) ORDER BY i.received_at, i.id) AS events
@@ -383,9 +384,9 @@ BEGIN
         -- The wake-ups of the released workflows, as finflow_commit_step schedules them.
         PERFORM finflow_schedule_wakeup(u.wf,
             CASE WHEN u.pending <> '{}' THEN now() ELSE u.next END)
-        FROM unnest(v_u_wf, v_u_next, v_u_keep, v_u_pending) AS u(wf, next, keep, pending)
-        JOIN unnest(v_steps) AS s ON s.workflow_id = u.wf
-        WHERE s.release AND NOT u.keep AND (u.pending <> '{}' OR u.next IS NOT NULL);
+        FROM unnest(v_u_wf, v_u_next, v_u_released, v_u_pending)
+            AS u(wf, next, released, pending)
+        WHERE u.released AND (u.pending <> '{}' OR u.next IS NOT NULL);
 
         -- The lifecycle events, last, in the batch's order: the lock that orders them is
         -- held only from here to the commit.
