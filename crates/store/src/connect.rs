@@ -203,10 +203,10 @@ impl Store {
             }
         };
         Ok(Store {
-            commits: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
-            claims: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
-            callbacks: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
-            sqlite_writes: std::sync::Arc::new(crate::group::Group::for_backend(&backend)),
+            commits: std::sync::Arc::new(crate::group::Group::new()),
+            claims: std::sync::Arc::new(crate::group::Group::new()),
+            callbacks: std::sync::Arc::new(crate::group::Group::new()),
+            sqlite_writes: std::sync::Arc::new(crate::group::Group::new()),
             backend,
             due: crate::due::Due::default(),
             keys: None,

@@ -1,19 +1,23 @@
 //! Group commit: the statements of the step path that a process makes at about the same
 //! moment are written together, in one transaction, each with its own outcome. Three kinds
 //! go this way: step commits, claims and stored callbacks (the receiver answers Finfra only
-//! once its callback's batch committed). On PostgreSQL each kind has its own queue and two
-//! lanes: [`Commits`] (one call of `finflow_commit_steps`, migration 0016), [`Claims`] (one
+//! once its callback's batch committed). On PostgreSQL each kind has its own queue and
+//! lane: [`Commits`] (one call of `finflow_commit_steps`, migration 0016), [`Claims`] (one
 //! statement claiming every workflow asked for), [`Callbacks`] (one call of
 //! `finflow_record_callbacks`, 0016). On SQLite, which has one writer and an `fsync` per
 //! transaction, the three kinds share one queue and one lane ([`SqliteWrites`]): whatever is
 //! queued goes in one `BEGIN IMMEDIATE` … `COMMIT`, each write inside a savepoint of its own.
 //!
 //! There is no timer and no task of its own. A request joins its kind's queue and waits for
-//! its answer; whenever one of the kind's lanes is free, a waiting request takes everything
-//! queued (up to [`MOST`]) and sends it as one batch. With the lanes idle a request goes at
-//! once, alone: one round trip, as before. Under load, requests queue while the lanes are
-//! busy, and the next batch carries them all: the busier the process, the fewer
-//! transactions per step. A batch runs in a task of its own, so a caller that gives up
+//! its answer; whenever the kind's lane is free, a waiting request takes everything queued
+//! (up to [`MOST`]) and sends it as one batch, after letting the process's tasks ready to
+//! run go first (they may be about to join it). With the lane idle a request goes at once,
+//! alone: one round trip, as before. Under load, requests queue while a batch is in the
+//! database, and the next batch carries them all: the busier the process, the fewer
+//! transactions per step. One batch of a kind in flight at a time, not two: two let a batch
+//! go while the other was in the database, but halved the batches, and under load the
+//! server spent more on two small ones than the wait for one large one costs (the README's
+//! "One batch in flight"). A batch runs in a task of its own, so a caller that gives up
 //! waiting (its step was cancelled) does not cut off the others' batch.
 //!
 //! Each request of a batch is told its own outcome: a step commit is committed, or told
@@ -43,10 +47,6 @@ use crate::hot::Hot;
 use crate::inbox::{Recorded, StoredCallback, record_sqlite};
 use crate::{Backend, Store};
 
-/// PostgreSQL: batches of one kind in flight at once per process, so that one can be sent
-/// while the other is in the database. SQLite has one writer: one lane.
-pub(crate) const POSTGRES_LANES: usize = 2;
-
 /// The most requests in one batch.
 pub(crate) const MOST: usize = 32;
 
@@ -69,10 +69,11 @@ struct Queued<B: Batch> {
     answer: oneshot::Sender<Result<B::Output, StoreError>>,
 }
 
-/// The queue and lanes of one kind of request of one store (shared by its clones).
+/// The queue and lane of one kind of request of one store (shared by its clones).
 pub(crate) struct Group<B: Batch> {
     queue: Mutex<VecDeque<Queued<B>>>,
-    lanes: Arc<Semaphore>,
+    /// One permit: the batch in flight.
+    lane: Arc<Semaphore>,
     /// How many batches of each size were sent: `sizes[n - 1]` for size `n`.
     sizes: Mutex<[u64; MOST]>,
 }
@@ -80,26 +81,22 @@ pub(crate) struct Group<B: Batch> {
 impl<B: Batch> std::fmt::Debug for Group<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
-            .field("lanes", &self.lanes)
+            .field("lane", &self.lane)
             .finish_non_exhaustive()
     }
 }
 
 impl<B: Batch> Group<B> {
-    /// A group with the lanes for `backend`'s kind of database.
-    pub(crate) fn for_backend(backend: &Backend) -> Self {
-        let lanes = match backend {
-            Backend::Postgres(_) => POSTGRES_LANES,
-            Backend::Sqlite(_) => 1,
-        };
+    /// A group with an empty queue and its lane free.
+    pub(crate) fn new() -> Self {
         Self {
             queue: Mutex::default(),
-            lanes: Arc::new(Semaphore::new(lanes)),
+            lane: Arc::new(Semaphore::new(1)),
             sizes: Mutex::new([0; MOST]),
         }
     }
 
-    /// Writes `item` with whatever else is queued when a lane is free.
+    /// Writes `item` with whatever else is queued when the lane is free.
     ///
     /// # Errors
     /// As the store call it serves.
@@ -114,8 +111,12 @@ impl<B: Batch> Group<B> {
             tokio::select! {
                 biased;
                 result = &mut answered => return unanswered(result),
-                lane = Arc::clone(&self.lanes).acquire_owned() => {
-                    let lane = lane.map_err(|_| decode_error("group commit: lanes closed"))?;
+                lane = Arc::clone(&self.lane).acquire_owned() => {
+                    let lane = lane.map_err(|_| decode_error("group commit: lane closed"))?;
+                    // The tasks ready to run go first, so that the requests they are about
+                    // to make join this batch rather than wait for the next: no timer, a
+                    // request alone goes at once.
+                    tokio::task::yield_now().await;
                     let batch = self.take();
                     if batch.is_empty() {
                         // Ours is in a batch already on its way.
@@ -128,7 +129,7 @@ impl<B: Batch> Group<B> {
                         group.send(&store, batch).await;
                         drop(lane);
                     });
-                    // Ours went with it, or waits further back in the queue for a lane.
+                    // Ours went with it, or waits further back in the queue for the lane.
                 }
             }
         }

@@ -15,11 +15,12 @@ use uuid::Uuid;
 
 use crate::{LEASE, step, submit_and_claim};
 
-/// Workflows committed at once in each test: more than two lanes can carry one by one.
+/// Workflows committed at once in each test: more than a lane can carry one by one.
 const AT_ONCE: usize = 24;
 
 store::test_both_backends!(
     concurrent_commits_share_batches_each_behind_its_own_guard,
+    commits_made_in_one_moment_go_in_one_batch,
     a_step_the_database_refuses_fails_alone,
     concurrent_claims_share_batches_and_claim_each_workflow_once,
     concurrent_callbacks_share_batches_each_stored_once,
@@ -158,6 +159,24 @@ async fn concurrent_commits_share_batches_each_behind_its_own_guard(db: TestDb) 
         );
         assert_eq!(pair[1].payload["n"], 1);
     }
+}
+
+/// Commits made in one moment (here by one task, one after another without a wait between
+/// them) go in one batch: the first to take the lane lets the ready tasks go first, and
+/// those join its batch rather than wait for the next.
+async fn commits_made_in_one_moment_go_in_one_batch(db: TestDb) {
+    let store = &db.store;
+    let claimed = claimed_many(store, "moment").await;
+    let commits: Vec<StepCommit> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| with_events(c, i))
+        .collect();
+
+    let results = join_all(commits.iter().map(|c| store.commit_step(c))).await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(store.commit_batch_sizes(), vec![(AT_ONCE, 1)]);
 }
 
 /// One step of a batch that the database refuses (not a lost lease: a constraint, say)
@@ -485,6 +504,76 @@ async fn postgres_a_batch_naming_a_workflow_twice_is_written_step_by_step() {
                 .expect("get")
                 .expect("exists");
             assert_eq!((row.state.as_str(), row.status), ("next", Status::Running));
+        },
+    )
+    .await;
+}
+
+/// On PostgreSQL a process has one batch of step commits in the database at a time: the
+/// commits made while one waits there (here for a row the test holds) go together in the
+/// next, once it has answered, not beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
+    store::testing::run(
+        store::testing::TestBackend::Postgres,
+        true,
+        |db| async move {
+            let store = &db.store;
+            let pool = store.pg_pool().expect("a PostgreSQL store");
+            let claimed = claimed_many(store, "in-flight").await;
+            let mut commits = claimed.iter().enumerate().map(|(i, c)| with_events(c, i));
+            let in_database = || async {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND state = 'active' AND query LIKE '%FROM finflow_commit_steps(%' \
+                     AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(pool)
+                .await
+                .expect("activity")
+            };
+
+            let mut holder = pool.begin().await.expect("begin");
+            sqlx::query("SELECT 1 FROM workflows WHERE id = $1 FOR UPDATE")
+                .bind(claimed[0].workflow.id)
+                .execute(&mut *holder)
+                .await
+                .expect("hold the first row");
+            let first = commits.next().expect("first");
+            let held = tokio::spawn({
+                let store = store.clone();
+                async move { store.commit_step(&first).await }
+            });
+            for _ in 0..1000 {
+                if in_database().await > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(
+                in_database().await,
+                1,
+                "the first batch waits for the held row"
+            );
+            let rest: Vec<_> = commits
+                .map(|commit| {
+                    let store = store.clone();
+                    tokio::spawn(async move { store.commit_step(&commit).await })
+                })
+                .collect();
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            assert_eq!(in_database().await, 1, "one batch in the database");
+            assert!(
+                rest.iter().all(|task| !task.is_finished()),
+                "the others wait for the lane"
+            );
+            holder.commit().await.expect("let go");
+
+            assert!(held.await.expect("task").is_ok());
+            for task in rest {
+                assert!(task.await.expect("task").is_ok());
+            }
+            assert_eq!(store.commit_batch_sizes(), vec![(1, 1), (AT_ONCE - 1, 1)]);
         },
     )
     .await;
