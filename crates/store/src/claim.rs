@@ -8,6 +8,16 @@
 //! of any worker takes it over once the lease ends, without a wake-up of its own and without
 //! waiting for apalis's orphan recovery. A live lease blocks everyone, its holder included,
 //! so a duplicate wake-up never re-enters a step in flight.
+//!
+//! On PostgreSQL a claim commits without waiting for its WAL to reach the disk: each claim
+//! statement turns `synchronous_commit` off for its own transaction (`set_config(..., true)`
+//! in the statement, `claim_old!`). Nothing outside the database acts on a claim alone:
+//! before its holder sends a request, or anything else leaves the database, the holder
+//! commits a step, synchronously and behind the guard of the claim's lease and version, and
+//! PostgreSQL flushes its WAL in order, so that commit makes the claim durable first. A claim
+//! that a server crash loses before then never happened: the workflow is due and free again,
+//! and the holder's next commit finds the lease or the version moved on (`LeaseLost`), or, if
+//! the same worker claimed it again meanwhile, the version guard lets one of the two commit.
 
 use std::time::Duration;
 
@@ -68,7 +78,8 @@ macro_rules! due_and_free {
 
 /// The claim itself, of the rows of `old` (their `claimed_id` and `previous_status`): leased
 /// to `$worker` for `$secs` seconds (SQL expressions), each returned with its previous status
-/// and pending events. The columns returned are named, not `w.*`: a statement this process
+/// and pending events, in a transaction that commits without waiting for its WAL flush (see
+/// the module; evaluated for each row claimed, and a claim of none writes nothing). The columns returned are named, not `w.*`: a statement this process
 /// prepared keeps its result's shape when a migration adds or moves columns (PostgreSQL
 /// refuses to run a prepared statement whose `*` would now mean other columns).
 macro_rules! claim_old {
@@ -79,7 +90,8 @@ macro_rules! claim_old {
             ", lease_until = now() + make_interval(secs => ",
             $secs,
             "), version = w.version + 1, updated_at = now() \
-             FROM old WHERE w.id = old.claimed_id RETURNING ",
+             FROM old WHERE w.id = old.claimed_id \
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING ",
             workflow_columns!(),
             ", old.previous_status, ",
             pending_events_json!()
@@ -176,15 +188,8 @@ impl Store {
         // SQLite's one writer claims row by row in its write transaction.
         match &self.backend {
             Backend::Postgres(pool) => {
-                let rows = sqlx::query(PG_CLAIM_DUE)
-                    .bind(i64::from(limit))
-                    .bind(worker_id)
-                    .bind(lease.as_secs_f64())
-                    .fetch_all(pool)
-                    .await?;
-                for row in &rows {
-                    claimed.push(claimed_pg(row)?);
-                }
+                let mut conn = pool.acquire().await?;
+                claimed = claim_due_pg(&mut conn, worker_id, limit, lease).await?;
             }
             Backend::Sqlite(pool) => {
                 let (_turn, mut tx) = self.begin_in_turn(pool).await?;
@@ -333,6 +338,23 @@ pub(crate) async fn claim_many_pg(
         .bind(&ids)
         .bind(&workers)
         .bind(&secs)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(claimed_pg).collect()
+}
+
+/// Claims up to `limit` due and free workflows on PostgreSQL for `worker_id`, the longest due
+/// first, skipping the rows another claim holds.
+pub(crate) async fn claim_due_pg(
+    conn: &mut sqlx::PgConnection,
+    worker_id: &str,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<Claimed>, StoreError> {
+    let rows = sqlx::query(PG_CLAIM_DUE)
+        .bind(i64::from(limit))
+        .bind(worker_id)
+        .bind(lease.as_secs_f64())
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(claimed_pg).collect()

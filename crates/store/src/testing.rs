@@ -109,6 +109,65 @@ pub fn commit_params(store: &Store, commit: &crate::StepCommit) -> serde_json::V
     crate::commit::params(store, commit).expect("a commit serializes")
 }
 
+/// The PostgreSQL claim statements: of one workflow, of several at once, the due scan's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimStatement {
+    /// [`Store::claim`] alone in its batch.
+    One,
+    /// [`Store::claim`] batched with others.
+    Many,
+    /// [`Store::claim_due`].
+    Due,
+}
+
+/// PostgreSQL: runs `statement` for `ids` (`Due`: any due workflows, as many as `ids`) as
+/// `worker` inside a transaction of the caller's, which it then commits: how many it claimed,
+/// and the transaction's `synchronous_commit` before and after the claim.
+///
+/// # Panics
+/// On SQLite, or when the database fails.
+pub async fn claim_in_transaction(
+    store: &Store,
+    statement: ClaimStatement,
+    ids: &[Uuid],
+    worker: &str,
+) -> (usize, String, String) {
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    let mut tx = pool.begin().await.expect("begin");
+    let setting = "SELECT current_setting('synchronous_commit')";
+    let before: String = sqlx::query_scalar(setting)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("setting");
+    let lease = Duration::from_secs(30);
+    let requests: Vec<crate::group::ClaimRequest> = ids
+        .iter()
+        .map(|&workflow_id| crate::group::ClaimRequest {
+            workflow_id,
+            worker_id: worker.to_owned(),
+            lease,
+        })
+        .collect();
+    let claimed = match statement {
+        ClaimStatement::One | ClaimStatement::Many => {
+            let requests: Vec<&crate::group::ClaimRequest> = requests.iter().collect();
+            assert_eq!(statement == ClaimStatement::One, requests.len() == 1);
+            crate::claim::claim_many_pg(&mut tx, &requests).await
+        }
+        ClaimStatement::Due => {
+            let limit = u32::try_from(ids.len()).expect("a few");
+            crate::claim::claim_due_pg(&mut tx, worker, limit, lease).await
+        }
+    }
+    .expect("claim");
+    let after: String = sqlx::query_scalar(setting)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("setting");
+    tx.commit().await.expect("commit");
+    (claimed.len(), before, after)
+}
+
 /// Runs the cleanup when dropped, on a thread and runtime of its own (a destructor cannot
 /// await, and may run while the test's runtime unwinds).
 struct CleanupOnDrop(Option<Cleanup>);

@@ -352,9 +352,27 @@ async fn claim_logs_its_columns(db: TestDb) {
             .await
             .expect("claim")
             .expect("due and free");
+        // The claim commits without waiting for its WAL flush: read up to where it ended,
+        // once the WAL writer has flushed that far (within a few `wal_writer_delay`s).
+        let end: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(pool)
+            .await
+            .expect("lsn");
+        for _ in 0..500 {
+            let flushed: bool =
+                sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn")
+                    .bind(&end)
+                    .fetch_one(pool)
+                    .await
+                    .expect("flushed");
+            if flushed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         records = sqlx::query_as::<_, (String, i32, i32)>(
             "SELECT record_type, record_length, fpi_length \
-             FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()) \
+             FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) \
              WHERE resource_manager = 'Heap' AND record_type LIKE '%UPDATE%' \
                AND block_ref LIKE format('%%rel %s/%s/%s %%', \
                    (SELECT dattablespace FROM pg_database WHERE datname = current_database()), \
@@ -362,6 +380,7 @@ async fn claim_logs_its_columns(db: TestDb) {
                    pg_relation_filenode('workflows'))",
         )
         .bind(&start)
+        .bind(&end)
         .fetch_all(pool)
         .await
         .expect("the claim's WAL records");
@@ -376,6 +395,63 @@ async fn claim_logs_its_columns(db: TestDb) {
         *length < 300,
         "the claim's {kind} record is {length} bytes, the context not among them"
     );
+}
+
+/// On PostgreSQL each claim statement commits its transaction without waiting for the WAL
+/// flush (`synchronous_commit` off for that transaction only): what it claims is made durable
+/// by its holder's next step commit, which is synchronous, before anything leaves the
+/// database. A claim of nothing leaves the setting as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_claim_does_not_wait_for_its_wal_flush() {
+    store::testing::run(TestBackend::Postgres, true, claims_commit_asynchronously).await;
+}
+
+async fn claims_commit_asynchronously(db: TestDb) {
+    use store::testing::{ClaimStatement, claim_in_transaction};
+    let store = &db.store;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            store
+                .submit(&new_workflow(&format!("async-{i}")))
+                .await
+                .expect("submit")
+                .id,
+        );
+    }
+    let claims = [
+        (ClaimStatement::One, &ids[..1]),
+        (ClaimStatement::Many, &ids[1..3]),
+        (ClaimStatement::Due, &ids[3..]),
+    ];
+    for (statement, ids) in claims {
+        let (claimed, before, after) = claim_in_transaction(store, statement, ids, "w1").await;
+        assert_eq!(claimed, ids.len(), "{statement:?} claims");
+        assert_eq!(
+            (before.as_str(), after.as_str()),
+            ("on", "off"),
+            "{statement:?}"
+        );
+        // The same again finds them held: nothing claimed, nothing to commit, the setting
+        // untouched.
+        let (claimed, _, after) = claim_in_transaction(store, statement, ids, "w2").await;
+        assert_eq!((claimed, after.as_str()), (0, "on"), "{statement:?} again");
+    }
+    for id in ids {
+        let row = store.get(id).await.expect("get").expect("exists");
+        assert_eq!(
+            row.lease_owner.as_deref(),
+            Some("w1"),
+            "claimed and committed"
+        );
+    }
+    // The step commit that follows a claim is synchronous as ever.
+    let pool = store.pg_pool().expect("a PostgreSQL store");
+    let setting: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+        .fetch_one(pool)
+        .await
+        .expect("setting");
+    assert_eq!(setting, "on");
 }
 
 /// On PostgreSQL a claim names the columns it returns: a connection that prepared the claim
