@@ -79,9 +79,10 @@ macro_rules! due_and_free {
 /// The claim itself, of the rows of `old` (their `claimed_id` and `previous_status`): leased
 /// to `$worker` for `$secs` seconds (SQL expressions), each returned with its previous status
 /// and pending events, in a transaction that commits without waiting for its WAL flush (see
-/// the module; evaluated for each row claimed, and a claim of none writes nothing). The columns returned are named, not `w.*`: a statement this process
-/// prepared keeps its result's shape when a migration adds or moves columns (PostgreSQL
-/// refuses to run a prepared statement whose `*` would now mean other columns).
+/// the module; `set_config` is evaluated for each row claimed, and a claim of none writes
+/// nothing). The columns returned are named, not `w.*`: a statement this process prepared
+/// keeps its result's shape when a migration adds or moves columns (PostgreSQL refuses to
+/// run a prepared statement whose `*` would now mean other columns).
 macro_rules! claim_old {
     ($worker:literal, $secs:literal) => {
         concat!(
@@ -183,15 +184,15 @@ impl Store {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut claimed = Vec::new();
         // A fleet claims in one statement that skips the rows another worker is claiming;
         // SQLite's one writer claims row by row in its write transaction.
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut conn = pool.acquire().await?;
-                claimed = claim_due_pg(&mut conn, worker_id, limit, lease).await?;
+                claim_due_pg(&mut conn, worker_id, limit, lease).await
             }
             Backend::Sqlite(pool) => {
+                let mut claimed = Vec::new();
                 let (_turn, mut tx) = self.begin_in_turn(pool).await?;
                 let now = Utc::now();
                 let due: Vec<(String, String)> = sqlx::query_as(concat!(
@@ -210,9 +211,9 @@ impl Store {
                         .push(claim_sqlite(&mut tx, id, &previous, worker_id, lease, now).await?);
                 }
                 tx.commit().await?;
+                Ok(claimed)
             }
         }
-        Ok(claimed)
     }
 
     /// Extends a held lease to `lease` from now (for a long step or inline continuation) and
