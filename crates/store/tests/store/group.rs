@@ -36,6 +36,15 @@ async fn claimed_many(store: &Store, prefix: &str) -> Vec<Claimed> {
     claimed
 }
 
+/// A step of each of `claimed`, with two lifecycle events ([`with_events`]).
+fn each_with_events(claimed: &[Claimed]) -> Vec<StepCommit> {
+    claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| with_events(c, i))
+        .collect()
+}
+
 /// Each step with two lifecycle events, numbered by its workflow.
 fn with_events(claimed: &Claimed, i: usize) -> StepCommit {
     let mut commit = step(claimed, "done", Status::Completed, None);
@@ -166,12 +175,7 @@ async fn concurrent_commits_share_batches_each_behind_its_own_guard(db: TestDb) 
 /// those join its batch rather than wait for the next.
 async fn commits_made_in_one_moment_go_in_one_batch(db: TestDb) {
     let store = &db.store;
-    let claimed = claimed_many(store, "moment").await;
-    let commits: Vec<StepCommit> = claimed
-        .iter()
-        .enumerate()
-        .map(|(i, c)| with_events(c, i))
-        .collect();
+    let commits = each_with_events(&claimed_many(store, "moment").await);
 
     let results = join_all(commits.iter().map(|c| store.commit_step(c))).await;
 
@@ -210,11 +214,7 @@ async fn a_step_the_database_refuses_fails_alone(db: TestDb) {
     }
     .expect("trigger");
 
-    let commits: Vec<StepCommit> = claimed
-        .iter()
-        .enumerate()
-        .map(|(i, c)| with_events(c, i))
-        .collect();
+    let commits = each_with_events(&claimed);
     let results = join_all(commits.iter().map(|c| store.commit_step(c))).await;
     let sizes = store.commit_batch_sizes();
     let sent: u64 = sizes.iter().map(|(size, n)| *size as u64 * n).sum();
@@ -521,7 +521,7 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
             let store = &db.store;
             let pool = store.pg_pool().expect("a PostgreSQL store");
             let claimed = claimed_many(store, "in-flight").await;
-            let mut commits = claimed.iter().enumerate().map(|(i, c)| with_events(c, i));
+            let mut commits = each_with_events(&claimed).into_iter();
             let in_database = || async {
                 sqlx::query_scalar::<_, i64>(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
