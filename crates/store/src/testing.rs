@@ -109,14 +109,13 @@ pub fn commit_params(store: &Store, commit: &crate::StepCommit) -> serde_json::V
     crate::commit::params(store, commit).expect("a commit serializes")
 }
 
-/// The PostgreSQL claim statements: of one workflow, of several at once, the due scan's.
+/// The PostgreSQL claim statements: of the workflows asked for (one statement for one, another
+/// for several), and the due scan's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimStatement {
-    /// [`Store::claim`] alone in its batch.
-    One,
-    /// [`Store::claim`] batched with others.
-    Many,
-    /// [`Store::claim_due`].
+    /// [`Store::claim`]'s, of the ids given.
+    Asked,
+    /// [`Store::claim_due`]'s.
     Due,
 }
 
@@ -149,9 +148,8 @@ pub async fn claim_in_transaction(
         })
         .collect();
     let claimed = match statement {
-        ClaimStatement::One | ClaimStatement::Many => {
+        ClaimStatement::Asked => {
             let requests: Vec<&crate::group::ClaimRequest> = requests.iter().collect();
-            assert_eq!(statement == ClaimStatement::One, requests.len() == 1);
             crate::claim::claim_many_pg(&mut tx, &requests).await
         }
         ClaimStatement::Due => {

@@ -419,9 +419,10 @@ async fn claims_commit_asynchronously(db: TestDb) {
                 .id,
         );
     }
+    // One asked for, two asked for at once (each its own statement), the due scan's.
     let claims = [
-        (ClaimStatement::One, &ids[..1]),
-        (ClaimStatement::Many, &ids[1..3]),
+        (ClaimStatement::Asked, &ids[..1]),
+        (ClaimStatement::Asked, &ids[1..3]),
         (ClaimStatement::Due, &ids[3..]),
     ];
     for (statement, ids) in claims {
@@ -435,7 +436,12 @@ async fn claims_commit_asynchronously(db: TestDb) {
         // The same again finds them held: nothing claimed, nothing to commit, the setting
         // untouched.
         let (claimed, _, after) = claim_in_transaction(store, statement, ids, "w2").await;
-        assert_eq!((claimed, after.as_str()), (0, "on"), "{statement:?} again");
+        assert_eq!(
+            (claimed, after.as_str()),
+            (0, "on"),
+            "{statement:?} {} again",
+            ids.len()
+        );
     }
     for id in ids {
         let row = store.get(id).await.expect("get").expect("exists");
