@@ -899,3 +899,124 @@ async fn batch_statement_by_statement(db: TestDb) {
     );
     assert_eq!(waiter["inbox"], json!([["workflow_finished", false]]));
 }
+
+/// On PostgreSQL a batch of callbacks is stored statement by statement for the whole batch
+/// (migration 0028), without a call of `finflow_record_callback` per callback, and answers
+/// each callback as one by one: two copies of one callback in the batch (the first stored,
+/// the second told it is a duplicate of it), another callback for the same waiting workflow
+/// (stored, matched to it too), a copy of a callback stored before the batch (a duplicate of
+/// that one), a callback nobody waits for (stored unmatched), a callback for a workflow that
+/// has finished (stored unmatched). The waiting workflow is due once, with both its callbacks
+/// pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_batch_of_callbacks_is_stored_statement_by_statement() {
+    store::testing::run(
+        store::testing::TestBackend::Postgres,
+        true,
+        |db| async move {
+            let store = &db.store;
+            let claimed = claimed_many(store, "callbacks").await;
+            let (waiting, finished) = (&claimed[0], &claimed[1]);
+            store
+                .commit_step(&kyc_wait(waiting, 0))
+                .await
+                .expect("the wait");
+            store
+                .commit_step(&step(finished, "done", Status::Completed, None))
+                .await
+                .expect("the end");
+            let before = store
+                .record_callback(&kyc_verified(7))
+                .await
+                .expect("stored before the batch");
+            let params = |event_id: &str, user: &str| {
+                json!({
+                    "lock_keys": [], "source": "status", "event_id": event_id,
+                    "title": "kyc_verified", "user_id": user, "identity_number": null,
+                    "kyc_id": null, "loan_unique_id": null, "external_id": null,
+                    "payload": { "event_id": event_id },
+                })
+            };
+            let batch = json!([
+                params("kyc-0", "user-0"),
+                params("kyc-0", "user-0"),
+                params("kyc-0-again", "user-0"),
+                params("kyc-7", "user-7"),
+                params("nobody", "user-nobody"),
+                params("kyc-1", "user-1"),
+            ]);
+
+            let pool = store.pg_pool().expect("a PostgreSQL store");
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query("SET LOCAL track_functions = 'pl'")
+                .execute(&mut *tx)
+                .await
+                .expect("track functions");
+            let rows: Vec<(i32, i64, bool, Option<Uuid>)> = sqlx::query_as(
+                "SELECT idx, inbox_id, duplicate, woke FROM finflow_record_callbacks($1::jsonb) \
+                 ORDER BY idx",
+            )
+            .bind(&batch)
+            .fetch_all(&mut *tx)
+            .await
+            .expect("the batch is stored");
+            let calls: i64 = sqlx::query_scalar(
+                "SELECT coalesce(pg_stat_get_xact_function_calls(\
+                 'finflow_record_callback'::regproc), 0)",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .expect("function calls");
+            let updates: i64 =
+                sqlx::query_scalar("SELECT pg_stat_get_xact_tuples_updated('workflows'::regclass)")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("updates");
+            tx.commit().await.expect("commit");
+
+            assert_eq!(calls, 0, "no call of finflow_record_callback");
+            assert_eq!(updates, 1, "the waiting workflow made due once");
+            let w = waiting.workflow.id;
+            let answers: Vec<(i32, bool, Option<Uuid>)> =
+                rows.iter().map(|r| (r.0, r.2, r.3)).collect();
+            assert_eq!(
+                answers,
+                [
+                    (0, false, Some(w)),
+                    (1, true, None),
+                    (2, false, Some(w)),
+                    (3, true, None),
+                    (4, false, None),
+                    (5, false, None),
+                ]
+            );
+            assert_eq!(rows[1].1, rows[0].1, "the copy names the stored one");
+            assert_eq!(rows[3].1, before.inbox_id, "the copy names the one before");
+            let ids: BTreeSet<i64> = rows.iter().map(|r| r.1).collect();
+            assert_eq!(ids.len(), 5, "five callbacks stored: {rows:?}");
+
+            let pending: Vec<i64> = store
+                .pending_events(w)
+                .await
+                .expect("pending")
+                .iter()
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(pending, [rows[0].1, rows[2].1]);
+            let row = store.get(w).await.expect("get").expect("exists");
+            assert!(row.next_run_at.is_some_and(|at| at <= Utc::now()), "due");
+            let unmatched: Vec<(String, Option<Uuid>)> = sqlx::query_as(
+                "SELECT event_id, matched_workflow_id FROM callback_inbox \
+                 WHERE event_id IN ('nobody', 'kyc-1') ORDER BY event_id",
+            )
+            .fetch_all(pool)
+            .await
+            .expect("inbox");
+            assert_eq!(
+                unmatched,
+                [("kyc-1".to_owned(), None), ("nobody".to_owned(), None)]
+            );
+        },
+    )
+    .await;
+}

@@ -39,6 +39,7 @@ store::test_both_backends!(
     a_callback_matched_before_the_index_entries_changed_is_brought_by_the_claim,
     a_workflow_of_the_build_before_the_index_entries_changed_finishes,
     a_workflow_of_the_build_before_batches_were_written_statement_by_statement_finishes,
+    a_workflow_of_the_build_before_callbacks_were_stored_statement_by_statement_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -1358,5 +1359,23 @@ async fn a_workflow_of_the_build_before_batches_were_written_statement_by_statem
     db: TestDb,
 ) {
     let last = before_batches_statement_by_statement(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// The last schema before PG 0028 (a batch of callbacks stored statement by statement);
+/// SQLite's did not change.
+fn before_callbacks_statement_by_statement(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 27,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// A workflow stored at the schema before 0028 is claimed, waits, is woken by its callback
+/// (stored through the new batch function) and finishes.
+async fn a_workflow_of_the_build_before_callbacks_were_stored_statement_by_statement_finishes(
+    db: TestDb,
+) {
+    let last = before_callbacks_statement_by_statement(db.backend);
     upgraded_workflow_finishes(db, last).await;
 }
