@@ -671,23 +671,7 @@ impl Executor {
     ) -> Result<FinfraResponse, CallFailure> {
         let call =
             crate::metrics::timed_finfra_call(request.name(), call::perform(&self.client, request));
-        tokio::pin!(call);
-        let mut renew = tokio::time::interval(self.lease / 3);
-        renew.tick().await; // the first tick is immediate
-        loop {
-            tokio::select! {
-                result = &mut call => return result,
-                _ = renew.tick() => {
-                    if let Err(error) = self
-                        .store
-                        .renew_lease(held.id, &self.worker_id, held.version, self.lease)
-                        .await
-                    {
-                        tracing::warn!(error.message = %error, "could not renew the lease during a call");
-                    }
-                }
-            }
-        }
+        self.renewing(held, "during a call", call).await
     }
 
     /// Waits for the governor to let this request leave (its turn under the fleet's rate
@@ -695,19 +679,27 @@ impl Executor {
     /// is. The pause is checked after the wait, the last thing before sending, from memory.
     async fn fleet_pause(&self, held: &Held) -> Result<Option<Duration>, ExecutorError> {
         let admit = self.governor.admit(&self.store, &self.scope);
-        tokio::pin!(admit);
-        let mut renew = tokio::time::interval(self.lease / 3);
-        renew.tick().await; // the first tick is immediate
+        Ok(self.renewing(held, "while waiting to call", admit).await?)
+    }
+
+    /// Awaits `work`, renewing `held`'s lease every third of a lease while it is outstanding
+    /// (`doing` says when, in the warning of a renewal that failed). The first renewal comes
+    /// a third of a lease in, not at once: an interval's first tick, "immediate", waits for
+    /// the timer's next millisecond, which cost each call a millisecond or more of waiting.
+    async fn renewing<T>(&self, held: &Held, doing: &str, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        let period = self.lease / 3;
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
-                admitted = &mut admit => return Ok(admitted?),
+                done = &mut work => return done,
                 _ = renew.tick() => {
                     if let Err(error) = self
                         .store
                         .renew_lease(held.id, &self.worker_id, held.version, self.lease)
                         .await
                     {
-                        tracing::warn!(error.message = %error, "could not renew the lease while waiting to call");
+                        tracing::warn!(error.message = %error, "could not renew the lease {doing}");
                     }
                 }
             }
