@@ -98,7 +98,7 @@ impl App {
         for (delay, transition) in timers {
             let app = Arc::clone(self);
             self.spawn(async move {
-                tokio::time::sleep(delay).await;
+                callbacks::wait(delay).await;
                 app.apply(transition);
             });
         }
