@@ -21,7 +21,8 @@
 --
 -- Each callback's answer is as before (the tests of concurrent and duplicate callbacks run
 -- through this function); two callbacks matched to one workflow make it due once rather than
--- twice. Same signature and results: workers of the build before call it unchanged.
+-- twice. Same signature and results: workers of the build before call it unchanged. No
+-- build since 0016 calls finflow_record_callback itself: it goes.
 
 CREATE OR REPLACE FUNCTION finflow_record_callbacks(p_batch jsonb)
 RETURNS TABLE (idx integer, inbox_id bigint, duplicate boolean, woke uuid)
@@ -106,3 +107,6 @@ $$;
 
 COMMENT ON FUNCTION finflow_record_callbacks IS
     'Several callbacks stored in one call, statement by statement (group commit; see migrations 0016, 0020 and 0028, and store::group).';
+
+DROP FUNCTION finflow_record_callback(bigint[], text, text, text, text, text, text, text, text,
+    jsonb);

@@ -274,8 +274,8 @@ impl InboxRow {
 }
 
 /// The transaction-scoped advisory lock ids (PostgreSQL) of correlation keys, sorted and
-/// without duplicates. Both `finflow_record_callback` and `finflow_commit_step` (for its new
-/// waits) take them, in this order, before touching the other's table and before locking a
+/// without duplicates. Both `finflow_record_callbacks` and `finflow_commit_steps` (for their
+/// new waits) take them, in this order, before touching the other's table and before locking a
 /// workflow row: they never deadlock, and never miss each other's rows.
 pub(crate) fn lock_ids(keys: &[(CorrelationKey, &str)]) -> Vec<i64> {
     let mut ids: Vec<i64> = keys
@@ -486,8 +486,8 @@ pub(crate) async fn pending_events_on(
 
 /// A callback as the store writes it (`Store::record_callback`): the keys already protected
 /// (a NIK as its keyed hash) and the payload sealed, with the correlation-key locks to take.
-/// On PostgreSQL it is serialized as the parameters of `finflow_record_callback` by name,
-/// as `finflow_record_callbacks` (migration 0016) reads them.
+/// On PostgreSQL it is serialized as a `finflow_callback_params` (migration 0020), field by
+/// field by name, as `finflow_record_callbacks` reads its batch.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct StoredCallback {
     lock_keys: Vec<i64>,
@@ -505,7 +505,7 @@ pub(crate) struct StoredCallback {
 
 /// Stores one callback on SQLite, inside the caller's `BEGIN IMMEDIATE`: find the oldest
 /// workflow waiting for it, insert it once per (source, event id) already matched to that
-/// one (one row version, as `finflow_record_callback` does since PostgreSQL 0020), make that
+/// one (one row version, as `finflow_record_callbacks` does on PostgreSQL), make that
 /// one due. The write lock is held from the lookup on, so no wait can begin in between.
 pub(crate) async fn record_sqlite(
     conn: &mut SqliteConnection,

@@ -683,9 +683,10 @@ impl Executor {
     }
 
     /// Awaits `work`, renewing `held`'s lease every third of a lease while it is outstanding
-    /// (`doing` says when, in the warning of a renewal that failed). The first renewal comes
-    /// a third of a lease in, not at once: an interval's first tick, "immediate", waits for
-    /// the timer's next millisecond, which cost each call a millisecond or more of waiting.
+    /// (`doing` says when, in the warning of a renewal that failed). The interval starts a
+    /// third of a lease in rather than with an "immediate" first tick to be taken first:
+    /// that tick waits for the timer's next millisecond, and cost every call a millisecond
+    /// or more.
     async fn renewing<T>(&self, held: &Held, doing: &str, work: impl Future<Output = T>) -> T {
         tokio::pin!(work);
         let period = self.lease / 3;
