@@ -906,7 +906,7 @@ async fn batch_statement_by_statement(db: TestDb) {
 /// the second told it is a duplicate of it), another callback for the same waiting workflow
 /// (stored, matched to it too), a copy of a callback stored before the batch (a duplicate of
 /// that one), a callback nobody waits for (stored unmatched), a callback for a workflow that
-/// has finished (stored unmatched). The waiting workflow is due once, with both its callbacks
+/// has finished, whose wait row is still there (stored unmatched). The waiting workflow is due once, with both its callbacks
 /// pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_batch_of_callbacks_is_stored_statement_by_statement() {
@@ -925,6 +925,16 @@ async fn postgres_a_batch_of_callbacks_is_stored_statement_by_statement() {
                 .commit_step(&step(finished, "done", Status::Completed, None))
                 .await
                 .expect("the end");
+            let pool = store.pg_pool().expect("a PostgreSQL store");
+            // A wait row left behind for the finished workflow: the match passes it over.
+            sqlx::query(
+                "INSERT INTO workflow_waits (workflow_id, event, key_name, key_value) \
+                 VALUES ($1, 'kyc_verified', 'user_id', 'user-1')",
+            )
+            .bind(finished.workflow.id)
+            .execute(pool)
+            .await
+            .expect("a wait of the finished workflow");
             let before = store
                 .record_callback(&kyc_verified(7))
                 .await
@@ -946,7 +956,6 @@ async fn postgres_a_batch_of_callbacks_is_stored_statement_by_statement() {
                 params("kyc-1", "user-1"),
             ]);
 
-            let pool = store.pg_pool().expect("a PostgreSQL store");
             let mut tx = pool.begin().await.expect("begin");
             let rows: Vec<(i32, i64, bool, Option<Uuid>)> = sqlx::query_as(
                 "SELECT idx, inbox_id, duplicate, woke FROM finflow_record_callbacks($1::jsonb) \
