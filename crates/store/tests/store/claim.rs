@@ -451,7 +451,8 @@ async fn claims_commit_asynchronously(db: TestDb) {
             "claimed and committed"
         );
     }
-    // The step commit that follows a claim is synchronous as ever.
+    // The setting was the claim's transaction's only: a session of the pool, where the
+    // step commits run, still commits synchronously.
     let pool = store.pg_pool().expect("a PostgreSQL store");
     let setting: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
         .fetch_one(pool)
