@@ -63,6 +63,9 @@ pub struct GovernorRow {
     pub tokens: Option<f64>,
 }
 
+/// The funnel. The steps it counts are the ones PostgreSQL's `step_journal_step_finished_idx`
+/// holds (migration 0029): a step counted here and not there is read through the journal's
+/// time index instead.
 const FUNNEL_SQL: &str = "SELECT \
     (SELECT count(*) FROM workflows WHERE created_at >= $1) AS submitted, \
     (SELECT count(*) FROM workflows WHERE kind = 'onboard-borrower' AND status = 'completed' AND finished_at >= $1) AS onboarded, \

@@ -12,6 +12,7 @@ mod hot;
 mod inbox;
 mod internal;
 mod migrate;
+mod overview;
 mod personal;
 mod privacy_views;
 mod rate_limit;

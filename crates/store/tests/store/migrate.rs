@@ -40,6 +40,7 @@ store::test_both_backends!(
     a_workflow_of_the_build_before_the_index_entries_changed_finishes,
     a_workflow_of_the_build_before_batches_were_written_statement_by_statement_finishes,
     a_workflow_of_the_build_before_callbacks_were_stored_statement_by_statement_finishes,
+    a_workflow_of_the_build_before_the_indexes_held_only_what_is_read_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -1377,5 +1378,21 @@ async fn a_workflow_of_the_build_before_callbacks_were_stored_statement_by_state
     db: TestDb,
 ) {
     let last = before_callbacks_statement_by_statement(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// The last schema before PG 0029 (the funnel's steps and the inbox's times indexed only as
+/// read); SQLite's did not change.
+fn before_indexes_held_only_what_is_read(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 28,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// A workflow stored at the schema before 0029 is claimed, waits, is woken by its callback
+/// and finishes, its journal and callbacks indexed the new way.
+async fn a_workflow_of_the_build_before_the_indexes_held_only_what_is_read_finishes(db: TestDb) {
+    let last = before_indexes_held_only_what_is_read(db.backend);
     upgraded_workflow_finishes(db, last).await;
 }
