@@ -140,8 +140,8 @@ impl Store {
 
     /// Opens a store: `postgres://user@host/db` or `postgresql://…`; `sqlite:path`,
     /// `sqlite://path` or a bare path for SQLite (the file is created if missing). Opens one
-    /// connection at once, so a wrong URL or an unreachable server fails here. Does not
-    /// migrate: call [`Store::migrate`].
+    /// connection at once, so a wrong URL or an unreachable server fails here, without
+    /// waiting for the pool's acquire timeout. Does not migrate: call [`Store::migrate`].
     ///
     /// # Errors
     /// [`StoreError::InvalidUrl`] for a URL the store does not understand (including
@@ -152,6 +152,25 @@ impl Store {
         let backend = match Target::parse(url, options)? {
             Target::Postgres(pg) => {
                 let pg = pg.application_name(&origin);
+                // One direct connection first, closed again: a server that refuses
+                // connections, an unknown host, a password or TLS that does not fit fails
+                // here at once, saying why; a server that does not answer, within the
+                // acquire timeout. The pool's own first connection would try again until its
+                // acquire timeout (10 s by default) whatever the reason, and then say only
+                // that it gave up; the pool opens its connections as they are needed.
+                let probe = sqlx::PgConnection::connect_with(&pg);
+                let probe = tokio::time::timeout(options.acquire_timeout, probe)
+                    .await
+                    .map_err(|_| {
+                        sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "no answer from the server within {:?}",
+                                options.acquire_timeout
+                            ),
+                        ))
+                    })??;
+                let _ = probe.close().await;
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections.unwrap_or(10))
                     .min_connections(options.min_connections)
@@ -165,23 +184,8 @@ impl Store {
                             Ok(true)
                         })
                     })
-                    .connect_with(pg.clone())
-                    .await;
-                match pool {
-                    Ok(pool) => Backend::Postgres(pool),
-                    // The pool says only that it gave up: one direct attempt says why
-                    // (refused, unknown host, password, TLS).
-                    Err(sqlx::Error::PoolTimedOut) => {
-                        return Err(match sqlx::PgConnection::connect_with(&pg).await {
-                            Err(reason) => reason.into(),
-                            Ok(conn) => {
-                                let _ = conn.close().await;
-                                sqlx::Error::PoolTimedOut.into()
-                            }
-                        });
-                    }
-                    Err(other) => return Err(other.into()),
-                }
+                    .connect_lazy_with(pg);
+                Backend::Postgres(pool)
             }
             Target::Sqlite(sqlite) => {
                 let pool = SqlitePoolOptions::new()

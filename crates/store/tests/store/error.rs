@@ -1,7 +1,7 @@
 //! Errors a caller branches on: a database not available now (worth waiting for) against
 //! one that answers with a refusal.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use store::testing::TestDb;
 use store::{Store, StoreOptions};
@@ -54,4 +54,32 @@ async fn unavailable_or_not(db: TestDb) {
         .await
         .expect("accept connections");
     assert!(refusing.is_unavailable(), "{refusing:?}");
+}
+
+/// A server that refuses connections is told at once, with the reason, by a store opened
+/// with the default options: before, the pool tried again for its whole acquire timeout
+/// (10 s) and only then said why, so `finflow status` against a stopped server hung 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_server_refusing_connections_is_told_at_once() {
+    let started = Instant::now();
+    // Nothing listens on port 9 (discard) of this machine.
+    let refused = Store::connect("postgres://postgres@127.0.0.1:9/finflow?sslmode=disable")
+        .await
+        .expect_err("no store");
+    let took = started.elapsed();
+    assert!(refused.is_unavailable(), "{refused:?}");
+    let mut reasons = Vec::new();
+    let mut error: Option<&dyn std::error::Error> = Some(&refused);
+    while let Some(e) = error {
+        reasons.push(e.to_string());
+        error = e.source();
+    }
+    assert!(
+        reasons.iter().any(|r| r.contains("refused")),
+        "the reason named: {reasons:?}"
+    );
+    assert!(
+        took < StoreOptions::default().acquire_timeout / 2,
+        "told after {took:?}"
+    );
 }
