@@ -901,13 +901,13 @@ async fn batch_statement_by_statement(db: TestDb) {
 }
 
 /// On PostgreSQL a batch of callbacks is stored statement by statement for the whole batch
-/// (migration 0028; the function it called per callback is gone), and answers
-/// each callback as one by one: two copies of one callback in the batch (the first stored,
-/// the second told it is a duplicate of it), another callback for the same waiting workflow
-/// (stored, matched to it too), a copy of a callback stored before the batch (a duplicate of
-/// that one), a callback nobody waits for (stored unmatched), a callback for a workflow that
-/// has finished, whose wait row is still there (stored unmatched). The waiting workflow is due once, with both its callbacks
-/// pending.
+/// (migration 0028; the function it called per callback is gone), and answers each callback
+/// as one by one: two copies of one callback in the batch (the first stored, the second told
+/// it is a duplicate of it), another callback for the same waiting workflow (stored, matched
+/// to it too), a copy of a callback stored before the batch (a duplicate of that one), a
+/// callback nobody waits for (stored unmatched), a callback for a workflow that has finished,
+/// whose wait row is still there (stored unmatched). The waiting workflow is due once, with
+/// both its callbacks pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_batch_of_callbacks_is_stored_statement_by_statement() {
     store::testing::run(
