@@ -32,8 +32,9 @@
 //! cases.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -76,6 +77,8 @@ pub(crate) struct Group<B: Batch> {
     lane: Arc<Semaphore>,
     /// How many batches of each size were sent: `sizes[n - 1]` for size `n`.
     sizes: Mutex<[u64; MOST]>,
+    /// How long the batches were on their way, in all (nanoseconds): see [`Group::busy`].
+    busy: AtomicU64,
 }
 
 impl<B: Batch> std::fmt::Debug for Group<B> {
@@ -93,6 +96,7 @@ impl<B: Batch> Group<B> {
             queue: Mutex::default(),
             lane: Arc::new(Semaphore::new(1)),
             sizes: Mutex::new([0; MOST]),
+            busy: AtomicU64::new(0),
         }
     }
 
@@ -146,6 +150,27 @@ impl<B: Batch> Group<B> {
             .collect()
     }
 
+    /// How long this kind's batches were on their way so far, in all: from sending each
+    /// (a request sent again alone included) to its answer, its wait for a connection (and
+    /// on SQLite for the write lock) with it. With one batch in flight at a time, this over
+    /// a span of time is the share of it the lane was busy.
+    pub(crate) fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy.load(Ordering::Relaxed))
+    }
+
+    /// Writes `items` as [`Batch::write`] does, counting the time it takes as busy.
+    async fn write(
+        &self,
+        store: &Store,
+        items: &[&B::Item],
+    ) -> Result<Vec<Result<B::Output, StoreError>>, StoreError> {
+        let started = Instant::now();
+        let written = B::write(store, items).await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy.fetch_add(nanos, Ordering::Relaxed);
+        written
+    }
+
     /// Counts a batch of `size` requests (none: nothing).
     pub(crate) fn count(&self, size: usize) {
         if (1..=MOST).contains(&size) {
@@ -168,7 +193,7 @@ impl<B: Batch> Group<B> {
     async fn send(&self, store: &Store, batch: Vec<Queued<B>>) {
         self.count(batch.len());
         let items: Vec<&B::Item> = batch.iter().map(|q| &q.item).collect();
-        let sent = match B::write(store, &items).await {
+        let sent = match self.write(store, &items).await {
             Ok(results) if results.len() == items.len() => Ok(results),
             Ok(results) => Err(decode_error(format!(
                 "group commit: {} answers for {} requests",
@@ -192,7 +217,7 @@ impl<B: Batch> Group<B> {
                 tracing::debug!(%error, requests = batch.len(), "group commit failed as a whole: each request alone");
                 for queued in batch {
                     self.count(1);
-                    let result = match B::write(store, &[&queued.item]).await {
+                    let result = match self.write(store, &[&queued.item]).await {
                         Ok(results) => results
                             .into_iter()
                             .next()

@@ -156,6 +156,22 @@ impl Store {
         self.callbacks.batch_sizes()
     }
 
+    /// How long this store's batches were on their way to the database so far, by lane
+    /// (`group`): on PostgreSQL one lane per kind (`commit`, `claim`, `callback`), on SQLite
+    /// the one lane its writes share (`write`). A lane has one batch in flight at a time, so
+    /// its time over a span, divided by the span, is the share of it the lane was busy; near
+    /// 1, requests queue for the lane.
+    pub fn lanes_busy(&self) -> Vec<(&'static str, std::time::Duration)> {
+        match self.backend {
+            Backend::Postgres(_) => vec![
+                ("commit", self.commits.busy()),
+                ("claim", self.claims.busy()),
+                ("callback", self.callbacks.busy()),
+            ],
+            Backend::Sqlite(_) => vec![("write", self.sqlite_writes.busy())],
+        }
+    }
+
     /// Which backend, with its pool.
     pub fn backend(&self) -> &Backend {
         &self.backend

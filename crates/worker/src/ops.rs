@@ -84,7 +84,8 @@ async fn metrics_endpoint(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 /// The batches this process's store wrote in one transaction each (`store::group`), by kind
-/// and size: how much the group commit saves under the load the worker has.
+/// and size: how much the group commit saves under the load the worker has; and how long
+/// each lane was busy with them.
 fn group_commit_counters(store: &Store, out: &mut String) {
     let mut samples = Vec::new();
     for (kind, sizes) in [
@@ -106,6 +107,21 @@ fn group_commit_counters(store: &Store, out: &mut String) {
         "Batches this process's store wrote in one transaction, by kind (commit, claim, callback) and size (requests in the batch).",
         &["kind", "size"],
         &samples,
+    );
+    let busy: Vec<GaugeSample> = store
+        .lanes_busy()
+        .into_iter()
+        .map(|(lane, busy)| GaugeSample {
+            labels: vec![lane.to_owned()],
+            value: busy.as_secs_f64(),
+        })
+        .collect();
+    metrics::render_counter(
+        out,
+        "finflow_group_commit_busy_seconds_total",
+        "Seconds the lanes of this process's group commit had a batch on its way to the database, by lane (PostgreSQL: commit, claim, callback; SQLite: write). Its rate is the share of the time a lane was busy: near 1, requests wait for the lane.",
+        &["lane"],
+        &busy,
     );
 }
 

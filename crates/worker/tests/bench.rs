@@ -108,6 +108,23 @@ fn a_small_sqlite_bench_prints_the_figures() {
     ] {
         assert_eq!(row(&stdout, label)[0], "-", "{label}\n{stdout}");
     }
+    // SQLite's one write lane was busy for part of the run; how long a batch of step
+    // commits alone takes, only PostgreSQL's lane of its own tells.
+    let line = |label: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{label}: SQLite ")))
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no line {label:?}\n{stdout}"))
+    };
+    let busy: f64 = line("group commit: share of the time its lane was busy")
+        .parse()
+        .expect("a share");
+    assert!(busy > 0.0 && busy < 1.1, "{busy}\n{stdout}");
+    assert_eq!(
+        line("group commit: a batch of step commits (ms), mean"),
+        "-"
+    );
     // The floor is the database's own: far more transactions than finflow has steps.
     let share: f64 = row(&stdout, "steps/s as a share of the floor")[0]
         .parse()
@@ -237,6 +254,25 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
         let mean = figure(key);
         assert!((1.0..=32.0).contains(&mean), "{key}: {median:#}");
     }
+    // How long a batch of step commits took, and how busy each lane was: one batch of a
+    // lane in flight at a time, so never more than the measurement (a little past its end
+    // at most: the last batches answer after the last workflow's end was stamped).
+    let batch_ms = figure("group_commit_ms_mean");
+    let elapsed_ms = run["elapsed_ms"].as_f64().expect("elapsed");
+    assert!(batch_ms > 0.0 && batch_ms < elapsed_ms, "{run:#}");
+    let lanes = run["lane_busy_share"].as_object().expect("lanes");
+    let names: Vec<&str> = lanes.keys().map(String::as_str).collect();
+    assert_eq!(names, ["callback", "claim", "commit"], "{run:#}");
+    for (lane, share) in lanes {
+        let share = share.as_f64().expect("a share");
+        assert!((0.0..1.1).contains(&share), "{lane}: {run:#}");
+    }
+    assert_eq!(
+        figure("commit_lane_busy_share"),
+        lanes["commit"].as_f64().expect("commit"),
+        "{median:#}"
+    );
+    assert!(figure("commit_lane_busy_share") > 0.0, "{median:#}");
     // Some wake-ups find their workflow held or finished; never more than a few an onboarding.
     let stale = figure("stale_claims_per_onboarding");
     assert!((0.0..5.0).contains(&stale), "{median:#}");

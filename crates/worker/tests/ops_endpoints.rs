@@ -29,6 +29,7 @@ fn total(metrics: &str, family: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_health_and_readiness_of_a_running_worker() {
+    let begun = Instant::now();
     let setup = ops::Setup::start("ops").await;
     let mut worker = setup.start_worker("warn");
     assert!(
@@ -146,6 +147,30 @@ async fn metrics_health_and_readiness_of_a_running_worker() {
         "the step commits' batches are counted:\n{metrics}"
     );
     assert!(total(&metrics, "finflow_group_commit_batches_total") >= ok_steps / 32.0);
+    // The lanes were busy while the steps were written, never longer than the worker ran.
+    let busy: Vec<(&str, f64)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("finflow_group_commit_busy_seconds_total{lane=\""))
+        .filter_map(|rest| {
+            let (lane, value) = rest.split_once("\"} ")?;
+            Some((lane, value.parse().ok()?))
+        })
+        .collect();
+    let lanes: Vec<&str> = busy.iter().map(|(lane, _)| *lane).collect();
+    assert!(
+        lanes == ["commit", "claim", "callback"] || lanes == ["write"],
+        "the lanes' busy time:\n{metrics}"
+    );
+    assert!(
+        busy[0].1 > 0.0,
+        "the step commits' lane was busy:\n{metrics}"
+    );
+    for (lane, seconds) in &busy {
+        assert!(
+            *seconds < begun.elapsed().as_secs_f64(),
+            "{lane}: {seconds} s"
+        );
+    }
     // Every family is declared, and every sample line is `name{labels} value`.
     for family in [
         "finflow_steps_total counter",
@@ -159,6 +184,7 @@ async fn metrics_health_and_readiness_of_a_running_worker() {
         "finflow_workflows gauge",
         "finflow_due_workflows gauge",
         "finflow_group_commit_batches_total counter",
+        "finflow_group_commit_busy_seconds_total counter",
     ] {
         assert!(
             metrics.contains(&format!("# TYPE {family}\n")),

@@ -540,6 +540,7 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
                 .await
                 .expect("hold the first row");
             let first = commits.next().expect("first");
+            let begun = std::time::Instant::now();
             let held = tokio::spawn({
                 let store = store.clone();
                 async move { store.commit_step(&first).await }
@@ -555,6 +556,7 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
                 1,
                 "the first batch waits for the held row"
             );
+            let waiting = std::time::Instant::now();
             let rest: Vec<_> = commits
                 .map(|commit| {
                     let store = store.clone();
@@ -567,6 +569,7 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
                 rest.iter().all(|task| !task.is_finished()),
                 "the others wait for the lane"
             );
+            let waited = waiting.elapsed();
             holder.commit().await.expect("let go");
 
             assert!(held.await.expect("task").is_ok());
@@ -574,6 +577,17 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
                 assert!(task.await.expect("task").is_ok());
             }
             assert_eq!(store.commit_batch_sizes(), vec![(1, 1), (AT_ONCE - 1, 1)]);
+            // The lane was busy while the first batch waited in the database, and no longer
+            // than the test ran.
+            let lanes = store.lanes_busy();
+            let names: Vec<&str> = lanes.iter().map(|(lane, _)| *lane).collect();
+            assert_eq!(names, ["commit", "claim", "callback"]);
+            let busy = lanes[0].1;
+            assert!(
+                busy >= waited && busy <= begun.elapsed(),
+                "busy {busy:?}, waited {waited:?}, ran {:?}",
+                begun.elapsed()
+            );
         },
     )
     .await;

@@ -504,6 +504,7 @@ impl Bench<'_> {
         let claim_batches = store.claim_batch_sizes();
         let stale_claims = store.stale_claims();
         let callback_batches = store.callback_batch_sizes();
+        let lanes_busy = store.lanes_busy();
         store.close().await;
         observer.close().await;
         let round_trips = proxy.map(|proxy| {
@@ -562,6 +563,7 @@ impl Bench<'_> {
             claim_batches,
             stale_claims,
             callback_batches,
+            lanes_busy,
         }))
     }
 }

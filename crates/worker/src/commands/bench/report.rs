@@ -133,6 +133,13 @@ pub struct RunFigures {
     pub stale_claims_per_onboarding: f64,
     /// Stored callbacks per batch, mean, over the same measurement.
     pub group_callback_mean: Option<f64>,
+    /// PostgreSQL: how long a batch of step commits took, mean, in milliseconds: from
+    /// sending it to its answer, as the process saw it (`Store::lanes_busy`).
+    pub group_commit_ms_mean: Option<f64>,
+    /// The share of the measurement during which each lane of the group commit had a batch
+    /// on its way (`Store::lanes_busy` ÷ the elapsed time), by lane: PostgreSQL `commit`,
+    /// `claim` and `callback`, SQLite `write` (its one lane).
+    pub lane_busy_share: BTreeMap<String, f64>,
 }
 
 /// `--in-flight`: onboardings submitted and left waiting for a KYC review that never ends.
@@ -187,6 +194,8 @@ pub struct Observed {
     pub stale_claims: u64,
     /// `Store::callback_batch_sizes` of the same.
     pub callback_batches: Vec<(usize, u64)>,
+    /// `Store::lanes_busy` of the same.
+    pub lanes_busy: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl RunFigures {
@@ -279,6 +288,19 @@ impl RunFigures {
             group_claim_mean: mean_batch(&observed.claim_batches),
             stale_claims_per_onboarding: observed.stale_claims as f64 / n,
             group_callback_mean: mean_batch(&observed.callback_batches),
+            group_commit_ms_mean: observed
+                .lanes_busy
+                .iter()
+                .find(|(lane, _)| *lane == "commit")
+                .and_then(|(_, busy)| {
+                    let n = batches(&observed.commit_batches);
+                    (n > 0).then(|| busy.as_secs_f64() * 1000.0 / n as f64)
+                }),
+            lane_busy_share: observed
+                .lanes_busy
+                .iter()
+                .map(|(lane, busy)| ((*lane).to_owned(), busy.as_secs_f64() * 1000.0 / elapsed_ms))
+                .collect(),
             onboardings_per_second: n / (elapsed_ms / 1000.0),
             elapsed_ms,
             submit_ms: observed.submit.as_secs_f64() * 1000.0,
@@ -294,11 +316,15 @@ impl RunFigures {
     }
 }
 
+/// How many batches `(size, batches)` counts.
+fn batches(sizes: &[(usize, u64)]) -> u64 {
+    sizes.iter().map(|&(_, n)| n).sum()
+}
+
 /// Requests per batch over `(size, batches)` counts; `None` without batches.
 fn mean_batch(sizes: &[(usize, u64)]) -> Option<f64> {
-    let (requests, batches) = sizes.iter().fold((0u64, 0u64), |(r, b), &(size, n)| {
-        (r + size as u64 * n, b + n)
-    });
+    let requests: u64 = sizes.iter().map(|&(size, n)| size as u64 * n).sum();
+    let batches = batches(sizes);
     (batches > 0).then(|| requests as f64 / batches as f64)
 }
 
@@ -461,6 +487,20 @@ const FIGURES: &[Figure] = &[
         get: |r| r.group_callback_mean,
     },
     Figure {
+        key: "group_commit_ms_mean",
+        label: "group commit: a batch of step commits (ms), mean",
+        get: |r| r.group_commit_ms_mean,
+    },
+    Figure {
+        key: "commit_lane_busy_share",
+        label: "group commit: share of the time its lane was busy",
+        get: |r| {
+            (r.lane_busy_share.get("commit"))
+                .or_else(|| r.lane_busy_share.get("write"))
+                .copied()
+        },
+    },
+    Figure {
         key: "wal_bytes_per_step",
         label: "WAL bytes per step",
         get: |r| r.wal_bytes_per_step,
@@ -552,7 +592,12 @@ const MEANINGS: &[&str] = &[
      batches; a batch that failed as a whole and was sent again one by one counts again; \
      claims and stored callbacks are batched the same way (Store::claim_batch_sizes, \
      Store::callback_batch_sizes); claims that found nothing: a wake-up's claim of one \
-     workflow that found it not due, finished or held (Store::stale_claims), per onboarding",
+     workflow that found it not due, finished or held (Store::stale_claims), per onboarding; \
+     a batch of step commits (ms): from sending a batch to its answer, as the store saw it, \
+     mean over its batches (PostgreSQL; Store::lanes_busy); share of the time its lane was \
+     busy: the time its batches took in all divided by the elapsed time, for the step \
+     commits' lane (SQLite: the one lane all its writes share); one batch of a lane is in \
+     flight at a time, so near 1 a step waits for the lane more than for the server",
     "WAL bytes per step: PostgreSQL pg_wal_lsn_diff of pg_current_wal_lsn() after and before the \
      throughput measurement, divided by the journal rows; the WAL is the whole server's, so \
      anything else writing on it meanwhile (autovacuum, other databases) is counted too",
