@@ -18,7 +18,9 @@
 //! go while the other was in the database, but halved the batches, and under load the
 //! server spent more on two small ones than the wait for one large one costs (the README's
 //! "One batch in flight"). A batch runs in a task of its own, so a caller that gives up
-//! waiting (its step was cancelled) does not cut off the others' batch.
+//! waiting (its step was cancelled) does not cut off the others' batch. Each lane counts how
+//! long its batches were on their way ([`Group::busy`], `Store::lanes_busy`): the share of
+//! the time it was busy, which tells whether steps wait for the lane.
 //!
 //! Each request of a batch is told its own outcome: a step commit is committed, or told
 //! `LeaseLost`/`NotFound` with nothing of it written while the others are. A batch that
