@@ -28,9 +28,9 @@ async fn journaled(store: &Store, key: &str, steps: &[&str]) {
 
 /// The funnel counts each workflow once for each step it names that the workflow reached (a
 /// step journaled twice, as a retry is, counts once), only since the time asked, and nothing
-/// for the steps it does not name. On PostgreSQL its counts by step can read the index of the steps it
-/// counts (migration 0029: the index holds those steps' rows only, and the funnel's
-/// conditions must imply its own for the planner to take it).
+/// for the steps it does not name. On PostgreSQL its counts by step can read the index of
+/// the steps it counts (migration 0029: the index holds those steps' rows only, and the
+/// funnel's conditions must imply its own for the planner to take it).
 async fn the_funnel_counts_the_loans_that_reached_its_steps(db: TestDb) {
     let store = &db.store;
     let since = Utc::now() - TimeDelta::seconds(5);

@@ -495,9 +495,8 @@ const FIGURES: &[Figure] = &[
         key: "commit_lane_busy_share",
         label: "group commit: share of the time its lane was busy",
         get: |r| {
-            (r.lane_busy_share.get("commit"))
-                .or_else(|| r.lane_busy_share.get("write"))
-                .copied()
+            let lanes = &r.lane_busy_share;
+            lanes.get("commit").or_else(|| lanes.get("write")).copied()
         },
     },
     Figure {
