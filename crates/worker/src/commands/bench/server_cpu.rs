@@ -24,19 +24,25 @@ pub struct ServerCpu {
 
 impl ServerCpu {
     /// The server `admin` is connected to, if it runs here: the session's backend process,
-    /// found by its pid (`pg_backend_pid()`), is a `postgres` process whose parent is the
-    /// postmaster, a `postgres` process started when the server says it started
-    /// (`pg_postmaster_start_time()`, to the second). A server elsewhere has none.
+    /// found by its pid (`pg_backend_pid()`), is a `postgres` process started when the server
+    /// says that backend started (`pg_stat_activity.backend_start`, to the second), and its
+    /// parent, the postmaster, is a `postgres` process too. A server elsewhere has none.
+    ///
+    /// The backend's start, not the postmaster's, is compared: it is moments old, whereas the
+    /// machine's clock may have been set since the server started (a restored virtual
+    /// machine's is), which moves `/proc`'s idea of an old process's start but not the
+    /// server's.
     pub async fn find(admin: &PgPool) -> Option<Self> {
         let (pid, started): (i32, f64) = sqlx::query_as(
-            "SELECT pg_backend_pid(), extract(epoch FROM pg_postmaster_start_time())::float8",
+            "SELECT pid, extract(epoch FROM backend_start)::float8 \
+             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
         )
         .fetch_one(admin)
         .await
         .ok()?;
         let backend = stat(u32::try_from(pid).ok()?)?;
         let postmaster = stat(backend.ppid)?;
-        let here = boot_time()? + postmaster.start_ticks as f64 / TICKS_PER_SECOND;
+        let here = boot_time()? + backend.start_ticks as f64 / TICKS_PER_SECOND;
         (backend.comm == "postgres"
             && postmaster.comm == "postgres"
             && (here - started).abs() < 2.0)
