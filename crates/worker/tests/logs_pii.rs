@@ -165,7 +165,8 @@ async fn an_onboarding_logged_at_trace_shows_no_personal_data_or_secrets() {
 
 #[test]
 fn a_database_password_stays_out_of_the_logs() {
-    // Nothing listens on port 9: the worker gives up after the pool's timeout.
+    // Nothing listens on port 9: the worker tries again for `worker.database_wait_secs`
+    // (two seconds here instead of a minute: three attempts, each logged), then gives up.
     let password = "pw-that-must-not-leak";
     let dir = std::env::temp_dir();
     let mut command = std::process::Command::new(ops::FINFLOW);
@@ -191,6 +192,7 @@ fn a_database_password_stays_out_of_the_logs() {
                 "FINFLOW_WORKER__WORKFLOWS_DIR",
                 ops::repo().join("workflows").display().to_string(),
             ),
+            ("FINFLOW_WORKER__DATABASE_WAIT_SECS", "2".to_owned()),
             ("FINFLOW_LOG", "trace".to_owned()),
         ])
         .envs(ops::PRIVACY_ENV)
@@ -202,6 +204,10 @@ fn a_database_password_stays_out_of_the_logs() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("trying again"),
+        "the attempts are logged: {text}"
+    );
     assert!(text.contains("finflow:***@127.0.0.1:9"), "{text}");
     assert!(!text.contains(password), "{text}");
 }
