@@ -106,7 +106,29 @@ impl Store {
 // `run_direct` is `Migrator::run` on a connection we already hold. `run(&mut conn)` would do
 // the same, but its `Acquire<'a>` bound makes the future not `Send` (sqlx's own comment on
 // `run_direct`), and the worker must be able to spawn `migrate()`.
-async fn migrate_postgres(conn: &mut PgConnection, last: Option<i64>) -> Result<(), StoreError> {
+/// What identifies the PostgreSQL schema this build migrates to: the lowercase hex SHA-256
+/// of apalis's migrations and ours (versions and checksums), in the order they run. Test
+/// databases copy one template per digest (`testing`).
+#[cfg(feature = "testing")]
+pub(crate) fn postgres_digest() -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for migrator in [
+        apalis_postgres::PostgresStorage::migrations(),
+        ours_postgres(),
+    ] {
+        for migration in migrator.iter() {
+            hash.update(migration.version.to_be_bytes());
+            hash.update(&*migration.checksum);
+        }
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) async fn migrate_postgres(
+    conn: &mut PgConnection,
+    last: Option<i64>,
+) -> Result<(), StoreError> {
     apalis_postgres::PostgresStorage::migrations()
         .run_direct(None, conn, false)
         .await?;

@@ -3,7 +3,10 @@
 //! * SQLite: a new file in a new temporary directory, removed afterwards.
 //! * PostgreSQL: the server at `DATABASE_URL` (default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`); each test gets `CREATE DATABASE
-//!   finflow_test_<uuid>`, dropped afterwards (best effort, `WITH (FORCE)`). Where no server
+//!   finflow_test_<uuid>`, dropped afterwards (best effort, `WITH (FORCE)`). A migrated one
+//!   is a copy of a template the first such test on the server migrated
+//!   (`finflow_template_<digest>`, one per set of migrations, see [`template`]): a copy
+//!   takes a tenth of the time migrating does, and most tests want one. Where no server
 //!   answers and Docker works, one PostgreSQL container is started for the whole test binary
 //!   (testcontainers). Where neither, the test fails and says how to get a server: it never
 //!   skips silently, and nothing is mocked.
@@ -76,7 +79,7 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let (db, cleanup) = fresh(backend).await;
+    let (db, cleanup) = fresh(backend, migrate).await;
     // Dropped at the end, or while unwinding from a failed assertion.
     let _cleanup = CleanupOnDrop(Some(cleanup));
     if migrate {
@@ -210,11 +213,12 @@ impl Cleanup {
     }
 }
 
-/// Opens a store on a fresh, empty database of `backend`.
+/// Opens a store on a fresh database of `backend`: empty, or on PostgreSQL, when the test
+/// will migrate it (`migrated`), a copy of the migrated template if there is one.
 ///
 /// # Panics
 /// When no database can be had; the message says how to get one.
-async fn fresh(backend: TestBackend) -> (TestDb, Cleanup) {
+async fn fresh(backend: TestBackend, migrated: bool) -> (TestDb, Cleanup) {
     match backend {
         TestBackend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("finflow-test-{}", Uuid::new_v4()));
@@ -241,7 +245,10 @@ async fn fresh(backend: TestBackend) -> (TestDb, Cleanup) {
             let mut admin = PgConnection::connect(&admin_url)
                 .await
                 .expect("connecting to the PostgreSQL test server");
-            let create = format!("CREATE DATABASE {name}");
+            let create = match template(&admin_url).filter(|_| migrated) {
+                Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+                None => format!("CREATE DATABASE {name}"),
+            };
             sqlx::raw_sql(sqlx::AssertSqlSafe(create))
                 .execute(&mut admin)
                 .await
@@ -261,6 +268,106 @@ async fn fresh(backend: TestBackend) -> (TestDb, Cleanup) {
             )
         }
     }
+}
+
+/// PostgreSQL: the name of a database with this build's migrations applied, for migrated
+/// test databases to copy (`CREATE DATABASE … TEMPLATE`); `None` when it cannot be made,
+/// and then each test migrates its own.
+///
+/// One per server and set of migrations: `finflow_template_<digest>`, named after
+/// [`crate::migrate::postgres_digest`], made by the first test of a binary that finds it
+/// missing, under an advisory lock (test binaries of two checkouts may meet on one server).
+/// It is migrated under another name and renamed when done, so that it exists only
+/// complete; it takes no connections (`ALLOW_CONNECTIONS false`), so that nothing holds it
+/// while it is copied. Templates of other migrations (an earlier build's) are dropped then.
+fn template(admin_url: &str) -> Option<&'static str> {
+    static TEMPLATE: OnceLock<Option<String>> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let admin_url = admin_url.to_owned();
+            // On a thread of its own, as `server_url`: callers are inside a runtime.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                match runtime.block_on(make_template(&admin_url)) {
+                    Ok(name) => Some(name),
+                    Err(error) => {
+                        eprintln!(
+                            "no migrated template database ({error}); each test migrates its own"
+                        );
+                        None
+                    }
+                }
+            })
+            .join()
+            .ok()
+            .flatten()
+        })
+        .as_deref()
+}
+
+/// The advisory lock (on the server's admin database) under which a template is made.
+const TEMPLATE_LOCK: i64 = 20_260_012;
+
+async fn make_template(admin_url: &str) -> Result<String, sqlx::Error> {
+    let name = format!(
+        "finflow_template_{}",
+        &crate::migrate::postgres_digest()[..16]
+    );
+    let mut admin = PgConnection::connect(admin_url).await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(TEMPLATE_LOCK)
+        .execute(&mut admin)
+        .await?;
+    let made = make_template_locked(&mut admin, admin_url, &name).await;
+    // Closing the session releases the lock, also after an error.
+    let _ = admin.close().await;
+    made.map(|()| name)
+}
+
+async fn make_template_locked(
+    admin: &mut PgConnection,
+    admin_url: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    let databases: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'finflow\\_template\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await?;
+    if databases.iter().any(|d| d == name) {
+        return Ok(());
+    }
+    for stale in &databases {
+        let drop = format!("DROP DATABASE IF EXISTS {stale} WITH (FORCE)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&mut *admin)
+            .await?;
+    }
+    let building = format!("{name}_building");
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+        format!("CREATE DATABASE {building}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *admin)
+            .await?;
+    }
+    let mut conn = PgConnection::connect(&with_database(admin_url, &building)).await?;
+    let migrated = crate::migrate::migrate_postgres(&mut conn, None).await;
+    conn.close().await?;
+    migrated.map_err(|e| sqlx::Error::Protocol(format!("migrating the template: {e}")))?;
+    for statement in [
+        format!("ALTER DATABASE {building} WITH ALLOW_CONNECTIONS false"),
+        format!("ALTER DATABASE {building} RENAME TO {name}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *admin)
+            .await?;
+    }
+    Ok(())
 }
 
 /// `url` with its database name replaced by `name`.
