@@ -103,9 +103,6 @@ impl Store {
     }
 }
 
-// `run_direct` is `Migrator::run` on a connection we already hold. `run(&mut conn)` would do
-// the same, but its `Acquire<'a>` bound makes the future not `Send` (sqlx's own comment on
-// `run_direct`), and the worker must be able to spawn `migrate()`.
 /// What identifies the PostgreSQL schema this build migrates to: the lowercase hex SHA-256
 /// of apalis's migrations and ours (versions and checksums), in the order they run. Test
 /// databases copy one template per digest (`testing`).
@@ -125,6 +122,9 @@ pub(crate) fn postgres_digest() -> String {
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+// `run_direct` is `Migrator::run` on a connection we already hold. `run(&mut conn)` would do
+// the same, but its `Acquire<'a>` bound makes the future not `Send` (sqlx's own comment on
+// `run_direct`), and the worker must be able to spawn `migrate()`.
 pub(crate) async fn migrate_postgres(
     conn: &mut PgConnection,
     last: Option<i64>,

@@ -203,9 +203,7 @@ impl Cleanup {
             Self::Database { admin_url, name } => {
                 if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
                     let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                        .execute(&mut admin)
-                        .await;
+                    let _ = execute(&mut admin, [drop]).await;
                     let _ = admin.close().await;
                 }
             }
@@ -245,12 +243,11 @@ async fn fresh(backend: TestBackend, migrated: bool) -> (TestDb, Cleanup) {
             let mut admin = PgConnection::connect(&admin_url)
                 .await
                 .expect("connecting to the PostgreSQL test server");
-            let create = match template(&admin_url).filter(|_| migrated) {
+            let create = match migrated.then(|| template(&admin_url)).flatten() {
                 Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
                 None => format!("CREATE DATABASE {name}"),
             };
-            sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-                .execute(&mut admin)
+            execute(&mut admin, [create])
                 .await
                 .expect("creating a fresh test database");
             let _ = admin.close().await;
@@ -279,7 +276,9 @@ async fn fresh(backend: TestBackend, migrated: bool) -> (TestDb, Cleanup) {
 /// missing, under an advisory lock (test binaries of two checkouts may meet on one server).
 /// It is migrated under another name and renamed when done, so that it exists only
 /// complete; it takes no connections (`ALLOW_CONNECTIONS false`), so that nothing holds it
-/// while it is copied. Templates of other migrations (an earlier build's) are dropped then.
+/// while it is copied. Templates of other migrations (an earlier build's) are dropped then,
+/// so two checkouts with different migrations must not run their tests on one server at
+/// the same time.
 fn template(admin_url: &str) -> Option<&'static str> {
     static TEMPLATE: OnceLock<Option<String>> = OnceLock::new();
     TEMPLATE
@@ -340,31 +339,36 @@ async fn make_template_locked(
     if databases.iter().any(|d| d == name) {
         return Ok(());
     }
-    for stale in &databases {
-        let drop = format!("DROP DATABASE IF EXISTS {stale} WITH (FORCE)");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-            .execute(&mut *admin)
-            .await?;
-    }
     let building = format!("{name}_building");
-    for statement in [
-        format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
-        format!("CREATE DATABASE {building}"),
-    ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-            .execute(&mut *admin)
-            .await?;
-    }
+    let mut statements: Vec<String> = databases
+        .iter()
+        .chain([&building])
+        .map(|old| format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
+        .collect();
+    statements.push(format!("CREATE DATABASE {building}"));
+    execute(admin, statements).await?;
     let mut conn = PgConnection::connect(&with_database(admin_url, &building)).await?;
     let migrated = crate::migrate::migrate_postgres(&mut conn, None).await;
     conn.close().await?;
     migrated.map_err(|e| sqlx::Error::Protocol(format!("migrating the template: {e}")))?;
-    for statement in [
-        format!("ALTER DATABASE {building} WITH ALLOW_CONNECTIONS false"),
-        format!("ALTER DATABASE {building} RENAME TO {name}"),
-    ] {
+    execute(
+        admin,
+        [
+            format!("ALTER DATABASE {building} WITH ALLOW_CONNECTIONS false"),
+            format!("ALTER DATABASE {building} RENAME TO {name}"),
+        ],
+    )
+    .await
+}
+
+/// Runs `statements` (built here from names this module made) one after the other.
+async fn execute(
+    conn: &mut PgConnection,
+    statements: impl IntoIterator<Item = String>,
+) -> Result<(), sqlx::Error> {
+    for statement in statements {
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
-            .execute(&mut *admin)
+            .execute(&mut *conn)
             .await?;
     }
     Ok(())
