@@ -484,7 +484,7 @@ impl Bench<'_> {
 
         let (run_url, proxy) = database.throughput_url(self.args.direct).await?;
         let store = self.connect(&run_url).await?;
-        // TLS costs a connection to this machine ~40 % of throughput: say which it was.
+        // TLS costs a connection to this machine about a sixth of throughput: say which it was.
         let tls = store.postgres_connection().await?.map(|(_, tls)| tls);
         let observer = self.observer(database, &store).await?;
         let mut harness = Harness::start(

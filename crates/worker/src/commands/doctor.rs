@@ -156,7 +156,7 @@ async fn check_database(report: &mut Report, config: &Config) {
                 report.note(
                     "database",
                     format!(
-                        "{detail}: on a connection to this machine TLS costs about 40 % of \
+                        "{detail}: on a connection to this machine TLS costs about a sixth of \
                          throughput; append ?sslmode=disable to the URL (README: Configuration)"
                     ),
                 );

@@ -615,7 +615,7 @@ const MEANINGS: &[&str] = &[
      throughput measurement: updates that touched no index",
     "TLS: PostgreSQL pg_stat_ssl of a connection of the measured store; the proxy's are plain, \
      --direct keeps what the URL asks (sslmode=prefer unless it says; to this machine TLS \
-     costs ~40 % of throughput)",
+     costs about a sixth of throughput)",
     "RSS: the peak of this process, in-process sandbox included (an upper bound for finflow's \
      own; /proc/self/status VmHWM, reset at the start of each run); with --in-flight, VmRSS of \
      the finflow run process of this binary that put them in flight (the sandbox stays in \
