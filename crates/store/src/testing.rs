@@ -6,7 +6,7 @@
 //!   finflow_test_<uuid>`, dropped afterwards (best effort, `WITH (FORCE)`). A migrated one
 //!   is a copy of a template the first such test on the server migrated
 //!   (`finflow_template_<digest>`, one per set of migrations, see [`template`]): a copy
-//!   takes a tenth of the time migrating does, and most tests want one. Where no server
+//!   takes a sixth of the time migrating does, and most tests want one. Where no server
 //!   answers and Docker works, one PostgreSQL container is started for the whole test binary
 //!   (testcontainers). Where neither, the test fails and says how to get a server: it never
 //!   skips silently, and nothing is mocked.
