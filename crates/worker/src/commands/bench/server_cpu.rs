@@ -29,8 +29,8 @@ impl ServerCpu {
     /// parent, the postmaster, is a `postgres` process too. A server elsewhere has none.
     ///
     /// The backend's start, not the postmaster's, is compared: it is moments old, whereas the
-    /// machine's clock may have been set since the server started (a restored virtual
-    /// machine's is), which moves `/proc`'s idea of an old process's start but not the
+    /// machine's clock may have been set since the server started (as a restored virtual
+    /// machine's may be), which moves `/proc`'s idea of an old process's start but not the
     /// server's.
     pub async fn find(admin: &PgPool) -> Option<Self> {
         let (pid, started): (i32, f64) = sqlx::query_as(
