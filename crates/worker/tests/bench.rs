@@ -310,7 +310,7 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
 fn server_seen_here() -> bool {
     use sqlx::Connection as _;
     let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        .unwrap_or_else(|_| store::testing::DEFAULT_DATABASE_URL.to_owned());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
