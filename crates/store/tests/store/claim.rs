@@ -308,10 +308,11 @@ async fn foreign_key_check_and_claims(db: TestDb) {
 }
 
 /// On PostgreSQL a claim writes into the WAL the columns it changes, not the context
-/// (migration 0024: the context and the columns steps change are last in the row, the
-/// claim's after the context). With a context of 2 KB that compression cannot shrink, the
-/// claim's update of the workflow's row is one WAL record of under 300 bytes; before 0024 it
-/// carried the row from `status` to `version`, the context among them.
+/// (migration 0024: the columns steps change are last in the row, the claim's among them;
+/// since 0030 the context follows them, and a claim leaves it as it was). With a context of
+/// 2 KB that compression cannot shrink, the claim's update of the workflow's row is one WAL
+/// record of under 300 bytes; before 0024 it carried the row from `status` to `version`,
+/// the context among them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_claim_writes_what_it_changes_into_the_wal_not_the_context() {
     store::testing::run(TestBackend::Postgres, true, claim_logs_its_columns).await;
@@ -343,47 +344,13 @@ async fn claim_logs_its_columns(db: TestDb) {
             "a context of 2 KB as stored ({context} bytes)"
         );
 
-        let start: String = sqlx::query_scalar("SELECT pg_current_wal_flush_lsn()::text")
-            .fetch_one(pool)
-            .await
-            .expect("lsn");
+        let start = crate::wal_insert_lsn(pool).await;
         claimed = store
             .claim(claimed.workflow.id, "w2", LEASE)
             .await
             .expect("claim")
             .expect("due and free");
-        // The claim commits without waiting for its WAL flush: read up to where it ended,
-        // once the WAL writer has flushed that far (within a few `wal_writer_delay`s).
-        let end: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
-            .fetch_one(pool)
-            .await
-            .expect("lsn");
-        for _ in 0..500 {
-            let flushed: bool =
-                sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn")
-                    .bind(&end)
-                    .fetch_one(pool)
-                    .await
-                    .expect("flushed");
-            if flushed {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        records = sqlx::query_as::<_, (String, i32, i32)>(
-            "SELECT record_type, record_length, fpi_length \
-             FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) \
-             WHERE resource_manager = 'Heap' AND record_type LIKE '%UPDATE%' \
-               AND block_ref LIKE format('%%rel %s/%s/%s %%', \
-                   (SELECT dattablespace FROM pg_database WHERE datname = current_database()), \
-                   (SELECT oid FROM pg_database WHERE datname = current_database()), \
-                   pg_relation_filenode('workflows'))",
-        )
-        .bind(&start)
-        .bind(&end)
-        .fetch_all(pool)
-        .await
-        .expect("the claim's WAL records");
+        records = crate::workflow_updates_since(pool, &start).await;
         if records.iter().all(|(_, _, fpi)| *fpi == 0) {
             break;
         }

@@ -164,6 +164,47 @@ pub async fn pg_with_extension<'a>(store: &'a Store, name: &str) -> &'a sqlx::Pg
     pool
 }
 
+/// Where PostgreSQL's WAL insertion stands now, as text (`pg_lsn`).
+pub async fn wal_insert_lsn(pool: &sqlx::PgPool) -> String {
+    sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+        .fetch_one(pool)
+        .await
+        .expect("lsn")
+}
+
+/// The heap updates of `workflows` written into the WAL from `start` to now (record type,
+/// length, full-page image length), read with `pg_walinspect` once the WAL is flushed that
+/// far: a claim commits without waiting for its flush, which the WAL writer makes within a
+/// few `wal_writer_delay`s.
+pub async fn workflow_updates_since(pool: &sqlx::PgPool, start: &str) -> Vec<(String, i32, i32)> {
+    let end = wal_insert_lsn(pool).await;
+    for _ in 0..500 {
+        let flushed: bool = sqlx::query_scalar("SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn")
+            .bind(&end)
+            .fetch_one(pool)
+            .await
+            .expect("flushed");
+        if flushed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query_as::<_, (String, i32, i32)>(
+        "SELECT record_type, record_length, fpi_length \
+         FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) \
+         WHERE resource_manager = 'Heap' AND record_type LIKE '%UPDATE%' \
+           AND block_ref LIKE format('%%rel %s/%s/%s %%', \
+               (SELECT dattablespace FROM pg_database WHERE datname = current_database()), \
+               (SELECT oid FROM pg_database WHERE datname = current_database()), \
+               pg_relation_filenode('workflows'))",
+    )
+    .bind(start)
+    .bind(&end)
+    .fetch_all(pool)
+    .await
+    .expect("the WAL records of workflows' updates")
+}
+
 /// A scalar from a SQL query without parameters (row counts in assertions).
 pub async fn count(store: &Store, sql: &'static str) -> i64 {
     match store.backend() {

@@ -41,6 +41,8 @@ store::test_both_backends!(
     a_workflow_of_the_build_before_batches_were_written_statement_by_statement_finishes,
     a_workflow_of_the_build_before_callbacks_were_stored_statement_by_statement_finishes,
     a_workflow_of_the_build_before_the_indexes_held_only_what_is_read_finishes,
+    the_previous_builds_rows_are_found_alike_after_the_context_moved_last,
+    a_workflow_of_the_build_before_the_context_moved_last_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -1120,13 +1122,69 @@ async fn a_workflow_of_the_build_before_the_changing_columns_moved_finishes(db: 
 /// before, the views with their comments and grants (their access lists, as text).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_moving_the_changing_columns_keeps_rows_columns_indexes_and_views() {
-    store::testing::run(TestBackend::Postgres, false, changing_columns_moved_alike).await;
+    store::testing::run(TestBackend::Postgres, false, |db| {
+        let before = before_changing_columns_last(db.backend);
+        columns_moved_alike(
+            db,
+            before,
+            Some(before + 1),
+            &[
+                "context",
+                "state",
+                "attempt",
+                "waiting_for",
+                "deadline",
+                "last_error",
+                "finished_at",
+                "status",
+                "lease_owner",
+                "lease_until",
+                "version",
+                "next_run_at",
+                "updated_at",
+            ],
+        )
+    })
+    .await;
 }
 
-async fn changing_columns_moved_alike(db: TestDb) {
+/// PostgreSQL 0030 moves the context to the end of the row, after the columns steps change,
+/// as 0024 moved them: every row, column, index, constraint and view alike after the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_moving_the_context_last_keeps_rows_columns_indexes_and_views() {
+    store::testing::run(TestBackend::Postgres, false, |db| {
+        let before = before_context_last(db.backend);
+        columns_moved_alike(
+            db,
+            before,
+            None,
+            &[
+                "state",
+                "attempt",
+                "waiting_for",
+                "deadline",
+                "last_error",
+                "finished_at",
+                "status",
+                "lease_owner",
+                "lease_until",
+                "version",
+                "next_run_at",
+                "updated_at",
+                "context",
+            ],
+        )
+    })
+    .await;
+}
+
+/// Rows written at schema `before`, then the upgrade to `upgrade_to` (`None`: the last
+/// schema): everything `schema_and_rows` reads is as before, and `workflows` ends with
+/// `tail`, in that order.
+async fn columns_moved_alike(db: TestDb, before: i64, upgrade_to: Option<i64>, tail: &[&str]) {
     let store = &db.store;
     let pool = store.pg_pool().expect("a PostgreSQL store");
-    store::testing::migrate_up_to(store, before_changing_columns_last(db.backend))
+    store::testing::migrate_up_to(store, before)
         .await
         .expect("the previous schema");
     // Rows in several states: finished and stuck ones as an older build left them, one
@@ -1156,8 +1214,12 @@ async fn changing_columns_moved_alike(db: TestDb) {
     store.commit_step(&wait).await.expect("wait");
     crate::submit_and_claim(store, "held", "w2").await;
 
-    let before = schema_and_rows(pool).await;
-    store.migrate().await.expect("upgrade");
+    let old = schema_and_rows(pool).await;
+    match upgrade_to {
+        Some(last) => store::testing::migrate_up_to(store, last).await,
+        None => store.migrate().await,
+    }
+    .expect("upgrade");
     let after = schema_and_rows(pool).await;
     for (what, (old, new)) in [
         "rows",
@@ -1168,40 +1230,27 @@ async fn changing_columns_moved_alike(db: TestDb) {
         "view rows",
     ]
     .iter()
-    .zip(before.iter().zip(&after))
+    .zip(old.iter().zip(&after))
     {
         assert_eq!(new, old, "{what} after the upgrade");
     }
 
     let order: Vec<String> = sqlx::query_scalar(
         "SELECT attname::text FROM pg_attribute WHERE attrelid = 'workflows'::regclass \
-         AND attnum > 0 AND NOT attisdropped ORDER BY attnum DESC LIMIT 13",
+         AND attnum > 0 AND NOT attisdropped ORDER BY attnum DESC LIMIT $1",
     )
+    .bind(i64::try_from(tail.len()).expect("a few"))
     .fetch_all(pool)
     .await
     .expect("columns");
     assert_eq!(
         order.into_iter().rev().collect::<Vec<_>>(),
-        [
-            "context",
-            "state",
-            "attempt",
-            "waiting_for",
-            "deadline",
-            "last_error",
-            "finished_at",
-            "status",
-            "lease_owner",
-            "lease_until",
-            "version",
-            "next_run_at",
-            "updated_at",
-        ],
-        "the context and what steps change, last"
+        tail,
+        "the columns moved, last"
     );
 }
 
-/// What 0024 must keep, as text: every row of `workflows` (as JSON, so column order does
+/// What moving columns (0024, 0030) must keep, as text: every row of `workflows` (as JSON, so column order does
 /// not count), its columns' attributes, indexes and constraints, and every view of the
 /// schema (definition, comment, grants, rows).
 async fn schema_and_rows(pool: &sqlx::PgPool) -> Vec<Vec<String>> {
@@ -1394,5 +1443,28 @@ fn before_indexes_held_only_what_is_read(backend: TestBackend) -> i64 {
 /// and finishes, its journal and callbacks indexed the new way.
 async fn a_workflow_of_the_build_before_the_indexes_held_only_what_is_read_finishes(db: TestDb) {
     let last = before_indexes_held_only_what_is_read(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// The last schema before PG 0030 (the context last in the row); SQLite's did not change.
+fn before_context_last(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 29,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// Migration PG 0030 moves the context of `workflows` (and drops and creates again the
+/// views that read the table): the console's filters, counts and stuck list find the rows a
+/// database of the build before holds.
+async fn the_previous_builds_rows_are_found_alike_after_the_context_moved_last(db: TestDb) {
+    let last = before_context_last(db.backend);
+    rows_found_alike_after_upgrade(db, last).await;
+}
+
+/// A workflow stored at the schema before 0030 is claimed, waits, is woken by its callback
+/// and finishes, its context written at the row's end.
+async fn a_workflow_of_the_build_before_the_context_moved_last_finishes(db: TestDb) {
+    let last = before_context_last(db.backend);
     upgraded_workflow_finishes(db, last).await;
 }
