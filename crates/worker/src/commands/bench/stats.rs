@@ -13,16 +13,15 @@ use uuid::Uuid;
 /// SQLite: ids per `IN (...)` list.
 const SQLITE_IDS_PER_QUERY: usize = 500;
 
-/// How many of `ids` are in each (state, status).
+/// The state and status of each of `ids` the store holds.
 ///
 /// # Errors
 /// The database fails or holds a status this build does not know.
-pub async fn tally(store: &Store, ids: &[Uuid]) -> anyhow::Result<Vec<(String, Status, i64)>> {
-    let rows: Vec<(String, String, i64)> = match store.backend() {
+pub async fn states(store: &Store, ids: &[Uuid]) -> anyhow::Result<Vec<(Uuid, String, Status)>> {
+    let rows: Vec<(String, String, String)> = match store.backend() {
         store::Backend::Postgres(pool) => {
             sqlx::query_as(
-                "SELECT state, status, count(*) FROM workflows WHERE id = ANY($1) \
-                 GROUP BY state, status",
+                "SELECT CAST(id AS text), state, status FROM workflows WHERE id = ANY($1)",
             )
             .bind(ids)
             .fetch_all(pool)
@@ -32,8 +31,7 @@ pub async fn tally(store: &Store, ids: &[Uuid]) -> anyhow::Result<Vec<(String, S
             let mut rows = Vec::new();
             for chunk in ids.chunks(SQLITE_IDS_PER_QUERY) {
                 let sql = format!(
-                    "SELECT state, status, count(*) FROM workflows WHERE id IN ({}) \
-                     GROUP BY state, status",
+                    "SELECT CAST(id AS TEXT), state, status FROM workflows WHERE id IN ({})",
                     placeholders(chunk.len())
                 );
                 rows.extend(
@@ -45,18 +43,24 @@ pub async fn tally(store: &Store, ids: &[Uuid]) -> anyhow::Result<Vec<(String, S
             rows
         }
     };
+    rows.into_iter()
+        .map(|(id, state, status)| {
+            let id = Uuid::parse_str(&id).with_context(|| format!("workflow id {id}"))?;
+            Ok((id, state, status.parse()?))
+        })
+        .collect()
+}
+
+/// How many of `states` are in each (state, status).
+pub fn tally(states: &[(Uuid, String, Status)]) -> Vec<(String, Status, i64)> {
     let mut tally: Vec<(String, Status, i64)> = Vec::new();
-    for (state, status, count) in rows {
-        let status: Status = status.parse()?;
-        match tally
-            .iter_mut()
-            .find(|(s, t, _)| *s == state && *t == status)
-        {
-            Some(entry) => entry.2 += count,
-            None => tally.push((state, status, count)),
+    for (_, state, status) in states {
+        match tally.iter_mut().find(|(s, t, _)| s == state && t == status) {
+            Some(entry) => entry.2 += 1,
+            None => tally.push((state.clone(), *status, 1)),
         }
     }
-    Ok(tally)
+    tally
 }
 
 /// The average stored size of `workflows.context` over `ids`, in bytes: PostgreSQL's
