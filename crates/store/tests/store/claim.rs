@@ -321,10 +321,7 @@ async fn postgres_a_claim_writes_what_it_changes_into_the_wal_not_the_context() 
 async fn claim_logs_its_columns(db: TestDb) {
     let store = &db.store;
     let pool = crate::pg_with_extension(store, "pg_walinspect").await;
-    // Random hex digits: lz4 finds nothing to repeat in them.
-    let noise: String = (0..64)
-        .map(|_| uuid::Uuid::new_v4().simple().to_string())
-        .collect();
+    let noise = crate::incompressible_hex();
     let mut claimed = submit_and_claim(store, "wal-1", "w1").await;
     let mut records = Vec::new();
     // A record that carries a full-page image (the page's first change after a checkpoint)
@@ -333,12 +330,7 @@ async fn claim_logs_its_columns(db: TestDb) {
         let mut sleep = step(&claimed, "sleeping", Status::Sleeping, Some(Utc::now()));
         sleep.context = serde_json::json!({ "noise": noise, "round": round });
         store.commit_step(&sleep).await.expect("sleep, due now");
-        let context: i32 =
-            sqlx::query_scalar("SELECT pg_column_size(context) FROM workflows WHERE id = $1")
-                .bind(claimed.workflow.id)
-                .fetch_one(pool)
-                .await
-                .expect("context size");
+        let context = crate::stored_context_bytes(pool, claimed.workflow.id).await;
         assert!(
             context > 2000,
             "a context of 2 KB as stored ({context} bytes)"
@@ -355,13 +347,8 @@ async fn claim_logs_its_columns(db: TestDb) {
             break;
         }
     }
-    assert_eq!(records.len(), 1, "one update of the row: {records:?}");
-    let (kind, length, fpi) = &records[0];
-    assert_eq!(*fpi, 0, "no full-page image in three rounds: {records:?}");
-    assert!(
-        *length < 300,
-        "the claim's {kind} record is {length} bytes, the context not among them"
-    );
+    // The context not among its bytes.
+    crate::assert_one_update_under(&records, 300, "the claim");
 }
 
 /// On PostgreSQL each claim statement commits its transaction without waiting for the WAL

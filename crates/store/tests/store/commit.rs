@@ -352,9 +352,7 @@ async fn postgres_a_step_writes_what_changed_of_its_context_into_the_wal() {
 async fn step_logs_what_changed(db: TestDb) {
     let store = &db.store;
     let pool = crate::pg_with_extension(store, "pg_walinspect").await;
-    let noise: String = (0..64)
-        .map(|_| uuid::Uuid::new_v4().simple().to_string())
-        .collect();
+    let noise = crate::incompressible_hex();
     let claimed = submit_and_claim(store, "wal-step-1", "w1").await;
     let mut inline = step(
         &claimed,
@@ -378,21 +376,11 @@ async fn step_logs_what_changed(db: TestDb) {
             break;
         }
     }
-    let context: i32 =
-        sqlx::query_scalar("SELECT pg_column_size(context) FROM workflows WHERE id = $1")
-            .bind(claimed.workflow.id)
-            .fetch_one(pool)
-            .await
-            .expect("context size");
+    let context = crate::stored_context_bytes(pool, claimed.workflow.id).await;
     assert!(
         context > 2000,
         "a context of 2 KB as stored ({context} bytes)"
     );
-    assert_eq!(records.len(), 1, "one update of the row: {records:?}");
-    let (kind, length, fpi) = &records[0];
-    assert_eq!(*fpi, 0, "no full-page image in three rounds: {records:?}");
-    assert!(
-        *length < 300,
-        "the step's {kind} record is {length} bytes, the context's unchanged part not among them"
-    );
+    // Not the context's unchanged part.
+    crate::assert_one_update_under(&records, 300, "the step");
 }

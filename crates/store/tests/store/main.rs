@@ -205,6 +205,36 @@ pub async fn workflow_updates_since(pool: &sqlx::PgPool, start: &str) -> Vec<(St
     .expect("the WAL records of workflows' updates")
 }
 
+/// 2 KB of random hex digits: a context value compression cannot shrink (lz4 finds nothing
+/// to repeat in it), so the row stores it as it is.
+pub fn incompressible_hex() -> String {
+    (0..64)
+        .map(|_| Uuid::new_v4().simple().to_string())
+        .collect()
+}
+
+/// The stored size of `workflows.context` of `id` (`pg_column_size`: as stored, compressed
+/// or not).
+pub async fn stored_context_bytes(pool: &sqlx::PgPool, id: Uuid) -> i32 {
+    sqlx::query_scalar("SELECT pg_column_size(context) FROM workflows WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("context size")
+}
+
+/// `records` (from [`workflow_updates_since`]) are one update of the row, with no full-page
+/// image, of under `limit` bytes; `what` names the update in a failure.
+pub fn assert_one_update_under(records: &[(String, i32, i32)], limit: i32, what: &str) {
+    assert_eq!(records.len(), 1, "one update of the row: {records:?}");
+    let (kind, length, fpi) = &records[0];
+    assert_eq!(*fpi, 0, "no full-page image in three rounds: {records:?}");
+    assert!(
+        *length < limit,
+        "{what}'s {kind} record is {length} bytes, not under {limit}"
+    );
+}
+
 /// A scalar from a SQL query without parameters (row counts in assertions).
 pub async fn count(store: &Store, sql: &'static str) -> i64 {
     match store.backend() {
