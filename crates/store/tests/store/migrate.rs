@@ -1214,7 +1214,7 @@ async fn columns_moved_alike(db: TestDb, before: i64, upgrade_to: Option<i64>, t
     store.commit_step(&wait).await.expect("wait");
     crate::submit_and_claim(store, "held", "w2").await;
 
-    let old = schema_and_rows(pool).await;
+    let prior = schema_and_rows(pool).await;
     match upgrade_to {
         Some(last) => store::testing::migrate_up_to(store, last).await,
         None => store.migrate().await,
@@ -1230,7 +1230,7 @@ async fn columns_moved_alike(db: TestDb, before: i64, upgrade_to: Option<i64>, t
         "view rows",
     ]
     .iter()
-    .zip(old.iter().zip(&after))
+    .zip(prior.iter().zip(&after))
     {
         assert_eq!(new, old, "{what} after the upgrade");
     }
@@ -1250,9 +1250,9 @@ async fn columns_moved_alike(db: TestDb, before: i64, upgrade_to: Option<i64>, t
     );
 }
 
-/// What moving columns (0024, 0030) must keep, as text: every row of `workflows` (as JSON, so column order does
-/// not count), its columns' attributes, indexes and constraints, and every view of the
-/// schema (definition, comment, grants, rows).
+/// What moving columns (0024, 0030) must keep, as text: every row of `workflows` (as JSON,
+/// so column order does not count), its columns' attributes, indexes and constraints, and
+/// every view of the schema (definition, comment, grants, rows).
 async fn schema_and_rows(pool: &sqlx::PgPool) -> Vec<Vec<String>> {
     let queries = [
         "SELECT to_jsonb(w)::text FROM workflows w ORDER BY id",
