@@ -4,6 +4,8 @@
 //! log nor `finflow submit`'s contains the borrowers' NIKs, names, phone numbers, emails,
 //! birth date, address, the client secret, the callback auth key, an access token or a
 //! presigned URL. The JSON lines are JSON and carry the workflow's id, kind and business key.
+//! The journal's summaries of its calls show none of it either, and name each call once (the
+//! row's `action`), not again with its method and path.
 //! A database URL's password stays out of the logs too.
 
 mod ops;
@@ -97,6 +99,10 @@ async fn an_onboarding_logged_at_trace_shows_no_personal_data_or_secrets() {
             workflow.last_error
         );
     }
+    let journals = [
+        store.journal(personal_id).await.expect("journal"),
+        store.journal(business_id).await.expect("journal"),
+    ];
     store.close().await;
     worker.stop();
     let log = worker.log();
@@ -121,6 +127,58 @@ async fn an_onboarding_logged_at_trace_shows_no_personal_data_or_secrets() {
     assert_absent(&log, "the worker's log", &forbidden);
     assert_absent(&personal_log, "finflow submit's output", &forbidden);
     assert_absent(&business_log, "finflow submit's output", &forbidden);
+
+    // The journal's summaries of the calls carry masked arguments, and the call once: its
+    // name is the row's `action`, which gives its method and path; no row repeats them.
+    let mut calls = 0;
+    for row in journals.iter().flatten() {
+        let entry = &row.entry;
+        let shown = serde_json::to_string(&(&entry.request_summary, &entry.response_summary))
+            .expect("JSON");
+        assert_absent(&shown, "the journal's summaries", &forbidden);
+        let Some(request) = entry
+            .request_summary
+            .as_ref()
+            .filter(|r| r.get("purpose").is_some())
+        else {
+            continue;
+        };
+        calls += 1;
+        let keys: Vec<&str> = request
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["args", "purpose"], "{}: {request}", entry.action);
+        assert!(
+            !shown.contains("/api/") && !shown.contains("\"call\":"),
+            "{}: the endpoint repeated in {shown}",
+            entry.action
+        );
+        if entry.outcome == store::Outcome::Ok {
+            let response = entry
+                .response_summary
+                .as_ref()
+                .expect("an answer's summary");
+            assert!(
+                response.get("response").is_some() && response.get("decision").is_some(),
+                "{}: {response}",
+                entry.action
+            );
+        }
+    }
+    assert!(calls >= 10, "both onboardings' calls journaled: {calls}");
+    assert!(
+        journals
+            .iter()
+            .flatten()
+            .any(|row| row.entry.action == "create_borrower_for_kyc"
+                && row.entry.request_summary.as_ref().expect("summary")["args"]["nik"]
+                    .as_str()
+                    .is_some_and(|nik| nik.starts_with("****"))),
+        "a create's NIK is journaled masked"
+    );
 
     // Every line is one JSON object; the executor's lines carry the workflow's id, kind and
     // business key in their spans.

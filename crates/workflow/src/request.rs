@@ -348,13 +348,14 @@ impl FinfraRequest {
         }
     }
 
-    /// A summary for the journal: the endpoint and the arguments that tell calls apart,
-    /// with personal data masked (NIKs keep their last 4 digits, KYC tokens and presigned
-    /// URLs are dropped, bodies are reduced to what identifies them).
+    /// A summary for the journal: the arguments that tell calls of one endpoint apart, with
+    /// personal data masked (NIKs keep their last 4 digits, KYC tokens and presigned URLs
+    /// are dropped, bodies are reduced to what identifies them). The endpoint is not in it:
+    /// the journal row's `action` is its [`name`](Self::name), and the name gives its
+    /// method and path ([`endpoint`](Self::endpoint)), so no row repeats them.
     #[must_use]
     pub fn summary(&self) -> Value {
-        let (name, method, path) = self.endpoint();
-        let args = match self {
+        match self {
             Self::Ocr {
                 body, data_source, ..
             } => json!({
@@ -425,8 +426,7 @@ impl FinfraRequest {
             Self::RequestVirtualAccount { body } => {
                 json!({"loan_unique_id": body.loan_unique_id, "bank_code": body.bank_code})
             }
-        };
-        json!({"call": name, "method": method, "path": path, "args": args})
+        }
     }
 }
 
@@ -474,8 +474,8 @@ mod tests {
         assert!(!summary.contains("327506200992"), "{summary}");
         assert!(summary.contains("1981"));
         assert_eq!(
-            request.summary()["path"],
-            "/api/core/users/{identityNumber}/credit-history"
+            summary, r#"{"nik":"************1981"}"#,
+            "the arguments alone"
         );
         let upload = FinfraRequest::UploadDocument {
             document_type: DocumentType::Npwp,

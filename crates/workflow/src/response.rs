@@ -89,7 +89,8 @@ impl FinfraResponse {
     }
 
     /// A summary for the journal: statuses and ids, no personal data (a borrower's data,
-    /// OCR extractions, signing and presigned URLs are left out).
+    /// OCR extractions, signing and presigned URLs are left out). The call it answers is the
+    /// journal row's `action`, not repeated here.
     #[must_use]
     pub fn summary(&self) -> Value {
         let detail = match self {
@@ -123,6 +124,6 @@ impl FinfraResponse {
                 json!({"external_id": v.external_id, "bank_code": v.bank_code})
             }
         };
-        json!({"call": self.name(), "response": detail})
+        json!({ "response": detail })
     }
 }

@@ -618,9 +618,10 @@ impl Executor {
             entry.finished_at = finished;
             entry.attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
             entry.operation_key = operation_key.as_ref().map(|k| k.as_str().to_owned());
+            // The call's name is the row's `action`; its method and path follow from it.
             entry.request_summary = Some(json!({
                 "purpose": purpose,
-                "request": request.summary(),
+                "args": request.summary(),
             }));
             let event = match result {
                 Ok(response) => {
