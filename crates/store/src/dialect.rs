@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use crate::error::{StoreError, decode_error};
 use crate::time::{from_sqlite, to_sqlite};
+use crate::workflow::Status;
 
 /// The words of SQL the two databases say differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +163,21 @@ impl Dialect {
         match self {
             Self::Postgres => key.to_owned(),
             Self::Sqlite => self.text_at("facts", key),
+        }
+    }
+
+    /// `status` is `value` (a placeholder or a quoted literal; `status` what it names, if it
+    /// names one), written so that an index serves it. PostgreSQL indexes the statuses a
+    /// workflow rests in through `status_settled` (migration 0031: an index that read
+    /// `status` made every claim write into all of the table's indexes), so a moving status
+    /// is found among the index's NULLs; SQLite's indexes read `status` itself.
+    pub(crate) fn status_is(self, status: Option<Status>, value: &str) -> String {
+        match (self, status) {
+            (Self::Postgres, Some(s)) if s.is_settled() => format!("status_settled = {value}"),
+            (Self::Postgres, Some(_)) => {
+                format!("status_settled IS NULL AND status = {value}")
+            }
+            _ => format!("status = {value}"),
         }
     }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::Store;
-use crate::dialect::{Columns, Id, each_backend};
+use crate::dialect::{Columns, Dialect, Id, each_backend};
 use crate::error::{StoreError, decode_error};
 use crate::inbox::{CorrelationKey, Source};
 use crate::workflow::{Status, Workflow, workflow_columns};
@@ -80,10 +80,13 @@ const MATCHED_SQL: &str = "SELECT id, source, event_id, title, payload, received
                            processed_at FROM callback_inbox WHERE matched_workflow_id = $1 \
                            ORDER BY id";
 
-const WAITING_SQL: &str = "SELECT kind, waiting_for, count(*) AS count, \
-                           min(deadline) AS earliest_deadline FROM workflows \
-                           WHERE status = 'waiting' GROUP BY kind, waiting_for \
-                           ORDER BY kind, waiting_for";
+fn waiting_sql(d: Dialect) -> String {
+    format!(
+        "SELECT kind, waiting_for, count(*) AS count, min(deadline) AS earliest_deadline \
+         FROM workflows WHERE {} GROUP BY kind, waiting_for ORDER BY kind, waiting_for",
+        d.status_is(Some(Status::Waiting), "'waiting'")
+    )
+}
 
 // The whole `last_error` from the table: the view shows only its code (migration 0013).
 const STUCK_SQL: &str = "SELECT s.id, s.kind, s.business_key, s.status, s.state, s.attempt, \
@@ -192,7 +195,9 @@ impl Store {
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn waiting_counts(&self) -> Result<Vec<WaitingCount>, StoreError> {
         each_backend!(&self.backend, |pool, d| {
-            let rows = sqlx::query(WAITING_SQL).fetch_all(pool).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(waiting_sql(d)))
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|row| {
                     Ok(WaitingCount {

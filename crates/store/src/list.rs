@@ -73,9 +73,12 @@ impl Store {
             binds.push(b);
             format!("${}", binds.len())
         };
+        if let Some(v) = &filter.status {
+            let p = param(&mut binds, Bind::Text(v.clone()));
+            clauses.push(d.status_is(v.parse().ok(), &p));
+        }
         for (column, value) in [
             ("kind", &filter.kind),
-            ("status", &filter.status),
             ("state", &filter.state),
             ("definition_name", &filter.definition),
         ] {

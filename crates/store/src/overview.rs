@@ -7,6 +7,7 @@ use sqlx::Row as _;
 
 use crate::dialect::{At, Columns, Dialect, each_backend};
 use crate::error::StoreError;
+use crate::workflow::Status;
 use crate::{Backend, Store};
 
 /// How far work got since a time: each count is of workflows that reached the stage then.
@@ -66,26 +67,41 @@ pub struct GovernorRow {
 /// The funnel. The steps it counts are the ones PostgreSQL's `step_journal_step_finished_idx`
 /// holds (migration 0029): a step counted here and not there is read through the journal's
 /// time index instead.
-const FUNNEL_SQL: &str = "SELECT \
+fn funnel_sql(d: Dialect) -> String {
+    let completed = d.status_is(Some(Status::Completed), "'completed'");
+    format!(
+        "SELECT \
     (SELECT count(*) FROM workflows WHERE created_at >= $1) AS submitted, \
-    (SELECT count(*) FROM workflows WHERE kind = 'onboard-borrower' AND status = 'completed' AND finished_at >= $1) AS onboarded, \
+    (SELECT count(*) FROM workflows WHERE kind = 'onboard-borrower' AND {completed} AND finished_at >= $1) AS onboarded, \
     (SELECT count(DISTINCT workflow_id) FROM step_journal WHERE finished_at >= $1 AND step = 'disburse_loan') AS signed, \
     (SELECT count(DISTINCT workflow_id) FROM step_journal WHERE finished_at >= $1 AND step = 'request_virtual_account') AS disbursed, \
-    (SELECT count(*) FROM workflows WHERE kind = 'originate-loan' AND status = 'completed' AND finished_at >= $1) AS paid";
+    (SELECT count(*) FROM workflows WHERE kind = 'originate-loan' AND {completed} AND finished_at >= $1) AS paid"
+    )
+}
 
 /// The `stuck_workflows` view's rows in two index-served parts: the workflows that need
-/// attention (by `status, updated_at`) and the overdue ones (by `next_run_at`). Same
-/// conditions and reasons as the view; `$1` is now less a minute, `$2` now.
-const STUCK_PARTS: &str = "\
+/// attention (PostgreSQL by `status_settled`, SQLite by its partial index of them) and the
+/// overdue ones (by `next_run_at`). Same conditions and reasons as the view; `$1` is now
+/// less a minute, `$2` now.
+fn stuck_parts(d: Dialect) -> String {
+    let attention = d.status_is(Some(Status::NeedsAttention), "'needs_attention'");
+    format!(
+        "\
     SELECT id, kind, business_key, status, state, attempt, next_run_at, lease_owner, \
       lease_until, last_error, 'needs_attention' AS reason, updated_at AS since \
-      FROM workflows WHERE status = 'needs_attention' \
+      FROM workflows WHERE {attention} \
     UNION ALL \
     SELECT id, kind, business_key, status, state, attempt, next_run_at, lease_owner, \
       lease_until, last_error, \
       CASE WHEN lease_until IS NOT NULL AND lease_until < $1 THEN 'lease_expired' \
            ELSE 'overdue' END AS reason, updated_at AS since \
-      FROM workflows WHERE next_run_at IS NOT NULL AND next_run_at < $1 \
+      FROM workflows WHERE {OVERDUE}"
+    )
+}
+
+/// The overdue part of [`stuck_parts`]: due over a minute ago, not held by a live lease,
+/// neither finished nor needing attention.
+const OVERDUE: &str = "next_run_at IS NOT NULL AND next_run_at < $1 \
       AND (lease_until IS NULL OR lease_until < $2) \
       AND status NOT IN ('completed', 'failed', 'cancelled', 'needs_attention')";
 
@@ -100,23 +116,26 @@ impl Store {
         &self,
         limit: u32,
     ) -> Result<(Vec<crate::StuckWorkflow>, i64), StoreError> {
-        let list = format!("SELECT * FROM ({STUCK_PARTS}) s ORDER BY since, id LIMIT $3");
-        let count = "SELECT (SELECT count(*) FROM workflows WHERE status = 'needs_attention') + \
-             (SELECT count(*) FROM workflows WHERE next_run_at IS NOT NULL AND next_run_at < $1 \
-              AND (lease_until IS NULL OR lease_until < $2) \
-              AND status NOT IN ('completed', 'failed', 'cancelled', 'needs_attention'))";
         let now = Utc::now();
         let minute_ago = now - chrono::TimeDelta::minutes(1);
         let limit = i64::from(limit);
-        let list = sqlx::AssertSqlSafe(list);
         each_backend!(&self.backend, |pool, d| {
-            let rows = sqlx::query(list)
+            let list = format!(
+                "SELECT * FROM ({}) s ORDER BY since, id LIMIT $3",
+                stuck_parts(d)
+            );
+            let count = format!(
+                "SELECT (SELECT count(*) FROM workflows WHERE {}) + \
+                 (SELECT count(*) FROM workflows WHERE {OVERDUE})",
+                d.status_is(Some(Status::NeedsAttention), "'needs_attention'")
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(list))
                 .bind(At(minute_ago))
                 .bind(At(now))
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            let total: i64 = sqlx::query_scalar(count)
+            let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
                 .bind(At(minute_ago))
                 .bind(At(now))
                 .fetch_one(pool)
@@ -135,7 +154,7 @@ impl Store {
     /// [`StoreError::Database`].
     pub async fn funnel(&self, since: DateTime<Utc>) -> Result<Funnel, StoreError> {
         each_backend!(&self.backend, |pool, d| {
-            let row = sqlx::query(FUNNEL_SQL)
+            let row = sqlx::query(sqlx::AssertSqlSafe(funnel_sql(d)))
                 .bind(At(since))
                 .fetch_one(pool)
                 .await?;

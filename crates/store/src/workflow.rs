@@ -63,6 +63,14 @@ impl Status {
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
+
+    /// Whether a workflow rests in this status until something from outside moves it (an
+    /// operator, for `needs_attention`) or for good (finished): PostgreSQL's
+    /// `workflows.status_settled` holds these and is NULL for the others (migration 0031).
+    #[must_use]
+    pub fn is_settled(self) -> bool {
+        self == Self::NeedsAttention || self.is_terminal()
+    }
 }
 
 impl fmt::Display for Status {

@@ -351,6 +351,76 @@ async fn claim_logs_its_columns(db: TestDb) {
     crate::assert_one_update_under(&records, 300, "the claim");
 }
 
+/// On PostgreSQL a claim of a waiting workflow is a heap-only (HOT) update that writes no
+/// index entry (migration 0031): it changes `status` (`waiting` to `running`), which no index
+/// reads any more, and keeps `next_run_at`. Before 0031 `workflows_finished_idx` read
+/// `status`, and each claim wrote an entry into every index of the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_claim_of_a_waiting_workflow_writes_no_index_entry() {
+    store::testing::run(TestBackend::Postgres, true, claim_touches_no_index).await;
+}
+
+async fn claim_touches_no_index(db: TestDb) {
+    let store = &db.store;
+    let pool = crate::pg_with_extension(store, "pg_walinspect").await;
+    let mut claimed = submit_and_claim(store, "hot-claim-1", "w1").await;
+    let mut records = Vec::new();
+    let mut index_entries = Vec::new();
+    // A record with a full-page image (the page's first change after a checkpoint) is
+    // measured again on the next claim.
+    for _ in 0..3 {
+        // Waiting, and due now (as a callback's wake-up leaves it).
+        let wait = step(
+            &claimed,
+            "await_callback",
+            Status::Waiting,
+            Some(Utc::now()),
+        );
+        store.commit_step(&wait).await.expect("wait");
+        let start = crate::wal_insert_lsn(pool).await;
+        claimed = store
+            .claim(claimed.workflow.id, "w2", LEASE)
+            .await
+            .expect("claim")
+            .expect("due and free");
+        assert_eq!(claimed.previous_status, Status::Waiting);
+        records = crate::workflow_updates_since(pool, &start).await;
+        index_entries = sqlx::query_scalar::<_, String>(
+            "SELECT record_type || ' ' || block_ref \
+             FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()) \
+             WHERE resource_manager = 'Btree' AND block_ref LIKE format('%%rel %s/%s/%%', \
+                 (SELECT dattablespace FROM pg_database WHERE datname = current_database()), \
+                 (SELECT oid FROM pg_database WHERE datname = current_database()))",
+        )
+        .bind(&start)
+        .fetch_all(pool)
+        .await
+        .expect("index records");
+        if records.iter().all(|(_, _, fpi)| *fpi == 0) {
+            break;
+        }
+    }
+    assert_eq!(
+        records
+            .iter()
+            .map(|(kind, ..)| kind.as_str())
+            .collect::<Vec<_>>(),
+        ["HOT_UPDATE"],
+        "the claim's update of the row is heap-only: {records:?}"
+    );
+    assert!(
+        index_entries.is_empty(),
+        "no index entry written: {index_entries:?}"
+    );
+    let settled: Option<String> =
+        sqlx::query_scalar("SELECT status_settled FROM workflows WHERE id = $1")
+            .bind(claimed.workflow.id)
+            .fetch_one(pool)
+            .await
+            .expect("read");
+    assert_eq!(settled, None, "a running workflow rests in no status");
+}
+
 /// On PostgreSQL each claim statement commits its transaction without waiting for the WAL
 /// flush (`synchronous_commit` off for that transaction only): what it claims is made durable
 /// by its holder's next step commit, which is synchronous, before anything leaves the

@@ -43,6 +43,8 @@ store::test_both_backends!(
     a_workflow_of_the_build_before_the_indexes_held_only_what_is_read_finishes,
     the_previous_builds_rows_are_found_alike_after_the_context_moved_last,
     a_workflow_of_the_build_before_the_context_moved_last_finishes,
+    the_previous_builds_rows_are_found_alike_after_settled_statuses_were_indexed,
+    a_workflow_of_the_build_before_settled_statuses_were_indexed_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -668,16 +670,11 @@ async fn rows_found_alike_after_upgrade(db: TestDb, last: i64) {
             ..store::WorkflowFilter::default()
         },
     ];
-    // The filters' SQL is this build's, which may read what the upgrade adds: they are
-    // compared with the rows written, the counts and stuck list with their answers before.
-    let overview = || async move {
-        let counts = store.status_counts().await.expect("counts");
-        let (stuck, total) = store.stuck_page(20).await.expect("stuck");
-        let stuck: Vec<String> = stuck.into_iter().map(|w| w.business_key).collect();
-        (format!("{counts:?}"), stuck, total)
-    };
-    let before = overview().await;
-    assert_eq!((before.1.clone(), before.2), (vec!["stuck".to_owned()], 1));
+    // The filters' and the stuck list's SQL is this build's, which may read what the upgrade
+    // adds (PG 0031's `status_settled`): they are compared with the rows written, the counts
+    // (a view of the schema) with their answer before.
+    let counts = || async move { format!("{:?}", store.status_counts().await.expect("counts")) };
+    let before = counts().await;
     store.migrate().await.expect("upgrade");
     let mut found = Vec::new();
     for filter in &filters {
@@ -698,7 +695,14 @@ async fn rows_found_alike_after_upgrade(db: TestDb, last: i64) {
         ],
         "the filters find their rows after the upgrade"
     );
-    assert_eq!(overview().await, before, "the same counts and stuck list");
+    assert_eq!(counts().await, before, "the same counts");
+    let (stuck, total) = store.stuck_page(20).await.expect("stuck");
+    let stuck: Vec<String> = stuck.into_iter().map(|w| w.business_key).collect();
+    assert_eq!(
+        (stuck, total),
+        (vec!["stuck".to_owned()], 1),
+        "the stuck list"
+    );
 }
 
 async fn a_workflow_of_the_build_before_the_step_indexes_finishes(db: TestDb) {
@@ -1157,7 +1161,7 @@ async fn postgres_moving_the_context_last_keeps_rows_columns_indexes_and_views()
         columns_moved_alike(
             db,
             before,
-            None,
+            Some(before + 1),
             &[
                 "state",
                 "attempt",
@@ -1467,4 +1471,113 @@ async fn the_previous_builds_rows_are_found_alike_after_the_context_moved_last(d
 async fn a_workflow_of_the_build_before_the_context_moved_last_finishes(db: TestDb) {
     let last = before_context_last(db.backend);
     upgraded_workflow_finishes(db, last).await;
+}
+
+/// The last schema before PG 0031 (the statuses a workflow rests in indexed apart from
+/// `status`); SQLite's did not change.
+fn before_settled_statuses(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 30,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// Migration PG 0031 replaces `workflows_finished_idx` with an index of `status_settled`,
+/// which the console's status filter, the overview's counts and the stuck list now read: they
+/// find the rows a database of the build before holds.
+async fn the_previous_builds_rows_are_found_alike_after_settled_statuses_were_indexed(db: TestDb) {
+    let last = before_settled_statuses(db.backend);
+    rows_found_alike_after_upgrade(db, last).await;
+}
+
+/// A workflow stored at the schema before 0031 is claimed, waits, is woken by its callback
+/// and finishes.
+async fn a_workflow_of_the_build_before_settled_statuses_were_indexed_finishes(db: TestDb) {
+    let last = before_settled_statuses(db.backend);
+    upgraded_workflow_finishes(db, last).await;
+}
+
+/// PostgreSQL 0031 gives every row of the build before its `status_settled` (its status
+/// where the workflow rests in it, NULL where it moves on by itself), reads it through a new
+/// index instead of `workflows_finished_idx`, and leaves every other column, the other
+/// indexes and the views as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_settled_statuses_are_filled_and_indexed_at_the_upgrade() {
+    store::testing::run(TestBackend::Postgres, false, |db| async move {
+        let store = &db.store;
+        let pool = store.pg_pool().expect("a PostgreSQL store");
+        store::testing::migrate_up_to(store, before_settled_statuses(db.backend))
+            .await
+            .expect("the previous schema");
+        let mut tx = store.begin().await.expect("tx");
+        for (key, status) in [
+            ("done", "completed"),
+            ("gone", "failed"),
+            ("stopped", "cancelled"),
+            ("stuck", "needs_attention"),
+            ("asleep", "sleeping"),
+            ("new", "pending"),
+        ] {
+            insert_old(
+                &mut tx,
+                &OldRow::new(key, "originate-loan", status, json!({ "key": key })),
+            )
+            .await;
+        }
+        tx.commit().await.expect("commit");
+        let waiting = crate::submit_and_claim(store, "waiting", "w1").await;
+        let wait = crate::step(&waiting, "await_signed", Status::Waiting, None);
+        store.commit_step(&wait).await.expect("wait");
+        crate::submit_and_claim(store, "held", "w2").await;
+        let rows = "SELECT business_key || ' ' || status FROM workflows ORDER BY business_key";
+        let prior: Vec<String> = sqlx::query_scalar(rows)
+            .fetch_all(pool)
+            .await
+            .expect("rows");
+        let indexes = "SELECT indexname::text FROM pg_indexes WHERE tablename = 'workflows' \
+                       ORDER BY 1";
+        let prior_indexes: Vec<String> = sqlx::query_scalar(indexes)
+            .fetch_all(pool)
+            .await
+            .expect("indexes");
+
+        store.migrate().await.expect("upgrade");
+        let after: Vec<String> = sqlx::query_scalar(rows)
+            .fetch_all(pool)
+            .await
+            .expect("rows");
+        assert_eq!(after, prior, "the rows as they were");
+        let settled: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT business_key, status_settled FROM workflows ORDER BY business_key",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("settled");
+        let rest = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            settled,
+            [
+                ("asleep".to_owned(), None),
+                ("done".to_owned(), rest("completed")),
+                ("gone".to_owned(), rest("failed")),
+                ("held".to_owned(), None),
+                ("new".to_owned(), None),
+                ("stopped".to_owned(), rest("cancelled")),
+                ("stuck".to_owned(), rest("needs_attention")),
+                ("waiting".to_owned(), None),
+            ]
+        );
+        let mut expected: Vec<String> = prior_indexes
+            .into_iter()
+            .filter(|i| i != "workflows_finished_idx")
+            .chain(["workflows_settled_idx".to_owned()])
+            .collect();
+        expected.sort();
+        let after_indexes: Vec<String> = sqlx::query_scalar(indexes)
+            .fetch_all(pool)
+            .await
+            .expect("indexes");
+        assert_eq!(after_indexes, expected);
+    })
+    .await;
 }
