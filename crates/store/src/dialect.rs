@@ -566,7 +566,8 @@ mod tests {
 
     crate::test_both_backends!(
         values_bind_and_read_back_as_each_database_stores_them,
-        the_words_of_sql_mean_the_same_on_both
+        the_words_of_sql_mean_the_same_on_both,
+        a_status_is_found_alike_on_both
     );
 
     /// `Id`, `At`, `Doc` and `Texts` bound, and read back through `Columns`.
@@ -616,6 +617,66 @@ mod tests {
                 .expect("ints");
             assert_eq!(ints, [-1, 2, 3]);
         });
+    }
+
+    /// `status_is` finds the workflows in each status, named by a literal or a placeholder,
+    /// whether the workflow rests in it or moves on; a name of no status finds none.
+    async fn a_status_is_found_alike_on_both(db: TestDb) {
+        let statuses = [
+            Status::Pending,
+            Status::Waiting,
+            Status::NeedsAttention,
+            Status::Completed,
+        ];
+        for (n, status) in statuses.iter().enumerate() {
+            let submitted = db
+                .store
+                .submit(&crate::NewWorkflow::new("k", format!("w-{n}"), json!({})))
+                .await
+                .expect("submit");
+            each_backend!(db.store.backend(), |pool, d| {
+                let sql = format!(
+                    "UPDATE workflows SET status = $2, finished_at = CASE WHEN $3 \
+                     THEN {} END WHERE id = $1",
+                    d.now()
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(Id(submitted.id))
+                    .bind(status.as_str())
+                    .bind(status.is_terminal())
+                    .execute(pool)
+                    .await
+                    .expect("status");
+            });
+        }
+        for status in statuses {
+            let literal = format!("'{status}'");
+            each_backend!(db.store.backend(), |pool, d| {
+                for (value, bound) in [(literal.as_str(), false), ("$1", true)] {
+                    let sql = format!(
+                        "SELECT business_key FROM workflows WHERE {}",
+                        d.status_is(Some(status), value)
+                    );
+                    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+                    if bound {
+                        query = query.bind(status.as_str());
+                    }
+                    let found = query.fetch_all(pool).await.expect("select");
+                    let n = statuses.iter().position(|s| *s == status).expect("listed");
+                    assert_eq!(found, [format!("w-{n}")], "{status} as {value}");
+                }
+                let sql = format!(
+                    "SELECT count(*) FROM workflows WHERE {}",
+                    d.status_is(None, "$1")
+                );
+                let none: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind("resting")
+                    .fetch_one(pool)
+                    .await
+                    .expect("count");
+                assert_eq!(none, 0);
+            });
+        }
     }
 
     /// `now()`, `now_plus_secs`, `least`, `is_json_string` and `minute` give the same answers.
