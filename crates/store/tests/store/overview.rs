@@ -63,25 +63,11 @@ async fn the_funnel_counts_the_loans_that_reached_its_steps(db: TestDb) {
 
     if let store::Backend::Postgres(pool) = store.backend() {
         for counted in ["disburse_loan", "request_virtual_account"] {
-            let mut tx = pool.begin().await.expect("begin");
-            // A table this small reads faster whole; the question is whether the index can
-            // serve the funnel's condition at all.
-            sqlx::query("SET LOCAL enable_seqscan = off")
-                .execute(&mut *tx)
-                .await
-                .expect("set");
-            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "EXPLAIN SELECT count(DISTINCT workflow_id) FROM step_journal \
+            let sql = format!(
+                "SELECT count(DISTINCT workflow_id) FROM step_journal \
                  WHERE finished_at >= now() - interval '1 day' AND step = '{counted}'"
-            )))
-            .fetch_all(&mut *tx)
-            .await
-            .expect("explain");
-            assert!(
-                plan.iter()
-                    .any(|line| line.contains("step_journal_step_finished_idx")),
-                "{counted}: {plan:#?}"
             );
+            assert_index_serves(pool, &sql, "step_journal_step_finished_idx").await;
         }
         // The statuses a workflow rests in can be read through `status_settled` (0031), as
         // the funnel's completed counts (here without their kind, which a table this small
@@ -92,22 +78,26 @@ async fn the_funnel_counts_the_loans_that_reached_its_steps(db: TestDb) {
             "status_settled = 'needs_attention'",
             "status_settled IS NULL AND status = 'waiting'",
         ] {
-            let mut tx = pool.begin().await.expect("begin");
-            sqlx::query("SET LOCAL enable_seqscan = off")
-                .execute(&mut *tx)
-                .await
-                .expect("set");
-            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "EXPLAIN SELECT count(*) FROM workflows WHERE {condition}"
-            )))
-            .fetch_all(&mut *tx)
-            .await
-            .expect("explain");
-            assert!(
-                plan.iter()
-                    .any(|line| line.contains("workflows_settled_idx")),
-                "{condition}: {plan:#?}"
-            );
+            let sql = format!("SELECT count(*) FROM workflows WHERE {condition}");
+            assert_index_serves(pool, &sql, "workflows_settled_idx").await;
         }
     }
+}
+
+/// PostgreSQL can answer `sql` through `index`. A table this small reads faster whole, so
+/// whole-table scans are off: the question is whether the index can serve the condition.
+async fn assert_index_serves(pool: &sqlx::PgPool, sql: &str, index: &str) {
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .expect("set");
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+        .fetch_all(&mut *tx)
+        .await
+        .expect("explain");
+    assert!(
+        plan.iter().any(|line| line.contains(index)),
+        "{sql}: {plan:#?}"
+    );
 }
