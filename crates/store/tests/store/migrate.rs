@@ -1541,7 +1541,9 @@ async fn postgres_settled_statuses_are_filled_and_indexed_at_the_upgrade() {
             .await
             .expect("indexes");
 
-        store.migrate().await.expect("upgrade");
+        store::testing::migrate_up_to(store, before_settled_statuses(db.backend) + 1)
+            .await
+            .expect("upgrade");
         let after: Vec<String> = sqlx::query_scalar(rows)
             .fetch_all(pool)
             .await
