@@ -175,7 +175,8 @@ impl FinfraRequest {
     }
 
     /// `(name, method, path template)`, e.g. `("create_borrower", "POST", "/api/core/users")`:
-    /// the journal's and the ledger's way to name an endpoint without ids in it.
+    /// an endpoint named without ids in it. The name is a journal row's `action`; the method
+    /// and path are what that name stands for (the journal does not repeat them).
     #[must_use]
     pub fn endpoint(&self) -> (&'static str, &'static str, &'static str) {
         match self {
