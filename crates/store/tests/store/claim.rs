@@ -326,7 +326,7 @@ async fn claim_logs_its_columns(db: TestDb) {
     let noise = crate::incompressible_hex();
     let mut claimed = submit_and_claim(store, "wal-1", "w1").await;
     let mut records = Vec::new();
-    let mut index_entries = Vec::new();
+    let mut index_records = Vec::new();
     // A record that carries a full-page image (the page's first change after a checkpoint)
     // has no row data of its own: measured again on the next claim.
     for round in 0..3 {
@@ -346,17 +346,7 @@ async fn claim_logs_its_columns(db: TestDb) {
             .expect("claim")
             .expect("due and free");
         records = crate::workflow_updates_since(pool, &start).await;
-        index_entries = sqlx::query_scalar::<_, String>(
-            "SELECT record_type || ' ' || block_ref \
-             FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()) \
-             WHERE resource_manager = 'Btree' AND block_ref LIKE format('%%rel %s/%s/%%', \
-                 (SELECT dattablespace FROM pg_database WHERE datname = current_database()), \
-                 (SELECT oid FROM pg_database WHERE datname = current_database()))",
-        )
-        .bind(&start)
-        .fetch_all(pool)
-        .await
-        .expect("index records");
+        index_records = crate::wal_records_since(pool, &start, &["%"]).await;
         if records.iter().all(|(_, _, fpi)| *fpi == 0) {
             break;
         }
@@ -364,6 +354,7 @@ async fn claim_logs_its_columns(db: TestDb) {
     // The context not among its bytes.
     crate::assert_one_update_under(&records, 300, "the claim");
     assert_eq!(records[0].0, "HOT_UPDATE", "heap-only: {records:?}");
+    let index_entries = crate::btree_entries(&index_records);
     assert!(
         index_entries.is_empty(),
         "no index entry written: {index_entries:?}"

@@ -536,41 +536,12 @@ async fn postgres_storing_and_consuming_a_callback_write_only_the_index_entries_
     .await;
 }
 
-/// The WAL records since `start` that change a block of the journal's or the inbox's table
-/// or indexes, as "relation rmgr/type".
-async fn journal_and_inbox_records(pool: &sqlx::PgPool, start: &str) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT c.relname || ' ' || r.resource_manager || '/' || r.record_type \
-         FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()) r \
-         JOIN pg_class c ON r.block_ref LIKE format('%%rel %s/%s/%s %%', \
-             (SELECT dattablespace FROM pg_database WHERE datname = current_database()), \
-             (SELECT oid FROM pg_database WHERE datname = current_database()), \
-             pg_relation_filenode(c.oid)) \
-         WHERE c.relnamespace = current_schema()::regnamespace \
-           AND (c.relname LIKE 'step_journal%' OR c.relname LIKE 'callback_inbox%') \
-         ORDER BY r.start_lsn",
-    )
-    .bind(start)
-    .fetch_all(pool)
-    .await
-    .expect("WAL records")
-}
-
 /// The server's WAL position, as text.
 async fn wal_lsn(pool: &sqlx::PgPool) -> String {
     sqlx::query_scalar("SELECT pg_current_wal_flush_lsn()::text")
         .fetch_one(pool)
         .await
         .expect("lsn")
-}
-
-/// The B-tree entries among `records` (an insertion; a page's vacuum, which a busier
-/// database might run meanwhile, is not one).
-fn btree_entries(records: &[String]) -> Vec<&String> {
-    records
-        .iter()
-        .filter(|r| r.contains(" Btree/INSERT"))
-        .collect()
 }
 
 async fn storing_and_consuming_write_only_the_index_entries_read(db: TestDb) {
@@ -587,14 +558,15 @@ async fn storing_and_consuming_write_only_the_index_entries_read(db: TestDb) {
         .await
         .expect("record");
     assert_eq!(recorded.woke, Some(id));
-    let records = journal_and_inbox_records(pool, &start).await;
+    let records =
+        crate::wal_records_since(pool, &start, &["step_journal%", "callback_inbox%"]).await;
     assert!(
         records
             .iter()
             .any(|r| r.starts_with("callback_inbox Heap/INSERT")),
         "the callback stored: {records:?}"
     );
-    let stored = btree_entries(&records);
+    let stored = crate::btree_entries(&records);
     assert!(
         !stored.is_empty()
             && stored
@@ -616,8 +588,9 @@ async fn storing_and_consuming_write_only_the_index_entries_read(db: TestDb) {
     consume.processed_events = vec![recorded.inbox_id];
     store.commit_step(&consume).await.expect("consume");
 
-    let records = journal_and_inbox_records(pool, &start).await;
-    let btree = btree_entries(&records);
+    let records =
+        crate::wal_records_since(pool, &start, &["step_journal%", "callback_inbox%"]).await;
+    let btree = crate::btree_entries(&records);
     assert_eq!(
         btree.len(),
         1,

@@ -223,6 +223,41 @@ pub async fn stored_context_bytes(pool: &sqlx::PgPool, id: Uuid) -> i32 {
         .expect("context size")
 }
 
+/// The WAL records since `start` (as far as it is flushed) that change a block of a table or
+/// index of this database's schema whose name is `LIKE` one of `relations`, as "relation
+/// rmgr/type", in order.
+pub async fn wal_records_since(
+    pool: &sqlx::PgPool,
+    start: &str,
+    relations: &[&str],
+) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname || ' ' || r.resource_manager || '/' || r.record_type \
+         FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn()) r \
+         JOIN pg_class c ON r.block_ref LIKE format('%%rel %s/%s/%s %%', \
+             (SELECT dattablespace FROM pg_database WHERE datname = current_database()), \
+             (SELECT oid FROM pg_database WHERE datname = current_database()), \
+             pg_relation_filenode(c.oid)) \
+         WHERE c.relnamespace = current_schema()::regnamespace \
+           AND c.relname LIKE ANY($2) \
+         ORDER BY r.start_lsn",
+    )
+    .bind(start)
+    .bind(relations)
+    .fetch_all(pool)
+    .await
+    .expect("WAL records")
+}
+
+/// The B-tree entries among `records` (from [`wal_records_since`]: an insertion; a page's
+/// vacuum, which a busier database might run meanwhile, is not one).
+pub fn btree_entries(records: &[String]) -> Vec<&String> {
+    records
+        .iter()
+        .filter(|r| r.contains(" Btree/INSERT"))
+        .collect()
+}
+
 /// `records` (from [`workflow_updates_since`]) are one update of the row, with no full-page
 /// image, of under `limit` bytes; `what` names the update in a failure.
 pub fn assert_one_update_under(records: &[(String, i32, i32)], limit: i32, what: &str) {
