@@ -327,8 +327,9 @@ pub(crate) fn read<W: Workflow>(
 }
 
 /// The context to store for `state`: without the rebuilt fields, naming its definition by
-/// `pin`. Serialized field by field into the context: the request and the definition, most
-/// of a state's size, are never turned into JSON only to be dropped.
+/// `pin`, and without the members that are `null` (see [`lean`]). Serialized field by field
+/// into the context: the request and the definition, most of a state's size, are never
+/// turned into JSON only to be dropped.
 pub(crate) fn slim<W: Workflow>(state: &W::State, pin: Option<&Pin>) -> Result<Value, EngineError> {
     state
         .serialize(Slim {
@@ -341,21 +342,45 @@ pub(crate) fn slim<W: Workflow>(state: &W::State, pin: Option<&Pin>) -> Result<V
         })
 }
 
+/// Leaves out of `value`, at every depth, the members of its objects that are `null`, and
+/// says whether anything is left of it (`false` for a `null` itself).
+///
+/// A state's `null`s are its fields' `None`s: no state holds raw JSON, a unit or a map of
+/// options, and a field of type `Option` that is missing reads as `None` (serde's derive),
+/// so the state read back is the state written (in debug builds every state kept in memory
+/// is compared with the context it was stored as). A context is written on every step:
+/// about an eighth of an onboarding's was `null`s (`"kyc_id": null`, ...). Contexts
+/// written with their `null`s, by earlier builds, read as before, and the builds before
+/// read these (a missing `Option` field is `None` to them too).
+fn lean(value: &mut Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Object(members) => {
+            members.retain(|_, member| lean(member));
+            true
+        }
+        Value::Array(items) => {
+            for item in items {
+                lean(item);
+            }
+            true
+        }
+        _ => true,
+    }
+}
+
 /// Serializes a state (a struct) into its stored context: each field as
-/// `serde_json::to_value` would, except the fields named in `skip`, left out, and
+/// `serde_json::to_value` would, [`lean`], except the fields named in `skip`, left out, and
 /// `definition`, given as `pin` when there is one.
 struct Slim<'a> {
     skip: &'static [&'static str],
     pin: Option<&'a str>,
 }
 
-/// What [`Slim`] writes the fields into.
-type JsonStruct = <serde_json::value::Serializer as serde::Serializer>::SerializeStruct;
-
 /// The fields of the state being written.
 struct SlimFields<'a> {
     slim: Slim<'a>,
-    fields: JsonStruct,
+    fields: serde_json::Map<String, Value>,
 }
 
 impl serde::ser::SerializeStruct for SlimFields<'_> {
@@ -367,15 +392,19 @@ impl serde::ser::SerializeStruct for SlimFields<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), Self::Error> {
-        match (key, self.slim.pin) {
-            (key, _) if self.slim.skip.contains(&key) => Ok(()),
-            ("definition", Some(pin)) => self.fields.serialize_field(key, pin),
-            _ => self.fields.serialize_field(key, value),
+        let mut value = match (key, self.slim.pin) {
+            (key, _) if self.slim.skip.contains(&key) => return Ok(()),
+            ("definition", Some(pin)) => Value::String(pin.to_owned()),
+            _ => serde_json::to_value(value)?,
+        };
+        if lean(&mut value) {
+            self.fields.insert(key.to_owned(), value);
         }
+        Ok(())
     }
 
     fn end(self) -> Result<Value, Self::Error> {
-        self.fields.end()
+        Ok(Value::Object(self.fields))
     }
 }
 
@@ -403,11 +432,13 @@ impl<'a> serde::Serializer for Slim<'a> {
 
     fn serialize_struct(
         self,
-        name: &'static str,
+        _name: &'static str,
         len: usize,
     ) -> Result<SlimFields<'a>, Self::Error> {
-        let fields = serde::Serializer::serialize_struct(serde_json::value::Serializer, name, len)?;
-        Ok(SlimFields { slim: self, fields })
+        Ok(SlimFields {
+            slim: self,
+            fields: serde_json::Map::with_capacity(len),
+        })
     }
 
     fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<Value, Self::Error> {

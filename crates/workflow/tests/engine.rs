@@ -573,8 +573,9 @@ fn whole_start_state(input: &Value) -> Value {
     serde_json::to_value(&transition.state).unwrap()
 }
 
-/// The slim context is the whole state's JSON, field for field, without the request and
-/// with the definition named by its pin: written without building the rest first.
+/// The slim context is the whole state's JSON, field for field, without the request, with
+/// the definition named by its pin and without its objects' `null` members: written
+/// without building the rest first.
 #[test]
 fn the_slim_context_is_the_whole_state_less_what_is_stored_elsewhere() {
     let engine = Engine::new(registry());
@@ -588,7 +589,87 @@ fn the_slim_context_is_the_whole_state_less_what_is_stored_elsewhere() {
     assert!(fields.remove("request").is_some());
     let pin = slim.pin.expect("a pin");
     fields.insert("definition".into(), json!(pin.digest));
+    let nulls = without_null_members(&mut expected);
+    assert!(
+        nulls >= 5,
+        "the whole state has its unknowns as nulls: {nulls}"
+    );
     assert_eq!(slim.state, expected);
+    assert_eq!(without_null_members(&mut slim.state.clone()), 0);
+}
+
+/// Removes the `null` members of `value`'s objects, at every depth; how many it removed.
+fn without_null_members(value: &mut Value) -> usize {
+    match value {
+        Value::Object(members) => {
+            let before = members.len();
+            members.retain(|_, member| !member.is_null());
+            before - members.len()
+                + members
+                    .values_mut()
+                    .map(without_null_members)
+                    .sum::<usize>()
+        }
+        Value::Array(items) => items.iter_mut().map(without_null_members).sum(),
+        _ => 0,
+    }
+}
+
+/// A context without its `null`s reads as the state it was written from, at every step of
+/// an onboarding to its approval (an `Option` field that is missing reads as `None`), and
+/// the decisions from it are those from the whole state, `null`s included, as the builds
+/// before stored it.
+#[test]
+fn a_context_without_its_nulls_decides_as_the_whole_state() {
+    use workflow::{OnboardBorrower, Workflow};
+    let engine = Engine::new(registry());
+    let input = personal_input();
+    let id = WorkflowId::new(WORKFLOW).unwrap();
+    let mut lean = engine
+        .start(KIND, &id, &input, &workflow::Prior::default(), t0())
+        .unwrap();
+    let digest = lean.pin.clone().expect("a pin").digest.clone();
+    let typed = OnboardBorrower::validate_input(&input, &registry(), t0()).unwrap();
+    let mut state = OnboardBorrower::start(&id, typed, &workflow::Prior::default(), t0()).state;
+    let script = [
+        ok(ocr(Some(NIK), 0.97)),
+        ok(biometric(Liveness::Passed, 0.93)),
+        ok(FinfraResponse::CreateBorrowerForKyc(accepted())),
+        ok(kyc_submitted()),
+        callback(CallbackTitle::UserCreated),
+        ok(hub(HubProvider::Verihubs, HubCheckStatus::Passed)),
+        ok(rdf(RdfBiometricStatus::Verified)),
+        callback(CallbackTitle::UserVerified),
+        ok(score(720, 0, 0)),
+        ok(history(&[])),
+        ok(FinfraResponse::ApproveBorrower(borrower(
+            BorrowerStatus::ApprovedByPartner,
+        ))),
+        callback(CallbackTitle::UserApproved),
+    ];
+    let mut nulls = 0;
+    for event in script {
+        // The whole state as an earlier build stored it: its nulls kept.
+        let mut whole = serde_json::to_value(&state).unwrap();
+        let fields = whole.as_object_mut().unwrap();
+        fields.remove("request");
+        fields.insert("definition".into(), json!(digest));
+        let mut expected = whole.clone();
+        nulls += without_null_members(&mut expected);
+        assert_eq!(lean.state, expected, "the lean context of the same state");
+
+        let from_whole = engine
+            .decide(KIND, Stored::new(&whole, &input), &event, t0())
+            .unwrap();
+        lean = engine
+            .decide(KIND, Stored::new(&lean.state, &input), &event, t0())
+            .unwrap();
+        assert_eq!(lean.state, from_whole.state, "after {event:?}");
+        assert_eq!(lean.summary, from_whole.summary);
+        state = OnboardBorrower::decide(&state, &event, t0()).state;
+    }
+    assert_eq!(lean.summary.status, Status::Completed);
+    assert!(nulls >= 20, "the states passed through had nulls: {nulls}");
 }
 
 /// A context written by an earlier build (the definition and the request inline) still
