@@ -53,9 +53,10 @@ pub(crate) async fn announce_sqlite(
     let waiters: Vec<String> = sqlx::query_scalar(
         "INSERT INTO callback_inbox (source, event_id, title, external_id, payload, received_at, \
          matched_workflow_id, matched_at) \
-         SELECT $1, $2 || ':' || w.workflow_id, w.event, w.key_value, $5, $6, w.workflow_id, $6 \
+         SELECT $1, $2 || ':' || w.workflow_id, $3, w.key_value, $5, $6, w.workflow_id, $6 \
          FROM workflow_waits w JOIN workflows f ON f.id = w.workflow_id \
-         WHERE w.event = $3 AND w.key_name = 'external_id' AND w.key_value = $4 \
+         WHERE $3 IN (SELECT value FROM json_each(w.events)) \
+         AND w.key_name = 'external_id' AND w.key_value = $4 \
          AND f.status NOT IN ('completed', 'failed', 'cancelled') \
          ON CONFLICT (source, event_id) DO NOTHING RETURNING matched_workflow_id",
     )
@@ -91,7 +92,8 @@ pub(crate) async fn copy_announcements_sqlite(
          matched_workflow_id, matched_at) \
          SELECT a.source, a.event_id || ':' || $1, a.title, a.external_id, a.payload, $2, $1, $2 \
          FROM workflow_waits w JOIN callback_inbox a ON a.external_id = w.key_value \
-         AND a.title = w.event AND a.source = 'internal' AND a.matched_workflow_id IS NULL \
+         AND a.title IN (SELECT value FROM json_each(w.events)) AND a.source = 'internal' \
+         AND a.matched_workflow_id IS NULL \
          WHERE w.workflow_id = $1 AND w.key_name = 'external_id' \
          ON CONFLICT (source, event_id) DO NOTHING",
     )

@@ -26,6 +26,8 @@
 //! committed (on PostgreSQL behind the lock that keeps ids in commit order, and announced
 //! with `NOTIFY finflow_events`).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgPool, SqliteConnection, SqlitePool};
@@ -62,6 +64,22 @@ impl Wait {
             value: value.into(),
         }
     }
+}
+
+/// `waits` as `workflow_waits` stores them: one row per key and value, with the titles
+/// waited for under it, sorted and each once.
+fn waits_by_key(waits: &[Wait]) -> BTreeMap<(CorrelationKey, &str), Vec<&str>> {
+    let mut rows: BTreeMap<(CorrelationKey, &str), Vec<&str>> = BTreeMap::new();
+    for wait in waits {
+        rows.entry((wait.key, wait.value.as_str()))
+            .or_default()
+            .push(wait.event.as_str());
+    }
+    for events in rows.values_mut() {
+        events.sort_unstable();
+        events.dedup();
+    }
+    rows
 }
 
 /// The outcome of one step, as the engine decided it.
@@ -523,15 +541,15 @@ pub(crate) async fn write_sqlite(
         .bind(&id)
         .execute(&mut *conn)
         .await?;
-    for wait in &commit.waits {
+    for ((key, value), events) in waits_by_key(&commit.waits) {
         sqlx::query(
-            "INSERT INTO workflow_waits (workflow_id, event, key_name, key_value, created_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO workflow_waits (workflow_id, key_name, key_value, events, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&id)
-        .bind(&wait.event)
-        .bind(wait.key.as_str())
-        .bind(&wait.value)
+        .bind(key.as_str())
+        .bind(value)
+        .bind(Value::from(events).to_string())
         .bind(to_sqlite(now))
         .execute(&mut *conn)
         .await?;

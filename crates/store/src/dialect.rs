@@ -209,6 +209,16 @@ impl Dialect {
         }
     }
 
+    /// The elements of a column holding a list of texts (`text[]` on PostgreSQL, a JSON
+    /// array on SQLite, as `workflow_waits.events`), as a table `alias` with one column
+    /// `value`, for a `FROM` beside the column's table: `FROM workflow_waits w, {..}`.
+    pub(crate) fn elements(self, column: &str, alias: &str) -> String {
+        match self {
+            Self::Postgres => format!("unnest({column}) AS {alias}(value)"),
+            Self::Sqlite => format!("json_each({column}) AS {alias}"),
+        }
+    }
+
     /// The smaller of two values (`least` on PostgreSQL, the two-argument `min` on SQLite).
     pub(crate) const fn least(self) -> &'static str {
         match self {

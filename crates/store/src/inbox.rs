@@ -37,7 +37,8 @@ macro_rules! match_waits_branch {
         concat!(
             "SELECT i.id FROM workflow_waits w JOIN callback_inbox i ON i.",
             $key,
-            " = w.key_value AND i.title = w.event WHERE w.workflow_id = $1 AND w.key_name = '",
+            " = w.key_value AND i.title IN (SELECT value FROM json_each(w.events)) \
+             WHERE w.workflow_id = $1 AND w.key_name = '",
             $key,
             "' AND i.matched_workflow_id IS NULL AND i.processed_at IS NULL"
         )
@@ -67,7 +68,8 @@ macro_rules! match_waits_candidates {
 macro_rules! waiting_workflow_sql {
     () => {
         "SELECT w.workflow_id FROM workflow_waits w JOIN workflows f ON f.id = w.workflow_id \
-         WHERE w.event = $1 AND f.status NOT IN ('completed', 'failed', 'cancelled') AND ( \
+         WHERE $1 IN (SELECT value FROM json_each(w.events)) \
+         AND f.status NOT IN ('completed', 'failed', 'cancelled') AND ( \
             (w.key_name = 'identity_number' AND w.key_value = $2) \
          OR (w.key_name = 'user_id' AND w.key_value = $3) \
          OR (w.key_name = 'kyc_id' AND w.key_value = $4) \

@@ -73,8 +73,16 @@ fn key_name(s: &str) -> Result<CorrelationKey, StoreError> {
         .ok_or_else(|| decode_error(format!("unknown correlation key {s:?}")))
 }
 
-const WAITS_SQL: &str = "SELECT event, key_name, key_value, created_at FROM workflow_waits \
-                         WHERE workflow_id = $1 ORDER BY created_at, event, key_name";
+/// A workflow's waits, one row per title waited for (a `workflow_waits` row lists the titles
+/// under its key).
+fn waits_sql(d: Dialect) -> String {
+    format!(
+        "SELECT e.value AS event, w.key_name, w.key_value, w.created_at \
+         FROM workflow_waits w, {} WHERE w.workflow_id = $1 \
+         ORDER BY w.created_at, event, w.key_name",
+        d.elements("w.events", "e")
+    )
+}
 
 const MATCHED_SQL: &str = "SELECT id, source, event_id, title, payload, received_at, matched_at, \
                            processed_at FROM callback_inbox WHERE matched_workflow_id = $1 \
@@ -156,7 +164,7 @@ impl Store {
     /// [`StoreError::Database`] on a database failure or an undecodable row.
     pub async fn waits(&self, workflow_id: Uuid) -> Result<Vec<WaitRow>, StoreError> {
         let rows = each_backend!(&self.backend, |pool, d| {
-            let rows = sqlx::query(WAITS_SQL)
+            let rows = sqlx::query(sqlx::AssertSqlSafe(waits_sql(d)))
                 .bind(Id(workflow_id))
                 .fetch_all(pool)
                 .await?;

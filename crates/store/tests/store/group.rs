@@ -805,7 +805,8 @@ async fn stored(store: &Store, id: Uuid, later: DateTime<Utc>) -> Value {
         return json!(null);
     };
     let waits: Vec<(String, String)> = sqlx::query_as(
-        "SELECT event, key_name FROM workflow_waits WHERE workflow_id = $1 ORDER BY 1, 2",
+        "SELECT e, key_name FROM workflow_waits, unnest(events) AS e WHERE workflow_id = $1 \
+         ORDER BY 1, 2",
     )
     .bind(id)
     .fetch_all(pool)
@@ -942,8 +943,8 @@ async fn postgres_a_batch_of_callbacks_is_stored_statement_by_statement() {
             let pool = store.pg_pool().expect("a PostgreSQL store");
             // A wait row left behind for the finished workflow: the match passes it over.
             sqlx::query(
-                "INSERT INTO workflow_waits (workflow_id, event, key_name, key_value) \
-                 VALUES ($1, 'kyc_verified', 'user_id', 'user-1')",
+                "INSERT INTO workflow_waits (workflow_id, events, key_name, key_value) \
+                 VALUES ($1, '{kyc_verified}', 'user_id', 'user-1')",
             )
             .bind(finished.workflow.id)
             .execute(pool)

@@ -80,6 +80,22 @@ async fn a_callback_wakes_the_workflow_waiting_for_it(db: TestDb) {
         Wait::new("user_rejected", CorrelationKey::IdentityNumber, nik),
     ];
     store.commit_step(&wait).await.expect("start waiting");
+    // Two titles under one key: one row, read back as a wait for each.
+    assert_eq!(count(store, "SELECT count(*) FROM workflow_waits").await, 1);
+    let waits: Vec<(String, CorrelationKey)> = store
+        .waits(id)
+        .await
+        .expect("waits")
+        .into_iter()
+        .map(|w| (w.event, w.key_name))
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            ("user_rejected".to_owned(), CorrelationKey::IdentityNumber),
+            ("user_verified".to_owned(), CorrelationKey::IdentityNumber),
+        ]
+    );
     assert!(
         store.claim(id, "w2", LEASE).await.expect("claim").is_none(),
         "waiting, not due"

@@ -45,6 +45,8 @@ store::test_both_backends!(
     a_workflow_of_the_build_before_the_context_moved_last_finishes,
     the_previous_builds_rows_are_found_alike_after_settled_statuses_were_indexed,
     a_workflow_of_the_build_before_settled_statuses_were_indexed_finishes,
+    a_workflow_waiting_when_its_waits_became_one_row_per_key_is_woken,
+    a_workflow_of_the_build_before_waits_were_one_row_per_key_finishes,
 );
 store::test_both_backends!(a_pooled_sqlite_connection_stays_durable);
 
@@ -867,6 +869,10 @@ enum Early {
 /// finishes.
 async fn early_callback_found_after_upgrade(db: TestDb, last: i64, early: Early) {
     let store = &db.store;
+    let last = match early {
+        Early::BeforeUpgrade => with_waits_by_key(db.backend, last),
+        Early::AfterUpgrade => last,
+    };
     store::testing::migrate_up_to(store, last)
         .await
         .expect("the previous schema");
@@ -977,9 +983,12 @@ fn before_held_for_waiting_callbacks(backend: TestBackend) -> i64 {
 /// the workflow is kept for its holder and the callback comes back with the commit.
 async fn a_workflow_in_flight_across_the_hold_for_events_is_kept_for_its_holder(db: TestDb) {
     let store = &db.store;
-    store::testing::migrate_up_to(store, before_held_for_waiting_callbacks(db.backend))
-        .await
-        .expect("the previous schema");
+    store::testing::migrate_up_to(
+        store,
+        with_waits_by_key(db.backend, before_held_for_waiting_callbacks(db.backend)),
+    )
+    .await
+    .expect("the previous schema");
     let nik = "3201000000000017";
     let early = store
         .record_callback(&crate::inbox::user_event("evt-across", "user_created", nik))
@@ -1023,9 +1032,12 @@ fn before_row_written_once(backend: TestBackend) -> i64 {
 /// returns, with the second callback.
 async fn a_workflow_kept_by_the_build_before_goes_on_after_its_row_is_written_once(db: TestDb) {
     let store = &db.store;
-    store::testing::migrate_up_to(store, before_row_written_once(db.backend))
-        .await
-        .expect("the previous schema");
+    store::testing::migrate_up_to(
+        store,
+        with_waits_by_key(db.backend, before_row_written_once(db.backend)),
+    )
+    .await
+    .expect("the previous schema");
     let nik = "3201000000000018";
     let deadline = Utc::now() + chrono::TimeDelta::hours(1);
     let created = store
@@ -1343,9 +1355,12 @@ fn before_fewer_index_entries(backend: TestBackend) -> i64 {
 /// on from the rows written before, numbered after them.
 async fn a_callback_matched_before_the_index_entries_changed_is_brought_by_the_claim(db: TestDb) {
     let store = &db.store;
-    store::testing::migrate_up_to(store, before_fewer_index_entries(db.backend))
-        .await
-        .expect("the previous schema");
+    store::testing::migrate_up_to(
+        store,
+        with_waits_by_key(db.backend, before_fewer_index_entries(db.backend)),
+    )
+    .await
+    .expect("the previous schema");
     let nik = "3275062009921985";
     let claimed = crate::submit_and_claim(store, "matched-before", "w1").await;
     let id = claimed.workflow.id;
@@ -1582,4 +1597,149 @@ async fn postgres_settled_statuses_are_filled_and_indexed_at_the_upgrade() {
         assert_eq!(after_indexes, expected);
     })
     .await;
+}
+
+/// `last`, or on SQLite the schema from which this build's statements read and write the
+/// waits (SQLite 0013: one row per key), for a scenario that records a callback or commits a
+/// wait before its upgrade: the PostgreSQL migrations those scenarios are about did not
+/// change SQLite's schema, whose variant then runs without an upgrade.
+fn with_waits_by_key(backend: TestBackend, last: i64) -> i64 {
+    match backend {
+        TestBackend::Postgres => last,
+        TestBackend::Sqlite => last.max(before_wait_rows_per_key(backend) + 1),
+    }
+}
+
+/// The last schema before PG 0032 / SQLite 0013 (a wait one row per key).
+fn before_wait_rows_per_key(backend: TestBackend) -> i64 {
+    match backend {
+        TestBackend::Postgres => 31,
+        TestBackend::Sqlite => 12,
+    }
+}
+
+/// Runs `sql` with the workflow id `id` as `$1` (a `uuid` on PostgreSQL, its text on
+/// SQLite).
+async fn execute_with_id(store: &store::Store, sql: &str, id: Uuid) {
+    match store.backend() {
+        store::Backend::Postgres(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(drop),
+        store::Backend::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .execute(pool)
+            .await
+            .map(drop),
+    }
+    .expect(sql);
+}
+
+/// A workflow that waits at the upgrade (rows of the build before: one per title) waits
+/// after it for the same titles under the same keys, in one row per key: a callback with a
+/// title it does not wait for passes it by, one it waits for wakes it, and its claim brings
+/// that callback.
+async fn a_workflow_waiting_when_its_waits_became_one_row_per_key_is_woken(db: TestDb) {
+    let store = &db.store;
+    store::testing::migrate_up_to(store, before_wait_rows_per_key(db.backend))
+        .await
+        .expect("the previous schema");
+    let nik = "3275062009921982";
+    let mut tx = store.begin().await.expect("tx");
+    let id = insert_old(
+        &mut tx,
+        &OldRow::new(
+            "old-waiting",
+            "onboard-borrower",
+            "waiting",
+            onboarding_input(nik, "waiting"),
+        ),
+    )
+    .await;
+    tx.commit().await.expect("commit");
+    for (event, key, value) in [
+        ("user_verified", "identity_number", nik),
+        ("user_rejected", "identity_number", nik),
+        ("user_blocked", "identity_number", nik),
+        ("user_created", "user_id", "user-old"),
+    ] {
+        execute_with_id(
+            store,
+            &format!(
+                "INSERT INTO workflow_waits (workflow_id, event, key_name, key_value) \
+                 VALUES ($1, '{event}', '{key}', '{value}')"
+            ),
+            id,
+        )
+        .await;
+    }
+    assert_eq!(count(store, "SELECT count(*) FROM workflow_waits").await, 4);
+
+    store::testing::migrate_up_to(store, before_wait_rows_per_key(db.backend) + 1)
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        count(store, "SELECT count(*) FROM workflow_waits").await,
+        2,
+        "one row per key"
+    );
+    let waits: Vec<(String, CorrelationKey, String)> = store
+        .waits(id)
+        .await
+        .expect("waits")
+        .into_iter()
+        .map(|w| (w.event, w.key_name, w.key_value))
+        .collect();
+    let mut expected = vec![
+        (
+            "user_blocked".to_owned(),
+            CorrelationKey::IdentityNumber,
+            nik.to_owned(),
+        ),
+        (
+            "user_created".to_owned(),
+            CorrelationKey::UserId,
+            "user-old".to_owned(),
+        ),
+        (
+            "user_rejected".to_owned(),
+            CorrelationKey::IdentityNumber,
+            nik.to_owned(),
+        ),
+        (
+            "user_verified".to_owned(),
+            CorrelationKey::IdentityNumber,
+            nik.to_owned(),
+        ),
+    ];
+    let mut found = waits.clone();
+    found.sort();
+    expected.sort();
+    assert_eq!(found, expected, "{waits:?}");
+
+    let passed_by = store
+        .record_callback(&user_event("evt-not-awaited", "user_approved", nik))
+        .await
+        .expect("record");
+    assert_eq!(passed_by.woke, None, "a title it does not wait for");
+    let woke = store
+        .record_callback(&user_event("evt-awaited", "user_rejected", nik))
+        .await
+        .expect("record");
+    assert_eq!(woke.woke, Some(id), "a title it waits for, under its key");
+    let claimed = store
+        .claim(id, "w1", crate::LEASE)
+        .await
+        .expect("claim")
+        .expect("due after its callback");
+    let titles: Vec<&str> = claimed.events.iter().map(|e| e.title.as_str()).collect();
+    assert_eq!(titles, ["user_rejected"]);
+}
+
+/// A workflow stored at the schema before PG 0032 / SQLite 0013 is claimed, waits (one row
+/// per key now), is woken by its callback and finishes.
+async fn a_workflow_of_the_build_before_waits_were_one_row_per_key_finishes(db: TestDb) {
+    let last = before_wait_rows_per_key(db.backend);
+    upgraded_workflow_finishes(db, last).await;
 }
