@@ -577,7 +577,8 @@ mod tests {
     crate::test_both_backends!(
         values_bind_and_read_back_as_each_database_stores_them,
         the_words_of_sql_mean_the_same_on_both,
-        a_status_is_found_alike_on_both
+        a_status_is_found_alike_on_both,
+        a_list_column_reads_as_the_same_rows_on_both
     );
 
     /// `Id`, `At`, `Doc` and `Texts` bound, and read back through `Columns`.
@@ -683,6 +684,26 @@ mod tests {
                 assert_eq!(none, 0);
             });
         }
+    }
+
+    /// `elements` reads a list column (`text[]` on PostgreSQL, a JSON array on SQLite, as
+    /// `workflow_waits.events` stores them) as the same rows.
+    async fn a_list_column_reads_as_the_same_rows_on_both(db: TestDb) {
+        each_backend!(db.store.backend(), |pool, d| {
+            let list = match d {
+                Dialect::Postgres => "ARRAY['user_rejected', 'user_approved']::text[]",
+                Dialect::Sqlite => "'[\"user_rejected\",\"user_approved\"]'",
+            };
+            let sql = format!(
+                "SELECT e.value FROM (SELECT {list} AS events) w, {} ORDER BY 1",
+                d.elements("w.events", "e")
+            );
+            let values: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(pool)
+                .await
+                .expect("elements");
+            assert_eq!(values, ["user_approved", "user_rejected"]);
+        });
     }
 
     /// `now()`, `now_plus_secs`, `least`, `is_json_string` and `minute` give the same answers.
