@@ -39,6 +39,31 @@ fn step(engine: &Engine, state: &Value, event: Event, now: DateTime<Utc>) -> Dec
     decision
 }
 
+/// The events of a personal onboarding from its start to its approval, a `429` and its
+/// wake-up among them.
+fn approval_script() -> Vec<Event> {
+    vec![
+        ok(ocr(Some(NIK), 0.97)),
+        ok(biometric(Liveness::Passed, 0.93)),
+        err(CallFailure::rate_limited(Some(
+            std::time::Duration::from_secs(2),
+        ))),
+        Event::Wake,
+        ok(FinfraResponse::CreateBorrowerForKyc(accepted())),
+        ok(kyc_submitted()),
+        callback(CallbackTitle::UserCreated),
+        ok(hub(HubProvider::Verihubs, HubCheckStatus::Passed)),
+        ok(rdf(RdfBiometricStatus::Verified)),
+        callback(CallbackTitle::UserVerified),
+        ok(score(720, 0, 0)),
+        ok(history(&[])),
+        ok(FinfraResponse::ApproveBorrower(borrower(
+            BorrowerStatus::ApprovedByPartner,
+        ))),
+        callback(CallbackTitle::UserApproved),
+    ]
+}
+
 #[test]
 fn an_onboarding_through_the_json_interface() {
     let engine = Engine::new(registry());
@@ -58,26 +83,7 @@ fn an_onboarding_through_the_json_interface() {
     assert_eq!(first.summary.status, Status::Running);
     assert_eq!(first.action.kind(), ActionKind::Call);
 
-    let script = [
-        ok(ocr(Some(NIK), 0.97)),
-        ok(biometric(Liveness::Passed, 0.93)),
-        err(CallFailure::rate_limited(Some(
-            std::time::Duration::from_secs(2),
-        ))),
-        Event::Wake,
-        ok(FinfraResponse::CreateBorrowerForKyc(accepted())),
-        ok(kyc_submitted()),
-        callback(CallbackTitle::UserCreated),
-        ok(hub(HubProvider::Verihubs, HubCheckStatus::Passed)),
-        ok(rdf(RdfBiometricStatus::Verified)),
-        callback(CallbackTitle::UserVerified),
-        ok(score(720, 0, 0)),
-        ok(history(&[])),
-        ok(FinfraResponse::ApproveBorrower(borrower(
-            BorrowerStatus::ApprovedByPartner,
-        ))),
-        callback(CallbackTitle::UserApproved),
-    ];
+    let script = approval_script();
     let mut state = first.state;
     let mut now = t0();
     let mut states = Vec::new();
@@ -631,24 +637,9 @@ fn a_context_without_its_nulls_decides_as_the_whole_state() {
     let digest = lean.pin.clone().expect("a pin").digest.clone();
     let typed = OnboardBorrower::validate_input(&input, &registry(), t0()).unwrap();
     let mut state = OnboardBorrower::start(&id, typed, &workflow::Prior::default(), t0()).state;
-    let script = [
-        ok(ocr(Some(NIK), 0.97)),
-        ok(biometric(Liveness::Passed, 0.93)),
-        ok(FinfraResponse::CreateBorrowerForKyc(accepted())),
-        ok(kyc_submitted()),
-        callback(CallbackTitle::UserCreated),
-        ok(hub(HubProvider::Verihubs, HubCheckStatus::Passed)),
-        ok(rdf(RdfBiometricStatus::Verified)),
-        callback(CallbackTitle::UserVerified),
-        ok(score(720, 0, 0)),
-        ok(history(&[])),
-        ok(FinfraResponse::ApproveBorrower(borrower(
-            BorrowerStatus::ApprovedByPartner,
-        ))),
-        callback(CallbackTitle::UserApproved),
-    ];
     let mut nulls = 0;
-    for event in script {
+    let mut now = t0();
+    for event in approval_script() {
         // The whole state as an earlier build stored it: its nulls kept.
         let mut whole = serde_json::to_value(&state).unwrap();
         let fields = whole.as_object_mut().unwrap();
@@ -659,14 +650,17 @@ fn a_context_without_its_nulls_decides_as_the_whole_state() {
         assert_eq!(lean.state, expected, "the lean context of the same state");
 
         let from_whole = engine
-            .decide(KIND, Stored::new(&whole, &input), &event, t0())
+            .decide(KIND, Stored::new(&whole, &input), &event, now)
             .unwrap();
         lean = engine
-            .decide(KIND, Stored::new(&lean.state, &input), &event, t0())
+            .decide(KIND, Stored::new(&lean.state, &input), &event, now)
             .unwrap();
         assert_eq!(lean.state, from_whole.state, "after {event:?}");
         assert_eq!(lean.summary, from_whole.summary);
-        state = OnboardBorrower::decide(&state, &event, t0()).state;
+        state = OnboardBorrower::decide(&state, &event, now).state;
+        if let Action::SleepUntil { at, .. } = lean.action {
+            now = at;
+        }
     }
     assert_eq!(lean.summary.status, Status::Completed);
     assert!(nulls >= 20, "the states passed through had nulls: {nulls}");
