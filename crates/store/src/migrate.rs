@@ -152,3 +152,43 @@ async fn migrate_sqlite(conn: &mut SqliteConnection, last: Option<i64>) -> Resul
     tx.commit().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ours_postgres, ours_sqlite};
+
+    /// Every migration of this build is as it landed (`migrations/landed.sha384`): a
+    /// database records each migration's checksum and refuses to upgrade when a file it ran
+    /// was edited since, even in a comment.
+    #[test]
+    fn a_landed_migration_is_never_edited() {
+        let landed = include_str!("../../../migrations/landed.sha384");
+        for (backend, migrator) in [("postgres", ours_postgres()), ("sqlite", ours_sqlite())] {
+            for migration in migrator.iter() {
+                let checksum: String = migration
+                    .checksum
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let line = format!("{backend} {} {checksum}", migration.version);
+                let listed = landed
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{backend} {} ", migration.version)));
+                match listed {
+                    Some(listed) => assert_eq!(
+                        listed, line,
+                        "{backend} migration {} ({}) differs from the one that landed: \
+                         databases that ran it refuse to upgrade; put it back as it was and \
+                         write the change as a new migration",
+                        migration.version, migration.description
+                    ),
+                    None => panic!(
+                        "{backend} migration {} ({}) is not in migrations/landed.sha384: \
+                         add the line `{line}` (and edit the migration no more once it landed)",
+                        migration.version, migration.description
+                    ),
+                }
+            }
+        }
+    }
+}
