@@ -240,7 +240,8 @@ pub const BATCHES_WITHIN_MS: i64 = 300;
 /// SIGKILLs `receiver` (the worker Finfra's callbacks go to) while it is in the middle of
 /// calls and callbacks are on their way to it, with a good part of the work done, keeps it
 /// down until a delivery to it has failed, and starts it again on the same port. Returns
-/// the workflows it held mid-call and the new worker.
+/// the workflows it held mid-call (at the last kill, if it took more than one) and the new
+/// worker.
 pub async fn kill_receiver_mid_call(
     db: &Db,
     sandbox: &SandboxProcess,
@@ -249,7 +250,7 @@ pub async fn kill_receiver_mid_call(
     port: u16,
     clock: &Clock,
     at: KillAt,
-) -> (Vec<WorkflowRow>, WorkerProcess) {
+) -> (Vec<MidCall>, WorkerProcess) {
     for _ in 0..5 {
         wait_for_kill_point(db, sandbox, &receiver.id, clock, at).await;
         let pid = receiver.pid();
@@ -259,7 +260,12 @@ pub async fn kill_receiver_mid_call(
         // backends have gone, then what it holds is frozen: nobody may take these over
         // before their lease ends.
         db.wait_for_backends_of(pid).await;
-        let interrupted = db.held_mid_call(&receiver.id).await;
+        let interrupted: Vec<MidCall> = db
+            .held_mid_call_after(&receiver.id)
+            .await
+            .into_iter()
+            .map(|(workflow, seq)| MidCall { workflow, seq })
+            .collect();
         let ledger = sandbox.ledger().await;
         clock.note(format_args!(
             "SIGKILLed {} holding {} workflows mid-call, {} callbacks undelivered",
@@ -441,7 +447,7 @@ pub async fn take_the_database_away(
     (interrupted, ended)
 }
 
-/// A workflow held mid-call when the database went away.
+/// A workflow held mid-call when its worker was killed or the database went away.
 #[derive(Debug)]
 pub struct MidCall {
     pub workflow: WorkflowRow,
@@ -532,14 +538,17 @@ pub async fn diagnose(db: &Db, workflows: &[WorkflowRow]) -> String {
 }
 
 /// The journal shows the kill: each call the dead worker had in flight was taken over by
-/// another worker, which first recorded it as interrupted (and so reconciled it).
-pub async fn check_recovery(db: &Db, interrupted: &[WorkflowRow]) {
-    for w in interrupted {
+/// another worker, which first recorded it as interrupted (and so reconciled it), after the
+/// dead worker's decision to call. A takeover before that decision (from a worker killed
+/// earlier, or a lease that ran out) is not this kill's: the dead worker went on with the
+/// workflow after it.
+pub async fn check_recovery(db: &Db, interrupted: &[MidCall]) {
+    for MidCall { workflow: w, seq } in interrupted {
         let killed = w.lease_owner.as_deref().expect("held by the killed worker");
         let journal = db.journal(&w.id).await;
         let taken_over = journal
             .iter()
-            .find(|row| row.outcome == "interrupted" && row.worker_id != killed)
+            .find(|row| row.seq > *seq && row.outcome == "interrupted" && row.worker_id != killed)
             .unwrap_or_else(|| {
                 panic!(
                     "{}: no `interrupted` row after {killed} died mid-call in {}:\n{journal:#?}",
@@ -552,7 +561,7 @@ pub async fn check_recovery(db: &Db, interrupted: &[WorkflowRow]) {
                 .iter()
                 .filter(|row| row.seq > taken_over.seq)
                 .all(|row| row.worker_id != killed),
-            "{}: the dead worker wrote after the takeover",
+            "{}: the dead worker wrote after the takeover:\n{journal:#?}",
             w.business_key
         );
     }
@@ -563,7 +572,9 @@ pub async fn check_recovery(db: &Db, interrupted: &[WorkflowRow]) {
         .map(|row| row.workflow_id)
         .collect();
     assert!(
-        interrupted.iter().all(|w| recovered.contains(&w.id)),
+        interrupted
+            .iter()
+            .all(|mid| recovered.contains(&mid.workflow.id)),
         "SQL on step_journal shows every recovery"
     );
 }
