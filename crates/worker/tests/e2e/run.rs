@@ -260,12 +260,7 @@ pub async fn kill_receiver_mid_call(
         // backends have gone, then what it holds is frozen: nobody may take these over
         // before their lease ends.
         db.wait_for_backends_of(pid).await;
-        let interrupted: Vec<MidCall> = db
-            .held_mid_call_after(&receiver.id)
-            .await
-            .into_iter()
-            .map(|(workflow, seq)| MidCall { workflow, seq })
-            .collect();
+        let interrupted = mid_calls(db, &receiver.id).await;
         let ledger = sandbox.ledger().await;
         clock.note(format_args!(
             "SIGKILLed {} holding {} workflows mid-call, {} callbacks undelivered",
@@ -426,12 +421,7 @@ pub async fn take_the_database_away(
         KillAt::DuringBatchedCommits,
     )
     .await;
-    let interrupted: Vec<MidCall> = db
-        .held_mid_call_after(&worker.id)
-        .await
-        .into_iter()
-        .map(|(workflow, seq)| MidCall { workflow, seq })
-        .collect();
+    let interrupted = mid_calls(&db, &worker.id).await;
     let ended = gate.close(Some(worker.pid())).await;
     clock.note(format_args!(
         "database away: {} sessions of {} and {} of the other workers ended, {} workflows held \
@@ -453,6 +443,15 @@ pub struct MidCall {
     pub workflow: WorkflowRow,
     /// Its last journal row then: the decision to call.
     pub seq: i32,
+}
+
+/// The workflows `worker` holds mid-call now ([`Db::held_mid_call_after`]).
+async fn mid_calls(db: &Db, worker: &str) -> Vec<MidCall> {
+    db.held_mid_call_after(worker)
+        .await
+        .into_iter()
+        .map(|(workflow, seq)| MidCall { workflow, seq })
+        .collect()
 }
 
 /// Sessions the database's going away ended.
