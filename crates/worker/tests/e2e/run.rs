@@ -538,9 +538,9 @@ pub async fn diagnose(db: &Db, workflows: &[WorkflowRow]) -> String {
 
 /// The journal shows the kill: each call the dead worker had in flight was taken over by
 /// another worker, which first recorded it as interrupted (and so reconciled it), after the
-/// dead worker's decision to call. A takeover before that decision (from a worker killed
-/// earlier, or a lease that ran out) is not this kill's: the dead worker went on with the
-/// workflow after it.
+/// dead worker's decision to call, its last row: it wrote nothing after it. A takeover
+/// before that decision (from a worker killed earlier, or a lease that ran out) is not this
+/// kill's: the dead worker went on with the workflow after it.
 pub async fn check_recovery(db: &Db, interrupted: &[MidCall]) {
     for MidCall { workflow: w, seq } in interrupted {
         let killed = w.lease_owner.as_deref().expect("held by the killed worker");
@@ -558,9 +558,9 @@ pub async fn check_recovery(db: &Db, interrupted: &[MidCall]) {
         assert!(
             journal
                 .iter()
-                .filter(|row| row.seq > taken_over.seq)
+                .filter(|row| row.seq > *seq)
                 .all(|row| row.worker_id != killed),
-            "{}: the dead worker wrote after the takeover:\n{journal:#?}",
+            "{}: the dead worker wrote after its decision to call:\n{journal:#?}",
             w.business_key
         );
     }
