@@ -83,6 +83,7 @@ fn a_small_sqlite_bench_prints_the_figures() {
         "floor transactions/s (median)",
         "steps/s as a share of the floor",
         "workflows.context bytes (avg)",
+        "finflow process CPU per step (ms)",
         "peak RSS (MB)",
         "RSS with --in-flight parked (MB)",
         "preload loading time (s)",
@@ -232,6 +233,9 @@ fn a_small_postgres_bench_gives_the_figures_as_json() {
             "{median:#}"
         );
     }
+    // finflow's own side of a step: the engine, the receiver and the sandbox ran in the bench's
+    // process, whose CPU is read from /proc/self.
+    assert!(figure("process_cpu_ms_per_step") > 0.0, "{median:#}");
     // Through the proxy the store's connections are plain (it refuses TLS).
     assert_eq!(figure("tls"), 0.0, "{median:#}");
     assert_eq!(

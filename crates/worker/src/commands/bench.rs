@@ -16,7 +16,7 @@
 //!    the store, waiting, through the rest of the run;
 //! 3. the database's floor (`floor`) for `--floor-secs`; PostgreSQL's counters read
 //!    (transactions, WAL position, `workflows` updates: `stats`; the server's CPU when it
-//!    runs on this machine: `server_cpu`);
+//!    runs on this machine: `server_cpu`), and on both databases this process's own CPU;
 //! 4. the throughput measurement: `--onboardings` submitted one after the other while the
 //!    worker runs, until every one has stopped. On PostgreSQL its store connects through a
 //!    proxy in this process that counts SQL round trips on the wire (`proxy`, unless
@@ -481,6 +481,7 @@ impl Bench<'_> {
 
         let floor_before = self.floor(database).await?;
         let before = database.counters_before().await?;
+        let own_cpu_before = server_cpu::own_seconds();
 
         let (run_url, proxy) = database.throughput_url(self.args.direct).await?;
         let store = self.connect(&run_url).await?;
@@ -512,6 +513,7 @@ impl Bench<'_> {
             proxy.stop();
             counted
         });
+        let own_cpu_after = server_cpu::own_seconds();
         let after = database.counters_after().await?;
         let floor_after = self.floor(database).await?;
 
@@ -552,6 +554,9 @@ impl Bench<'_> {
             wal_bytes,
             updates,
             server_cpu_seconds,
+            process_cpu_seconds: own_cpu_after
+                .zip(own_cpu_before)
+                .map(|(after, before)| after - before),
             context_bytes_avg,
             tls,
             floor_before,

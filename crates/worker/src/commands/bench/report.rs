@@ -110,6 +110,10 @@ pub struct RunFigures {
     /// `server_cpu_ms_per_step` / `floor_server_cpu_ms_per_transaction`: how many of the
     /// floor's transactions a step costs the server, in CPU.
     pub server_cpu_step_in_floor_transactions: Option<f64>,
+    /// This process's CPU (the engine, the receiver, the in-process sandbox and the bench's
+    /// own polling) over the span `server_cpu_ms_per_step` is read over, per journal row, in
+    /// milliseconds: finflow's side of a step, beside the server's (both databases).
+    pub process_cpu_ms_per_step: Option<f64>,
     /// PostgreSQL: whether the measured store's connections were encrypted (TLS): a
     /// connection to this machine pays ~40 % of throughput for it (`--direct` with a URL
     /// that does not say `sslmode=disable`).
@@ -176,6 +180,8 @@ pub struct Observed {
     /// The server's CPU seconds during the throughput measurement (PostgreSQL on this
     /// machine).
     pub server_cpu_seconds: Option<f64>,
+    /// This process's CPU seconds over the same span (both databases).
+    pub process_cpu_seconds: Option<f64>,
     /// See [`RunFigures::context_bytes_avg`].
     pub context_bytes_avg: Option<f64>,
     /// See [`RunFigures::tls`].
@@ -252,6 +258,9 @@ impl RunFigures {
             server_cpu_step_in_floor_transactions: server_cpu_ms_per_step
                 .zip(floor_server_cpu_ms_per_transaction.filter(|floor| *floor > 0.0))
                 .map(|(step, floor)| step / floor),
+            process_cpu_ms_per_step: observed
+                .process_cpu_seconds
+                .and_then(|seconds| per_step(seconds * 1000.0)),
             steps_per_second,
             floor_before: observed.floor_before,
             floor_after: observed.floor_after,
@@ -520,6 +529,11 @@ const FIGURES: &[Figure] = &[
         get: |r| r.server_cpu_step_in_floor_transactions,
     },
     Figure {
+        key: "process_cpu_ms_per_step",
+        label: "finflow process CPU per step (ms)",
+        get: |r| r.process_cpu_ms_per_step,
+    },
+    Figure {
         key: "context_bytes_avg",
         label: "workflows.context bytes (avg)",
         get: |r| r.context_bytes_avg,
@@ -608,6 +622,10 @@ const MEANINGS: &[&str] = &[
      by the journal rows; the floor's the same over its timed loops, divided by its \
      transactions; the whole server's, so anything else it runs meanwhile counts too. '-' \
      when the server is elsewhere or its processes cannot be read",
+    "finflow process CPU: this process's own CPU time (/proc/self/stat utime + stime, all its \
+     threads) over the same span as the server's, divided by the journal rows: the engine, \
+     the callback receiver, the in-process sandbox and the benchmark's own polling; on SQLite \
+     the database's work too, which runs in this process",
     "workflows.context bytes: after the run, over the measured onboardings: PostgreSQL \
      avg(pg_column_size(context)) (as stored: compressed and TOASTed or inline), SQLite the \
      JSON text's bytes",

@@ -10,6 +10,9 @@
 //!
 //! Only when the server runs on this machine and its processes are readable (the same user,
 //! or root); otherwise none.
+//!
+//! This process's own CPU time is read the same way ([`own_seconds`]): what a step costs
+//! finflow's side, beside what it costs the server.
 
 use sqlx::PgPool;
 
@@ -66,6 +69,14 @@ impl ServerCpu {
         }
         Some(ticks as f64 / TICKS_PER_SECOND)
     }
+}
+
+/// This process's CPU seconds so far: user + system time of all its threads (the engine,
+/// the callback receiver and, in a bench, the in-process sandbox and the bench itself).
+/// `None` where `/proc` cannot be read.
+pub fn own_seconds() -> Option<f64> {
+    let own = stat(std::process::id())?;
+    Some((own.utime + own.stime) as f64 / TICKS_PER_SECOND)
 }
 
 /// The fields of `/proc/<pid>/stat` read here.
@@ -144,5 +155,38 @@ mod tests {
             .expect("after 1970")
             .as_secs_f64();
         assert!((0.0..3600.0).contains(&(now - started)), "{started} {now}");
+    }
+
+    /// The CPU another thread of this process spends counts in [`own_seconds`].
+    #[test]
+    fn another_threads_cpu_counts_as_this_processs() {
+        let before = own_seconds().expect("/proc/self");
+        let spent = std::thread::spawn(|| {
+            let started = std::time::Instant::now();
+            let mut x: u64 = 1;
+            // 0.2 s of CPU at least, by the thread's own clock (the machine may be busy).
+            while thread_cpu_seconds() < 0.2 && started.elapsed().as_secs() < 30 {
+                for _ in 0..100_000 {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                }
+                std::hint::black_box(x);
+            }
+            thread_cpu_seconds()
+        })
+        .join()
+        .expect("the spinning thread");
+        let after = own_seconds().expect("/proc/self");
+        assert!(spent >= 0.2, "the thread spent only {spent} s of CPU");
+        assert!(
+            after - before >= spent - 0.05,
+            "this process: {before} s, then {after} s, around a thread's {spent} s"
+        );
+    }
+
+    /// The calling thread's CPU seconds (`/proc/thread-self/stat`).
+    fn thread_cpu_seconds() -> f64 {
+        let text = std::fs::read_to_string("/proc/thread-self/stat").expect("/proc/thread-self");
+        let own = parse(&text).expect("a stat line");
+        (own.utime + own.stime) as f64 / TICKS_PER_SECOND
     }
 }
