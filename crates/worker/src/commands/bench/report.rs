@@ -110,8 +110,8 @@ pub struct RunFigures {
     /// `server_cpu_ms_per_step` / `floor_server_cpu_ms_per_transaction`: how many of the
     /// floor's transactions a step costs the server, in CPU.
     pub server_cpu_step_in_floor_transactions: Option<f64>,
-    /// This process's CPU (the engine, the receiver, the in-process sandbox and the bench's
-    /// own polling) over the span `server_cpu_ms_per_step` is read over, per journal row, in
+    /// This process's CPU (the engine, the receiver, the in-process sandbox, the bench's own
+    /// polling and, without `--direct`, the round-trip proxy) over the span `server_cpu_ms_per_step` is read over, per journal row, in
     /// milliseconds: finflow's side of a step, beside the server's (both databases).
     pub process_cpu_ms_per_step: Option<f64>,
     /// PostgreSQL: whether the measured store's connections were encrypted (TLS): a
@@ -624,8 +624,9 @@ const MEANINGS: &[&str] = &[
      when the server is elsewhere or its processes cannot be read",
     "finflow process CPU: this process's own CPU time (/proc/self/stat utime + stime, all its \
      threads) over the same span as the server's, divided by the journal rows: the engine, \
-     the callback receiver, the in-process sandbox and the benchmark's own polling; on SQLite \
-     the database's work too, which runs in this process",
+     the callback receiver, the in-process sandbox, the benchmark's own polling and, without \
+     --direct, the round-trip proxy; on SQLite the database's work too, which runs in this \
+     process",
     "workflows.context bytes: after the run, over the measured onboardings: PostgreSQL \
      avg(pg_column_size(context)) (as stored: compressed and TOASTed or inline), SQLite the \
      JSON text's bytes",
