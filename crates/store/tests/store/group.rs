@@ -511,7 +511,9 @@ async fn postgres_a_batch_naming_a_workflow_twice_is_written_step_by_step() {
 
 /// On PostgreSQL a process has one batch of step commits in the database at a time: the
 /// commits made while one waits there (here for a row the test holds) go together in the
-/// next, once it has answered, not beside it.
+/// next, once it has answered, not beside it. And that next batch leaves as the first
+/// answers, sent by the first batch's own task: here the commits that wait in it are
+/// futures the test polls once, to queue them, and not again until they are written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
     store::testing::run(
@@ -557,24 +559,39 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
                 "the first batch waits for the held row"
             );
             let waiting = std::time::Instant::now();
-            let rest: Vec<_> = commits
-                .map(|commit| {
-                    let store = store.clone();
-                    tokio::spawn(async move { store.commit_step(&commit).await })
-                })
+            let rest: Vec<StepCommit> = commits.collect();
+            let mut queued: Vec<_> = rest
+                .iter()
+                .map(|commit| Box::pin(store.commit_step(commit)))
                 .collect();
+            for commit in &mut queued {
+                assert!(polled_once(commit).await.is_pending(), "waits for the lane");
+            }
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             assert_eq!(in_database().await, 1, "one batch in the database");
-            assert!(
-                rest.iter().all(|task| !task.is_finished()),
-                "the others wait for the lane"
-            );
             let waited = waiting.elapsed();
             holder.commit().await.expect("let go");
-
             assert!(held.await.expect("task").is_ok());
-            for task in rest {
-                assert!(task.await.expect("task").is_ok());
+
+            // Written without their own futures running.
+            let ids: Vec<Uuid> = rest.iter().map(|c| c.workflow_id).collect();
+            let mut journaled = 0;
+            for _ in 0..1000 {
+                journaled = sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM step_journal WHERE workflow_id = ANY($1) AND action = 'test_step'",
+                )
+                .bind(&ids)
+                .fetch_one(pool)
+                .await
+                .expect("journal");
+                if journaled == ids.len() as i64 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            assert_eq!(journaled, ids.len() as i64, "the next batch left at the answer");
+            for commit in queued {
+                assert!(commit.await.is_ok());
             }
             assert_eq!(store.commit_batch_sizes(), vec![(1, 1), (AT_ONCE - 1, 1)]);
             // The lane was busy while the first batch waited in the database, and no longer
@@ -591,6 +608,12 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
         },
     )
     .await;
+}
+
+/// `future` polled once, in this task.
+async fn polled_once<F: Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx)))
+        .await
 }
 
 /// One answer of a batch, as `finflow_commit_steps` returns it.
