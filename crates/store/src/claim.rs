@@ -30,6 +30,7 @@ use crate::error::StoreError;
 use crate::group::{ClaimRequest, SqliteWrite, SqliteWritten};
 use crate::inbox::{InboxRow, pending_events_on};
 use crate::time::{delta, to_sqlite};
+use crate::tx::{SQLITE_BEGIN, SqliteSync};
 use crate::wakeup::notify_due;
 use crate::workflow::{Status, Workflow, workflow_columns};
 use crate::{Backend, Store};
@@ -193,7 +194,9 @@ impl Store {
             }
             Backend::Sqlite(pool) => {
                 let mut claimed = Vec::new();
-                let (_turn, mut tx) = self.begin_in_turn(pool).await?;
+                // Claims alone: no WAL sync at their commit (`SqliteSync::Normal`).
+                let (_turn, mut conn) = self.turn_to_write(pool, SqliteSync::Normal).await?;
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, SQLITE_BEGIN).await?;
                 let now = Utc::now();
                 let due: Vec<(String, String)> = sqlx::query_as(concat!(
                     "SELECT id, status FROM workflows WHERE next_run_at <= $1 ",

@@ -44,6 +44,7 @@ use crate::inbox::{
 use crate::journal::{JournalEntry, append};
 use crate::reconcile::{self, Observed};
 use crate::time::{delta, from_sqlite, to_sqlite, to_sqlite_opt};
+use crate::tx::{SQLITE_BEGIN, SqliteSync};
 use crate::workflow::Status;
 use crate::{Backend, Store};
 
@@ -399,7 +400,8 @@ async fn commit_sqlite(
             .await
             .and_then(SqliteWritten::committed);
     }
-    let (_turn, mut tx) = store.begin_in_turn(pool).await?;
+    let (_turn, mut conn) = store.turn_to_write(pool, SqliteSync::Full).await?;
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, SQLITE_BEGIN).await?;
     let committed = write_sqlite(&mut tx, &prepared).await?;
     reconcile::write(Conn::from(&mut *tx), commit.workflow_id, &commit.observed).await?;
     tx.commit().await?;

@@ -49,6 +49,7 @@ use crate::commit::{Committed, SqliteCommit, write_sqlite};
 use crate::error::{StoreError, decode_error};
 use crate::hot::Hot;
 use crate::inbox::{Recorded, StoredCallback, record_sqlite};
+use crate::tx::{SQLITE_BEGIN, SqliteSync};
 use crate::{Backend, Store};
 
 /// The most requests in one batch.
@@ -469,7 +470,15 @@ impl Batch for SqliteWrites {
             .callbacks
             .count(kinds(|i| matches!(i, SqliteWrite::Callback(_))));
 
-        let (_turn, mut tx) = store.begin_in_turn(pool).await?;
+        // Claims alone need not sync the WAL at their commit: the holder's next step commit
+        // does (`SqliteSync::Normal`).
+        let sync = if items.iter().all(|i| matches!(i, SqliteWrite::Claim(_))) {
+            SqliteSync::Normal
+        } else {
+            SqliteSync::Full
+        };
+        let (_turn, mut conn) = store.turn_to_write(pool, sync).await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, SQLITE_BEGIN).await?;
         let now = Utc::now();
         let alone = items.len() == 1;
         let mut results = Vec::with_capacity(items.len());

@@ -108,7 +108,7 @@ pub struct Store {
     /// SQLite: its step commits, claims and callbacks waiting to be written together
     /// (`group::SqliteWrites`; the three groups above then only count their batch sizes).
     sqlite_writes: std::sync::Arc<group::Group<group::SqliteWrites>>,
-    /// SQLite: the turn of the step path's writers of this store (`Store::begin_in_turn`).
+    /// SQLite: the turn of the step path's writers of this store (`Store::turn_to_write`).
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Claims of one workflow that found nothing to claim (`Store::stale_claims`).
     stale_claims: std::sync::Arc<std::sync::atomic::AtomicU64>,

@@ -169,6 +169,50 @@ pub async fn claim_in_transaction(
     (claimed.len(), before, after)
 }
 
+/// SQLite: a write transaction opened as the step path's writers open theirs, for claims
+/// alone (`claims_alone`) or for anything else: its `PRAGMA synchronous` inside (1 NORMAL,
+/// 2 FULL), then, once it has committed and its connection is back in the pool, that of
+/// every connection of the pool.
+///
+/// # Panics
+/// On PostgreSQL, or when the database fails.
+pub async fn sqlite_synchronous_of_a_write(store: &Store, claims_alone: bool) -> (i64, Vec<i64>) {
+    let pool = store.sqlite_pool().expect("a SQLite store");
+    let sync = if claims_alone {
+        crate::tx::SqliteSync::Normal
+    } else {
+        crate::tx::SqliteSync::Full
+    };
+    let synchronous = "PRAGMA synchronous";
+    let inside = {
+        let (_turn, mut conn) = store.turn_to_write(pool, sync).await.expect("turn");
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, crate::tx::SQLITE_BEGIN)
+            .await
+            .expect("begin");
+        let inside: i64 = sqlx::query_scalar(synchronous)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("pragma");
+        tx.commit().await.expect("commit");
+        inside
+    };
+    // The released connection is back once its `after_release` has run.
+    let mut held = Vec::new();
+    while held.len() < pool.options().get_max_connections() as usize {
+        held.push(pool.acquire().await.expect("acquire"));
+    }
+    let mut after = Vec::new();
+    for conn in &mut held {
+        after.push(
+            sqlx::query_scalar(synchronous)
+                .fetch_one(&mut **conn)
+                .await
+                .expect("pragma"),
+        );
+    }
+    (inside, after)
+}
+
 /// Runs the cleanup when dropped, on a thread and runtime of its own (a destructor cannot
 /// await, and may run while the test's runtime unwinds).
 struct CleanupOnDrop(Option<Cleanup>);

@@ -61,17 +61,39 @@ impl<'c> From<Transaction<'c, Sqlite>> for StoreTx<'c> {
 /// concurrent writers queue on `busy_timeout` instead of failing on upgrade.
 pub(crate) const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
 
-/// A SQLite write transaction and the turn it holds ([`Store::begin_in_turn`]).
+/// A SQLite connection ready for a write transaction, and the turn it holds
+/// ([`Store::turn_to_write`]): the caller begins it, `sqlx::Connection::begin_with(&mut *conn,
+/// SQLITE_BEGIN)`.
 pub(crate) type InTurn<'a> = (
     tokio::sync::MutexGuard<'a, ()>,
-    Transaction<'static, Sqlite>,
+    sqlx::pool::PoolConnection<Sqlite>,
 );
 
+/// How a SQLite write transaction's commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SqliteSync {
+    /// `synchronous = FULL`, as every connection of the store runs: the WAL is synced
+    /// before the commit returns.
+    Full,
+    /// `synchronous = NORMAL` for this one transaction: its commit returns without syncing
+    /// the WAL. For claims alone, as PostgreSQL's claims skip their WAL flush
+    /// (`crate::claim`): nothing outside the database acts on a claim before its holder
+    /// commits a step, and that commit (`Full`) syncs the WAL, the claim's frames before its
+    /// own. A process that dies loses nothing of it either (the WAL is the operating
+    /// system's to write); only a machine that stops first can take a claim back, and then
+    /// the workflow is due and free again, as after any lost claim.
+    Normal,
+}
+
 impl Store {
-    /// SQLite: `BEGIN IMMEDIATE` once the writers of the step path of this store that came
-    /// before it (the batches of step commits, claims and callbacks, `group::SqliteWrites`;
-    /// the due scan's claims; a reconciliation step's commit) have had their turn, first
-    /// come, first served; the guard keeps the turn until it drops, after `COMMIT`.
+    /// SQLite: a connection for a write transaction (`BEGIN IMMEDIATE`, which the caller
+    /// sends) once the writers of the step path of this store that came before it (the
+    /// batches of step commits, claims and callbacks, `group::SqliteWrites`; the due scan's
+    /// claims; a reconciliation step's commit) have had their turn, first come, first served;
+    /// the guard keeps the turn until it drops, after `COMMIT`. With [`SqliteSync::Normal`]
+    /// the connection runs `synchronous = NORMAL` until it goes back to the pool, where the
+    /// store's `after_release` sets `FULL` again (SQLite refuses the change inside a
+    /// transaction, so it comes before `BEGIN`).
     ///
     /// SQLite's own wait for its write lock (`busy_timeout`) polls with growing sleeps (1,
     /// 2, 5, 10, 15, 20, 25 ms …): a writer that arrives while another commits back to back
@@ -81,12 +103,19 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Database`] when no connection is available or `BEGIN` fails.
-    pub(crate) async fn begin_in_turn(
+    pub(crate) async fn turn_to_write(
         &self,
         pool: &sqlx::SqlitePool,
+        sync: SqliteSync,
     ) -> Result<InTurn<'_>, StoreError> {
         let turn = self.write_turn.lock().await;
-        Ok((turn, pool.begin_with(SQLITE_BEGIN).await?))
+        let mut conn = pool.acquire().await?;
+        if sync == SqliteSync::Normal {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok((turn, conn))
     }
 
     /// Opens a write transaction (`BEGIN IMMEDIATE` on SQLite).

@@ -425,6 +425,44 @@ async fn claims_commit_asynchronously(db: TestDb) {
     assert_eq!(setting, "on");
 }
 
+/// On SQLite claims alone commit without syncing the WAL (`synchronous = NORMAL` for their
+/// transaction only), as PostgreSQL's skip their WAL flush: the holder's next step commit,
+/// at `FULL`, syncs the claim's frames with its own. Every other write runs at `FULL`, and a
+/// connection back in the pool is at `FULL` whatever its last transaction ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_claim_alone_does_not_sync_the_wal() {
+    store::testing::run(TestBackend::Sqlite, true, |db| async move {
+        use store::testing::sqlite_synchronous_of_a_write;
+        let store = &db.store;
+        for _ in 0..2 {
+            let (inside, after) = sqlite_synchronous_of_a_write(store, true).await;
+            assert_eq!(inside, 1, "claims alone: NORMAL");
+            assert!(after.iter().all(|&s| s == 2), "FULL again: {after:?}");
+            let (inside, after) = sqlite_synchronous_of_a_write(store, false).await;
+            assert_eq!(inside, 2, "other writes: FULL");
+            assert!(after.iter().all(|&s| s == 2), "FULL: {after:?}");
+        }
+        // Claims through the store's own paths, alone and by the due scan, go on working.
+        let ids: Vec<_> = {
+            let mut ids = Vec::new();
+            for i in 0..3 {
+                let new = new_workflow(&format!("normal-{i}"));
+                ids.push(store.submit(&new).await.expect("submit").id);
+            }
+            ids
+        };
+        let claimed = store.claim(ids[0], "w1", LEASE).await.expect("claim");
+        assert!(claimed.is_some(), "claimed alone");
+        let due = store.claim_due("w1", 10, LEASE).await.expect("due scan");
+        assert_eq!(due.len(), 2, "the due scan claims the other two");
+        for id in ids {
+            let row = store.get(id).await.expect("get").expect("exists");
+            assert_eq!(row.lease_owner.as_deref(), Some("w1"));
+        }
+    })
+    .await;
+}
+
 /// On PostgreSQL a claim names the columns it returns: a connection that prepared the claim
 /// before a migration added or moved columns of `workflows` goes on claiming after it.
 /// (With `RETURNING w.*` PostgreSQL refuses such a prepared statement: "cached plan must not
