@@ -443,14 +443,11 @@ async fn sqlite_a_claim_alone_does_not_sync_the_wal() {
             assert!(after.iter().all(|&s| s == 2), "FULL: {after:?}");
         }
         // Claims through the store's own paths, alone and by the due scan, go on working.
-        let ids: Vec<_> = {
-            let mut ids = Vec::new();
-            for i in 0..3 {
-                let new = new_workflow(&format!("normal-{i}"));
-                ids.push(store.submit(&new).await.expect("submit").id);
-            }
-            ids
-        };
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let new = new_workflow(&format!("normal-{i}"));
+            ids.push(store.submit(&new).await.expect("submit").id);
+        }
         let claimed = store.claim(ids[0], "w1", LEASE).await.expect("claim");
         assert!(claimed.is_some(), "claimed alone");
         let due = store.claim_due("w1", 10, LEASE).await.expect("due scan");
