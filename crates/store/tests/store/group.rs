@@ -578,7 +578,8 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
             let mut journaled = 0;
             for _ in 0..1000 {
                 journaled = sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM step_journal WHERE workflow_id = ANY($1) AND action = 'test_step'",
+                    "SELECT count(*) FROM step_journal \
+                     WHERE workflow_id = ANY($1) AND action = 'test_step'",
                 )
                 .bind(&ids)
                 .fetch_one(pool)
@@ -589,7 +590,11 @@ async fn postgres_one_batch_of_commits_is_in_flight_at_a_time() {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
-            assert_eq!(journaled, ids.len() as i64, "the next batch left at the answer");
+            assert_eq!(
+                journaled,
+                ids.len() as i64,
+                "the next batch left at the answer"
+            );
             for commit in queued {
                 assert!(commit.await.is_ok());
             }

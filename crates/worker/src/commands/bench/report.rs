@@ -111,8 +111,9 @@ pub struct RunFigures {
     /// floor's transactions a step costs the server, in CPU.
     pub server_cpu_step_in_floor_transactions: Option<f64>,
     /// This process's CPU (the engine, the receiver, the in-process sandbox, the bench's own
-    /// polling and, without `--direct`, the round-trip proxy) over the span `server_cpu_ms_per_step` is read over, per journal row, in
-    /// milliseconds: finflow's side of a step, beside the server's (both databases).
+    /// polling and, without `--direct`, the round-trip proxy) over the span
+    /// `server_cpu_ms_per_step` is read over, per journal row, in milliseconds: finflow's side
+    /// of a step, beside the server's (both databases).
     pub process_cpu_ms_per_step: Option<f64>,
     /// PostgreSQL: whether the measured store's connections were encrypted (TLS): a
     /// connection to this machine pays ~40 % of throughput for it (`--direct` with a URL
