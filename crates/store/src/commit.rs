@@ -237,17 +237,21 @@ async fn commit_pg(
             )
             .await;
     }
-    // A reconciliation step: its observations in the same transaction, so alone.
-    let mut tx = pool.begin().await?;
-    let row = crate::group::call_on(&mut tx, &[params.as_str()])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| decode_error("commit: no answer"))?;
-    let committed = row.into_result(commit.workflow_id)?;
-    reconcile::write(Conn::from(&mut *tx), commit.workflow_id, &commit.observed).await?;
-    tx.commit().await?;
-    Ok(committed)
+    // A reconciliation step: its observations in the same transaction, so alone. Boxed,
+    // as rare: the future of every step commit holds a pointer, not this branch's state.
+    Box::pin(async move {
+        let mut tx = pool.begin().await?;
+        let row = crate::group::call_on(&mut tx, &[params.as_str()])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| decode_error("commit: no answer"))?;
+        let committed = row.into_result(commit.workflow_id)?;
+        reconcile::write(Conn::from(&mut *tx), commit.workflow_id, &commit.observed).await?;
+        tx.commit().await?;
+        Ok(committed)
+    })
+    .await
 }
 
 /// `commit` as one element of a batch of `finflow_commit_steps` (for tests: `store::testing`).
@@ -400,12 +404,16 @@ async fn commit_sqlite(
             .await
             .and_then(SqliteWritten::committed);
     }
-    let (_turn, mut conn) = store.turn_to_write(pool, SqliteSync::Full).await?;
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, SQLITE_BEGIN).await?;
-    let committed = write_sqlite(&mut tx, &prepared).await?;
-    reconcile::write(Conn::from(&mut *tx), commit.workflow_id, &commit.observed).await?;
-    tx.commit().await?;
-    Ok(committed)
+    // Boxed, as PostgreSQL's (`commit_pg`).
+    Box::pin(async move {
+        let (_turn, mut conn) = store.turn_to_write(pool, SqliteSync::Full).await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, SQLITE_BEGIN).await?;
+        let committed = write_sqlite(&mut tx, &prepared).await?;
+        reconcile::write(Conn::from(&mut *tx), commit.workflow_id, &commit.observed).await?;
+        tx.commit().await?;
+        Ok(committed)
+    })
+    .await
 }
 
 /// A step commit as SQLite writes it, owned so that it can wait in the group-commit queue:

@@ -51,7 +51,10 @@ impl Hot {
         };
         let conn = match kept {
             Some(conn) => conn,
-            None => pool.acquire().await?,
+            // Boxed: the pool's acquisition may open a connection, a future of about 12 KB;
+            // unboxed, every statement of the step path held it, and tokio copied it whole
+            // with each batch's task (`group::tests`).
+            None => Box::pin(pool.acquire()).await?,
         };
         Ok(HotConn {
             conn: Some(conn),

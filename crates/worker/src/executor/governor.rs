@@ -250,7 +250,9 @@ impl Governor {
                     Next::Take(at) => break at,
                     Next::Lease(want) => {
                         let _leasing = Leasing(&self.inner);
-                        self.lease(store, scope, &pace, want).await?;
+                        // Boxed: a lease serves many requests, and every request's future
+                        // holds a pointer rather than a lease's state.
+                        Box::pin(self.lease(store, scope, &pace, want)).await?;
                     }
                     Next::Wait => changed.await,
                 }
@@ -376,7 +378,8 @@ impl Governor {
     async fn start(&self, store: &Store, scope: &str) {
         self.inner
             .started
-            .get_or_init(|| async {
+            // Boxed: once per process, and every request's future holds a pointer.
+            .get_or_init(|| Box::pin(async {
                 let listener = match store.listen_pauses().await {
                     Ok(listener) => listener,
                     Err(error) => {
@@ -394,7 +397,7 @@ impl Governor {
                         scope.to_owned(),
                     ));
                 }
-            })
+            }))
             .await;
     }
 }
