@@ -898,7 +898,7 @@ mod tests {
                 size_of_val(&executor.fleet_pause(&held)),
                 2_048,
             ),
-            ("an advance", size_of_val(&executor.advance(id)), 40_960),
+            ("an advance", size_of_val(&executor.advance(id)), 49_152),
         ];
         for (what, size, most) in sizes {
             assert!(size <= most, "{what}'s future is {size} bytes, over {most}");
