@@ -852,11 +852,10 @@ mod tests {
     /// it, `fleet_pause`, more), an advance 64,128; now 2,312, 472 (1,184) and 31,752.
     #[tokio::test]
     async fn a_steps_futures_hold_their_rare_branches_boxed() {
-        let dir = std::env::temp_dir().join(format!("finflow-step-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let store = Store::connect(&format!("sqlite:{}", dir.join("s.db").display()))
-            .await
-            .expect("store");
+        store::testing::run(store::testing::TestBackend::Sqlite, false, sizes).await;
+    }
+
+    async fn sizes(db: store::testing::TestDb) {
         let client = FinfraClient::new(finfra_api::ClientConfig::new(
             "http://127.0.0.1:9".parse().expect("url"),
             finfra_api::auth::Credentials::new("id", "secret"),
@@ -865,7 +864,7 @@ mod tests {
         let workflows = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
         let engine = Engine::new(workflow::Registry::load_dir(&workflows).expect("definitions"));
         let lease = Duration::from_secs(30);
-        let executor = Executor::new(store, client, engine, "w", lease, "finfra:test");
+        let executor = Executor::new(db.store.clone(), client, engine, "w", lease, "finfra:test");
         let id = Uuid::new_v4();
         let held = Held {
             id,
@@ -903,8 +902,5 @@ mod tests {
         for (what, size, most) in sizes {
             assert!(size <= most, "{what}'s future is {size} bytes, over {most}");
         }
-        drop(held);
-        executor.store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
