@@ -593,8 +593,6 @@ impl CommitRow {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// A batch's task is small. The pool's acquisition of a connection may open one (a
     /// future of about 12 KB), and every statement of the step path takes its connection
     /// through it (`Hot::take`): boxed there, the task each batch is sent by, which tokio
@@ -602,24 +600,24 @@ mod tests {
     /// before, in a release build).
     #[tokio::test]
     async fn a_batch_is_sent_by_a_small_task() {
-        let dir = std::env::temp_dir().join(format!("finflow-group-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let store = Store::connect(&format!("sqlite:{}", dir.join("g.db").display()))
-            .await
-            .expect("store");
+        crate::testing::run(crate::testing::TestBackend::Sqlite, false, sizes).await;
+    }
+
+    async fn sizes(db: crate::testing::TestDb) {
+        let store = &db.store;
         // Made and dropped, never polled: nothing is sent.
         let sizes = [
             (
                 "commits",
-                size_of_val(&store.commits.send_while_queued(&store, Vec::new())),
+                size_of_val(&store.commits.send_while_queued(store, Vec::new())),
             ),
             (
                 "claims",
-                size_of_val(&store.claims.send_while_queued(&store, Vec::new())),
+                size_of_val(&store.claims.send_while_queued(store, Vec::new())),
             ),
             (
                 "callbacks",
-                size_of_val(&store.callbacks.send_while_queued(&store, Vec::new())),
+                size_of_val(&store.callbacks.send_while_queued(store, Vec::new())),
             ),
         ];
         for (lane, size) in sizes {
@@ -628,7 +626,5 @@ mod tests {
                 "a batch of {lane} is sent by a task of {size} bytes"
             );
         }
-        store.close().await;
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
